@@ -1,0 +1,163 @@
+"""The event stream of a run: what views, ``--json``, the journal and the GUI subscribe to.
+
+Each event is a small frozen dataclass with a stable ``kind``; `Event.to_json` gives the
+documented JSON object (``{"kind": ..., "t": ..., ...fields}``). Subscribers are plain
+callables run synchronously, in subscription order, on the event loop: they must be quick
+(a view renders on its own refresh timer; the journal batches its writes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from regions_cli.engine.message import Message
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    t: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {"kind": self.kind, **data}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    run_id: str
+    workflow: str
+    workflow_hash: str
+    run_file: str | None
+    layers: list[dict[str, Any]]  # [{"label": ..., "chains": {chain: ["Region.method", ...]}}]
+    regions: dict[str, str]  # name -> type
+    resumed_from_layer: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerStarted(Event):
+    kind: ClassVar[str] = "layer_started"
+    layer: int
+    label: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepStarted(Event):
+    kind: ClassVar[str] = "step_started"
+    layer: int
+    chain: str
+    step: int
+    region: str
+    method: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepFinished(Event):
+    kind: ClassVar[str] = "step_finished"
+    layer: int
+    chain: str
+    step: int
+    region: str
+    method: str
+    outcome: str  # ok | nothing | false | failed | timeout | cancelled
+    duration: float
+    error: str | None = None
+    detail: str | None = None  # e.g. "no incoming requests" for outcome "nothing"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegionStatus(Event):
+    kind: ClassVar[str] = "region_status"
+    region: str
+    status: str  # idle | waiting_llm | replying | done | failed
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageDelivered(Event):
+    kind: ClassVar[str] = "message"
+    message: Message
+    delivery: str = "delivered"  # delivered | output | cc | injected | returned | rerouted
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageRejected(Event):
+    kind: ClassVar[str] = "message_rejected"
+    message: Message
+    rule: str  # not-connected | not-asked | unknown-destination | unknown-role
+    reason: str
+    action: str  # error | drop | return | reroute
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenStreamed(Event):
+    kind: ClassVar[str] = "token"
+    region: str
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LLMCalled(Event):
+    kind: ClassVar[str] = "llm_call"
+    region: str
+    llm: str
+    purpose: str
+    prompt_tokens: int
+    completion_tokens: int
+    duration: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerFinished(Event):
+    kind: ClassVar[str] = "layer_finished"
+    layer: int
+    label: str
+    ok: bool
+    duration: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notice(Event):
+    kind: ClassVar[str] = "notice"
+    level: str  # info | warning | error
+    text: str
+    region: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    kind: ClassVar[str] = "run_finished"
+    status: str  # ok | failed | interrupted | budget_exceeded
+    exit_code: int
+    layers_run: int
+    steps_ok: int
+    steps_failed: int
+    messages: int
+    prompt_tokens: int
+    completion_tokens: int
+    duration: float
+    run_file: str | None = None
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Fans events out to subscribers, in order. Subscribers must not raise."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add `subscriber`; returns a function that removes it."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def emit(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            subscriber(event)

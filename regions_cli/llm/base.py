@@ -1,0 +1,102 @@
+"""The one small protocol every LLM backend implements, and the types it speaks.
+
+Regions hold "something that completes a prompt" (`CompletionModel`), never an HTTP client or
+a llama.cpp handle. Backends live beside this module: ``openai.py``, ``local.py``,
+``scripted.py``, ``replay.py``; `regions_cli.build` picks one per ``llms:`` entry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+ChatRole = Literal["system", "user", "assistant"]
+
+#: Called with each piece of text as a streaming backend receives it.
+TokenCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: ChatRole
+    content: str
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """What a region asks of a model.
+
+    `json_schema`, when set, asks for output matching that JSON Schema (structured output);
+    backends that cannot enforce it still return text, which the caller parses leniently.
+    `purpose` names the region method asking (``make_replies``...), for logs and cassettes.
+    """
+
+    messages: tuple[ChatMessage, ...]
+    json_schema: Mapping[str, Any] | None = None
+    max_tokens: int | None = None
+    purpose: str = ""
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's answer, with reasoning already stripped (`strip_thinking`)."""
+
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+
+
+class LLMError(Exception):
+    """A model call failed for good (after the backend's own retries). The message says why."""
+
+
+@runtime_checkable
+class CompletionModel(Protocol):
+    """Anything that completes a chat prompt. All backends implement this."""
+
+    name: str
+
+    async def complete(
+        self, request: CompletionRequest, on_token: TokenCallback | None = None
+    ) -> Completion:
+        """Answer `request`; call `on_token` with text pieces as they arrive (if streaming)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, threads or model memory. Safe to call twice."""
+        ...
+
+
+_THINK = re.compile(r"<think>.*?</think>\n?", re.DOTALL)
+
+
+def strip_thinking(text: str) -> str:
+    """Remove ``<think>...</think>`` blocks (with or without a trailing newline) and trim.
+
+    Unlike the original (which needed a newline after ``</think>``), any closed block goes;
+    an unclosed ``<think>`` is left as is, since we cannot tell where it would end.
+    """
+    return _THINK.sub("", text).strip()
+
+
+def prompt_text(messages: Sequence[ChatMessage]) -> str:
+    """A canonical flat rendering of a chat, for rule matching and display."""
+    return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)

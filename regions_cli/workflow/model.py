@@ -1,0 +1,381 @@
+"""Frozen dataclasses of a validated workflow: what the engine consumes.
+
+`build_workflow` turns a plain mapping (the YAML document after schema validation and
+``${VAR}`` interpolation) into a `Workflow`. It applies the documented defaults (an implied
+``default`` LLM and embedder, per-step timeouts from ``defaults:``) so the engine never has to
+know how the file was written. It assumes the schema has already been checked; it does not
+report positions (that is `workflow.rules`' job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+FORMAT_VERSION = 1
+
+RegionType = Literal["Region", "FeedForwardRegion", "RAGRegion", "BroadcastRegion", "ListenerRegion"]
+Role = Literal["request", "reply"]
+
+REGION_TYPES: tuple[RegionType, ...] = (
+    "Region",
+    "FeedForwardRegion",
+    "RAGRegion",
+    "BroadcastRegion",
+    "ListenerRegion",
+)
+
+_COMMON_METHODS = ("clear_replies", "keep_last_reply_per_source")
+_LLM_METHODS = ("make_questions", "make_replies", "summarize_replies", *_COMMON_METHODS)
+
+#: The methods a plan step may call, per region type (the behaviour reference, section 3).
+METHODS: Mapping[str, tuple[str, ...]] = {
+    "Region": _LLM_METHODS,
+    "FeedForwardRegion": _LLM_METHODS,
+    "RAGRegion": ("make_replies", "make_updates", "request_summaries", *_COMMON_METHODS),
+    "BroadcastRegion": ("broadcast", *_COMMON_METHODS),
+    "ListenerRegion": ("start", "stop", *_COMMON_METHODS),
+}
+
+LLM_REGION_TYPES: frozenset[str] = frozenset({"Region", "FeedForwardRegion"})
+
+UndeliverablePolicy = Literal["error", "drop", "return", "reroute"]
+FailurePolicy = Literal["stop", "continue"]
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """One ``llms:`` entry. Backend-specific keys stay in `options` for the backend to read.
+
+    `api_key` holds the resolved secret; it is excluded from ``repr`` so it never reaches a log.
+    """
+
+    name: str
+    backend: Literal["local", "openai", "scripted", "replay"]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def implied(self) -> bool:
+        """True for the embedded default a workflow gets when it has no ``llms:`` block."""
+        return bool(self.options.get("_implied", False))
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """One ``embedders:`` entry (``local``, ``openai`` or ``hash``)."""
+
+    name: str
+    backend: Literal["local", "openai", "hash"]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class DocumentSource:
+    """A document to ingest into a RAG store: exactly one of `file` (absolute) or `text`."""
+
+    file: Path | None = None
+    text: str | None = None
+    actors: tuple[str, ...] = ()
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class RagConfig:
+    """One ``rags:`` entry: a sqlite store, its embedder and its seed documents."""
+
+    name: str
+    path: Path  # absolute, resolved against the workflow file's folder
+    embedder: str = "default"
+    chunk_size: int = 512
+    overlap: int = 50
+    max_results: int = 5
+    documents: tuple[DocumentSource, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """One ``regions:`` entry. Type-specific fields are ``None`` where they do not apply."""
+
+    name: str
+    type: RegionType
+    task: str = ""
+    connections: Mapping[str, str] = field(default_factory=dict)  # NAME -> description
+    llm: str | None = None  # LLM types: resolved to "default" when omitted
+    rag: str | None = None  # RAGRegion
+    threshold: float = 0.5  # RAGRegion
+    reply_with_actors: bool = False  # RAGRegion
+    max_results: int | None = None  # RAGRegion; None -> the store's max_results
+    prompts: Mapping[str, str] = field(default_factory=dict)  # template name -> template text
+    sink: Path | None = None  # ListenerRegion: JSONL file (absolute); None -> events only
+    taps: tuple[str, ...] = ()  # ListenerRegion: regions whose traffic it copies; () -> all
+
+
+@dataclass(frozen=True)
+class Injection:
+    """A message put in from outside before the first layer (``inject:``)."""
+
+    source: str
+    destination: str
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class StepPolicy:
+    """How one step is run: time limit, retries and what a failure does to the run."""
+
+    timeout: float | None = 300.0  # seconds; None -> no limit
+    retries: int = 0
+    on_failure: FailurePolicy = "stop"
+    on_false: Literal["warn", "fail"] = "warn"  # a method that reports "something failed"
+
+
+@dataclass(frozen=True)
+class Step:
+    """``Region.method`` with its resolved policy."""
+
+    region: str
+    method: str
+    policy: StepPolicy = StepPolicy()
+
+    @property
+    def label(self) -> str:
+        return f"{self.region}.{self.method}"
+
+
+@dataclass(frozen=True)
+class Chain:
+    name: str
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A plan layer: its chains run concurrently. `label` defaults to ``layer-<index>``."""
+
+    index: int
+    label: str
+    chains: tuple[Chain, ...]
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """What the postmaster does with a message it cannot deliver (``delivery:``)."""
+
+    undeliverable: UndeliverablePolicy = "error"
+    reroute_to: str | None = None
+    max_hops: int = 3  # bound on return/reroute bounces; never a loop
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Token and call limits (``budget:``); ``None`` means unlimited."""
+
+    max_tokens: int | None = None
+    max_calls: int | None = None
+    region_max_tokens: int | None = None
+    region_max_calls: int | None = None
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A validated workflow, ready for `regions_cli.build`."""
+
+    name: str
+    version: int
+    description: str
+    regions: Mapping[str, RegionConfig]
+    plan: tuple[Layer, ...]
+    llms: Mapping[str, LLMConfig] = field(default_factory=dict)
+    embedders: Mapping[str, EmbedderConfig] = field(default_factory=dict)
+    rags: Mapping[str, RagConfig] = field(default_factory=dict)
+    inject: tuple[Injection, ...] = ()
+    delivery: DeliveryConfig = DeliveryConfig()
+    defaults: StepPolicy = StepPolicy()
+    budget: Budget = Budget()
+    source: Path | None = None  # the workflow file, when loaded from one
+    base_dir: Path = Path(".")
+
+    def is_external(self, address: str) -> bool:
+        """An address that names no region is external: messages to it are the run's output."""
+        return address not in self.regions
+
+
+def _connections(raw: Any, regions: Mapping[str, Any]) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if isinstance(raw, Mapping):
+        return {str(k): str(v if v is not None else "") for k, v in raw.items()}
+    # A list of names: describe each by its task, as the original's editor does.
+    out: dict[str, str] = {}
+    for name in raw:
+        target = regions.get(name) or {}
+        out[str(name)] = str(target.get("task", "") if isinstance(target, Mapping) else "")
+    return out
+
+
+def _policy(raw: Mapping[str, Any] | None, base: StepPolicy) -> StepPolicy:
+    if not raw:
+        return base
+    return StepPolicy(
+        timeout=raw.get("timeout", base.timeout),
+        retries=int(raw.get("retries", base.retries)),
+        on_failure=raw.get("on_failure", base.on_failure),
+        on_false=raw.get("on_false", base.on_false),
+    )
+
+
+def _step(raw: Any, defaults: StepPolicy) -> Step:
+    if isinstance(raw, str):
+        region, _, method = raw.partition(".")
+        return Step(region, method, defaults)
+    region, _, method = str(raw["step"]).partition(".")
+    return Step(region, method, _policy(raw, defaults))
+
+
+def _resolve(base_dir: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base_dir / path)
+
+
+def build_workflow(
+    data: Mapping[str, Any], *, source: Path | None = None, base_dir: Path | None = None
+) -> Workflow:
+    """Turn a schema-valid mapping into a `Workflow`, applying every documented default.
+
+    Relative paths (documents, stores, sinks, injected files) resolve against `base_dir`, which
+    defaults to the folder of `source`.
+    """
+    if base_dir is None:
+        base_dir = source.parent if source is not None else Path(".")
+    raw_regions: Mapping[str, Any] = data.get("regions") or {}
+
+    if "llms" in data and data["llms"] is not None:
+        llms = {
+            name: LLMConfig(
+                name=name,
+                backend=spec["backend"],
+                options={k: v for k, v in spec.items() if k not in ("backend", "api_key")},
+                api_key=spec.get("api_key"),
+            )
+            for name, spec in data["llms"].items()
+        }
+    else:
+        llms = {"default": LLMConfig("default", "local", {"_implied": True})}
+
+    if "embedders" in data and data["embedders"] is not None:
+        embedders = {
+            name: EmbedderConfig(
+                name=name,
+                backend=spec["backend"],
+                options={k: v for k, v in spec.items() if k not in ("backend", "api_key")},
+                api_key=spec.get("api_key"),
+            )
+            for name, spec in data["embedders"].items()
+        }
+    else:
+        embedders = {"default": EmbedderConfig("default", "local", {"_implied": True})}
+
+    rags = {
+        name: RagConfig(
+            name=name,
+            path=_resolve(base_dir, spec["path"]),
+            embedder=spec.get("embedder", "default"),
+            chunk_size=int(spec.get("chunk_size", 512)),
+            overlap=int(spec.get("overlap", 50)),
+            max_results=int(spec.get("max_results", 5)),
+            documents=tuple(
+                DocumentSource(
+                    file=_resolve(base_dir, doc["file"]) if "file" in doc else None,
+                    text=doc.get("text"),
+                    actors=tuple(doc.get("actors") or ()),
+                    id=doc.get("id"),
+                )
+                for doc in spec.get("documents") or ()
+            ),
+        )
+        for name, spec in (data.get("rags") or {}).items()
+    }
+
+    regions: dict[str, RegionConfig] = {}
+    for name, spec in raw_regions.items():
+        rtype = spec["type"]
+        regions[name] = RegionConfig(
+            name=name,
+            type=rtype,
+            task=str(spec.get("task") or ""),
+            connections=_connections(spec.get("connections"), raw_regions),
+            llm=spec.get("llm", "default") if rtype in LLM_REGION_TYPES else None,
+            rag=spec.get("rag") if rtype == "RAGRegion" else None,
+            threshold=float(spec.get("threshold", 0.5)),
+            reply_with_actors=bool(spec.get("reply_with_actors", False)),
+            max_results=spec.get("max_results"),
+            prompts=dict(spec.get("prompts") or {}),
+            sink=_resolve(base_dir, spec["sink"]) if spec.get("sink") else None,
+            taps=tuple(spec.get("taps") or ()),
+        )
+
+    defaults = _policy(data.get("defaults"), StepPolicy())
+    plan = tuple(
+        Layer(
+            index=i,
+            label=str(layer.get("layer") or f"layer-{i}"),
+            chains=tuple(
+                Chain(chain, tuple(_step(s, defaults) for s in steps))
+                for chain, steps in (layer.get("chains") or {}).items()
+            ),
+        )
+        for i, layer in enumerate(data.get("plan") or ())
+    )
+
+    injections = []
+    for item in data.get("inject") or ():
+        content = item.get("content")
+        if content is None and "file" in item:
+            content = _resolve(base_dir, item["file"]).read_text(encoding="utf-8")
+        injections.append(
+            Injection(
+                source=str(item.get("from", "user")),
+                destination=str(item["to"]),
+                role=item.get("role", "request"),
+                content=str(content or ""),
+            )
+        )
+
+    delivery_raw = data.get("delivery") or {}
+    budget_raw = data.get("budget") or {}
+    per_region = budget_raw.get("per_region") or {}
+    return Workflow(
+        name=str(data["name"]),
+        version=int(data["version"]),
+        description=str(data.get("description") or ""),
+        regions=regions,
+        plan=plan,
+        llms=llms,
+        embedders=embedders,
+        rags=rags,
+        inject=tuple(injections),
+        delivery=DeliveryConfig(
+            undeliverable=delivery_raw.get("undeliverable", "error"),
+            reroute_to=delivery_raw.get("reroute_to"),
+            max_hops=int(delivery_raw.get("max_hops", 3)),
+        ),
+        defaults=defaults,
+        budget=Budget(
+            max_tokens=budget_raw.get("max_tokens"),
+            max_calls=budget_raw.get("max_calls"),
+            region_max_tokens=per_region.get("max_tokens"),
+            region_max_calls=per_region.get("max_calls"),
+        ),
+        source=source,
+        base_dir=base_dir,
+    )
+
+
+def step_methods(region_type: str) -> Sequence[str]:
+    """The methods a plan step may call on a region of `region_type` (empty if unknown)."""
+    return METHODS.get(region_type, ())
