@@ -1,0 +1,60 @@
+/** Region types and the methods a plan step may call on each (mirrors regions_cli/workflow/model.py). */
+
+export const REGION_TYPES = [
+  'Region',
+  'FeedForwardRegion',
+  'RAGRegion',
+  'BroadcastRegion',
+  'ListenerRegion',
+] as const;
+
+export type RegionType = (typeof REGION_TYPES)[number];
+
+const COMMON = ['clear_replies', 'keep_last_reply_per_source'];
+const LLM = ['make_questions', 'make_replies', 'summarize_replies', ...COMMON];
+
+export const METHODS: Record<RegionType, readonly string[]> = {
+  Region: LLM,
+  FeedForwardRegion: LLM,
+  RAGRegion: ['make_replies', 'make_updates', 'request_summaries', ...COMMON],
+  BroadcastRegion: ['broadcast', ...COMMON],
+  ListenerRegion: ['start', 'stop', ...COMMON],
+};
+
+export const LLM_REGION_TYPES: ReadonlySet<string> = new Set(['Region', 'FeedForwardRegion']);
+
+/** Region types that must have a `task`. */
+export const TASK_REQUIRED: ReadonlySet<string> = new Set(['Region', 'FeedForwardRegion', 'RAGRegion']);
+
+/** Keys that only apply to some types; dropped when a region changes to a type without them. */
+export const TYPE_ONLY_KEYS: Record<string, ReadonlySet<string>> = {
+  llm: LLM_REGION_TYPES,
+  prompts: LLM_REGION_TYPES,
+  rag: new Set(['RAGRegion']),
+  threshold: new Set(['RAGRegion']),
+  reply_with_actors: new Set(['RAGRegion']),
+  max_results: new Set(['RAGRegion']),
+  sink: new Set(['ListenerRegion']),
+  taps: new Set(['ListenerRegion']),
+};
+
+export function methodsOf(type: string | undefined): readonly string[] {
+  return (type && METHODS[type as RegionType]) || [];
+}
+
+export function isRegionType(value: unknown): value is RegionType {
+  return typeof value === 'string' && (REGION_TYPES as readonly string[]).includes(value);
+}
+
+/** Colour and icon per type, used by nodes, chips and the legend. */
+export const TYPE_STYLE: Record<RegionType, { color: string; icon: string; label: string }> = {
+  Region: { color: '#4f7cff', icon: '💬', label: 'Region' },
+  FeedForwardRegion: { color: '#00a3a3', icon: '⏩', label: 'Feed-forward' },
+  RAGRegion: { color: '#c2410c', icon: '📚', label: 'RAG' },
+  BroadcastRegion: { color: '#9333ea', icon: '📣', label: 'Broadcast' },
+  ListenerRegion: { color: '#6b7280', icon: '👂', label: 'Listener' },
+};
+
+export function typeStyle(type: unknown): { color: string; icon: string; label: string } {
+  return isRegionType(type) ? TYPE_STYLE[type] : { color: '#b91c1c', icon: '❓', label: String(type ?? '?') };
+}

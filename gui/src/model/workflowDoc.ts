@@ -1,0 +1,531 @@
+/**
+ * The workflow file as an editable YAML document.
+ *
+ * Every edit goes through the `yaml` package's document model, so the comments, key order and
+ * flow/block style of the parts an edit does not touch survive a load/save round trip. The
+ * functions here mutate the document in place; callers re-render from `toData()`.
+ */
+import {
+  Document,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  Scalar,
+  YAMLMap,
+  YAMLSeq,
+  type Node as YamlNode,
+  type Pair,
+} from 'yaml';
+import { TASK_REQUIRED, TYPE_ONLY_KEYS } from './methods';
+
+/** Options used for every save: no line folding, `[a, b]` rather than `[ a, b ]`. */
+export const STRINGIFY_OPTIONS = { lineWidth: 0, flowCollectionPadding: false } as const;
+
+export const REGION_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+export interface Position {
+  x: number;
+  y: number;
+}
+
+/** A plan step as written: `Region.method`, or `{step: Region.method, ...policy}`. */
+export interface StepRef {
+  region: string;
+  method: string;
+  /** True when the step is written as a mapping with a policy (timeout, retries...). */
+  hasPolicy: boolean;
+}
+
+export type PathKey = string | number;
+
+export class WorkflowDoc {
+  readonly doc: Document;
+  readonly lineCounter: LineCounter;
+
+  private constructor(doc: Document, lineCounter: LineCounter) {
+    this.doc = doc;
+    this.lineCounter = lineCounter;
+  }
+
+  /** Parse `text`. Syntax errors are kept in `errors` (the document may be partial). */
+  static parse(text: string): WorkflowDoc {
+    const lineCounter = new LineCounter();
+    const doc = parseDocument(text, { lineCounter, keepSourceTokens: false, uniqueKeys: true });
+    return new WorkflowDoc(doc, lineCounter);
+  }
+
+  get errors(): string[] {
+    return this.doc.errors.map((e) => e.message.split('\n')[0]);
+  }
+
+  toString(): string {
+    return this.doc.toString(STRINGIFY_OPTIONS);
+  }
+
+  /** The document as plain data (what the validator and the views read). */
+  toData(): Record<string, unknown> {
+    const data = this.doc.toJS({ maxAliasCount: 100 }) as unknown;
+    return isRecord(data) ? data : {};
+  }
+
+  /** 1-based line of the node at `path` in the text last parsed (undefined if unknown). */
+  lineOf(path: readonly PathKey[]): number | undefined {
+    for (let n = path.length; n >= 0; n--) {
+      const node = this.doc.getIn(path.slice(0, n), true) as YamlNode | undefined;
+      if (node && typeof node === 'object' && 'range' in node && node.range) {
+        return this.lineCounter.linePos(node.range[0]).line;
+      }
+    }
+    return undefined;
+  }
+
+  // ---- regions ---------------------------------------------------------------------------
+
+  regionNames(): string[] {
+    const regions = this.doc.get('regions');
+    return isMap(regions) ? regions.items.map((p) => keyOf(p)) : [];
+  }
+
+  region(name: string): Record<string, unknown> | undefined {
+    const value = this.toData().regions;
+    if (!isRecord(value)) return undefined;
+    const region = value[name];
+    return isRecord(region) ? region : undefined;
+  }
+
+  /** A name like `Region_3` that no region uses yet. */
+  freshName(prefix: string): string {
+    const taken = new Set(this.regionNames());
+    for (let i = 1; ; i++) {
+      const name = `${prefix}_${i}`;
+      if (!taken.has(name)) return name;
+    }
+  }
+
+  /** Add a region of `type` with the fields it needs; returns its name. */
+  addRegion(type: string, position?: Position, name?: string): string {
+    const prefix = type === 'RAGRegion' ? 'RAG' : type.replace(/Region$/, '') || 'Region';
+    const regionName = name ?? this.freshName(prefix);
+    if (this.regionNames().includes(regionName)) throw new Error(`region ${regionName} already exists`);
+    const body: Record<string, unknown> = { type };
+    if (TASK_REQUIRED.has(type)) body.task = 'Describe what this region does.';
+    if (type === 'RAGRegion') {
+      const rags = this.doc.get('rags');
+      if (isMap(rags) && rags.items.length > 0) body.rag = keyOf(rags.items[0]);
+    }
+    if (!isMap(this.doc.get('regions'))) this.doc.set('regions', this.doc.createNode({}));
+    (this.doc.get('regions') as YAMLMap).add(this.doc.createPair(regionName, body));
+    if (position) this.setPosition(regionName, position);
+    return regionName;
+  }
+
+  /**
+   * Set (or, with `undefined` / empty string, remove) one field of a region. Changing `type`
+   * drops the keys that do not apply to the new type.
+   */
+  setRegionField(name: string, key: string, value: unknown): void {
+    const region = this.doc.getIn(['regions', name]);
+    if (!isMap(region)) throw new Error(`no region ${name}`);
+    if (value === undefined || value === '' || (Array.isArray(value) && value.length === 0 && key === 'taps')) {
+      region.delete(key);
+    } else {
+      setKeepingStyle(this.doc, region, key, value);
+    }
+    if (key === 'type' && typeof value === 'string') {
+      for (const [field, types] of Object.entries(TYPE_ONLY_KEYS)) {
+        if (!types.has(value)) region.delete(field);
+      }
+      if (TASK_REQUIRED.has(value) && !region.has('task')) {
+        region.set('task', 'Describe what this region does.');
+      }
+    }
+  }
+
+  /** Set or remove one prompt template override (`prompts:`); an empty prompts map is removed. */
+  setPrompt(name: string, prompt: string, text: string | undefined): void {
+    const region = this.doc.getIn(['regions', name]);
+    if (!isMap(region)) throw new Error(`no region ${name}`);
+    if (text === undefined || text === '') {
+      const prompts = region.get('prompts');
+      if (isMap(prompts)) {
+        prompts.delete(prompt);
+        if (prompts.items.length === 0) region.delete('prompts');
+      }
+      return;
+    }
+    if (!isMap(region.get('prompts'))) region.set('prompts', this.doc.createNode({}));
+    setKeepingStyle(this.doc, region.get('prompts') as YAMLMap, prompt, text);
+  }
+
+  /**
+   * Rename a region; every reference follows: connections, listener taps, plan steps,
+   * inject `to`/`from`, `delivery.reroute_to`, RAG document actors and the layout entry.
+   */
+  renameRegion(oldName: string, newName: string): void {
+    if (oldName === newName) return;
+    if (!REGION_NAME.test(newName)) throw new Error(`"${newName}" is not a valid region name`);
+    const names = this.regionNames();
+    if (!names.includes(oldName)) throw new Error(`no region ${oldName}`);
+    if (names.includes(newName)) throw new Error(`region ${newName} already exists`);
+
+    renameKey(this.doc.get('regions'), oldName, newName);
+    for (const region of mapValues(this.doc.get('regions'))) {
+      if (!isMap(region)) continue;
+      renameNameList(region.get('connections', true), oldName, newName);
+      renameNameList(region.get('taps', true), oldName, newName);
+    }
+    this.forEachStepScalar((scalar) => {
+      const ref = parseStep(String(scalar.value));
+      if (ref && ref.region === oldName) scalar.value = `${newName}.${ref.method}`;
+    });
+    const inject = this.doc.get('inject');
+    if (isSeq(inject)) {
+      for (const item of inject.items) {
+        if (!isMap(item)) continue;
+        for (const key of ['to', 'from']) renameScalarAt(item, key, oldName, newName);
+      }
+    }
+    const delivery = this.doc.get('delivery');
+    if (isMap(delivery)) renameScalarAt(delivery, 'reroute_to', oldName, newName);
+    for (const rag of mapValues(this.doc.get('rags'))) {
+      if (!isMap(rag)) continue;
+      const documents = rag.get('documents');
+      if (!isSeq(documents)) continue;
+      for (const document of documents.items) {
+        if (isMap(document)) renameNameList(document.get('actors', true), oldName, newName);
+      }
+    }
+    renameKey(this.doc.get('layout'), oldName, newName);
+  }
+
+  /**
+   * Delete a region with its connections, taps, plan steps (emptied chains go too) and layout
+   * entry. Injections and `delivery.reroute_to` that name it are kept so the problems list
+   * shows them rather than silently dropping what the user wrote.
+   */
+  deleteRegion(name: string): void {
+    const regions = this.doc.get('regions');
+    if (!isMap(regions) || !regions.has(name)) throw new Error(`no region ${name}`);
+    regions.delete(name);
+    for (const region of mapValues(regions)) {
+      if (!isMap(region)) continue;
+      removeFromNameList(region, 'connections', name);
+      removeFromNameList(region, 'taps', name);
+    }
+    this.forEachChain((chains, chainKey, steps) => {
+      steps.items = steps.items.filter((item) => stepRefOf(item)?.region !== name);
+      if (steps.items.length === 0) chains.delete(chainKey);
+    });
+    const layout = this.doc.get('layout');
+    if (isMap(layout)) {
+      layout.delete(name);
+      if (layout.items.length === 0) this.doc.delete('layout');
+    }
+  }
+
+  // ---- connections -----------------------------------------------------------------------
+
+  /** Directed connections `[source, target]` in document order. */
+  connections(): Array<[string, string]> {
+    const out: Array<[string, string]> = [];
+    const regions = this.doc.get('regions');
+    if (!isMap(regions)) return out;
+    for (const pair of regions.items) {
+      const region = pair.value;
+      if (!isMap(region)) continue;
+      for (const target of nameListOf(region.get('connections', true))) out.push([keyOf(pair), target]);
+    }
+    return out;
+  }
+
+  /**
+   * Connect `source` to `target`. A list of names gets the name; a mapping gets the name with
+   * the target's task as its description (as the original editor does).
+   */
+  addConnection(source: string, target: string): void {
+    const region = this.doc.getIn(['regions', source]);
+    if (!isMap(region)) throw new Error(`no region ${source}`);
+    const current = region.get('connections', true);
+    if (nameListOf(current).includes(target)) return;
+    if (isMap(current)) {
+      const task = this.region(target)?.task;
+      current.add(this.doc.createPair(target, typeof task === 'string' ? task : ''));
+    } else if (isSeq(current)) {
+      current.add(this.doc.createNode(target));
+    } else {
+      const seq = this.doc.createNode([target]) as YAMLSeq;
+      seq.flow = true;
+      region.set('connections', seq);
+    }
+  }
+
+  deleteConnection(source: string, target: string): void {
+    const region = this.doc.getIn(['regions', source]);
+    if (isMap(region)) removeFromNameList(region, 'connections', target);
+  }
+
+  // ---- plan ------------------------------------------------------------------------------
+
+  /** The plan as layers of chains of steps, as the plan editor shows it. */
+  plan(): Array<{ label: string | undefined; chains: Array<{ name: string; steps: StepRef[] }> }> {
+    const plan = this.doc.get('plan');
+    if (!isSeq(plan)) return [];
+    return plan.items.map((layer) => {
+      if (!isMap(layer)) return { label: undefined, chains: [] };
+      const label = layer.get('layer');
+      const chains = layer.get('chains');
+      return {
+        label: label === undefined || label === null ? undefined : String(label),
+        chains: isMap(chains)
+          ? chains.items.map((pair) => ({
+              name: keyOf(pair),
+              steps: isSeq(pair.value)
+                ? pair.value.items.map((s) => stepRefOf(s) ?? { region: '?', method: '?', hasPolicy: false })
+                : [],
+            }))
+          : [],
+      };
+    });
+  }
+
+  addLayer(label?: string): number {
+    if (!isSeq(this.doc.get('plan'))) this.doc.set('plan', this.doc.createNode([]));
+    const plan = this.doc.get('plan') as YAMLSeq;
+    const chains = this.doc.createNode({ main: [] }) as YAMLMap;
+    (chains.get('main') as YAMLSeq).flow = true;
+    const layer = new YAMLMap();
+    if (label) layer.set('layer', label);
+    layer.set('chains', chains);
+    plan.add(layer);
+    return plan.items.length - 1;
+  }
+
+  deleteLayer(index: number): void {
+    const plan = this.doc.get('plan');
+    if (isSeq(plan)) plan.items.splice(index, 1);
+  }
+
+  moveLayer(index: number, delta: number): void {
+    const plan = this.doc.get('plan');
+    if (isSeq(plan)) moveItem(plan.items, index, delta);
+  }
+
+  setLayerLabel(index: number, label: string): void {
+    const layer = this.layerMap(index);
+    if (label) setKeepingStyle(this.doc, layer, 'layer', label);
+    else layer.delete('layer');
+  }
+
+  addChain(layerIndex: number, name: string): void {
+    const layer = this.layerMap(layerIndex);
+    if (!isMap(layer.get('chains'))) layer.set('chains', new YAMLMap());
+    const chains = layer.get('chains') as YAMLMap;
+    if (chains.has(name)) throw new Error(`layer already has a chain ${name}`);
+    const seq = new YAMLSeq();
+    seq.flow = true;
+    chains.set(name, seq);
+  }
+
+  deleteChain(layerIndex: number, name: string): void {
+    const chains = this.layerMap(layerIndex).get('chains');
+    if (isMap(chains)) chains.delete(name);
+  }
+
+  /** Append `Region.method` to a chain (or insert it at `at`). */
+  addStep(layerIndex: number, chain: string, step: string, at?: number): void {
+    const steps = this.chainSeq(layerIndex, chain);
+    const node = this.doc.createNode(step);
+    if (at === undefined) steps.items.push(node);
+    else steps.items.splice(at, 0, node);
+  }
+
+  removeStep(layerIndex: number, chain: string, index: number): void {
+    this.chainSeq(layerIndex, chain).items.splice(index, 1);
+  }
+
+  moveStep(layerIndex: number, chain: string, index: number, delta: number): void {
+    moveItem(this.chainSeq(layerIndex, chain).items, index, delta);
+  }
+
+  // ---- layout ----------------------------------------------------------------------------
+
+  positions(): Record<string, Position> {
+    const layout = this.toData().layout;
+    const out: Record<string, Position> = {};
+    if (!isRecord(layout)) return out;
+    for (const [name, pos] of Object.entries(layout)) {
+      if (isRecord(pos) && typeof pos.x === 'number' && typeof pos.y === 'number') {
+        out[name] = { x: pos.x, y: pos.y };
+      }
+    }
+    return out;
+  }
+
+  /** Store a node position in `layout:` (created at the end of the file when absent). */
+  setPosition(name: string, position: Position): void {
+    if (!isMap(this.doc.get('layout'))) this.doc.set('layout', new YAMLMap());
+    const layout = this.doc.get('layout') as YAMLMap;
+    const entry = this.doc.createNode({ x: Math.round(position.x), y: Math.round(position.y) }) as YAMLMap;
+    entry.flow = true;
+    layout.set(name, entry);
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private layerMap(index: number): YAMLMap {
+    const layer = this.doc.getIn(['plan', index]);
+    if (!isMap(layer)) throw new Error(`no plan layer ${index + 1}`);
+    return layer;
+  }
+
+  private chainSeq(layerIndex: number, chain: string): YAMLSeq {
+    const steps = this.doc.getIn(['plan', layerIndex, 'chains', chain]);
+    if (!isSeq(steps)) throw new Error(`no chain ${chain} in layer ${layerIndex + 1}`);
+    return steps;
+  }
+
+  private forEachChain(visit: (chains: YAMLMap, chainKey: unknown, steps: YAMLSeq) => void): void {
+    const plan = this.doc.get('plan');
+    if (!isSeq(plan)) return;
+    for (const layer of plan.items) {
+      if (!isMap(layer)) continue;
+      const chains = layer.get('chains');
+      if (!isMap(chains)) continue;
+      for (const pair of [...chains.items]) {
+        if (isSeq(pair.value)) visit(chains, pair.key, pair.value);
+      }
+    }
+  }
+
+  /** Visit the scalar holding `Region.method` of every step, in either written form. */
+  private forEachStepScalar(visit: (scalar: Scalar) => void): void {
+    this.forEachChain((_chains, _key, steps) => {
+      for (const item of steps.items) {
+        if (isScalar(item)) visit(item);
+        else if (isMap(item)) {
+          const step = item.get('step', true);
+          if (isScalar(step)) visit(step);
+        }
+      }
+    });
+  }
+}
+
+// ---- helpers on yaml nodes ---------------------------------------------------------------
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function parseStep(text: string): { region: string; method: string } | undefined {
+  const dot = text.indexOf('.');
+  if (dot <= 0) return undefined;
+  return { region: text.slice(0, dot), method: text.slice(dot + 1) };
+}
+
+function stepRefOf(item: unknown): StepRef | undefined {
+  if (isScalar(item)) {
+    const ref = parseStep(String(item.value));
+    return ref && { ...ref, hasPolicy: false };
+  }
+  if (isMap(item)) {
+    const ref = parseStep(String(item.get('step') ?? ''));
+    return ref && { ...ref, hasPolicy: true };
+  }
+  return undefined;
+}
+
+function keyOf(pair: Pair): string {
+  return String(isScalar(pair.key) ? pair.key.value : pair.key);
+}
+
+function mapValues(node: unknown): unknown[] {
+  return isMap(node) ? node.items.map((p) => p.value) : [];
+}
+
+/** Names in a `connections`/`taps`/`actors` value: a list of names or a mapping keyed by name. */
+function nameListOf(node: unknown): string[] {
+  if (isSeq(node)) return node.items.map((i) => String(isScalar(i) ? i.value : i));
+  if (isMap(node)) return node.items.map((p) => keyOf(p));
+  return [];
+}
+
+function renameKey(node: unknown, oldName: string, newName: string): void {
+  if (!isMap(node)) return;
+  for (const pair of node.items) {
+    if (keyOf(pair) !== oldName) continue;
+    if (isScalar(pair.key)) pair.key.value = newName;
+    else pair.key = new Scalar(newName);
+  }
+}
+
+function renameNameList(node: unknown, oldName: string, newName: string): void {
+  if (isMap(node)) renameKey(node, oldName, newName);
+  else if (isSeq(node)) {
+    node.items.forEach((item, i) => {
+      if (isScalar(item) && item.value === oldName) item.value = newName;
+      else if (item === oldName) node.items[i] = new Scalar(newName);
+    });
+  }
+}
+
+function renameScalarAt(map: YAMLMap, key: string, oldName: string, newName: string): void {
+  const value = map.get(key, true);
+  if (isScalar(value) && value.value === oldName) value.value = newName;
+}
+
+function removeFromNameList(region: YAMLMap, key: string, name: string): void {
+  const node = region.get(key, true);
+  if (isMap(node)) node.delete(name);
+  else if (isSeq(node)) node.items = node.items.filter((i) => (isScalar(i) ? i.value : i) !== name);
+}
+
+/** Set a scalar value, keeping the existing node (its comment and quoting) when there is one. */
+function setKeepingStyle(doc: Document, map: YAMLMap, key: string, value: unknown): void {
+  const current = map.get(key, true);
+  const isPlain = value === null || ['string', 'number', 'boolean'].includes(typeof value);
+  if (isScalar(current) && isPlain) {
+    current.value = value;
+    // A multi-line text in a plain or quoted scalar reads better as a block literal.
+    if (typeof value === 'string' && value.includes('\n')) current.type = Scalar.BLOCK_LITERAL;
+    return;
+  }
+  const node = doc.createNode(value);
+  if (isScalar(node) && typeof value === 'string' && value.includes('\n')) node.type = Scalar.BLOCK_LITERAL;
+  if ((isSeq(node) || isMap(node)) && isSeq(current)) node.flow = current.flow;
+  else if (isSeq(node)) node.flow = true;
+  map.set(key, node);
+}
+
+function moveItem<T>(items: T[], index: number, delta: number): void {
+  const to = index + delta;
+  if (index < 0 || index >= items.length || to < 0 || to >= items.length) return;
+  const [item] = items.splice(index, 1);
+  items.splice(to, 0, item);
+}
+
+/** A small valid workflow for "New". */
+export const NEW_WORKFLOW = `# yaml-language-server: $schema=../schemas/workflow.schema.json
+version: 1
+name: untitled
+description: A new workflow made in the flow editor.
+
+llms:
+  default:
+    backend: scripted   # deterministic, no model; switch to local or openai to use a real LLM
+
+regions:
+  Assistant:
+    type: Region
+    task: Answer the user's questions.
+
+inject:
+  - {from: user, to: Assistant, role: request, content: "Hello!"}
+
+plan:
+  - layer: answer
+    chains:
+      main: [Assistant.make_replies]
+`;
