@@ -1,0 +1,165 @@
+"""Off a terminal: one plain line per event, then the run's output and summary.
+
+Lines start with the seconds since the run started, so a CI log reads as a timeline::
+
+       0.000s run lookup: 2 layers, 3 regions, run file .regions/runs/lookup-....db
+       0.001s layer 1/2 ask started
+       0.001s step ask/main#1 Historian.make_questions started
+
+Streamed tokens (``token`` events) are the one kind not printed: their text arrives whole in
+the ``message`` line that follows, and a line per token would drown the log.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from regions_cli.engine.events import (
+    Event,
+    LayerFinished,
+    LayerStarted,
+    LLMCalled,
+    MessageDelivered,
+    MessageRejected,
+    Notice,
+    RegionStatus,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+    TokenStreamed,
+)
+from regions_cli.view.report import plural, report_lines
+from regions_cli.view.state import STATUS_TEXT, RunState, clean, first_line, seconds
+
+
+class PlainView:
+    """Writes a line per event to `stream` (flushed, so a pipe sees progress as it happens)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.state = RunState(feed_size=1)
+        self._t0: float | None = None
+
+    def __enter__(self) -> PlainView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.flush()
+
+    def __call__(self, event: Event) -> None:
+        self.state.apply(event)
+        if self._t0 is None:
+            self._t0 = event.t
+        line = self.line(event)
+        if line is not None:
+            self.stream.write(f"{max(0.0, event.t - self._t0):8.3f}s {line}\n")
+            self.stream.flush()
+
+    def report(self) -> None:
+        """The run's output messages in full, then the summary."""
+        self.stream.write("\n")
+        for line in report_lines(self.state):
+            self.stream.write(line.text + "\n")
+        self.stream.flush()
+
+    def line(self, event: Event) -> str | None:
+        """The text of `event`'s line (without the time), or None for events not printed."""
+        match event:
+            case RunStarted():
+                return self._run_started(event)
+            case LayerStarted():
+                return self._layer_started(event)
+            case LayerFinished():
+                return self._layer_finished(event)
+            case StepStarted():
+                return self._step_started(event)
+            case StepFinished():
+                return self._step_finished(event)
+            case RegionStatus():
+                return self._region_status(event)
+            case MessageDelivered():
+                return self._message(event)
+            case MessageRejected():
+                return self._rejected(event)
+            case LLMCalled():
+                return self._llm_called(event)
+            case Notice():
+                return self._notice(event)
+            case RunFinished():
+                return self._run_finished(event)
+            case TokenStreamed():
+                return None
+        # A kind this view does not know yet (the engine may add some): still one line.
+        fields = {k: v for k, v in event.to_json().items() if k not in ("kind", "t")}
+        return clean(f"{event.kind} {fields}")
+
+    # -- one formatter per event kind --------------------------------------------------------
+    def _run_started(self, event: RunStarted) -> str:
+        layers, regions = len(event.layers), len(event.regions)
+        text = f"run {event.workflow}: {plural(layers, 'layer')}, {plural(regions, 'region')}"
+        if event.resumed_from_layer:
+            text += f", resumed at layer {event.resumed_from_layer + 1}"
+        return text + f", run file {event.run_file or '(none)'}"
+
+    def _layer_started(self, event: LayerStarted) -> str:
+        return f"layer {event.layer + 1}/{len(self.state.layers)} {event.label} started"
+
+    def _layer_finished(self, event: LayerFinished) -> str:
+        outcome = "ok" if event.ok else "failed"
+        total = len(self.state.layers)
+        return f"layer {event.layer + 1}/{total} {event.label} {outcome} {seconds(event.duration)}"
+
+    def _step_started(self, event: StepStarted) -> str:
+        attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+        where = self._where(event.layer, event.chain, event.step)
+        return f"step {where} {event.region}.{event.method} started{attempt}"
+
+    def _step_finished(self, event: StepFinished) -> str:
+        text = (
+            f"step {self._where(event.layer, event.chain, event.step)}"
+            f" {event.region}.{event.method} {event.outcome} {seconds(event.duration)}"
+        )
+        extra = event.error or event.detail
+        return text + f": {first_line(extra, 200)}" if extra else text
+
+    def _region_status(self, event: RegionStatus) -> str:
+        return f"region {event.region} {STATUS_TEXT.get(event.status, event.status)}"
+
+    def _message(self, event: MessageDelivered) -> str:
+        message = event.message
+        label = "message" if event.delivery == "delivered" else event.delivery
+        return (
+            f"{label} {message.source} -> {message.destination} {message.role}:"
+            f" {first_line(message.content)}"
+        )
+
+    def _rejected(self, event: MessageRejected) -> str:
+        message = event.message
+        return (
+            f"rejected {message.source} -> {message.destination} {message.role}"
+            f" ({event.rule}, {event.action}): {first_line(event.reason, 200)}"
+        )
+
+    def _llm_called(self, event: LLMCalled) -> str:
+        text = (
+            f"llm {event.region} via {event.llm} ({event.purpose}):"
+            f" {event.prompt_tokens}+{event.completion_tokens} tokens {seconds(event.duration)}"
+        )
+        return text + f", error: {first_line(event.error, 200)}" if event.error else text
+
+    def _notice(self, event: Notice) -> str:
+        where = f" [{event.region}]" if event.region else ""
+        return f"{event.level}{where}: {first_line(event.text, 300)}"
+
+    def _run_finished(self, event: RunFinished) -> str:
+        return (
+            f"run {event.status}: {plural(event.layers_run, 'layer')} run,"
+            f" steps {event.steps_ok} ok, {event.steps_failed} failed,"
+            f" {plural(event.messages, 'message')},"
+            f" {plural(event.prompt_tokens + event.completion_tokens, 'token')}"
+            f" in {seconds(event.duration)}"
+        )
+
+    def _where(self, layer: int, chain: str, step: int) -> str:
+        return f"{self.state.layer_label(layer)}/{chain}#{step + 1}"

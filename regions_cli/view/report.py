@@ -1,0 +1,87 @@
+"""The end of a run for people: its output messages in full, then a summary.
+
+Shared by the live and the plain view so a run reads the same on a terminal and in a log.
+Lines come with a semantic style tag (``heading``, ``label``, ``text``, ``bad``) that the live
+view maps to colours and the plain view ignores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from regions_cli.view.state import RunState, clean, seconds
+
+STATUS_TEXT = {
+    "ok": "ok",
+    "failed": "failed: a step failed",
+    "interrupted": "interrupted",
+    "budget_exceeded": "stopped: budget exceeded",
+}
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    text: str
+    style: str = "text"  # heading | label | text | bad
+
+
+def report_lines(state: RunState) -> list[ReportLine]:
+    """The output messages (full content), then the summary of `state`'s finished run."""
+    lines: list[ReportLine] = []
+    if state.outputs:
+        count = len(state.outputs)
+        lines.append(ReportLine(f"Output ({count} message{'s' if count != 1 else ''})", "heading"))
+        for message in state.outputs:
+            header = f"── {message.source} -> {message.destination} ({message.role})"
+            lines.append(ReportLine(header, "label"))
+            lines.extend(ReportLine(line) for line in clean(message.content).splitlines() or [""])
+        lines.append(ReportLine(""))
+    lines.append(ReportLine("Summary", "heading"))
+    lines.extend(_summary(state))
+    return lines
+
+
+def _summary(state: RunState) -> list[ReportLine]:
+    finished = state.finished
+    total_layers = len(state.layers)
+    if finished is None:  # the runner always supplies one; be readable if it did not
+        return [ReportLine("status     unknown: the run did not report its end", "bad")]
+    status = STATUS_TEXT.get(finished.status, finished.status)
+    tokens = finished.prompt_tokens + finished.completion_tokens
+    rejected = f" ({state.rejected} rejected)" if state.rejected else ""
+    out = [
+        ReportLine(f"status     {status}", "text" if finished.status == "ok" else "bad"),
+        ReportLine(f"layers     {finished.layers_run} of {total_layers} run"),
+        ReportLine(f"steps      {finished.steps_ok} ok, {finished.steps_failed} failed"),
+        ReportLine(f"messages   {finished.messages}{rejected}"),
+        ReportLine(
+            f"tokens     {tokens:,} ({finished.prompt_tokens:,} prompt"
+            f" + {finished.completion_tokens:,} completion)"
+        ),
+        ReportLine(f"wall time  {seconds(finished.duration)}"),
+    ]
+    if state.warnings or state.errors:
+        notices = f"{plural(state.warnings, 'warning')}, {plural(state.errors, 'error')}"
+        out.append(ReportLine(f"notices    {notices}"))
+    for failure in state.failures:
+        error = f": {first_error_line(failure.error)}" if failure.error else ""
+        out.append(
+            ReportLine(
+                f"failed     {failure.layer}/{failure.chain} {failure.label}"
+                f" ({failure.outcome}){error}",
+                "bad",
+            )
+        )
+    run_file = finished.run_file or (state.started.run_file if state.started else None)
+    out.append(ReportLine(f"run file   {run_file or '(none)'}"))
+    return out
+
+
+def first_error_line(error: str) -> str:
+    lines = [line.strip() for line in clean(error).splitlines() if line.strip()]
+    return lines[0] if lines else error
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 step``, ``2 steps``, ``1,000 tokens``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"

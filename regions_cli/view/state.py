@@ -1,0 +1,327 @@
+"""What a view knows about a run: the engine's events folded into one small model.
+
+`RunState.apply` is the only writer. The live view renders from it on its own timer; the
+plain view and the final report read it too. Nothing here imports the engine's internals:
+only the event types of `regions_cli.engine.events`, which are the contract.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from regions_cli.engine.events import (
+    Event,
+    LayerFinished,
+    LayerStarted,
+    LLMCalled,
+    MessageDelivered,
+    MessageRejected,
+    Notice,
+    RegionStatus,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+    TokenStreamed,
+)
+from regions_cli.engine.message import Message
+
+#: Step outcomes that count as a failed step (``nothing`` and ``false`` are reported, not failed).
+FAILED_OUTCOMES = frozenset({"failed", "timeout", "cancelled"})
+
+#: How each region status reads to a person.
+STATUS_TEXT = {
+    "idle": "idle",
+    "waiting_llm": "waiting for the LLM",
+    "replying": "replying",
+    "done": "done",
+    "failed": "failed",
+}
+
+# C0/C1 control characters except tab and newline, and ANSI escape sequences: model output
+# must never move the cursor or recolour the user's terminal.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """`text` without ANSI escapes or control characters (tab and newline kept)."""
+    return _CONTROL.sub("", _ANSI.sub("", text))
+
+
+def first_line(text: str, limit: int = 100) -> str:
+    """The first non-empty line of `text`, cleaned, cut to `limit` characters with an ellipsis.
+
+    Says how many more lines there were, so a one-line feed never hides that text was cut.
+    """
+    lines = [line.strip() for line in clean(text).replace("\t", " ").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return "(empty)"
+    head = lines[0]
+    if len(head) > limit:
+        head = head[: limit - 1].rstrip() + "…"
+    if len(lines) > 1:
+        head += f" (+{len(lines) - 1} lines)"
+    return head
+
+
+def seconds(value: float) -> str:
+    """A duration for people: ``0.004s``, ``12.3s``, ``2m05s``."""
+    if value < 10:
+        return f"{value:.3f}s"
+    if value < 60:
+        return f"{value:.1f}s"
+    minutes, rest = divmod(round(value), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+@dataclass
+class RegionRow:
+    """One region as the views show it."""
+
+    name: str
+    type: str
+    status: str = "idle"
+    step: str | None = None  # the method it is running, if any
+    sent: int = 0
+    received: int = 0
+    calls: int = 0
+    tokens: int = 0
+    last_change: int = 0  # event ordinal of the last status change, to sort recent ones first
+
+
+@dataclass
+class ChainProgress:
+    name: str
+    steps: list[str]
+    done: set[int] = field(default_factory=set)
+    current: str | None = None
+    failed: bool = False
+
+
+@dataclass
+class LayerProgress:
+    index: int
+    label: str
+    chains: dict[str, ChainProgress]
+    state: str = "pending"  # pending | running | ok | failed | skipped
+
+    @property
+    def steps_total(self) -> int:
+        return sum(len(chain.steps) for chain in self.chains.values())
+
+    @property
+    def steps_done(self) -> int:
+        return sum(len(chain.done) for chain in self.chains.values())
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """A line of the scrolling feed: a message, a rejected message, or a notice."""
+
+    t: float
+    kind: str  # message | rejected | notice
+    text: str
+    source: str = ""
+    destination: str = ""
+    role: str = ""
+    delivery: str = ""
+    level: str = ""
+
+
+@dataclass(frozen=True)
+class FailedStep:
+    layer: str
+    chain: str
+    label: str
+    outcome: str
+    error: str | None
+
+
+class RunState:
+    """The engine's events folded into what a person watching the run wants to see."""
+
+    def __init__(self, feed_size: int = 200) -> None:
+        self.started: RunStarted | None = None
+        self.finished: RunFinished | None = None
+        self.layers: list[LayerProgress] = []
+        self.regions: dict[str, RegionRow] = {}
+        self.feed: deque[FeedEntry] = deque(maxlen=feed_size)
+        self.streams: dict[str, str] = {}  # region -> text streamed so far for its current reply
+        self.outputs: list[Message] = []
+        self.failures: list[FailedStep] = []
+        self.current_layer: int | None = None
+        self.steps_ok = 0
+        self.steps_failed = 0
+        self.messages = 0
+        self.rejected = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.warnings = 0
+        self.errors = 0
+        self._ordinal = 0
+
+    # -- reading ---------------------------------------------------------------------------
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def layers_done(self) -> int:
+        return sum(1 for layer in self.layers if layer.state in ("ok", "failed", "skipped"))
+
+    def elapsed(self, now: float) -> float:
+        """Seconds since the run started (its final duration once it has finished)."""
+        if self.finished is not None:
+            return self.finished.duration
+        return max(0.0, now - self.started.t) if self.started is not None else 0.0
+
+    def layer_label(self, index: int) -> str:
+        if 0 <= index < len(self.layers):
+            return self.layers[index].label
+        return f"layer-{index}"
+
+    # -- writing ---------------------------------------------------------------------------
+    def apply(self, event: Event) -> None:
+        """Fold one event in. Unknown kinds are ignored (the engine may add kinds)."""
+        self._ordinal += 1
+        if isinstance(event, RunStarted):
+            self._run_started(event)
+        elif isinstance(event, LayerStarted):
+            self.current_layer = event.layer
+            if 0 <= event.layer < len(self.layers):
+                self.layers[event.layer].state = "running"
+        elif isinstance(event, StepStarted):
+            self._step_started(event)
+        elif isinstance(event, StepFinished):
+            self._step_finished(event)
+        elif isinstance(event, RegionStatus):
+            row = self._region(event.region)
+            row.status = event.status
+            row.last_change = self._ordinal
+        elif isinstance(event, MessageDelivered):
+            self._message(event)
+        elif isinstance(event, MessageRejected):
+            self.rejected += 1
+            message = event.message
+            self.feed.append(
+                FeedEntry(
+                    event.t,
+                    "rejected",
+                    f"{event.rule}: {event.reason} ({event.action})",
+                    source=message.source,
+                    destination=message.destination,
+                    role=message.role,
+                )
+            )
+        elif isinstance(event, TokenStreamed):
+            self.streams[event.region] = self.streams.get(event.region, "") + event.text
+        elif isinstance(event, LLMCalled):
+            row = self._region(event.region)
+            row.calls += 1
+            row.tokens += event.prompt_tokens + event.completion_tokens
+            self.prompt_tokens += event.prompt_tokens
+            self.completion_tokens += event.completion_tokens
+        elif isinstance(event, LayerFinished):
+            if 0 <= event.layer < len(self.layers):
+                self.layers[event.layer].state = "ok" if event.ok else "failed"
+        elif isinstance(event, Notice):
+            if event.level == "warning":
+                self.warnings += 1
+            elif event.level == "error":
+                self.errors += 1
+            if event.level in ("warning", "error"):
+                self.feed.append(
+                    FeedEntry(
+                        event.t, "notice", event.text, source=event.region or "", level=event.level
+                    )
+                )
+        elif isinstance(event, RunFinished):
+            self.finished = event
+            self.current_layer = None
+            self.streams.clear()
+
+    def _run_started(self, event: RunStarted) -> None:
+        self.started = event
+        self.layers = [
+            LayerProgress(
+                index=index,
+                label=str(layer.get("label", f"layer-{index}")),
+                chains={
+                    str(name): ChainProgress(str(name), [str(step) for step in steps])
+                    for name, steps in dict(layer.get("chains", {})).items()
+                },
+                state="skipped" if index < event.resumed_from_layer else "pending",
+            )
+            for index, layer in enumerate(event.layers)
+        ]
+        for name, region_type in event.regions.items():
+            self.regions.setdefault(name, RegionRow(name, region_type))
+
+    def _region(self, name: str) -> RegionRow:
+        row = self.regions.get(name)
+        if row is None:  # an event about a region RunStarted did not list: show it anyway
+            row = self.regions[name] = RegionRow(name, "?")
+        return row
+
+    def _chain(self, layer: int, chain: str) -> ChainProgress | None:
+        if 0 <= layer < len(self.layers):
+            return self.layers[layer].chains.get(chain)
+        return None
+
+    def _step_started(self, event: StepStarted) -> None:
+        label = f"{event.region}.{event.method}"
+        self._region(event.region).step = event.method
+        progress = self._chain(event.layer, event.chain)
+        if progress is not None:
+            progress.current = label
+
+    def _step_finished(self, event: StepFinished) -> None:
+        failed = event.outcome in FAILED_OUTCOMES
+        row = self._region(event.region)
+        row.step = None
+        self.streams.pop(event.region, None)
+        progress = self._chain(event.layer, event.chain)
+        if progress is not None:
+            progress.current = None
+            progress.done.add(event.step)
+            progress.failed = progress.failed or failed
+        if failed:
+            self.steps_failed += 1
+            self.failures.append(
+                FailedStep(
+                    self.layer_label(event.layer),
+                    event.chain,
+                    f"{event.region}.{event.method}",
+                    event.outcome,
+                    event.error,
+                )
+            )
+        else:
+            self.steps_ok += 1
+
+    def _message(self, event: MessageDelivered) -> None:
+        message = event.message
+        self.messages += 1
+        if message.source in self.regions and event.delivery != "cc":
+            self.regions[message.source].sent += 1
+            self.streams.pop(message.source, None)  # the streamed text is now a whole message
+        if message.destination in self.regions:
+            self.regions[message.destination].received += 1
+        external = self.started is not None and message.destination not in self.started.regions
+        if event.delivery == "output" or (external and event.delivery != "cc"):
+            self.outputs.append(message)
+        self.feed.append(
+            FeedEntry(
+                event.t,
+                "message",
+                first_line(message.content),
+                source=message.source,
+                destination=message.destination,
+                role=message.role,
+                delivery=event.delivery,
+            )
+        )
