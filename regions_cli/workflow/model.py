@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 FORMAT_VERSION = 1
 
-RegionType = Literal["Region", "FeedForwardRegion", "RAGRegion", "BroadcastRegion", "ListenerRegion"]
+RegionType = Literal[
+    "Region", "FeedForwardRegion", "RAGRegion", "BroadcastRegion", "ListenerRegion"
+]
 Role = Literal["request", "reply"]
 
 REGION_TYPES: tuple[RegionType, ...] = (
