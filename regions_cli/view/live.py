@@ -111,9 +111,11 @@ class LiveView:
                 return Text("starting…", style="dim")
             height = self.console.size.height
             plan, plan_lines = self._plan(state)
-            feed_lines = max(1, min(self.feed_lines, (height - plan_lines) // 4))
-            # Header, blank line, table head (2 lines), feed title, totals (2 lines): 7 lines.
-            region_rows = max(3, height - plan_lines - feed_lines - 7)
+            wanted = max(1, len(state.feed) + len(state.streams))
+            feed_lines = max(1, min(self.feed_lines, (height - plan_lines) // 4, wanted))
+            # Header, blank line, table head (2 lines), feed title, totals (2 lines), and a spare
+            # line so a full frame never scrolls the terminal: 8 lines.
+            region_rows = max(3, height - plan_lines - feed_lines - 8)
             return Group(
                 self._header(state),
                 plan,
@@ -229,6 +231,8 @@ class LiveView:
                 Text("streaming", style="dim"),
                 Text(tail, style="italic"),
             )
+        if not entries and not streams:
+            grid.add_row("", Text("no messages yet", style="dim"), "", "")
         return Group(Text("messages", style="bold"), grid)
 
     def _totals(self, state: RunState) -> Text:

@@ -43,22 +43,36 @@ def report_lines(state: RunState) -> list[ReportLine]:
 
 def _summary(state: RunState) -> list[ReportLine]:
     finished = state.finished
-    total_layers = len(state.layers)
-    if finished is None:  # the runner always supplies one; be readable if it did not
-        return [ReportLine("status     unknown: the run did not report its end", "bad")]
-    status = STATUS_TEXT.get(finished.status, finished.status)
-    tokens = finished.prompt_tokens + finished.completion_tokens
+    if finished is None:  # the runner always supplies one; fall back on what the events said
+        status, ok = "unknown: the run did not report its end", False
+        layers_run, steps_ok, steps_failed = state.layers_done, state.steps_ok, state.steps_failed
+        messages, prompt, completion = state.messages, state.prompt_tokens, state.completion_tokens
+        duration = state.elapsed(state.started.t) if state.started else 0.0
+        run_file = state.started.run_file if state.started else None
+    else:
+        status, ok = STATUS_TEXT.get(finished.status, finished.status), finished.status == "ok"
+        layers_run, steps_ok, steps_failed = (
+            finished.layers_run,
+            finished.steps_ok,
+            finished.steps_failed,
+        )
+        messages, prompt, completion = (
+            finished.messages,
+            finished.prompt_tokens,
+            finished.completion_tokens,
+        )
+        duration = finished.duration
+        run_file = finished.run_file or (state.started.run_file if state.started else None)
     rejected = f" ({state.rejected} rejected)" if state.rejected else ""
     out = [
-        ReportLine(f"status     {status}", "text" if finished.status == "ok" else "bad"),
-        ReportLine(f"layers     {finished.layers_run} of {total_layers} run"),
-        ReportLine(f"steps      {finished.steps_ok} ok, {finished.steps_failed} failed"),
-        ReportLine(f"messages   {finished.messages}{rejected}"),
+        ReportLine(f"status     {status}", "text" if ok else "bad"),
+        ReportLine(f"layers     {layers_run} of {len(state.layers)} run"),
+        ReportLine(f"steps      {steps_ok} ok, {steps_failed} failed"),
+        ReportLine(f"messages   {messages:,}{rejected}"),
         ReportLine(
-            f"tokens     {tokens:,} ({finished.prompt_tokens:,} prompt"
-            f" + {finished.completion_tokens:,} completion)"
+            f"tokens     {prompt + completion:,} ({prompt:,} prompt + {completion:,} completion)"
         ),
-        ReportLine(f"wall time  {seconds(finished.duration)}"),
+        ReportLine(f"wall time  {seconds(duration)}"),
     ]
     if state.warnings or state.errors:
         notices = f"{plural(state.warnings, 'warning')}, {plural(state.errors, 'error')}"
@@ -72,7 +86,6 @@ def _summary(state: RunState) -> list[ReportLine]:
                 "bad",
             )
         )
-    run_file = finished.run_file or (state.started.run_file if state.started else None)
     out.append(ReportLine(f"run file   {run_file or '(none)'}"))
     return out
 

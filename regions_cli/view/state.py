@@ -309,8 +309,11 @@ class RunState:
         if message.source in self.regions and event.delivery != "cc":
             self.regions[message.source].sent += 1
             self.streams.pop(message.source, None)  # the streamed text is now a whole message
-        if message.destination in self.regions:
-            self.regions[message.destination].received += 1
+        # A CC names the listener that got the copy in `recipient`; other deliveries go to
+        # the destination (older engines do not set `recipient`).
+        recipient = getattr(event, "recipient", None) or message.destination
+        if recipient in self.regions:
+            self.regions[recipient].received += 1
         external = self.started is not None and message.destination not in self.started.regions
         if event.delivery == "output" or (external and event.delivery != "cc"):
             self.outputs.append(message)
