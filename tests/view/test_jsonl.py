@@ -42,7 +42,7 @@ def test_message_event_shape() -> None:
 
 
 def test_text_stays_on_one_line_and_keeps_unicode() -> None:
-    message = Message("a", "b", "request", "line one\nzweite Zeile – ü\u2028end")
+    message = Message("a", "b", "request", "line one\nzweite Zeile ü\u2028end")
     line = event_line(MessageDelivered(t=0.0, message=message))
     assert "\n" not in line and "ü" in line
     assert json.loads(line)["message"]["content"] == message.content
