@@ -1,9 +1,113 @@
-"""Placeholder: this command group is being written."""
+"""``regions import`` and ``regions export``: the original Regions framework's JSON files.
+
+The conversion itself lives in `regions_cli.workflow.seed_json`; these commands read and write
+files, print what was dropped on stderr and set the exit code (0 done, 1 bad input).
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)
+
+
+def import_command(
+    files: list[Path] = typer.Argument(
+        ...,
+        metavar="REGIONS.json [PLAN.json] | STATE.json",
+        help="The original's registry and plan, a registry alone, or a flow-editor full state.",
+        show_default=False,
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the workflow here (default: standard output)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
+) -> None:
+    """Convert the original framework's JSON into a workflow YAML file.
+
+    Pairs for regions outside their layer's chains are dropped (the original skips them), with
+    a warning naming them; each RAGRegion gets an empty store to fill.
+    """
+    from regions_cli.workflow.seed_json import SeedFormatError, import_files
+
+    if len(files) > 2:
+        raise _fail("regions import: give REGIONS.json [PLAN.json], or one STATE.json")
+    if output is not None and output.exists() and not force:
+        raise _fail(f"{output}: exists (use --force to replace it)")
+    try:
+        result = import_files(files, output=output)
+    except SeedFormatError as exc:
+        raise _fail(str(exc)) from None
+    for warning in result.warnings:
+        _warn(warning)
+    text = result.dump()
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"{output}: cannot write: {exc.strerror or exc}") from None
+    typer.echo(f"wrote {output}", err=True)
+
+
+def export_command(
+    workflow: Path = typer.Argument(..., help="The workflow YAML file.", show_default=False),
+    output: Path = typer.Option(
+        Path("."),
+        "--output",
+        "-o",
+        help="Folder for <name>_regions.json and <name>_executions.json.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace existing files."),
+) -> None:
+    """Write a workflow as the original's registry and plan JSON (for its flow editor).
+
+    What those files cannot express (inject, llms, rags, policies...) is named on stderr.
+    """
+    from regions_cli.workflow.seed_json import export_workflow
+
+    loaded = _load_verified(workflow)
+    try:
+        result = export_workflow(loaded)
+    except ValueError as exc:
+        raise _fail(f"{workflow}: cannot export: {exc}") from None
+    for item in result.dropped:
+        _warn(f"not expressible in the original's files, dropped: {item}")
+    try:
+        written = result.write(output, force=force)
+    except FileExistsError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"{output}: cannot write: {exc.strerror or exc}") from None
+    for path in written:
+        typer.echo(f"wrote {path}", err=True)
+
+
+def _load_verified(path: Path):  # type: ignore[no-untyped-def]
+    """The `Workflow` in `path`, or exit 1 with the verifier's errors."""
+    from regions_cli.workflow import api
+
+    report = api.verify(path)
+    errors = [f for f in report.findings if f.is_error]
+    if errors or report.workflow is None:
+        for finding in errors:
+            typer.echo(f"{finding.location()}: error[{finding.rule}] {finding.message}", err=True)
+        raise _fail(f"{path}: not a valid workflow; fix it first (regions verify {path})")
+    return report.workflow
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add ``import`` and ``export`` to `app`."""
+    app.command("import")(import_command)
+    app.command("export")(export_command)

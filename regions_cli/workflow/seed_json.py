@@ -1,0 +1,915 @@
+"""Import and export of the original Regions framework's JSON files.
+
+The original describes a workflow in two files written by its flow editor or by hand (see the
+behaviour reference, sections 4, 5 and 13.3):
+
+* the registry, ``<name>_regions.json``: a list of ``{name, type, task, connections,
+  reply_with_actors, threshold, delay}``;
+* the plan, ``<name>_executions.json``: ``{layer_config, execution_config, execution_order}``;
+
+and the flow editor also saves a full state (``*_state.json`` / ``*_full_state.json``) with node
+positions. `import_files` turns either form into a commented YAML document in our format;
+`export_workflow` turns a `Workflow` back into the registry and plan (what those files can say).
+
+Everything here is pure data conversion: no CLI, no engine. Problems with the input raise
+`SeedFormatError`, whose message names the file and the JSON path of the offending value.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import FoldedScalarString
+
+from regions_cli.workflow.model import (
+    METHODS,
+    REGION_TYPES,
+    Budget,
+    DeliveryConfig,
+    Layer,
+    StepPolicy,
+    Workflow,
+)
+
+#: The registry keys the original's `RegionEntry` accepts (``rag``/``llm``/``region`` are set
+#: in Python and never appear in files; we accept and ignore them).
+REGISTRY_KEYS = frozenset(
+    {"name", "type", "task", "connections", "reply_with_actors", "threshold", "delay"}
+)
+_PROGRAMMATIC_KEYS = frozenset({"rag", "llm", "region"})
+PLAN_KEYS = ("layer_config", "execution_config", "execution_order")
+STATE_KEYS = ("flowNodes", "flowEdges", "layerConfig", "executionConfig", "executionOrder")
+
+#: The original RAGRegion's default threshold; an explicit 0.5 is not repeated in the YAML.
+DEFAULT_THRESHOLD = 0.5
+_NAME_SUFFIXES = ("_full_state", "_state", "_regions", "_executions", "_registry", "_plan")
+_REGION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_FOLD_WIDTH = 88
+
+
+class SeedFormatError(ValueError):
+    """The input is not a valid original-framework file; `str()` is one line for the user."""
+
+    def __init__(self, file: str, path: str, message: str) -> None:
+        super().__init__(f"{file}: {path}: {message}")
+        self.file = file
+        self.path = path
+        self.message = message
+
+
+# --------------------------------------------------------------------------------------------
+# The neutral form both directions go through
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SeedRegion:
+    """One registry entry, after type coercion (``"0.65"`` -> 0.65, ``[]`` -> no connections)."""
+
+    name: str
+    type: str
+    task: str = ""
+    connections: dict[str, str] = field(default_factory=dict)
+    reply_with_actors: bool = False
+    threshold: float | None = None
+
+
+@dataclass
+class SeedWorkflow:
+    """A registry plus a plan, as the original sees them (layer indices, not labels)."""
+
+    name: str
+    sources: list[str]
+    regions: list[SeedRegion]
+    layer_config: list[dict[str, list[str]]]
+    execution_config: list[list[tuple[str, str]]]
+    execution_order: list[int]
+    layout: dict[str, tuple[float, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was converted (header comments)
+    warnings: list[str] = field(default_factory=list)  # what was dropped (stderr + comments)
+
+
+@dataclass
+class ImportResult:
+    """The YAML document of an import and the warnings it produced (each also a comment)."""
+
+    document: CommentedMap
+    warnings: list[str]
+
+    def dump(self) -> str:
+        """The document as YAML text, comments included."""
+        return dump_yaml(self.document)
+
+    def data(self) -> dict[str, Any]:
+        """The document as plain data (what the YAML loader would give back)."""
+        loaded: dict[str, Any] = YAML(typ="safe").load(self.dump())
+        return loaded
+
+
+@dataclass
+class ExportResult:
+    """The two JSON documents of an export and what could not be expressed in them."""
+
+    name: str
+    regions: list[dict[str, Any]]
+    executions: dict[str, Any]
+    dropped: list[str]
+
+    def write(self, directory: Path, *, force: bool = False) -> list[Path]:
+        """Write ``<name>_regions.json`` and ``<name>_executions.json`` into `directory`.
+
+        Refuses (FileExistsError) to replace an existing file unless `force` is set.
+        """
+        directory.mkdir(parents=True, exist_ok=True)
+        targets = [
+            (directory / f"{self.name}_regions.json", self.regions),
+            (directory / f"{self.name}_executions.json", self.executions),
+        ]
+        if not force:
+            for path, _ in targets:
+                if path.exists():
+                    raise FileExistsError(f"{path} exists (use --force to replace it)")
+        for path, payload in targets:
+            path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        return [path for path, _ in targets]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the original's files
+# --------------------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SeedFormatError(path.name, "$", f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SeedFormatError(path.name, "$", "not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SeedFormatError(
+            path.name, "$", f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+
+
+def _type_name(value: Any) -> str:
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], file: str, path: str, what: str) -> None:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SeedFormatError(file, path, f"expected {what}, got {_type_name(value)}")
+
+
+def _key_path(base: str, key: str) -> str:
+    return f"{base}.{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else f"{base}[{key!r}]"
+
+
+def _threshold(value: Any, file: str, path: str) -> float | None:
+    """The original passes a threshold only when truthy and then calls float() on it."""
+    if not value:
+        return None
+    if isinstance(value, bool):
+        raise SeedFormatError(file, path, "expected a number, got a boolean")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SeedFormatError(file, path, f"not a number: {value!r}") from None
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise SeedFormatError(file, path, f"threshold must be between 0 and 1, got {value!r}")
+    return number
+
+
+def _region_entry(item: Any, index: int, file: str, warnings: list[str]) -> SeedRegion:
+    """One registry entry -> `SeedRegion` (connections are checked later, against all names)."""
+    base = f"$[{index}]"
+    _expect(item, dict, file, base, "an object with name, type, task, connections")
+    for key in item:
+        if key not in REGISTRY_KEYS and key not in _PROGRAMMATIC_KEYS:
+            raise SeedFormatError(file, _key_path(base, key), f"unknown key {key!r}")
+    if "name" not in item:
+        raise SeedFormatError(file, base, "missing key 'name'")
+    name = item["name"]
+    _expect(name, str, file, f"{base}.name", "a string")
+    if not _REGION_NAME.match(name):
+        raise SeedFormatError(
+            file, f"{base}.name", f"{name!r} is not a valid region name ([A-Za-z_][A-Za-z0-9_-]*)"
+        )
+    rtype = item.get("type")
+    if rtype not in REGION_TYPES:
+        raise SeedFormatError(
+            file,
+            f"{base}.type",
+            f"unknown region type {rtype!r} (expected one of {', '.join(REGION_TYPES)})",
+        )
+    task = item.get("task")
+    if task is None:
+        task = ""
+    _expect(task, str, file, f"{base}.task", "a string")
+    if not task and rtype not in ("ListenerRegion", "BroadcastRegion"):
+        raise SeedFormatError(file, f"{base}.task", f"region {name!r} ({rtype}) needs a task")
+    connections = _connections(item.get("connections"), file, f"{base}.connections")
+    region = SeedRegion(name=name, type=rtype, task=task, connections=connections)
+    _type_specific(region, item, file, base, warnings)
+    return region
+
+
+def _connections(raw: Any, file: str, path: str) -> dict[str, str]:
+    # The original treats [], {} and null alike: no connections.
+    if raw is None or raw == []:
+        return {}
+    _expect(raw, dict, file, path, "an object {region: description}")
+    out: dict[str, str] = {}
+    for target, description in raw.items():
+        if description is None:
+            description = ""
+        _expect(description, str, file, _key_path(path, target), "a string description")
+        out[target] = description
+    return out
+
+
+def _type_specific(
+    region: SeedRegion, item: Mapping[str, Any], file: str, base: str, warnings: list[str]
+) -> None:
+    """Apply the fields only some types take; drop (with a warning) what ours cannot use."""
+    threshold = _threshold(item.get("threshold"), file, f"{base}.threshold")
+    actors = item.get("reply_with_actors")
+    if actors is not None and not isinstance(actors, bool):
+        raise SeedFormatError(file, f"{base}.reply_with_actors", "expected true or false")
+    if region.type == "RAGRegion":
+        region.threshold = threshold
+        region.reply_with_actors = bool(actors)
+    else:
+        # The original passes these only when truthy, and a non-RAG class rejects them.
+        if threshold is not None:
+            warnings.append(f"{region.name}: dropped threshold (only a RAGRegion has one)")
+        if actors:
+            warnings.append(f"{region.name}: dropped reply_with_actors (only a RAGRegion has it)")
+    if item.get("delay"):
+        warnings.append(
+            f"{region.name}: dropped delay {item['delay']!r} (our listeners are event-driven)"
+        )
+    if region.type == "ListenerRegion":
+        if region.connections:
+            warnings.append(
+                f"{region.name}: dropped connections of a ListenerRegion "
+                f"({', '.join(region.connections)}); a listener only receives"
+            )
+            region.connections = {}
+        region.task = ""
+
+
+def _check_regions(regions: list[SeedRegion], file: str, path_of: Sequence[str]) -> None:
+    """Names unique; every connection names a region of the registry."""
+    seen: dict[str, int] = {}
+    for index, region in enumerate(regions):
+        if region.name in seen:
+            raise SeedFormatError(
+                file, f"{path_of[index]}.name", f"duplicate region name {region.name!r}"
+            )
+        seen[region.name] = index
+    for index, region in enumerate(regions):
+        for target in region.connections:
+            if target not in seen:
+                raise SeedFormatError(
+                    file,
+                    _key_path(f"{path_of[index]}.connections", target),
+                    f"connection to {target!r}, which is not in the registry",
+                )
+
+
+def parse_registry(data: Any, file: str) -> tuple[list[SeedRegion], list[str]]:
+    """A registry JSON value -> regions and warnings. Raises `SeedFormatError`."""
+    _expect(data, list, file, "$", "an array of region entries")
+    warnings: list[str] = []
+    regions = [_region_entry(item, i, file, warnings) for i, item in enumerate(data)]
+    _check_regions(regions, file, [f"$[{i}]" for i in range(len(regions))])
+    return regions, warnings
+
+
+@dataclass
+class _PlanKeys:
+    layers: str
+    executions: str
+    order: str
+
+
+_PLAN_JSON = _PlanKeys("layer_config", "execution_config", "execution_order")
+_PLAN_STATE = _PlanKeys("layerConfig", "executionConfig", "executionOrder")
+
+
+def parse_plan(
+    data: Any, file: str, regions: Sequence[SeedRegion], keys: _PlanKeys = _PLAN_JSON
+) -> tuple[list[dict[str, list[str]]], list[list[tuple[str, str]]], list[int]]:
+    """Check a plan against the registry; return (layer_config, execution_config, order)."""
+    _expect(data, dict, file, "$", "an object with layer_config, execution_config")
+    if not any(k in data for k in (keys.layers, keys.executions, keys.order)):
+        raise SeedFormatError(
+            file, "$", f"not a plan: none of {keys.layers}, {keys.executions}, {keys.order}"
+        )
+    types = {r.name: r.type for r in regions}
+
+    raw_layers = data.get(keys.layers) or []
+    _expect(raw_layers, list, file, f"$.{keys.layers}", "an array of layers")
+    layer_config: list[dict[str, list[str]]] = []
+    for i, layer in enumerate(raw_layers):
+        lpath = f"$.{keys.layers}[{i}]"
+        _expect(layer, dict, file, lpath, "an object {chain: [regions]}")
+        chains: dict[str, list[str]] = {}
+        placed: dict[str, str] = {}
+        for chain, members in layer.items():
+            cpath = _key_path(lpath, chain)
+            _expect(members, list, file, cpath, "an array of region names")
+            for j, member in enumerate(members):
+                mpath = f"{cpath}[{j}]"
+                _expect(member, str, file, mpath, "a region name")
+                if member not in types:
+                    raise SeedFormatError(file, mpath, f"region {member!r} is not in the registry")
+                if member in placed:
+                    raise SeedFormatError(
+                        file,
+                        mpath,
+                        f"region {member!r} appears twice in layer {i} "
+                        f"(chains {placed[member]!r} and {chain!r})",
+                    )
+                placed[member] = chain
+            chains[chain] = list(members)
+        layer_config.append(chains)
+
+    raw_exec = data.get(keys.executions) or []
+    _expect(raw_exec, list, file, f"$.{keys.executions}", "an array of layers of pairs")
+    execution_config: list[list[tuple[str, str]]] = []
+    for i, pairs in enumerate(raw_exec):
+        epath = f"$.{keys.executions}[{i}]"
+        _expect(pairs, list, file, epath, "an array of [region, method] pairs")
+        members = {
+            m
+            for chain in (layer_config[i] if i < len(layer_config) else {}).values()
+            for m in chain
+        }
+        layer_pairs: list[tuple[str, str]] = []
+        for j, pair in enumerate(pairs):
+            ppath = f"{epath}[{j}]"
+            if (
+                not isinstance(pair, list)
+                or len(pair) != 2
+                or not all(isinstance(p, str) and p for p in pair)
+            ):
+                raise SeedFormatError(file, ppath, f"expected [region, method], got {pair!r}")
+            region, method = pair
+            # Pairs of regions outside this layer's chains never run (the caller warns); only
+            # check the ones that will.
+            if region in members and method not in METHODS[types[region]]:
+                raise SeedFormatError(
+                    file,
+                    f"{ppath}[1]",
+                    f"{types[region]} {region!r} has no method {method!r} "
+                    f"(it has {', '.join(METHODS[types[region]])})",
+                )
+            layer_pairs.append((region, method))
+        execution_config.append(layer_pairs)
+
+    raw_order = data.get(keys.order) or []
+    _expect(raw_order, list, file, f"$.{keys.order}", "an array of layer indices")
+    order: list[int] = []
+    for k, index in enumerate(raw_order):
+        opath = f"$.{keys.order}[{k}]"
+        _expect(index, int, file, opath, "a layer index")
+        if not 0 <= index < len(layer_config):
+            raise SeedFormatError(
+                file, opath, f"layer {index} does not exist ({len(layer_config)} layers)"
+            )
+        order.append(index)
+    return layer_config, execution_config, order
+
+
+def parse_state(data: Any, file: str) -> SeedWorkflow:
+    """The flow editor's full state -> `SeedWorkflow` (connections come from the edges)."""
+    _expect(data, dict, file, "$", "the flow editor's full state (an object)")
+    for key in STATE_KEYS:
+        if key not in data:
+            raise SeedFormatError(file, "$", f"missing key {key!r} of a flow-editor state")
+    nodes = data["flowNodes"]
+    _expect(nodes, list, file, "$.flowNodes", "an array of nodes")
+    warnings: list[str] = []
+    regions: list[SeedRegion] = []
+    by_id: dict[str, SeedRegion] = {}
+    layout: dict[str, tuple[float, float]] = {}
+    paths: list[str] = []
+    for i, node in enumerate(nodes):
+        npath = f"$.flowNodes[{i}]"
+        _expect(node, dict, file, npath, "a node object")
+        node_data = node.get("data")
+        _expect(node_data, dict, file, f"{npath}.data", "an object with typeName and params")
+        rtype = node_data.get("typeName")
+        if rtype not in REGION_TYPES:
+            raise SeedFormatError(
+                file,
+                f"{npath}.data.typeName",
+                f"unknown region type {rtype!r} (expected one of {', '.join(REGION_TYPES)})",
+            )
+        params = node_data.get("params")
+        _expect(params, dict, file, f"{npath}.data.params", "an object")
+        # The editor keeps a stale `type` key and its own `connections` copy in params; the
+        # type comes from typeName and the connections from the edges, as its export does.
+        entry = {k: v for k, v in params.items() if k in REGISTRY_KEYS and k != "connections"}
+        entry["type"] = rtype
+        try:
+            region = _region_entry(entry, i, file, warnings)
+        except SeedFormatError as exc:
+            raise SeedFormatError(
+                file, exc.path.replace(f"$[{i}]", f"{npath}.data.params", 1), exc.message
+            ) from None
+        node_id = node.get("id")
+        _expect(node_id, str, file, f"{npath}.id", "a string id")
+        by_id[node_id] = region
+        regions.append(region)
+        paths.append(f"{npath}.data.params")
+        position = node.get("position")
+        if isinstance(position, dict) and all(
+            isinstance(position.get(c), int | float) for c in ("x", "y")
+        ):
+            layout[region.name] = (round(position["x"], 1), round(position["y"], 1))
+
+    edges = data["flowEdges"]
+    _expect(edges, list, file, "$.flowEdges", "an array of edges")
+    for i, edge in enumerate(edges):
+        epath = f"$.flowEdges[{i}]"
+        _expect(edge, dict, file, epath, "an edge object")
+        for end in ("source", "target"):
+            if edge.get(end) not in by_id:
+                raise SeedFormatError(file, f"{epath}.{end}", f"no node with id {edge.get(end)!r}")
+        source, target = by_id[edge["source"]], by_id[edge["target"]]
+        if source.type == "ListenerRegion":
+            warnings.append(
+                f"{source.name}: dropped an edge to {target.name} (a listener only receives)"
+            )
+            continue
+        source.connections[target.name] = target.task
+    _check_regions(regions, file, paths)
+
+    layer_config, execution_config, order = parse_plan(data, file, regions, _PLAN_STATE)
+    seed = SeedWorkflow(
+        name=workflow_name(Path(file)),
+        sources=[file],
+        regions=regions,
+        layer_config=layer_config,
+        execution_config=execution_config,
+        execution_order=order,
+        layout=layout,
+        warnings=warnings,
+    )
+    seed.notes.append("connections come from the editor's edges (described by the target's task)")
+    seed.notes.append("node positions are kept under layout:")
+    return seed
+
+
+def workflow_name(path: Path) -> str:
+    """``lit_demo_regions.json`` -> ``lit_demo``: the file stem without the editor's suffixes."""
+    stem = path.stem
+    for suffix in _NAME_SUFFIXES:
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_")
+    return name or "imported"
+
+
+def read_seed(paths: Sequence[Path]) -> SeedWorkflow:
+    """Read one state file, a registry alone, or a registry and a plan."""
+    if not 1 <= len(paths) <= 2:
+        raise ValueError("give a full-state file, a registry, or a registry and a plan")
+    first = _read_json(paths[0])
+    file = paths[0].name
+    if len(paths) == 1 and isinstance(first, dict) and "flowNodes" in first:
+        return parse_state(first, file)
+    if len(paths) == 1 and isinstance(first, dict) and any(k in first for k in PLAN_KEYS):
+        raise SeedFormatError(
+            file,
+            "$",
+            "this is a plan; give the registry first: regions import REGIONS.json PLAN.json",
+        )
+    regions, warnings = parse_registry(first, file)
+    if len(paths) == 1:
+        seed = SeedWorkflow(workflow_name(paths[0]), [file], regions, [], [], [])
+        seed.warnings.extend(warnings)
+        return seed
+    plan_file = paths[1].name
+    layer_config, execution_config, order = parse_plan(_read_json(paths[1]), plan_file, regions)
+    seed = SeedWorkflow(
+        workflow_name(paths[0]), [file, plan_file], regions, layer_config, execution_config, order
+    )
+    seed.warnings.extend(warnings)
+    return seed
+
+
+# --------------------------------------------------------------------------------------------
+# SeedWorkflow -> our YAML document
+# --------------------------------------------------------------------------------------------
+
+
+def _flow(items: Sequence[Any]) -> CommentedSeq:
+    seq = CommentedSeq(items)
+    seq.fa.set_flow_style()
+    return seq
+
+
+def _flow_map(**items: Any) -> CommentedMap:
+    mapping = CommentedMap(items)
+    mapping.fa.set_flow_style()
+    return mapping
+
+
+def _text(value: str) -> str:
+    """Long one-line text as a folded block scalar (``>-``) so lines stay readable."""
+    if len(value) <= _FOLD_WIDTH or "\n" in value or value != value.strip() or "\t" in value:
+        return value
+    folded = FoldedScalarString(value)
+    positions: list[int] = []
+    line_start = 0
+    last_space = -1
+    for index, char in enumerate(value):
+        # Fold only at a single space between two words (a fold at a double space would change
+        # the text when read back).
+        if (
+            char == " "
+            and value[index - 1] != " "
+            and value[index + 1 : index + 2] not in (" ", "")
+        ):
+            if index - line_start > _FOLD_WIDTH and last_space > line_start:
+                positions.append(last_space)
+                line_start = last_space + 1
+            last_space = index
+    if len(value) - line_start > _FOLD_WIDTH and last_space > line_start:
+        positions.append(last_space)
+    folded.fold_pos = positions
+    return str(folded) if not positions else folded
+
+
+def _plan(seed: SeedWorkflow) -> tuple[CommentedSeq, list[str]]:
+    """Layers in execution order, with each chain's steps; returns the warnings it made."""
+    warnings: list[str] = []
+    order = seed.execution_order or list(range(len(seed.layer_config)))
+    identity = order == list(range(len(seed.layer_config)))
+    plan = CommentedSeq()
+    built: dict[int, CommentedMap | None] = {}
+    runs: dict[int, int] = {}
+    for index in order:
+        runs[index] = runs.get(index, 0) + 1
+        if index not in built:
+            built[index] = _layer(seed, index, warnings)
+        chains = built[index]
+        if chains is None:
+            continue
+        layer = CommentedMap()
+        if not identity:
+            label = f"layer-{index}" if runs[index] == 1 else f"layer-{index}-{runs[index]}"
+            layer["layer"] = label
+        layer["chains"] = chains
+        plan.append(layer)
+    for index in range(len(seed.layer_config)):
+        if index not in runs:
+            warnings.append(f"layer {index} is not in execution_order, so it never runs: dropped")
+    return plan, warnings
+
+
+def _layer(seed: SeedWorkflow, index: int, warnings: list[str]) -> CommentedMap | None:
+    chains = seed.layer_config[index]
+    pairs = seed.execution_config[index] if index < len(seed.execution_config) else []
+    members = {m for chain in chains.values() for m in chain}
+    stale = [f"{r}.{m}" for r, m in pairs if r not in members]
+    if stale:
+        warnings.append(
+            f"layer {index}: dropped {', '.join(stale)} (not in that layer's chains; "
+            "the original skips them)"
+        )
+    out = CommentedMap()
+    for chain, regions in chains.items():
+        steps = [f"{r}.{m}" for r in regions for (pr, m) in pairs if pr == r]
+        idle = [r for r in regions if not any(pr == r for pr, _ in pairs)]
+        if idle:
+            warnings.append(
+                f"layer {index}, chain {chain}: {', '.join(idle)} has no methods there: skipped"
+            )
+        if steps:
+            # One line when it fits, one step a line when it does not.
+            fits = len(chain) + sum(len(s) + 2 for s in steps) < _FOLD_WIDTH - 8
+            out[chain] = _flow(steps) if fits else CommentedSeq(steps)
+        else:
+            warnings.append(f"layer {index}: chain {chain} has no steps: dropped")
+    if not out:
+        if chains or pairs:
+            warnings.append(f"layer {index} has nothing to run: dropped")
+        return None
+    return out
+
+
+def _region_doc(region: SeedRegion, by_name: Mapping[str, SeedRegion]) -> CommentedMap:
+    doc = CommentedMap()
+    doc["type"] = region.type
+    if region.task and region.type != "ListenerRegion":
+        doc["task"] = _text(region.task)
+    if region.type == "RAGRegion":
+        doc["rag"] = rag_store_name(region.name)
+        if region.threshold is not None and region.threshold != DEFAULT_THRESHOLD:
+            doc["threshold"] = region.threshold
+        if region.reply_with_actors:
+            doc["reply_with_actors"] = True
+    if region.connections:
+        # A list when every description is the target's task (our format fills that in), a
+        # mapping when any description says something else.
+        if all(desc == by_name[t].task for t, desc in region.connections.items()):
+            doc["connections"] = _flow(list(region.connections))
+        else:
+            conns = CommentedMap()
+            for target, desc in region.connections.items():
+                conns[target] = _text(desc)
+            doc["connections"] = conns
+    return doc
+
+
+def rag_store_name(region: str) -> str:
+    """The store an imported RAGRegion gets: one per region, as the original's examples do."""
+    return f"{region}_store"
+
+
+def to_document(seed: SeedWorkflow, *, schema_ref: str | None = None) -> ImportResult:
+    """Build our commented YAML document from a `SeedWorkflow`."""
+    plan, plan_warnings = _plan(seed)
+    warnings = [*seed.warnings, *plan_warnings]
+    by_name = {r.name: r for r in seed.regions}
+
+    doc = CommentedMap()
+    doc["version"] = 1
+    doc["name"] = seed.name
+    doc["description"] = _text(
+        f"Imported from the original Regions framework ({', '.join(seed.sources)})."
+    )
+
+    llm_regions = [r.name for r in seed.regions if r.type in ("Region", "FeedForwardRegion")]
+    rag_regions = [r for r in seed.regions if r.type == "RAGRegion"]
+    if rag_regions:
+        rags = CommentedMap()
+        for region in rag_regions:
+            rags[rag_store_name(region.name)] = _flow_map(path=f"{region.name}.db")
+        doc["rags"] = rags
+
+    regions = CommentedMap()
+    for region in seed.regions:
+        regions[region.name] = _region_doc(region, by_name)
+    doc["regions"] = regions
+    doc["plan"] = plan
+    if seed.layout:
+        layout = CommentedMap()
+        for name, (x, y) in seed.layout.items():
+            layout[name] = _flow_map(x=x, y=y)
+        doc["layout"] = layout
+
+    # --- comments: what was converted and what was dropped ---
+    header = [
+        f"yaml-language-server: $schema={schema_ref or '../schemas/workflow.schema.json'}",
+        f"Converted by `regions import` from {' + '.join(seed.sources)}.",
+        "Converted:",
+        "  - each layer's chains list Region.method steps: a chain's regions in order, each",
+        "    with its methods in execution_config order",
+    ]
+    if seed.execution_order and seed.execution_order != list(range(len(seed.layer_config))):
+        header.append(
+            f"  - execution_order {seed.execution_order} is spelled out as layers in that order "
+            "(labels name the original layer)"
+        )
+    header += [f"  - {note}" for note in seed.notes]
+    header.append("  - `terminal` and the original's injector names are external addresses here:")
+    header.append("    messages sent to them are the run's output")
+    listeners = [r.name for r in seed.regions if r.type == "ListenerRegion"]
+    if listeners:
+        header.append(
+            f"  - listener {', '.join(listeners)}: records the traffic from the run's start;"
+        )
+        header.append("    its start/stop steps are kept (optional here, needed by the original)")
+    if warnings:
+        header.append("Dropped:")
+        for warning in warnings:
+            header += textwrap.wrap(
+                warning, _FOLD_WIDTH, initial_indent="  - ", subsequent_indent="    "
+            )
+    doc.yaml_set_start_comment("\n".join(header))
+
+    if rag_regions:
+        doc.yaml_set_comment_before_after_key(
+            "rags",
+            before=(
+                "\n"
+                + _llms_comment(llm_regions)
+                + "\nThe original builds its RAG stores in Python: one empty store per RAGRegion"
+                "\nhere. Add documents to each, e.g.\n"
+                "  documents: [{file: data/docs.json}]   # a JSON list of {content, actors}\n"
+                "or fill it with `regions rag add`."
+            ),
+        )
+    else:
+        doc.yaml_set_comment_before_after_key("regions", before="\n" + _llms_comment(llm_regions))
+    plan_comment = "\nThe original injects its first messages in Python; add them here, e.g.\n"
+    target = _first_speaker(plan, by_name) or (seed.regions[0].name if seed.regions else "Region")
+    plan_comment += f'inject:\n  - {{from: terminal, to: {target}, role: request, content: "..."}}'
+    if not plan:
+        plan_comment += "\n\nThe input has no plan: add layers below."
+    doc.yaml_set_comment_before_after_key("plan", before=plan_comment)
+    return ImportResult(doc, warnings)
+
+
+def _first_speaker(plan: Sequence[Mapping[str, Any]], by_name: Mapping[str, SeedRegion]) -> str:
+    """The first region the plan runs that is not a listener: where a prompt would go."""
+    for layer in plan:
+        for steps in layer["chains"].values():
+            for step in steps:
+                region = str(step).partition(".")[0]
+                if by_name[region].type != "ListenerRegion":
+                    return region
+    return ""
+
+
+def _llms_comment(llm_regions: Sequence[str]) -> str:
+    if not llm_regions:
+        return ""
+    return (
+        "The original sets each region's LLM in Python. Without an llms: block every LLM region\n"
+        "uses the embedded local model, as if this were uncommented:\n"
+        "llms:\n"
+        "  default: {backend: local}\n"
+        "To use a server instead:\n"
+        "  default: {backend: openai, base_url: 'http://127.0.0.1:8080/v1', model: my-model}\n"
+    )
+
+
+def import_files(paths: Sequence[Path], *, output: Path | None = None) -> ImportResult:
+    """Import one state file, a registry, or a registry and a plan, into a YAML document.
+
+    `output` (where the YAML will be written) only sets the relative schema reference.
+    """
+    seed = read_seed(paths)
+    return to_document(seed, schema_ref=schema_reference(output))
+
+
+def schema_reference(output: Path | None) -> str:
+    """The ``$schema`` path for a YAML file at `output` (or in the current folder)."""
+    schema = _schema_file()
+    if schema is None:
+        return "../schemas/workflow.schema.json"
+    folder = (output.parent if output is not None else Path.cwd()).resolve()
+    try:
+        return Path(os.path.relpath(schema, folder)).as_posix()
+    except ValueError:  # another drive on Windows
+        return schema.as_uri()
+
+
+def _schema_file() -> Path | None:
+    package = Path(__file__).resolve().parent
+    for candidate in (
+        package / "workflow.schema.json",
+        package.parent.parent / "schemas" / "workflow.schema.json",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def dump_yaml(document: Any) -> str:
+    """YAML text in the house style (2-space indents, lists indented under their key)."""
+    yaml = YAML()
+    yaml.width = 100
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    return stream.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# Workflow -> the original's JSON
+# --------------------------------------------------------------------------------------------
+
+
+def export_workflow(workflow: Workflow) -> ExportResult:
+    """The registry and plan for `workflow`, and a list of what they cannot express.
+
+    Raises `ValueError` when the plan has a shape the original cannot run (a chain that
+    interleaves the steps of two regions, or a region in two chains of one layer).
+    """
+    dropped: list[str] = []
+    registry: list[dict[str, Any]] = []
+    for region in workflow.regions.values():
+        registry.append(
+            {
+                "name": region.name,
+                "type": region.type,
+                "task": region.task if region.type != "ListenerRegion" else "",
+                "connections": dict(region.connections),
+                "reply_with_actors": region.reply_with_actors
+                if region.type == "RAGRegion"
+                else False,
+                "threshold": region.threshold
+                if region.type == "RAGRegion" and region.threshold != DEFAULT_THRESHOLD
+                else None,
+            }
+        )
+        if region.prompts:
+            dropped.append(f"{region.name}: prompts ({', '.join(region.prompts)})")
+        if region.max_results is not None:
+            dropped.append(f"{region.name}: max_results")
+        if region.sink is not None or region.taps:
+            dropped.append(f"{region.name}: the listener's sink/taps")
+        if region.llm not in (None, "default"):
+            dropped.append(f"{region.name}: llm {region.llm!r}")
+
+    layer_config: list[dict[str, list[str]]] = []
+    execution_config: list[list[list[str]]] = []
+    order: list[int] = []
+    seen: dict[str, int] = {}
+    policies = False
+    for layer in workflow.plan:
+        chains, pairs = _export_layer(layer)
+        key = json.dumps([chains, pairs])
+        if key not in seen:
+            seen[key] = len(layer_config)
+            layer_config.append(chains)
+            execution_config.append(pairs)
+        order.append(seen[key])
+        policies = policies or any(
+            step.policy != workflow.defaults for chain in layer.chains for step in chain.steps
+        )
+
+    labels = [layer.label for layer in workflow.plan]
+    if any(label != f"layer-{i}" for i, label in enumerate(labels)):
+        dropped.append("layer labels (the original numbers its layers)")
+    if policies:
+        dropped.append("per-step timeout/retries/on_failure")
+    if workflow.defaults != StepPolicy():
+        dropped.append("defaults:")
+    if workflow.inject:
+        dropped.append(f"inject: ({len(workflow.inject)} messages; the original injects in Python)")
+    if not all(llm.implied for llm in workflow.llms.values()):
+        dropped.append(f"llms: ({', '.join(workflow.llms)})")
+    if workflow.rags:
+        dropped.append(f"rags: ({', '.join(workflow.rags)}) and each RAGRegion's rag:")
+    if not all(e.options.get("_implied") for e in workflow.embedders.values()):
+        dropped.append(f"embedders: ({', '.join(workflow.embedders)})")
+    if workflow.delivery != DeliveryConfig():
+        dropped.append("delivery:")
+    if workflow.budget != Budget():
+        dropped.append("budget:")
+    return ExportResult(
+        name=workflow.name,
+        regions=registry,
+        executions={
+            "layer_config": layer_config,
+            "execution_config": execution_config,
+            "execution_order": order,
+        },
+        dropped=dropped,
+    )
+
+
+def _export_layer(layer: Layer) -> tuple[dict[str, list[str]], list[list[str]]]:
+    chains: dict[str, list[str]] = {}
+    pairs: list[list[str]] = []
+    owner: dict[str, str] = {}
+    for chain in layer.chains:
+        members: list[str] = []
+        for step in chain.steps:
+            if step.region in owner and owner[step.region] != chain.name:
+                raise ValueError(
+                    f"layer {layer.label}: {step.region} is in chains {owner[step.region]!r} "
+                    f"and {chain.name!r}; the original allows a region in one chain per layer"
+                )
+            if members and members[-1] != step.region and step.region in members:
+                raise ValueError(
+                    f"layer {layer.label}, chain {chain.name}: the steps of {step.region} are "
+                    "not together; the original runs all of a region's steps in a row"
+                )
+            owner[step.region] = chain.name
+            if not members or members[-1] != step.region:
+                members.append(step.region)
+            pairs.append([step.region, step.method])
+        chains[chain.name] = members
+    return chains, pairs
