@@ -1,0 +1,301 @@
+"""Run-file logic above the storage: which workflow a run belongs to, whether an edited workflow
+may continue it, where new run files go, and where a resumed run starts.
+
+The journal itself (tables, batching, barriers) is `regions_cli.engine.journal`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from regions_cli.engine.journal import RunFile, RunFileError, WorkflowRecord
+from regions_cli.engine.message import Message
+from regions_cli.workflow.model import Workflow
+
+#: Keys that never change what a run does (the editor's node positions, free text).
+_COSMETIC_KEYS = ("layout", "description")
+
+#: How many changes an error message names before summing up the rest.
+_MAX_CHANGES_SHOWN = 6
+
+
+def canonical_text(document: Mapping[str, Any]) -> str:
+    """The canonical JSON of a workflow document as written (``${VAR}`` not interpolated).
+
+    Keys are sorted and the cosmetic keys (`layout`, `description`) left out, so reformatting
+    the YAML, adding comments or moving nodes in the editor does not change the hash.
+    """
+    data = {k: v for k, v in document.items() if k not in _COSMETIC_KEYS}
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def workflow_info(workflow: Workflow) -> dict[str, Any]:
+    """The small description of a workflow that a run file keeps for `inject`, `show`, `step`."""
+    return {
+        "regions": {name: region.type for name, region in workflow.regions.items()},
+        "plan": [
+            {
+                "label": layer.label,
+                "chains": {c.name: [step.label for step in c.steps] for c in layer.chains},
+            }
+            for layer in workflow.plan
+        ],
+        "inject": len(workflow.inject),
+    }
+
+
+def workflow_record(
+    source: Path, workflow: Workflow, text: str, document: Mapping[str, Any]
+) -> WorkflowRecord:
+    """Describe the workflow file `source` for a run file.
+
+    `text` is the file's raw text, `document` its parsed YAML before ``${VAR}`` interpolation
+    (so no secret reaches the run file) and `workflow` the validated model.
+    """
+    canonical = canonical_text(document)
+    return WorkflowRecord(
+        name=workflow.name,
+        path=str(source.resolve()),
+        text=text,
+        canonical=canonical,
+        hash=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+        info=workflow_info(workflow),
+    )
+
+
+def default_run_path(source: Path, name: str, now: float | None = None) -> Path:
+    """``.regions/runs/<name>-<UTC time>.db`` beside the workflow file; never an existing file."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now if now is not None else time.time()))
+    folder = source.resolve().parent / ".regions" / "runs"
+    path = folder / f"{name}-{stamp}.db"
+    counter = 1
+    while path.exists():
+        counter += 1
+        path = folder / f"{name}-{stamp}-{counter}.db"
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Has the workflow changed?
+
+
+def describe_changes(old: str, new: str) -> list[str]:
+    """What differs between two canonical texts, as dotted paths (``regions.A.task changed``)."""
+    changes: list[str] = []
+    _diff(json.loads(old), json.loads(new), "", changes)
+    return changes
+
+
+def _diff(old: Any, new: Any, path: str, out: list[str]) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in new:
+                out.append(f"{where} removed")
+            elif key not in old:
+                out.append(f"{where} added")
+            else:
+                _diff(old[key], new[key], where, out)
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for index, (a, b) in enumerate(zip(old, new, strict=True)):
+            _diff(a, b, f"{path}[{index}]", out)
+    elif old != new:
+        out.append(f"{path or 'the document'} changed")
+
+
+def breaking_changes(stored: WorkflowRecord, current: WorkflowRecord, run: RunFile) -> list[str]:
+    """Changes that make `current` unable to continue `run`, even with ``--force``.
+
+    A continued run restores every region's state, so a region that has state must still
+    exist with the same type; the plan must still reach the run's position; and a layer with
+    chains already completed must still have those chains with the same steps.
+    """
+    problems: list[str] = []
+    old_regions, new_regions = stored.regions, current.regions
+    for name in sorted(run.states()):
+        if name not in new_regions:
+            problems.append(f"region {name} (which has state in the run) was removed")
+        elif old_regions.get(name) not in (None, new_regions[name]):
+            problems.append(
+                f"region {name} changed type from {old_regions[name]} to {new_regions[name]}"
+            )
+    position = run.position
+    if len(current.plan) < position:
+        problems.append(
+            f"the plan has {len(current.plan)} layers but the run already finished {position}"
+        )
+    done = run.chains_done(position)
+    if done and position < len(current.plan):
+        old_chains = stored.plan[position]["chains"] if position < len(stored.plan) else {}
+        new_chains = current.plan[position]["chains"]
+        for chain in done:
+            if new_chains.get(chain) != old_chains.get(chain):
+                problems.append(
+                    f"chain {chain} of layer {position + 1}, already completed, was changed"
+                )
+    return problems
+
+
+def check_workflow(run: RunFile, current: WorkflowRecord, *, force: bool) -> None:
+    """Refuse (`RunFileError`) to continue `run` with a workflow that changed, unless `force`
+    and the change is compatible. The message names what changed."""
+    stored = run.workflow
+    if stored.hash == current.hash:
+        return
+    changes = describe_changes(stored.canonical, current.canonical) or ["the document changed"]
+    shown = ", ".join(changes[:_MAX_CHANGES_SHOWN])
+    if len(changes) > _MAX_CHANGES_SHOWN:
+        shown += f" and {len(changes) - _MAX_CHANGES_SHOWN} more"
+    breaking = breaking_changes(stored, current, run)
+    if breaking:
+        raise RunFileError(
+            f"{run.path}: the workflow changed in a way that breaks this run: "
+            + "; ".join(breaking)
+        )
+    if not force:
+        raise RunFileError(
+            f"{run.path}: the workflow changed since this run started ({shown}); "
+            "use --force to continue with a compatible edit"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Where a continued run starts
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Everything `Engine.run` needs to continue a run file exactly where it stopped."""
+
+    start_layer: int
+    states: dict[str, dict[str, Any]]  # region -> state to restore
+    skip_chains: frozenset[str]  # chains of `start_layer` that completed: not run again
+    reinject: tuple[Message, ...]  # injections to deliver again (journaled again)
+    redeliver: tuple[Message, ...]  # completed chains' messages to deliver again (not journaled)
+    fresh: bool  # nothing committed yet: apply the workflow's ``inject:`` first
+
+    @property
+    def messages(self) -> tuple[Message, ...]:
+        """What the first barrier of the continued run delivers, in order."""
+        return self.reinject + self.redeliver
+
+
+def resume_point(run: RunFile) -> ResumePoint:
+    """Where `run` continues: its last committed barrier plus the chains completed after it.
+
+    The restored state is the barrier's snapshot with each completed chain's regions replaced
+    by their state when that chain ended. A completed chain counts only if no chain that has
+    to run again touched its regions before it ended (shared region, or a message delivered
+    to it); otherwise it runs again too. Messages delivered after the barrier whose recipient's
+    state was not kept are delivered again: injections taken at the barrier, and what the
+    completed chains posted.
+    """
+    if not run.started:
+        return ResumePoint(0, {}, frozenset(), (), (), True)
+    position = run.position
+    after = run.barrier_seq(position)
+    plan = run.workflow.plan
+    chain_regions: dict[str, set[str]] = {}
+    if position < len(plan):
+        for chain, steps in (plan[position].get("chains") or {}).items():
+            chain_regions[str(chain)] = {str(step).partition(".")[0] for step in steps}
+    completed = run.chains_done(position)
+    rows = list(run.db.query(
+        "SELECT * FROM messages WHERE event_seq > ? AND delivery != 'rejected' ORDER BY seq",
+        (after,),
+    ))
+
+    done = {chain for chain in completed if chain in chain_regions}
+    while True:
+        rerun_regions = set().union(*(chain_regions[c] for c in chain_regions if c not in done))
+        demote = {chain for chain in done if chain_regions[chain] & rerun_regions}
+        owner = {region: chain for chain in done for region in chain_regions[chain]}
+        for row in rows:
+            from_done = row["layer"] == position and row["chain"] in done
+            if from_done or row["injected"]:  # injections precede every chain's snapshot
+                continue
+            chain = owner.get(row["recipient"] or row["destination"])
+            if chain is not None and row["event_seq"] <= completed[chain].event_seq:
+                demote.add(chain)
+        if not demote:
+            break
+        done -= demote
+
+    states = run.states(position)
+    owner = {region: chain for chain in done for region in chain_regions[chain]}
+    for chain in done:
+        states.update(completed[chain].states)
+
+    def kept(recipient: str, event_seq: int) -> bool:
+        chain = owner.get(recipient)
+        return chain is not None and event_seq <= completed[chain].event_seq
+
+    reinject = tuple(
+        item.message
+        for item in run.injections()
+        if item.consumed_at == position and item.message.destination not in owner
+    )
+    redeliver: list[Message] = []
+    seen: set[str] = set()
+    for row in rows:
+        recipient = row["recipient"] or row["destination"]
+        if (
+            row["rolled_back"]
+            or row["layer"] != position
+            or row["chain"] not in done
+            or recipient != row["destination"]  # CC copies follow their message
+            or recipient not in run.workflow.regions
+            or row["id"] in seen
+            or kept(recipient, int(row["event_seq"]))
+        ):
+            continue
+        seen.add(row["id"])
+        redeliver.append(message_from_row(row))
+    return ResumePoint(position, states, frozenset(done), reinject, tuple(redeliver), False)
+
+
+def message_from_row(row: Mapping[str, Any]) -> Message:
+    """Rebuild a journaled message (its id is kept as recorded)."""
+    from regions_cli.engine.message import Origin
+
+    return Message(
+        source=row["source"],
+        destination=row["destination"],
+        role=row["role"],
+        content=row["content"],
+        origin=Origin(
+            layer=row["layer"],
+            chain=row["chain"],
+            step=row["step"],
+            ordinal=int(row["ordinal"]),
+            injected=bool(row["injected"]),
+        ),
+        cause=row["cause"],
+        id=row["id"],
+    )
+
+
+def open_run(path: Path) -> RunFile:
+    """`RunFile.open` (kept here so commands import one module)."""
+    return RunFile.open(path)
+
+
+__all__: Sequence[str] = (
+    "ResumePoint",
+    "RunFileError",
+    "breaking_changes",
+    "canonical_text",
+    "check_workflow",
+    "default_run_path",
+    "describe_changes",
+    "open_run",
+    "resume_point",
+    "workflow_info",
+    "workflow_record",
+)
