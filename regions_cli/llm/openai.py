@@ -1,0 +1,341 @@
+"""The ``openai`` backend: any OpenAI-compatible server (llama.cpp, vLLM, Ollama, LM Studio,
+hosted APIs) over HTTP, through the shared `HttpEndpoint` (keep-alive, retries, timeouts).
+
+``api: chat`` (the default) posts structured messages to ``/chat/completions``;
+``api: completions`` posts the original framework's ChatML prompt to ``/completions`` for
+raw-completion servers, with ``<|im_start|>``/``<|im_end|>`` inside message text neutralised so
+content cannot break the turn structure.
+
+Structured output degrades gracefully: a request with a JSON schema first asks for
+``response_format: {type: json_schema}`` (OpenAI, vLLM, llama.cpp), then, if the server
+rejects that with 400/422, ``{type: json_object, schema}`` (llama-cpp-python), then nothing
+(the caller parses leniently). What the endpoint accepted is remembered, so the fallback costs
+one extra request per endpoint, not per call. The same goes for ``stream_options`` (asked
+for so the last SSE chunk carries token usage).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from regions_cli.llm.base import (
+    ChatMessage,
+    Completion,
+    CompletionRequest,
+    LLMError,
+    TokenCallback,
+    Usage,
+    strip_thinking,
+)
+from regions_cli.llm.http import HttpEndpoint, HttpSettings, HttpStatusError, RetryableError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from regions_cli.workflow.model import LLMConfig
+
+Api = Literal["chat", "completions"]
+
+# Structured-output request shapes, most standard first; None = ask for nothing.
+_SCHEMA_STYLES: tuple[str | None, ...] = ("json_schema", "json_object", None)
+_REJECTED = frozenset({400, 422})
+
+
+def chatml_prompt(messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> str:
+    """The original's ChatML completion prompt (behaviour reference 2.1), made safe.
+
+    ``<|im_start|>`` and ``<|im_end|>`` inside content become ``<\\|im_start|>``/``<\\|im_end|>``
+    so a message cannot close its turn or open a new one.
+    """
+
+    def neutral(text: str) -> str:
+        return text.replace("<|im_start|>", "<\\|im_start|>").replace("<|im_end|>", "<\\|im_end|>")
+
+    turns = [f"<|im_start|>{m.role}\n{neutral(m.content)}<|im_end|>\n" for m in messages]
+    return "".join(turns) + "<|im_start|>assistant\n"
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (4 characters a token) for servers that report no usage."""
+    return (len(text) + 3) // 4
+
+
+class OpenAIModel:
+    """A `CompletionModel` backed by an OpenAI-compatible HTTP server."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: HttpSettings,
+        *,
+        model: str | None = None,
+        api: Api = "chat",
+        params: Mapping[str, Any] | None = None,
+        stream: bool = True,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.api: Api = api
+        self.params = dict(params or {})
+        self.stream = stream
+        self.endpoint = HttpEndpoint(settings)
+        self._schema_style = 0  # index into _SCHEMA_STYLES: what this server accepts
+        self._stream_usage = True  # whether it accepts stream_options.include_usage
+
+    @classmethod
+    def from_config(cls, config: LLMConfig) -> OpenAIModel:
+        """Build from an ``llms:`` entry (raises `LLMError` naming the bad key)."""
+        where = f"llms.{config.name}"
+        options = config.options
+        settings = HttpSettings.from_options(options, config.api_key, where=where)
+        api = options.get("api", "chat")
+        if api not in ("chat", "completions"):
+            raise LLMError(f"{where}: api must be chat or completions, got {api!r}")
+        params = options.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise LLMError(f"{where}: params must be a mapping")
+        model = options.get("model")
+        return cls(
+            config.name,
+            settings,
+            model=str(model) if model else None,
+            api=api,
+            params=params,
+            stream=bool(options.get("stream", True)),
+        )
+
+    @property
+    def settings(self) -> HttpSettings:
+        return self.endpoint.settings
+
+    async def aclose(self) -> None:
+        await self.endpoint.aclose()
+
+    # -- completion ---------------------------------------------------------------------------
+
+    async def complete(
+        self, request: CompletionRequest, on_token: TokenCallback | None = None
+    ) -> Completion:
+        """Send `request`; stream pieces to `on_token` when streaming is on."""
+        stream = self.stream
+        while True:
+            no_schema = len(_SCHEMA_STYLES) - 1
+            style = self._schema_style if request.json_schema is not None else no_schema
+            stream_usage = stream and self._stream_usage
+            payload = self._payload(request, stream, _SCHEMA_STYLES[style], stream_usage)
+            try:
+                if stream:
+                    return await self._complete_streaming(payload, on_token)
+                return await self._complete_once(payload)
+            except HttpStatusError as exc:
+                if exc.status not in _REJECTED:
+                    raise
+                # The server rejects an optional extra: drop the most exotic one and ask again.
+                if _SCHEMA_STYLES[style] is not None:
+                    self._schema_style = max(self._schema_style, style + 1)
+                elif stream_usage:
+                    self._stream_usage = False
+                else:
+                    raise
+
+    def _payload(
+        self,
+        request: CompletionRequest,
+        stream: bool,
+        schema_style: str | None,
+        stream_usage: bool,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = dict(self.params)
+        if self.model:
+            body["model"] = self.model
+        if request.max_tokens is not None:
+            body["max_tokens"] = request.max_tokens
+        if self.api == "chat":
+            body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        else:
+            body["prompt"] = chatml_prompt(request.messages)
+            stop = body.get("stop") or []
+            stop = [stop] if isinstance(stop, str) else list(stop)
+            body["stop"] = [*stop, "<|im_end|>"] if "<|im_end|>" not in stop else stop
+        schema = request.json_schema
+        if schema is not None and schema_style == "json_schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": request.purpose or "response", "schema": dict(schema)},
+            }
+        elif schema is not None and schema_style == "json_object":
+            body["response_format"] = {"type": "json_object", "schema": dict(schema)}
+        if stream:
+            body["stream"] = True
+            if stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        return body
+
+    @property
+    def _path(self) -> str:
+        return "/chat/completions" if self.api == "chat" else "/completions"
+
+    async def _complete_once(self, payload: dict[str, Any]) -> Completion:
+        data = await self.endpoint.post_json(self._path, payload)
+        what = f"POST {self.settings.url(self._path)}"
+        try:
+            choice = data["choices"][0]
+            raw = choice["message"].get("content") if self.api == "chat" else choice["text"]
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise self.endpoint.error(f"{what}: unexpected answer shape: {_excerpt(data)}") from exc
+        text = raw if isinstance(raw, str) else ""  # content is null when only reasoning came back
+        usage = _usage(data.get("usage")) or self._estimate(payload, text)
+        return Completion(strip_thinking(text), usage, str(data.get("model") or self.model or ""))
+
+    async def _complete_streaming(
+        self, payload: dict[str, Any], on_token: TokenCallback | None
+    ) -> Completion:
+        url = self.settings.url(self._path)
+        what = f"POST {url} (stream)"
+
+        async def once() -> Completion:
+            async with self.endpoint.open_stream(self._path, payload) as response:
+                return await self._read_events(response, payload, on_token, what)
+
+        return await self.endpoint.retrying(what, once)
+
+    async def _read_events(
+        self,
+        response: httpx.Response,
+        payload: Mapping[str, Any],
+        on_token: TokenCallback | None,
+        what: str,
+    ) -> Completion:
+        """Read an SSE stream to its end: ``data: [DONE]`` or a chunk with a finish_reason."""
+        pieces: list[str] = []
+        usage: Usage | None = None
+        model = ""
+        finished = False
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue  # blank separators, ": keep-alive" comments, event: names
+            data = line[5:].strip()
+            if data == "[DONE]":
+                finished = True
+                break
+            try:
+                chunk = json.loads(data)
+            except ValueError as exc:
+                raise self.endpoint.error(
+                    f"{what}: a stream event is not JSON: {data[:120]!r}"
+                ) from exc
+            if not isinstance(chunk, dict):
+                raise self.endpoint.error(f"{what}: unexpected stream event: {_excerpt(chunk)}")
+            if "error" in chunk:
+                reported = _excerpt(chunk["error"])
+                raise self.endpoint.error(f"{what}: the server reported: {reported}")
+            model = str(chunk.get("model") or model)
+            usage = _usage(chunk.get("usage")) or usage
+            for choice in chunk.get("choices") or ():
+                piece = _piece(choice, self.api)
+                if piece:
+                    pieces.append(piece)
+                    if on_token is not None:
+                        on_token(piece)
+                if choice.get("finish_reason"):
+                    finished = True
+        if not finished:
+            # Cut off mid-answer (the server died or a proxy gave up): worth another try.
+            raise RetryableError(f"the stream ended early, after {len(pieces)} pieces")
+        text = "".join(pieces)
+        if usage is None:
+            prompt = self._estimate(payload, "").prompt_tokens
+            usage = Usage(prompt, len(pieces))  # servers stream about one token per event
+        return Completion(strip_thinking(text), usage, model or self.model or "")
+
+    def _estimate(self, payload: Mapping[str, Any], text: str) -> Usage:
+        prompt = payload.get("prompt") or "".join(m["content"] for m in payload.get("messages", ()))
+        return Usage(estimate_tokens(str(prompt)), estimate_tokens(text))
+
+    # -- probes used by `regions llm check` ---------------------------------------------------
+
+    async def health(self) -> tuple[bool, str]:
+        """``GET /health`` (llama.cpp), falling back to ``GET /v1/models``; no retries.
+
+        Returns (ok, detail): ``(True, "ok")``, ``(False, "loading")`` for llama.cpp's 503...
+        """
+        status = await _status(self.endpoint, "//health")
+        if isinstance(status, str):
+            return False, status
+        if 200 <= status < 300:
+            return True, "ok"
+        if status == 503:
+            return False, "loading (HTTP 503)"
+        if status not in (404, 405):
+            return False, f"GET /health: HTTP {status}"
+        try:
+            await self.list_models(retry=False)
+            return True, "ok (GET /models)"
+        except LLMError as exc:
+            return False, str(exc)
+
+    async def list_models(self, *, retry: bool = True) -> list[str]:
+        """Model names from ``GET /models``: OpenAI's ``data[].id`` or llama.cpp's
+        ``models[].name``."""
+        data = await self.endpoint.request_json("GET", "/models", retry=retry)
+        names: list[str] = []
+        if isinstance(data, dict):
+            for item in data.get("data") or ():
+                if isinstance(item, dict) and item.get("id"):
+                    names.append(str(item["id"]))
+            if not names:
+                for item in data.get("models") or ():
+                    if isinstance(item, dict) and (item.get("name") or item.get("model")):
+                        names.append(str(item.get("name") or item.get("model")))
+        return names
+
+    async def count_tokens(self, text: str) -> int:
+        """Tokens in `text` by the server's tokenizer: ``/tokenize`` (llama.cpp), falling back
+        to ``/extras/tokenize`` (llama-cpp-python)."""
+        try:
+            data = await self.endpoint.post_json("//tokenize", {"content": text})
+        except HttpStatusError as exc:
+            if exc.status not in (404, 405):
+                raise
+            body: dict[str, Any] = {"input": text}
+            if self.model:
+                body["model"] = self.model
+            data = await self.endpoint.post_json("//extras/tokenize", body)
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list):
+            raise self.endpoint.error(f"tokenize: unexpected answer: {_excerpt(data)}")
+        return len(tokens)
+
+
+async def _status(endpoint: HttpEndpoint, path: str) -> int | str:
+    """The HTTP status of a GET, or the error text if the server cannot be reached."""
+    try:
+        return await endpoint.probe(path)
+    except LLMError as exc:
+        return str(exc)
+
+
+def _piece(choice: Mapping[str, Any], api: Api) -> str:
+    """The text of one streamed choice; reasoning (``reasoning_content``) is ignored."""
+    if api == "chat":
+        delta = choice.get("delta") or {}
+        content = delta.get("content") if isinstance(delta, Mapping) else None
+    else:
+        content = choice.get("text")
+    return content if isinstance(content, str) else ""
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
+    except (TypeError, ValueError):
+        return None
+
+
+def _excerpt(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text[:200]
