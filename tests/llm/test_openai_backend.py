@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +30,11 @@ def ask(text: str = "Who led the Zebras?", **kw: Any) -> CompletionRequest:
 def server() -> Iterator[OpenAIServer]:
     with OpenAIServer() as s:
         yield s
+
+
+def format_type(body: dict[str, Any]) -> str | None:
+    fmt: dict[str, Any] = body.get("response_format") or {}
+    return fmt.get("type")
 
 
 def model_for(url: str, api_key: str | None = None, **options: Any) -> OpenAIModel:
@@ -93,7 +98,9 @@ async def test_completions_api_uses_a_safe_chatml_prompt(server: OpenAIServer) -
 
 def test_chatml_prompt_matches_the_original_layout() -> None:
     prompt = chatml_prompt([ChatMessage("system", "S"), ChatMessage("user", "Q")])
-    assert prompt == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"
+    assert prompt == (
+        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -131,7 +138,7 @@ async def test_structured_output_falls_back_and_remembers() -> None:
             await model.complete(ask(json_schema=SCHEMA))
         finally:
             await model.aclose()
-        kinds = [r.body.get("response_format", {}).get("type") for r in server.generation_requests()]
+        kinds = [format_type(r.body) for r in server.generation_requests()]
     # json_schema rejected once, then json_object (llama-cpp-python's shape) every time.
     assert kinds == ["json_schema", "json_object", "json_object"]
 
@@ -143,7 +150,7 @@ async def test_structured_output_dropped_when_nothing_is_accepted() -> None:
             done = await model.complete(ask(json_schema=SCHEMA))
         finally:
             await model.aclose()
-        kinds = [r.body.get("response_format", {}).get("type") for r in server.generation_requests()]
+        kinds = [format_type(r.body) for r in server.generation_requests()]
     assert kinds == ["json_schema", "json_object", None]
     assert done.text.startswith("echo:")
 
