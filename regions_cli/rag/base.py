@@ -10,6 +10,13 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 
+class RagError(Exception):
+    """A RAG store, embedder or document problem, worded for the user in one line.
+
+    The message names the file (or ``embedders.NAME``) it is about; the CLI prints it as is.
+    """
+
+
 @dataclass(frozen=True)
 class Hit:
     """One retrieved chunk and its cosine similarity to the query."""
@@ -46,6 +53,8 @@ class KnowledgeStore(Protocol):
         """Delete chunks; returns how many were deleted."""
         ...
 
-    async def add_text(self, content: str, actors: Sequence[str] = (), document: str | None = None) -> list[int]:
+    async def add_text(
+        self, content: str, actors: Sequence[str] = (), document: str | None = None
+    ) -> list[int]:
         """Chunk, embed and store new text; returns the new chunk ids."""
         ...

@@ -1,0 +1,113 @@
+"""Documents to ingest: read from files (text, Markdown, JSON lists) or given inline.
+
+A `Document` is a name plus one or more passages, each with its own actors. A ``.json`` file
+holds a list of ``{"content": str, "actors": [str, ...]}`` objects (the seed examples' format):
+each object is a passage. Any other file is read as UTF-8 text and is one passage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from regions_cli.rag.base import RagError
+from regions_cli.workflow.model import DocumentSource
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A run of text and the actors (free-form tags) its chunks carry."""
+
+    content: str
+    actors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Document:
+    """A named unit of ingestion: re-ingesting a name replaces that document's chunks."""
+
+    name: str
+    passages: tuple[Passage, ...]
+
+    def fingerprint(self, *extra: object) -> str:
+        """A sha256 of the passages (and `extra`, e.g. chunking settings): equal means unchanged."""
+        payload = [[p.content, sorted(p.actors)] for p in self.passages]
+        blob = json.dumps([payload, [str(x) for x in extra]], ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _merge_actors(*groups: Sequence[str]) -> tuple[str, ...]:
+    """Actors in first-seen order without repeats."""
+    return tuple(dict.fromkeys(a for group in groups for a in group))
+
+
+def _actors(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(a, str) for a in value):
+        return tuple(value)
+    raise RagError(f"{where}: 'actors' must be a string or a list of strings")
+
+
+def _json_passages(path: Path, text: str, actors: Sequence[str]) -> tuple[Passage, ...]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RagError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    if not isinstance(data, list):
+        raise RagError(f"{path}: expected a JSON list of {{content, actors}} objects")
+    passages = []
+    for i, item in enumerate(data):
+        where = f"{path}: item {i}"
+        if not isinstance(item, dict) or not isinstance(item.get("content"), str):
+            raise RagError(f"{where}: expected an object with a string 'content'")
+        passages.append(
+            Passage(item["content"], _merge_actors(actors, _actors(item.get("actors"), where)))
+        )
+    return tuple(passages)
+
+
+def load_file(path: Path, actors: Sequence[str] = (), name: str | None = None) -> Document:
+    """Read one document file; `RagError` (naming the file) if it is missing or unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RagError(f"{path}: no such document file") from None
+    except IsADirectoryError:
+        raise RagError(f"{path}: is a folder, not a document file") from None
+    except UnicodeDecodeError:
+        raise RagError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise RagError(f"{path}: cannot read: {exc.strerror}") from None
+    if path.suffix.lower() == ".json":
+        passages = _json_passages(path, text, actors)
+    else:
+        passages = (Passage(text, tuple(actors)),)
+    return Document(name or str(path), passages)
+
+
+def document_name(path: Path, base_dir: Path) -> str:
+    """How a file document is named in a store: relative to the workflow folder when inside it."""
+    try:
+        return path.resolve().relative_to(base_dir.resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def load_source(source: DocumentSource, base_dir: Path, index: int) -> Document:
+    """Turn one ``documents:`` entry into a `Document`.
+
+    The name is the entry's ``id`` if it has one, else the file's path (relative to the
+    workflow), else ``text-<index>`` for inline text.
+    """
+    if source.file is not None:
+        return load_file(
+            source.file, source.actors, source.id or document_name(source.file, base_dir)
+        )
+    return Document(source.id or f"text-{index}", (Passage(source.text or "", source.actors),))

