@@ -1,9 +1,72 @@
-"""Placeholder: this command group is being written."""
+"""``regions run FILE``: verify, then run a workflow and watch its traffic.
+
+Thin on purpose: flags become a `regions_cli.runner.RunOptions` and `run_workflow` does the
+rest and returns the exit code (0 ok, 1 invalid workflow, 2 usage/I/O error, 3 a step failed,
+4 budget exceeded, 130 interrupted). Only typer and the standard library are imported here.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
+def run(
+    file: Path = typer.Argument(
+        ..., metavar="FILE", help="The workflow file (YAML).", show_default=False
+    ),
+    json_events: bool = typer.Option(
+        False, "--json", help="Write one JSON event per line to stdout (for other tools)."
+    ),
+    run_file: Path | None = typer.Option(
+        None,
+        "--run",
+        metavar="PATH",
+        help="Where to write the run file (default: .regions/runs/<name>-<time>.db beside FILE).",
+        show_default=False,
+    ),
+    record: Path | None = typer.Option(
+        None,
+        "--record",
+        metavar="FILE",
+        help="Record every LLM call to this cassette file.",
+        show_default=False,
+    ),
+    replay: Path | None = typer.Option(
+        None,
+        "--replay",
+        metavar="FILE",
+        help="Answer every LLM call from this cassette (written by --record), no model.",
+        show_default=False,
+    ),
+    llm: list[str] = typer.Option(
+        [],
+        "--llm",
+        metavar="NAME=URL",
+        help="Override an llms: entry: NAME=URL (an OpenAI-compatible server) or "
+        "NAME=scripted. Repeatable.",
+        show_default=False,
+    ),
+    no_live: bool = typer.Option(
+        False, "--no-live", help="Plain lines instead of the live view, even on a terminal."
+    ),
+) -> None:
+    """Verify FILE, then run its plan, showing the traffic live."""
+    from regions_cli.runner import RunOptions, run_workflow
+
+    options = RunOptions(
+        workflow=file,
+        json=json_events,
+        run_file=run_file,
+        record=record,
+        replay=replay,
+        llm_overrides=tuple(llm),
+        live=False if no_live else None,
+    )
+    raise typer.Exit(run_workflow(options))
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add ``regions run`` to `app`."""
+    app.command(name="run")(run)

@@ -1,0 +1,278 @@
+"""`regions run` without the command line: verify, build, journal, run, show, exit code.
+
+`run_workflow(RunOptions(...))` does everything the command does and returns its exit code;
+`regions_cli.cli.run_cmd` only turns flags into `RunOptions`. Keeping it here lets other
+commands (``step``, resume) and tests drive a run the same way, and keeps the CLI module
+free of heavy imports.
+
+Exit codes: 0 success, 1 invalid workflow, 2 usage or I/O error, 3 a step failed (or the
+run could not complete), 4 budget exceeded, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+if TYPE_CHECKING:
+    from regions_cli.engine.events import Event, EventBus, RunFinished
+    from regions_cli.workflow.model import Workflow
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_FAILED = 3
+EXIT_BUDGET = 4
+EXIT_INTERRUPTED = 130
+
+_STATUS_EXIT = {
+    "ok": EXIT_OK,
+    "failed": EXIT_FAILED,
+    "budget_exceeded": EXIT_BUDGET,
+    "interrupted": EXIT_INTERRUPTED,
+}
+
+
+class RunError(Exception):
+    """A problem that stops `regions run` before or around the engine, with its exit code.
+
+    The message is one line that says where and what; the CLI prints it as ``error: ...``.
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``regions run`` can be asked to do."""
+
+    workflow: Path
+    json: bool = False  # one JSON event per line on stdout
+    run_file: Path | None = None  # None: .regions/runs/<name>-<time>.db beside the workflow
+    record: Path | None = None  # write every LLM call to this cassette
+    replay: Path | None = None  # answer every LLM call from this cassette
+    llm_overrides: tuple[str, ...] = ()  # NAME=URL | NAME=scripted | ... (``--llm``)
+    live: bool | None = None  # None: the live view when stdout is a terminal
+    extra: dict[str, Any] = field(default_factory=dict)  # room for later flags
+
+
+class View(Protocol):
+    """What the runner needs of a view (`regions_cli.view`)."""
+
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def __call__(self, event: Event) -> None: ...
+    def report(self) -> None: ...
+
+
+def run_workflow(
+    options: RunOptions, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run `options.workflow` as ``regions run`` does; returns the exit code (never raises
+    for bad input, never prints a traceback; Ctrl-C gives 130)."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        return _run(options, out, err)
+    except RunError as exc:
+        _error(err, str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before the engine started, or a second Ctrl-C
+        _error(err, "interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _error(stream: TextIO, message: str) -> None:
+    stream.write(f"error: {message}\n")
+    stream.flush()
+
+
+# -- the steps of a run --------------------------------------------------------------------------
+
+
+def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
+    _check_files(options)
+    loaded = _load_and_verify(options, out, err)
+    if loaded is None:
+        return EXIT_INVALID
+    workflow, record = loaded
+    workflow = _apply_overrides(workflow, options.llm_overrides)
+    view = _choose_view(options, out)
+    journal = Journal.open(options, workflow, record)
+    try:
+        return asyncio.run(_execute(workflow, options, view, journal))
+    finally:
+        journal.close()
+
+
+def _check_files(options: RunOptions) -> None:
+    path = options.workflow
+    if not path.exists():
+        raise RunError(f"{path}: no such file")
+    if path.is_dir():
+        raise RunError(f"{path}: is a directory, not a workflow file")
+    if options.record is not None and options.replay is not None:
+        raise RunError("--record and --replay cannot be used together")
+    if options.replay is not None and not options.replay.is_file():
+        raise RunError(f"--replay {options.replay}: no such cassette")
+    if options.record is not None and options.record.is_dir():
+        raise RunError(f"--record {options.record}: is a directory")
+    if options.run_file is not None and options.run_file.exists():
+        raise RunError(f"--run {options.run_file}: a file already exists there; choose another")
+
+
+def _load_and_verify(options: RunOptions, out: TextIO, err: TextIO) -> tuple[Workflow, Any] | None:
+    """The validated workflow (and what the journal records of it), or None after printing
+    the findings that make it invalid: the same findings ``regions verify`` prints."""
+    from regions_cli.workflow import api
+    from regions_cli.workflow.findings import count, format_text
+
+    result = api.verify(options.workflow)
+    findings = list(result.findings)
+    errors, warnings = count(findings)
+    if findings:
+        if options.json:
+            from regions_cli.view.jsonl import JsonlView
+
+            JsonlView(out).write(
+                {
+                    "kind": "findings",
+                    "t": time.time(),
+                    "errors": errors,
+                    "warnings": warnings,
+                    "findings": [finding.to_dict() for finding in findings],
+                }
+            )
+        else:
+            err.write(format_text(findings, color=_is_terminal(err)))
+            err.flush()
+    if errors or result.workflow is None:
+        return None
+    return result.workflow, result
+
+
+def _apply_overrides(workflow: Workflow, overrides: Sequence[str]) -> Workflow:
+    if not overrides:
+        return workflow
+    from regions_cli.llm.factory import apply_llm_overrides
+
+    try:
+        return apply_llm_overrides(workflow, list(overrides))
+    except ValueError as exc:
+        raise RunError(f"--llm: {exc}") from exc
+
+
+def _choose_view(options: RunOptions, out: TextIO) -> View:
+    if options.json:
+        from regions_cli.view.jsonl import JsonlView
+
+        return JsonlView(out)
+    live = options.live if options.live is not None else _is_terminal(out)
+    if live:
+        from rich.console import Console
+
+        from regions_cli.view.live import LiveView
+
+        return LiveView(Console(file=out))
+    from regions_cli.view.plain import PlainView
+
+    return PlainView(out)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+async def _execute(workflow: Workflow, options: RunOptions, view: View, journal: Journal) -> int:
+    """Build the engine, run it with the view and the journal subscribed, report."""
+    from regions_cli.build import build_engine
+    from regions_cli.engine.events import EventBus, RunFinished
+    from regions_cli.llm.factory import LLMOptions
+
+    bus = EventBus()
+    finished: list[RunFinished] = []
+    bus.subscribe(lambda event: finished.append(event) if isinstance(event, RunFinished) else None)
+    journal.subscribe(bus)
+    try:
+        engine = build_engine(
+            workflow, bus, LLMOptions(record=options.record, replay=options.replay)
+        )
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{options.workflow}: cannot build the workflow: {exc}") from exc
+    bus.subscribe(view)
+    started = time.time()
+    exit_code = EXIT_INTERRUPTED
+    with view:
+        try:
+            result = await engine.run(barrier_hook=journal.barrier_hook)
+            exit_code = result.exit_code
+        except asyncio.CancelledError:
+            # Ctrl-C: asyncio cancelled us; the engine cancelled its steps. Finish cleanly.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        finally:
+            with contextlib.suppress(Exception):
+                await engine.aclose()
+        if not finished:  # the engine ended without saying so: tell the view and journal
+            _emit_finished(bus, exit_code, started, journal)
+    journal.finish(finished[-1] if finished else None, exit_code)
+    view.report()
+    return exit_code
+
+
+def _emit_finished(bus: EventBus, exit_code: int, started: float, journal: Journal) -> None:
+    from regions_cli.engine.events import RunFinished
+
+    status = next((s for s, c in _STATUS_EXIT.items() if c == exit_code), "failed")
+    bus.emit(
+        RunFinished(
+            status=status,
+            exit_code=exit_code,
+            layers_run=0,
+            steps_ok=0,
+            steps_failed=0,
+            messages=0,
+            prompt_tokens=0,
+            completion_tokens=0,
+            duration=time.time() - started,
+            run_file=journal.path_text,
+        )
+    )
+
+
+class Journal:
+    """The run file of a run: created before the engine starts, closed after it ends."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.barrier_hook: Any = None
+
+    @property
+    def path_text(self) -> str | None:
+        return str(self.path) if self.path is not None else None
+
+    @classmethod
+    def open(cls, options: RunOptions, workflow: Workflow, record: Any) -> Journal:
+        return cls(options.run_file)
+
+    def subscribe(self, bus: EventBus) -> None:
+        """Journal every event of `bus`."""
+
+    def finish(self, finished: RunFinished | None, exit_code: int) -> None:
+        """Record how the run ended."""
+
+    def close(self) -> None:
+        """Close the run file."""
