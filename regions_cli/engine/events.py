@@ -68,6 +68,7 @@ class StepFinished(Event):
     duration: float
     error: str | None = None
     detail: str | None = None  # e.g. "no incoming requests" for outcome "nothing"
+    attempt: int = 1  # the attempt this outcome belongs to (1 + retries used)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +83,8 @@ class MessageDelivered(Event):
     kind: ClassVar[str] = "message"
     message: Message
     delivery: str = "delivered"  # delivered | output | cc | injected | returned | rerouted
+    seq: int = 0  # delivery order in the run (1, 2, ...); a CC repeats its message's seq
+    recipient: str | None = None  # who got it: the destination, or the listener for a CC
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +94,7 @@ class MessageRejected(Event):
     rule: str  # not-connected | not-asked | unknown-destination | unknown-role
     reason: str
     action: str  # error | drop | return | reroute
+    sender: str | None = None  # the region that posted it (differs from source for broadcasts)
 
 
 @dataclass(frozen=True, kw_only=True)

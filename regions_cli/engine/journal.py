@@ -284,8 +284,11 @@ class RunFile:
             raise RunFileError(f"{path}: not a run file (not a sqlite database)")
         try:
             conn = _connect(path)
-            rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN "
-                                     "('format', 'schema_version')").fetchall())
+            rows = dict(
+                conn.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('format', 'schema_version')"
+                ).fetchall()
+            )
         except sqlite3.DatabaseError as exc:
             message = str(exc)
             if "no such table" in message:
@@ -420,7 +423,8 @@ class RunFile:
     def _roll_back_uncommitted(self, position: int, keep: set[str]) -> None:
         after = self.barrier_seq(position)
         keep_events = [
-            seq for seq, layer, chain in self.conn.execute(
+            seq
+            for seq, layer, chain in self.conn.execute(
                 "SELECT seq, layer, chain FROM events WHERE seq > ? AND rolled_back = 0", (after,)
             ).fetchall()
             if layer == position and chain in keep
@@ -495,8 +499,16 @@ class RunFile:
             self.conn.execute(
                 "INSERT INTO injections (id, source, destination, role, content, message_id, "
                 "ordinal, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (number, source, destination, role, content, message.id,
-                 message.origin.ordinal, created),
+                (
+                    number,
+                    source,
+                    destination,
+                    role,
+                    content,
+                    message.id,
+                    message.origin.ordinal,
+                    created,
+                ),
             )
         return Injected(number, message, created, None)
 
@@ -675,8 +687,13 @@ class Recorder:
             conn.execute(
                 "INSERT OR REPLACE INTO chains_done (layer, chain, t, event_seq, states) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (layer, chain, time.time(), self._event_seq,
-                 json.dumps(states, sort_keys=True, ensure_ascii=False)),
+                (
+                    layer,
+                    chain,
+                    time.time(),
+                    self._event_seq,
+                    json.dumps(states, sort_keys=True, ensure_ascii=False),
+                ),
             )
 
     def flush(self) -> None:
@@ -699,8 +716,15 @@ class Recorder:
             self._event_seq += 1
             seq = self._event_seq
             event_rows.append(
-                (seq, self.invocation, event.kind, event.t, layer, chain,
-                 dumps(event_json(event), ensure_ascii=False))
+                (
+                    seq,
+                    self.invocation,
+                    event.kind,
+                    event.t,
+                    layer,
+                    chain,
+                    dumps(event_json(event), ensure_ascii=False),
+                )
             )
             if isinstance(event, ev.MessageDelivered | ev.MessageRejected):
                 m = event.message
@@ -714,23 +738,62 @@ class Recorder:
                     delivery, rule, reason = "rejected", event.rule, event.reason
                     delivery_seq, recipient = None, None
                 message_rows.append(
-                    (self._message_seq, seq, m.id, m.source, m.destination, m.role, m.content,
-                     o.layer, o.chain, o.step, o.ordinal, int(o.injected), m.cause, delivery,
-                     delivery_seq, recipient, rule, reason, event.t)
+                    (
+                        self._message_seq,
+                        seq,
+                        m.id,
+                        m.source,
+                        m.destination,
+                        m.role,
+                        m.content,
+                        o.layer,
+                        o.chain,
+                        o.step,
+                        o.ordinal,
+                        int(o.injected),
+                        m.cause,
+                        delivery,
+                        delivery_seq,
+                        recipient,
+                        rule,
+                        reason,
+                        event.t,
+                    )
                 )
             elif isinstance(event, ev.StepFinished):
                 self._step_seq += 1
                 step_rows.append(
-                    (self._step_seq, seq, event.layer, event.chain, event.step, event.region,
-                     event.method, event.outcome, event.t - event.duration, event.t,
-                     event.duration, event.error, event.detail)
+                    (
+                        self._step_seq,
+                        seq,
+                        event.layer,
+                        event.chain,
+                        event.step,
+                        event.region,
+                        event.method,
+                        event.outcome,
+                        event.t - event.duration,
+                        event.t,
+                        event.duration,
+                        event.error,
+                        event.detail,
+                    )
                 )
             elif isinstance(event, ev.LLMCalled):
                 self._llm_seq += 1
                 llm_rows.append(
-                    (self._llm_seq, seq, event.region, event.llm, event.purpose,
-                     event.prompt_tokens, event.completion_tokens, event.duration, event.error,
-                     event.t)
+                    (
+                        self._llm_seq,
+                        seq,
+                        event.region,
+                        event.llm,
+                        event.purpose,
+                        event.prompt_tokens,
+                        event.completion_tokens,
+                        event.duration,
+                        event.error,
+                        event.t,
+                    )
                 )
         conn.executemany(
             "INSERT INTO events (seq, invocation, kind, t, layer, chain, data) "
@@ -788,8 +851,7 @@ class Recorder:
                         changed.append((region, next_layer, text))
                         self._last_states[region] = text
                 conn.execute(
-                    "INSERT INTO barriers (position, t, invocation, event_seq) "
-                    "VALUES (?, ?, ?, ?)",
+                    "INSERT INTO barriers (position, t, invocation, event_seq) VALUES (?, ?, ?, ?)",
                     (next_layer, time.time(), self.invocation, self._event_seq),
                 )
                 conn.executemany(

@@ -206,10 +206,12 @@ def resume_point(run: RunFile) -> ResumePoint:
         for chain, steps in (plan[position].get("chains") or {}).items():
             chain_regions[str(chain)] = {str(step).partition(".")[0] for step in steps}
     completed = run.chains_done(position)
-    rows = list(run.db.query(
-        "SELECT * FROM messages WHERE event_seq > ? AND delivery != 'rejected' ORDER BY seq",
-        (after,),
-    ))
+    rows = list(
+        run.db.query(
+            "SELECT * FROM messages WHERE event_seq > ? AND delivery != 'rejected' ORDER BY seq",
+            (after,),
+        )
+    )
 
     done = {chain for chain in completed if chain in chain_regions}
     while True:

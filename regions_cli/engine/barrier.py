@@ -1,0 +1,30 @@
+"""The layer barrier: the one point where the outside (the journal, `regions inject`) meets a run.
+
+The executor calls `BarrierHook.at_barrier` after the initial ``inject:`` delivery (before the
+first layer it runs) and after every layer. At that moment no step is running, every message
+posted so far has been delivered, and `Barrier.states` holds each region's `snapshot()`: enough
+to resume the run from `Barrier.next_layer` with `Engine.run(start_layer=..., states=...)`.
+The messages the hook returns are delivered as injected messages before the next layer starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from regions_cli.engine.message import Message
+
+
+@dataclass(frozen=True)
+class Barrier:
+    """The state of a run between two layers."""
+
+    next_layer: int  # the layer about to run (== len(plan) after the last layer)
+    states: Mapping[str, dict[str, Any]]  # region name -> region.snapshot()
+
+
+class BarrierHook(Protocol):
+    """Called at every barrier; returns messages to inject now (usually none)."""
+
+    async def at_barrier(self, barrier: Barrier) -> Sequence[Message]: ...

@@ -1,0 +1,238 @@
+"""The postmaster: checks, orders and delivers every message; nothing is dropped silently.
+
+There is no polling. The executor hands the postmaster the outbox of a finished step
+(`Postmaster.route` then `commit`); every accepted message is in its recipient's inbox before
+the next step of that chain starts. Each delivery gets the next sequence number and a
+`MessageDelivered` event, so the order of delivery is recorded.
+
+Rules (checked against the region that posted the message, which differs from
+``message.source`` for a broadcast copy):
+
+* the role must be ``request`` or ``reply`` (rule ``unknown-role``);
+* a region may send requests only to its connections (``not-connected``) and replies only to
+  its connections or to whoever has asked it (``not-asked``). A RAGRegion may also ask the
+  regions that asked it (``request_summaries``);
+* a connection must be a region (``unknown-destination``).
+
+An address that is not a region is external: a message to it is output of the run. A message
+that breaks a rule is handled by ``delivery.undeliverable``: ``error`` (the step fails,
+nothing it posted is delivered), ``drop``, ``return`` (a reply to the sender saying why) or
+``reroute`` (to ``delivery.reroute_to``). Each is recorded as a `MessageRejected` event with the
+offending message. A bounced message is not bounced again, and ``max_hops: 0`` turns return and
+reroute into drop, so there is never a loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from regions_cli.engine.events import Event, MessageDelivered, MessageRejected, Notice
+from regions_cli.engine.message import ROLES, Message
+from regions_cli.engine.regions.base import BaseRegion
+from regions_cli.engine.regions.listener import ListenerRegion
+from regions_cli.engine.transport import InProcessTransport, Transport
+from regions_cli.workflow.model import DeliveryConfig
+
+#: The source of the notes the postmaster returns to senders.
+POSTMASTER = "postmaster"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why one message may not be delivered."""
+
+    message: Message
+    rule: str  # not-connected | not-asked | unknown-destination | unknown-role
+    reason: str
+
+
+@dataclass
+class Routing:
+    """The postmaster's verdict on one step's outbox, in posting order."""
+
+    sender: str | None
+    items: list[tuple[Message, Rejection | None]] = field(default_factory=list)
+
+    @property
+    def rejections(self) -> list[Rejection]:
+        return [r for _, r in self.items if r is not None]
+
+
+class UndeliverableError(Exception):
+    """A step posted a message that broke a rule while ``delivery.undeliverable`` is ``error``."""
+
+    def __init__(self, rejections: Sequence[Rejection]) -> None:
+        first = rejections[0]
+        more = f" (and {len(rejections) - 1} more)" if len(rejections) > 1 else ""
+        super().__init__(
+            f"undeliverable message from {first.message.source} to "
+            f"{first.message.destination!r}: {first.reason}{more}"
+        )
+        self.rejections = list(rejections)
+
+
+class Postmaster:
+    """Routes messages between the regions of one run."""
+
+    def __init__(
+        self,
+        regions: Mapping[str, BaseRegion],
+        delivery: DeliveryConfig | None = None,
+        emit: Callable[[Event], None] | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        self.regions = regions
+        self.delivery = delivery or DeliveryConfig()
+        self.emit: Callable[[Event], None] = emit or (lambda event: None)
+        self.transport: Transport = transport or InProcessTransport()
+        for name, region in regions.items():
+            self.transport.attach(name, region.receive)
+        self.listeners = [r for r in regions.values() if isinstance(r, ListenerRegion)]
+        self.seq = 0  # deliveries so far (the sequence number of the last one)
+        self.outputs: list[Message] = []  # messages to external addresses, in order
+        self.rejected = 0
+
+    # -- checking -----------------------------------------------------------------------
+
+    def violation(self, sender: BaseRegion, message: Message) -> Rejection | None:
+        """The rule `message`, posted by `sender`, breaks (None if it may go)."""
+        if message.role not in ROLES:
+            return Rejection(
+                message, "unknown-role", f"role {message.role!r} is neither request nor reply"
+            )
+        dest = message.destination
+        if dest in sender.asked_by:
+            return None
+        if dest in sender.connections:
+            if dest in self.regions:
+                return None
+            return Rejection(message, "unknown-destination", f"connection {dest!r} is not a region")
+        if message.role == "request":
+            return Rejection(
+                message,
+                "not-connected",
+                f"{sender.name} may send requests only to its connections; {dest!r} is not one",
+            )
+        return Rejection(
+            message,
+            "not-asked",
+            f"{dest!r} has not asked {sender.name} anything and is not one of its connections",
+        )
+
+    def route(self, sender: BaseRegion, messages: Sequence[Message]) -> Routing:
+        """Check a step's outbox without delivering anything.
+
+        Raises `UndeliverableError` (after recording the offending messages) when a message
+        breaks a rule and the policy is ``error``: the step then fails as a whole.
+        """
+        routing = Routing(sender.name, [(m, self.violation(sender, m)) for m in messages])
+        rejections = routing.rejections
+        if rejections and self.delivery.undeliverable == "error":
+            self.discard(routing, action="error")
+            raise UndeliverableError(rejections)
+        return routing
+
+    def discard(self, routing: Routing, *, action: str = "drop") -> None:
+        """Record the rejected messages of a routing that will not be committed."""
+        for rejection in routing.rejections:
+            self._rejected(routing.sender, rejection, action)
+
+    # -- delivering ---------------------------------------------------------------------
+
+    async def commit(self, routing: Routing) -> None:
+        """Deliver a routing's accepted messages and apply the policy to the rejected ones."""
+        for message, rejection in routing.items:
+            if rejection is None:
+                await self.deliver(message)
+            else:
+                await self._undeliverable(routing.sender, rejection)
+
+    async def send(self, sender: BaseRegion, messages: Sequence[Message]) -> Routing:
+        """`route` then `commit`: what a step's outbox goes through."""
+        routing = self.route(sender, messages)
+        await self.commit(routing)
+        return routing
+
+    async def inject(self, messages: Sequence[Message]) -> None:
+        """Deliver messages from outside (``inject:``, the barrier hook). Only the role is
+        checked; a bad one is recorded (never a crash) and handled by the policy, with
+        ``error`` acting as ``drop`` since there is no step to fail."""
+        for message in messages:
+            if message.role not in ROLES:
+                rejection = Rejection(
+                    message, "unknown-role", f"role {message.role!r} is neither request nor reply"
+                )
+                self.emit(
+                    Notice(
+                        level="error",
+                        text=f"injected message from {message.source} to "
+                        f"{message.destination}: {rejection.reason}",
+                    )
+                )
+                await self._undeliverable(None, rejection)
+            else:
+                await self.deliver(message, "injected")
+
+    async def deliver(self, message: Message, delivery: str = "delivered") -> None:
+        """Hand `message` to its destination (or the run's output) and CC the listeners."""
+        self.seq += 1
+        dest = message.destination
+        if dest in self.regions:
+            await self.transport.send(dest, message)
+        else:
+            delivery = "output"
+            self.outputs.append(message)
+        self.emit(
+            MessageDelivered(message=message, delivery=delivery, seq=self.seq, recipient=dest)
+        )
+        for listener in self.listeners:
+            if listener.name != dest and listener.taps(message):
+                await self.transport.send(listener.name, message)
+                self.emit(
+                    MessageDelivered(
+                        message=message, delivery="cc", seq=self.seq, recipient=listener.name
+                    )
+                )
+
+    async def _undeliverable(self, sender: str | None, rejection: Rejection) -> None:
+        message = rejection.message
+        policy = self.delivery.undeliverable
+        action: str = "drop" if policy == "error" else policy
+        reason = rejection.reason
+        if action in ("return", "reroute") and self.delivery.max_hops < 1:
+            action, reason = "drop", f"{reason}; max_hops is 0"
+        bounced: Message | None = None
+        if action == "return":
+            bounced = Message(
+                source=POSTMASTER,
+                destination=sender or message.source,
+                role="reply",
+                content=f"Could not deliver message to '{message.destination}' ({reason}). "
+                f"Content: {message.content}",
+                origin=message.origin,
+                cause=message.id,
+            )
+        elif action == "reroute":
+            target = self.delivery.reroute_to
+            if rejection.rule == "unknown-role":
+                action, reason = "drop", f"{reason}; a message with that role cannot be rerouted"
+            elif target is None or target not in self.regions or target == message.destination:
+                action, reason = "drop", f"{reason}; reroute target {target!r} unavailable"
+            else:
+                bounced = replace(message, destination=target, cause=message.id, id="")
+        self._rejected(sender, replace(rejection, reason=reason), action)
+        if bounced is not None:
+            await self.deliver(bounced, "returned" if action == "return" else "rerouted")
+
+    def _rejected(self, sender: str | None, rejection: Rejection, action: str) -> None:
+        self.rejected += 1
+        self.emit(
+            MessageRejected(
+                message=rejection.message,
+                rule=rejection.rule,
+                reason=rejection.reason,
+                action=action,
+                sender=sender,
+            )
+        )
