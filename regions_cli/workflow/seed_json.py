@@ -705,9 +705,9 @@ def to_document(seed: SeedWorkflow, *, schema_ref: str | None = None) -> ImportR
     listeners = [r.name for r in seed.regions if r.type == "ListenerRegion"]
     if listeners:
         header.append(
-            f"  - listener {', '.join(listeners)}: records the traffic from the run's start;"
+            f"  - listener {', '.join(listeners)}: records the traffic between its start and stop"
         )
-        header.append("    its start/stop steps are kept (optional here, needed by the original)")
+        header.append("    steps (kept); add `sink: FILE.jsonl` to write that traffic to a file")
     if warnings:
         header.append("Dropped:")
         for warning in warnings:
