@@ -152,7 +152,7 @@ def test_export_never_replaces_files_unless_forced(tmp_path: Path) -> None:
     exported = export_workflow(_plan_workflow({"c": ["A.make_questions"]}))
     exported.write(tmp_path)
     (tmp_path / "x_regions.json").write_text("keep me")
-    with pytest.raises(FileExistsError, match="x_regions.json exists"):
+    with pytest.raises(FileExistsError, match=r"x_regions\.json exists"):
         exported.write(tmp_path)
     assert (tmp_path / "x_regions.json").read_text() == "keep me"
     exported.write(tmp_path, force=True)
