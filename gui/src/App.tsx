@@ -1,0 +1,487 @@
+import {
+  applyNodeChanges,
+  Background,
+  Controls,
+  MarkerType,
+  MiniMap,
+  ReactFlow,
+  type Connection,
+  type Edge,
+  type NodeChange,
+} from '@xyflow/react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import * as api from './api';
+import { PlanEditor } from './components/PlanEditor';
+import { RegionNode, type RegionFlowNode } from './components/RegionNode';
+import { RegionPanel } from './components/RegionPanel';
+import { REGION_TYPES, typeStyle } from './model/methods';
+import { isRecord, NEW_WORKFLOW, WorkflowDoc, type Position } from './model/workflowDoc';
+import { formatPath } from './validate/problem';
+import { help, validate } from './validate';
+
+const nodeTypes = { region: RegionNode };
+
+type Selection = { kind: 'region'; name: string } | { kind: 'edge'; source: string; target: string } | null;
+type Tab = 'inspect' | 'problems' | 'run' | 'source';
+
+/** Where a region without a stored position goes: a grid, so unpositioned files still read well. */
+function autoPosition(index: number): Position {
+  return { x: 40 + (index % 4) * 260, y: 40 + Math.floor(index / 4) * 170 };
+}
+
+export function App() {
+  const [wdoc, setWdoc] = useState(() => WorkflowDoc.parse(NEW_WORKFLOW));
+  const [rev, setRev] = useState(0);
+  const [file, setFile] = useState<api.FileState | null>(null);
+  const [server, setServer] = useState(false);
+  const [savedText, setSavedText] = useState(NEW_WORKFLOW);
+  const [selection, setSelection] = useState<Selection>(null);
+  const [tab, setTab] = useState<Tab>('inspect');
+  const [status, setStatus] = useState<{ text: string; error?: boolean } | null>(null);
+  const [addType, setAddType] = useState<string>('Region');
+  const [nodes, setNodes] = useState<RegionFlowNode[]>([]);
+  const [events, setEvents] = useState<api.RunEvent[]>([]);
+  const [lit, setLit] = useState<Record<string, number>>({});
+  const [regionStatus, setRegionStatus] = useState<Record<string, string>>({});
+  const [running, setRunning] = useState<Set<string>>(new Set());
+  const [serverFindings, setServerFindings] = useState<api.VerifyResult | null>(null);
+  const fileInput = useRef<HTMLInputElement>(null);
+
+  const data = useMemo(() => wdoc.toData(), [wdoc, rev]);
+  const text = useMemo(() => wdoc.toString(), [wdoc, rev]);
+  const problems = useMemo(() => validate(data, wdoc), [data, wdoc]);
+  const dirty = text !== savedText;
+
+  const open = useCallback((source: string, saved: string | null = source) => {
+    const next = WorkflowDoc.parse(source);
+    setWdoc(next);
+    setRev((r) => r + 1);
+    if (saved !== null) setSavedText(next.toString());
+    setSelection(null);
+    setServerFindings(null);
+    if (next.errors.length) setStatus({ text: `YAML: ${next.errors[0]}`, error: true });
+  }, []);
+
+  // Load the file `regions gui` was started with (standalone: a new workflow).
+  useEffect(() => {
+    void api.loadFile().then((state) => {
+      if (!state) return;
+      setServer(true);
+      setFile(state);
+      if (state.exists) open(state.text);
+      else open(NEW_WORKFLOW, null);
+    });
+  }, [open]);
+
+  /** Apply one change to the document; a refused change (bad name...) is shown, not thrown. */
+  const edit = useCallback(
+    (change: (doc: WorkflowDoc) => void): boolean => {
+      try {
+        change(wdoc);
+      } catch (error) {
+        setStatus({ text: (error as Error).message, error: true });
+        return false;
+      }
+      setRev((r) => r + 1);
+      setStatus(null);
+      return true;
+    },
+    [wdoc],
+  );
+
+  // Nodes follow the document; React Flow only owns them while a drag is in flight.
+  useEffect(() => {
+    const positions = wdoc.positions();
+    const names = wdoc.regionNames();
+    const regions = isRecord(data.regions) ? data.regions : {};
+    setNodes((current) => {
+      const selected = new Set(current.filter((n) => n.selected).map((n) => n.id));
+      return names.map((name, index) => {
+        const region = isRecord(regions[name]) ? regions[name] : {};
+        return {
+          id: name,
+          type: 'region' as const,
+          position: positions[name] ?? autoPosition(index),
+          selected: selected.has(name) || (selection?.kind === 'region' && selection.name === name),
+          data: {
+            name,
+            type: region.type,
+            task: typeof region.task === 'string' ? region.task : '',
+            problems: problems.filter((p) => p.region === name).map((p) => `${p.rule}: ${p.message}`),
+            status: regionStatus[name],
+          },
+        };
+      });
+    });
+  }, [wdoc, data, problems, regionStatus, selection]);
+
+  const edges: Edge[] = useMemo(() => {
+    const names = new Set(wdoc.regionNames());
+    return wdoc
+      .connections()
+      .filter(([, target]) => names.has(target))
+      .map(([source, target]) => {
+        const id = `${source}->${target}`;
+        const on = lit[id] !== undefined;
+        return {
+          id,
+          source,
+          target,
+          className: on ? 'lit' : undefined,
+          animated: on,
+          selected: selection?.kind === 'edge' && selection.source === source && selection.target === target,
+          markerEnd: { type: MarkerType.ArrowClosed, width: 18, height: 18, color: on ? '#f59e0b' : '#64748b' },
+          style: { stroke: on ? '#f59e0b' : '#64748b', strokeWidth: on ? 3 : 1.5 },
+        };
+      });
+  }, [wdoc, rev, lit, selection]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  const onNodesChange = useCallback((changes: NodeChange<RegionFlowNode>[]) => {
+    // Removals go through onNodesDelete (the document decides); the rest is view state.
+    setNodes((current) => applyNodeChanges(changes.filter((c) => c.type !== 'remove'), current));
+  }, []);
+
+  const addRegion = () => {
+    const index = wdoc.regionNames().length;
+    let name = '';
+    if (edit((d) => (name = d.addRegion(addType, autoPosition(index))))) {
+      setSelection({ kind: 'region', name });
+      setTab('inspect');
+    }
+  };
+
+  const save = async () => {
+    if (!server) {
+      api.download(`${String(data.name ?? 'workflow')}.yaml`, text);
+      setSavedText(text);
+      return;
+    }
+    try {
+      const result = await api.saveFile(text, file?.hash ?? null);
+      setFile((f) => (f ? { ...f, hash: result.hash, exists: true } : f));
+      setSavedText(text);
+      setStatus({ text: `Saved ${result.path}` });
+    } catch (error) {
+      setStatus({ text: `Not saved: ${(error as Error).message}`, error: true });
+    }
+  };
+
+  const importFiles = async (files: FileList) => {
+    const list = [...files];
+    try {
+      if (list.length === 1 && !list[0].name.toLowerCase().endsWith('.json')) {
+        open(await list[0].text(), null);
+        setStatus({ text: `Opened ${list[0].name} (not saved yet)` });
+        return;
+      }
+      if (!server) throw new Error('importing the original JSON needs `regions gui` (or use `regions import`)');
+      const payload: Record<string, string> = {};
+      for (const f of list) payload[f.name] = await f.text();
+      const result = await api.importJson(payload);
+      open(result.text, null);
+      setStatus({ text: `Imported ${list.map((f) => f.name).join(', ')} (not saved yet)` });
+    } catch (error) {
+      setStatus({ text: (error as Error).message, error: true });
+    }
+  };
+
+  const verifyOnServer = async () => {
+    try {
+      setServerFindings(await api.verifyText(text));
+      setTab('problems');
+    } catch (error) {
+      setStatus({ text: (error as Error).message, error: true });
+    }
+  };
+
+  // The live run: events from the server light up edges and fill the feed.
+  useEffect(() => {
+    if (!server) return;
+    return api.subscribeEvents((event) => {
+      setEvents((list) => [...list.slice(-499), event]);
+      if (event.kind === 'run_started') {
+        setRegionStatus({});
+        setRunning(new Set());
+      } else if (event.kind === 'message' && isRecord(event.message)) {
+        const id = `${String(event.message.source)}->${String(event.message.destination)}`;
+        const stamp = Date.now();
+        setLit((l) => ({ ...l, [id]: stamp }));
+        window.setTimeout(() => setLit((l) => (l[id] === stamp ? omit(l, id) : l)), 1500);
+      } else if (event.kind === 'region_status') {
+        setRegionStatus((s) => ({ ...s, [String(event.region)]: String(event.status) }));
+      } else if (event.kind === 'step_started' || event.kind === 'step_finished') {
+        const key = `${String(event.layer)}/${String(event.chain)}/${String(event.step)}`;
+        setRunning((r) => {
+          const next = new Set(r);
+          if (event.kind === 'step_started') next.add(key);
+          else next.delete(key);
+          return next;
+        });
+      }
+    });
+  }, [server]);
+
+  const run = async () => {
+    if (dirty) await save();
+    try {
+      setEvents([]);
+      await api.startRun();
+      setTab('run');
+    } catch (error) {
+      setStatus({ text: `Run: ${(error as Error).message}`, error: true });
+    }
+  };
+
+  const selectedRegion = selection?.kind === 'region' && wdoc.regionNames().includes(selection.name) ? selection.name : null;
+  const errorCount = problems.filter((p) => p.severity === 'error').length;
+
+  return (
+    <div className="app">
+      <header className="toolbar">
+        <strong className="brand">regions</strong>
+        <span className="file" data-testid="file-name" title={file?.path ?? ''}>
+          {file?.path ?? 'standalone'}
+          {dirty && <span className="dirty" title="unsaved changes"> ●</span>}
+        </span>
+        <button onClick={() => open(NEW_WORKFLOW, null)}>New</button>
+        <button onClick={() => fileInput.current?.click()} title="Open a workflow YAML, or import the original's JSON (regions + plan, or a full state)">
+          Open / Import…
+        </button>
+        <input
+          ref={fileInput}
+          type="file"
+          hidden
+          multiple
+          accept=".yaml,.yml,.json"
+          onChange={(e) => {
+            if (e.target.files?.length) void importFiles(e.target.files);
+            e.target.value = '';
+          }}
+        />
+        <button data-testid="save" onClick={() => void save()} disabled={server && !file?.path}>
+          {server ? 'Save' : 'Export YAML'}
+        </button>
+        {server && <button onClick={() => api.download(file?.path?.split('/').pop() ?? 'workflow.yaml', text)}>Export</button>}
+        <span className="sep" />
+        <select value={addType} data-testid="add-type" onChange={(e) => setAddType(e.target.value)}>
+          {REGION_TYPES.map((t) => (
+            <option key={t} value={t}>
+              {typeStyle(t).icon} {t}
+            </option>
+          ))}
+        </select>
+        <button data-testid="add-region" onClick={addRegion}>
+          + Region
+        </button>
+        <span className="sep" />
+        {server && <button onClick={() => void verifyOnServer()}>Verify</button>}
+        {server && (
+          <button data-testid="run" onClick={() => void run()} disabled={!file?.path}>
+            ▶ Run
+          </button>
+        )}
+        <span className={`problem-count${errorCount ? ' bad' : ''}`} data-testid="problem-count" onClick={() => setTab('problems')}>
+          {errorCount ? `${errorCount} problem${errorCount === 1 ? '' : 's'}` : '✓ valid'}
+        </span>
+        {status && (
+          <span className={`status${status.error ? ' error' : ''}`} data-testid="status">
+            {status.text}
+          </span>
+        )}
+      </header>
+      <main className="main">
+        <section className="canvas">
+          <ReactFlow<RegionFlowNode, Edge>
+            nodes={nodes}
+            edges={edges}
+            nodeTypes={nodeTypes}
+            onNodesChange={onNodesChange}
+            onConnect={(c: Connection) => c.source && c.target && c.source !== c.target && edit((d) => d.addConnection(c.source, c.target))}
+            onNodeDragStop={(_e, node) => edit((d) => d.setPosition(node.id, node.position))}
+            onNodesDelete={(deleted) => edit((d) => deleted.forEach((n) => d.deleteRegion(n.id)))}
+            onEdgesDelete={(deleted) => edit((d) => deleted.forEach((e) => d.deleteConnection(e.source, e.target)))}
+            onNodeClick={(_e, node) => {
+              setSelection({ kind: 'region', name: node.id });
+              setTab('inspect');
+            }}
+            onEdgeClick={(_e, e) => {
+              setSelection({ kind: 'edge', source: e.source, target: e.target });
+              setTab('inspect');
+            }}
+            onPaneClick={() => setSelection(null)}
+            fitView
+            fitViewOptions={{ maxZoom: 1 }}
+            deleteKeyCode={['Delete', 'Backspace']}
+          >
+            <Background gap={20} />
+            <MiniMap pannable zoomable nodeColor={(n) => typeStyle((n as RegionFlowNode).data.type).color} />
+            <Controls />
+          </ReactFlow>
+        </section>
+        <aside className="side">
+          <nav className="tabs">
+            {(['inspect', 'problems', 'run', 'source'] as Tab[]).map((t) => (
+              <button key={t} className={t === tab ? 'active' : ''} data-testid={`tab-${t}`} onClick={() => setTab(t)}>
+                {t === 'problems' ? `problems (${problems.length})` : t}
+              </button>
+            ))}
+          </nav>
+          {tab === 'inspect' &&
+            (selectedRegion ? (
+              <RegionPanel
+                key={selectedRegion}
+                doc={wdoc}
+                data={data}
+                name={selectedRegion}
+                help={help.region}
+                problems={problems.filter((p) => p.region === selectedRegion)}
+                edit={edit}
+                onRenamed={(name) => setSelection({ kind: 'region', name })}
+                onDeleted={() => setSelection(null)}
+              />
+            ) : selection?.kind === 'edge' ? (
+              <div className="panel">
+                <h2>
+                  {selection.source} → {selection.target}
+                </h2>
+                <p className="field-help">{help.region.connections}</p>
+                <button
+                  className="danger"
+                  data-testid="delete-connection"
+                  onClick={() => {
+                    if (edit((d) => d.deleteConnection(selection.source, selection.target))) setSelection(null);
+                  }}
+                >
+                  Delete connection
+                </button>
+              </div>
+            ) : (
+              <WorkflowSummary data={data} />
+            ))}
+          {tab === 'problems' && (
+            <div className="panel" data-testid="problems">
+              {problems.length === 0 && <p>No problems: the schema and every cross-reference rule pass.</p>}
+              <ul className="problems">
+                {problems.map((p, i) => (
+                  <li key={i} className={p.severity} onClick={() => p.region && setSelection({ kind: 'region', name: p.region })}>
+                    <code>{p.rule}</code> <span className="where">{formatPath(p.path)}{lineSuffix(wdoc, p.path, dirty)}</span>
+                    <div>{p.message}</div>
+                  </li>
+                ))}
+              </ul>
+              {serverFindings && (
+                <>
+                  <h3>regions verify (saved by the server's verifier)</h3>
+                  {serverFindings.findings.length === 0 && <p>✓ no findings</p>}
+                  <ul className="problems">
+                    {serverFindings.findings.map((f, i) => (
+                      <li key={i} className={f.severity}>
+                        <code>{f.rule}</code> {f.line ? <span className="where">line {f.line}</span> : null}
+                        <div>{f.message}</div>
+                      </li>
+                    ))}
+                  </ul>
+                </>
+              )}
+            </div>
+          )}
+          {tab === 'run' && <RunFeed events={events} server={server} />}
+          {tab === 'source' && <SourceView text={text} onApply={(t) => open(t, null)} />}
+        </aside>
+        <section className="bottom">
+          <PlanEditor doc={wdoc} data={data} problems={problems} edit={edit} running={running} />
+        </section>
+      </main>
+    </div>
+  );
+}
+
+function omit<T>(record: Record<string, T>, key: string): Record<string, T> {
+  const { [key]: _drop, ...rest } = record;
+  return rest;
+}
+
+function lineSuffix(doc: WorkflowDoc, path: (string | number)[], dirty: boolean): string {
+  if (dirty) return '';
+  const line = doc.lineOf(path);
+  return line ? ` (line ${line})` : '';
+}
+
+function WorkflowSummary({ data }: { data: Record<string, unknown> }) {
+  return (
+    <div className="panel">
+      <h2>{String(data.name ?? '(unnamed)')}</h2>
+      {typeof data.description === 'string' && <p>{data.description}</p>}
+      <p className="field-help">
+        Select a region to edit it. Drag from a node's right handle to another node to connect them; select a node or
+        an edge and press Delete to remove it.
+      </p>
+      <ul className="legend">
+        {REGION_TYPES.map((t) => (
+          <li key={t}>
+            <span className="legend-dot" style={{ background: typeStyle(t).color }} /> {typeStyle(t).icon} {t}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+function RunFeed({ events, server }: { events: api.RunEvent[]; server: boolean }) {
+  if (!server) return <div className="panel">A live run needs `regions gui FILE`.</div>;
+  const last = [...events].reverse().find((e) => e.kind === 'run_finished');
+  return (
+    <div className="panel run-feed" data-testid="run-feed">
+      {events.length === 0 && <p>Press ▶ Run: the saved file runs in the server and its traffic shows here.</p>}
+      {last && (
+        <p className="run-result" data-testid="run-result">
+          Run {String(last.status)}: {String(last.messages)} messages, {String(last.steps_ok)} steps ok, {String(last.steps_failed)} failed
+        </p>
+      )}
+      <ol>
+        {events.filter((e) => e.kind !== 'token').map((e, i) => (
+          <li key={i} className={`event event-${e.kind}`}>
+            {describeEvent(e)}
+          </li>
+        ))}
+      </ol>
+    </div>
+  );
+}
+
+function describeEvent(e: api.RunEvent): string {
+  const m = isRecord(e.message) ? e.message : {};
+  switch (e.kind) {
+    case 'message':
+      return `✉ ${String(m.source)} → ${String(m.destination)} (${String(m.role)}): ${String(m.content).slice(0, 300)}`;
+    case 'message_rejected':
+      return `⛔ ${String(m.source)} → ${String(m.destination)}: ${String(e.reason)}`;
+    case 'layer_started':
+      return `— layer ${String(e.label)}`;
+    case 'step_finished':
+      return `${e.outcome === 'ok' ? '✓' : '•'} ${String(e.region)}.${String(e.method)} ${String(e.outcome)}${e.error ? `: ${String(e.error)}` : ''}`;
+    case 'run_started':
+      return `▶ run ${String(e.run_id)}`;
+    case 'run_finished':
+      return `■ ${String(e.status)} (exit ${String(e.exit_code)})`;
+    case 'notice':
+      return `${String(e.level)}: ${String(e.text)}`;
+    case 'error':
+      return `error: ${String(e.text ?? e.message)}`;
+    default:
+      return e.kind;
+  }
+}
+
+function SourceView({ text, onApply }: { text: string; onApply: (text: string) => void }) {
+  const [draft, setDraft] = useState(text);
+  useEffect(() => setDraft(text), [text]);
+  return (
+    <div className="panel source">
+      <textarea value={draft} spellCheck={false} data-testid="source" onChange={(e) => setDraft(e.target.value)} />
+      <button disabled={draft === text} onClick={() => onApply(draft)}>
+        Apply text
+      </button>
+    </div>
+  );
+}

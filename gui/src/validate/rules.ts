@@ -1,0 +1,215 @@
+/**
+ * The cross-reference rules of `regions verify` (regions_cli/workflow/rules.py), ported so the
+ * editor can show them live. Rule ids are the same; rules that need the disk (`missing-file`)
+ * or the environment (`unset-variable`) are left to the server's verifier.
+ */
+import { LLM_REGION_TYPES, methodsOf } from '../model/methods';
+import { isRecord, parseStep, type PathKey } from '../model/workflowDoc';
+import { regionOfPath, type Problem } from './problem';
+
+export const SUPPORTED_VERSIONS = [1];
+
+/** Rule id -> severity, for the rules this module checks. */
+export const RULE_SEVERITY = {
+  'unsupported-version': 'error',
+  'unknown-region': 'error',
+  'unknown-method': 'error',
+  'region-in-two-chains': 'error',
+  'unknown-llm': 'error',
+  'unknown-rag': 'error',
+  'unknown-embedder': 'error',
+  'missing-default-llm': 'error',
+  'missing-default-embedder': 'error',
+  'overlap-too-large': 'error',
+  'empty-plan': 'error',
+  'empty-layer': 'error',
+  'empty-chain': 'error',
+  'duplicate-layer-label': 'error',
+  'missing-reroute-target': 'error',
+  'bad-interpolation': 'error',
+  'unused-region': 'warning',
+  'self-connection': 'warning',
+  'unreachable-replies': 'warning',
+} as const;
+
+export type RuleId = keyof typeof RULE_SEVERITY;
+
+/** A value taken from the environment at run time: the editor cannot resolve it, so skips it. */
+function interpolated(value: unknown): boolean {
+  return typeof value === 'string' && value.includes('${');
+}
+
+function entries(value: unknown): Array<[string, Record<string, unknown>]> {
+  if (!isRecord(value)) return [];
+  return Object.entries(value).filter((e): e is [string, Record<string, unknown>] => isRecord(e[1]));
+}
+
+function namesOf(value: unknown): string[] {
+  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
+  return isRecord(value) ? Object.keys(value) : [];
+}
+
+interface StepAt {
+  region: string;
+  method: string;
+  path: PathKey[];
+  layer: number;
+  chain: string;
+}
+
+function steps(data: Record<string, unknown>): StepAt[] {
+  const out: StepAt[] = [];
+  if (!Array.isArray(data.plan)) return out;
+  data.plan.forEach((layer, li) => {
+    if (!isRecord(layer)) return;
+    for (const [chain, list] of Object.entries(isRecord(layer.chains) ? layer.chains : {})) {
+      if (!Array.isArray(list)) continue;
+      list.forEach((item, si) => {
+        const text = typeof item === 'string' ? item : isRecord(item) && typeof item.step === 'string' ? item.step : undefined;
+        const ref = text === undefined ? undefined : parseStep(text);
+        if (ref) out.push({ ...ref, path: ['plan', li, 'chains', chain, si], layer: li, chain });
+      });
+    }
+  });
+  return out;
+}
+
+const BAD_INTERPOLATION = /\$\{(?![A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})/;
+
+function walkStrings(value: unknown, path: PathKey[], visit: (text: string, path: PathKey[]) => void): void {
+  if (typeof value === 'string') visit(value, path);
+  else if (Array.isArray(value)) value.forEach((v, i) => walkStrings(v, [...path, i], visit));
+  else if (isRecord(value)) for (const [k, v] of Object.entries(value)) walkStrings(v, [...path, k], visit);
+}
+
+/** Every cross-reference problem of a (possibly schema-invalid) workflow mapping. */
+export function ruleProblems(data: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  const report = (rule: RuleId, path: PathKey[], message: string, region = regionOfPath(path)) =>
+    problems.push({ rule, severity: RULE_SEVERITY[rule], message, path, region });
+
+  if (data.version !== undefined && !SUPPORTED_VERSIONS.includes(data.version as number)) {
+    report('unsupported-version', ['version'], `version ${JSON.stringify(data.version)} is not supported (only 1)`);
+  }
+
+  walkStrings(data, [], (text, path) => {
+    if (BAD_INTERPOLATION.test(text)) report('bad-interpolation', path, `malformed \`\${...}\` in ${path.join('.')}: use \${NAME} or \${NAME:-default}`);
+  });
+
+  const regions = entries(data.regions);
+  const regionNames = new Set(regions.map(([name]) => name));
+  const llmsDeclared = isRecord(data.llms);
+  const llmNames = new Set(llmsDeclared ? Object.keys(data.llms as object) : ['default']);
+  const embeddersDeclared = isRecord(data.embedders);
+  const embedderNames = new Set(embeddersDeclared ? Object.keys(data.embedders as object) : ['default']);
+  const rags = entries(data.rags);
+  const ragNames = new Set(rags.map(([name]) => name));
+  const isRegion = (name: unknown) => typeof name === 'string' && (regionNames.has(name) || interpolated(name));
+
+  // Regions: connections, taps, llm, rag.
+  const incoming = new Set<string>();
+  for (const [name, region] of regions) {
+    for (const target of namesOf(region.connections)) {
+      incoming.add(target);
+      if (target === name) report('self-connection', ['regions', name, 'connections'], `${name} is connected to itself`);
+      else if (!isRegion(target)) report('unknown-region', ['regions', name, 'connections', target], `${name} connects to ${target}, which is not a region`);
+    }
+    for (const tap of namesOf(region.taps)) {
+      if (!isRegion(tap)) report('unknown-region', ['regions', name, 'taps'], `${name} taps ${tap}, which is not a region`);
+    }
+    const type = region.type;
+    if (typeof type === 'string' && LLM_REGION_TYPES.has(type)) {
+      if (region.llm === undefined) {
+        if (!llmNames.has('default')) report('missing-default-llm', ['regions', name], `${name} names no llm and llms: has no \`default\``);
+      } else if (typeof region.llm === 'string' && !interpolated(region.llm) && !llmNames.has(region.llm)) {
+        report('unknown-llm', ['regions', name, 'llm'], `${name} uses llm ${region.llm}, which llms: does not define`);
+      }
+    }
+    if (type === 'RAGRegion' && typeof region.rag === 'string' && !interpolated(region.rag) && !ragNames.has(region.rag)) {
+      report('unknown-rag', ['regions', name, 'rag'], `${name} uses store ${region.rag}, which rags: does not define`);
+    }
+  }
+
+  // Stores: embedder and chunking.
+  for (const [name, rag] of rags) {
+    if (rag.embedder === undefined) {
+      if (!embedderNames.has('default')) report('missing-default-embedder', ['rags', name], `store ${name} names no embedder and embedders: has no \`default\``);
+    } else if (typeof rag.embedder === 'string' && !interpolated(rag.embedder) && !embedderNames.has(rag.embedder)) {
+      report('unknown-embedder', ['rags', name, 'embedder'], `store ${name} uses embedder ${rag.embedder}, which embedders: does not define`);
+    }
+    const chunk = typeof rag.chunk_size === 'number' ? rag.chunk_size : 512;
+    const overlap = typeof rag.overlap === 'number' ? rag.overlap : 50;
+    if (overlap >= chunk) report('overlap-too-large', ['rags', name, 'overlap'], `store ${name}: overlap ${overlap} must be smaller than chunk_size ${chunk}`);
+  }
+
+  // Plan: structure, labels, steps.
+  if (Array.isArray(data.plan)) {
+    if (data.plan.length === 0) report('empty-plan', ['plan'], 'the plan has no layers');
+    const labels = new Map<string, number>();
+    data.plan.forEach((layer, li) => {
+      if (!isRecord(layer)) return;
+      if (typeof layer.layer === 'string') {
+        if (labels.has(layer.layer)) report('duplicate-layer-label', ['plan', li, 'layer'], `layer label ${layer.layer} is also used by layer ${labels.get(layer.layer)! + 1}`);
+        else labels.set(layer.layer, li);
+      }
+      const chains = isRecord(layer.chains) ? layer.chains : undefined;
+      if (chains && Object.keys(chains).length === 0) report('empty-layer', ['plan', li, 'chains'], `layer ${li + 1} has no chains`);
+      for (const [chain, list] of Object.entries(chains ?? {})) {
+        if (Array.isArray(list) && list.length === 0) report('empty-chain', ['plan', li, 'chains', chain], `chain ${chain} of layer ${li + 1} has no steps`);
+      }
+    });
+  }
+  const regionTypes = new Map(regions.map(([name, r]) => [name, r.type]));
+  const chainOf = new Map<string, string>();
+  const used = new Set<string>();
+  for (const step of steps(data)) {
+    used.add(step.region);
+    if (!regionNames.has(step.region)) {
+      report('unknown-region', step.path, `step ${step.region}.${step.method}: ${step.region} is not a region`);
+      continue;
+    }
+    const type = regionTypes.get(step.region);
+    if (typeof type === 'string' && methodsOf(type).length && !methodsOf(type).includes(step.method)) {
+      report('unknown-method', step.path, `${step.region} is a ${type}, which has no method ${step.method} (it has ${methodsOf(type).join(', ')})`);
+    }
+    const key = `${step.layer}/${step.region}`;
+    const first = chainOf.get(key);
+    if (first === undefined) chainOf.set(key, step.chain);
+    else if (first !== step.chain) {
+      report('region-in-two-chains', step.path, `${step.region} is in chains ${first} and ${step.chain} of layer ${step.layer + 1}; chains run concurrently`);
+    }
+  }
+
+  // Inject and delivery.
+  const injected = new Set<string>();
+  if (Array.isArray(data.inject)) {
+    data.inject.forEach((item, i) => {
+      if (!isRecord(item) || item.to === undefined) return;
+      injected.add(String(item.to));
+      if (!isRegion(item.to)) report('unknown-region', ['inject', i, 'to'], `inject ${i + 1} is sent to ${String(item.to)}, which is not a region`);
+    });
+  }
+  if (isRecord(data.delivery)) {
+    const { undeliverable, reroute_to: rerouteTo } = data.delivery;
+    if (undeliverable === 'reroute' && (rerouteTo === undefined || rerouteTo === null)) {
+      report('missing-reroute-target', ['delivery'], '`undeliverable: reroute` needs `reroute_to`');
+    }
+    if (rerouteTo !== undefined && rerouteTo !== null && !isRegion(rerouteTo)) {
+      report('unknown-region', ['delivery', 'reroute_to'], `reroute_to ${String(rerouteTo)} is not a region`);
+    }
+  }
+
+  // Warnings: regions the plan never uses; replies nobody can ask for.
+  for (const [name] of regions) {
+    if (!used.has(name)) report('unused-region', ['regions', name], `${name} is in no plan step`);
+  }
+  const warnedReplies = new Set<string>();
+  for (const step of steps(data)) {
+    if (step.method !== 'make_replies' || !regionNames.has(step.region) || warnedReplies.has(step.region)) continue;
+    if (!incoming.has(step.region) && !injected.has(step.region)) {
+      warnedReplies.add(step.region);
+      report('unreachable-replies', step.path, `${step.region}.make_replies: no region connects to ${step.region} and nothing is injected to it`);
+    }
+  }
+  return problems;
+}

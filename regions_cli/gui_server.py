@@ -1,0 +1,472 @@
+"""`regions gui`: serves the built flow editor and a small local JSON API on 127.0.0.1.
+
+The editor (``gui/``, built into ``regions_cli/gui_dist/``) is a static page; everything it
+needs from the machine goes through these endpoints:
+
+=====================  ====================================================================
+``GET  /api/file``     the workflow file: ``{path, text, exists, hash}``
+``PUT  /api/file``     save ``{text, base_hash}``; 409 if the file changed on disk since
+``GET  /api/schema``   the workflow JSON Schema
+``POST /api/verify``   ``{text}`` -> the findings of `regions verify` for that text
+``POST /api/import``   ``{files: {name: json text}}`` -> ``{text, warnings}`` (``regions import``)
+``POST /api/run``      run the saved file as ``regions run --json`` does; 409 while one runs
+``GET  /api/events``   server-sent events: every ``--json`` line of the current or last run
+=====================  ====================================================================
+
+Only loopback clients can reach it, and it refuses requests whose ``Host`` or ``Origin`` is
+not this server (so a web page in another tab cannot drive it through DNS rebinding or a
+cross-site form). Handlers run in threads (`ThreadingHTTPServer`); a run executes in its own
+thread with its own event loop, and each event-stream client blocks on its own queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import mimetypes
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+#: Where the build of ``gui/`` lives inside the package.
+DIST = Path(__file__).resolve().parent / "gui_dist"
+
+MAX_BODY = 8 * 1024 * 1024  # an import may carry a large full-state JSON
+MAX_WORKFLOW = 1024 * 1024  # the loader's own limit for a workflow file
+RUN_HISTORY = 20_000  # events kept for a page that connects mid-run
+
+
+class ApiError(Exception):
+    """A request the API refuses: its HTTP status and a one-line message."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def text_hash(text: str) -> str:
+    """The hash the editor sends back on save to detect a file changed meanwhile."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def missing_build_message(dist: Path | None = None) -> str | None:
+    """Why the editor cannot be served (no build in the package), or None if it can."""
+    dist = DIST if dist is None else dist
+    if (dist / "index.html").is_file():
+        return None
+    return (
+        f"the flow editor is not built ({dist / 'index.html'} is missing): "
+        "run `npm ci && npm run build` in gui/, or install a released wheel"
+    )
+
+
+class _LineSplitter(io.StringIO):
+    """A text stream that hands every complete line written to it to `on_line`."""
+
+    def __init__(self, on_line: Callable[[str], None]) -> None:
+        super().__init__()
+        self._on_line = on_line
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if line.strip():
+                self._on_line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending.strip():
+            self._on_line(self._pending)
+        self._pending = ""
+
+
+@dataclass
+class RunHub:
+    """The live run: starts it in a thread and fans its ``--json`` lines out to listeners.
+
+    A listener is a `queue.Queue` per event-stream client; `None` in it means "the server is
+    closing". Events of the current (or last) run are kept so a page that connects late sees
+    the whole run.
+    """
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    listeners: list[queue.Queue[str | None]] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+    thread: threading.Thread | None = None
+    runs: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def subscribe(self) -> queue.Queue[str | None]:
+        listener: queue.Queue[str | None] = queue.Queue()
+        with self.lock:
+            for line in self.history:
+                listener.put(line)
+            self.listeners.append(listener)
+        return listener
+
+    def unsubscribe(self, listener: queue.Queue[str | None]) -> None:
+        with self.lock:
+            if listener in self.listeners:
+                self.listeners.remove(listener)
+
+    def publish(self, line: str) -> None:
+        with self.lock:
+            self.history.append(line)
+            del self.history[:-RUN_HISTORY]
+            for listener in self.listeners:
+                listener.put(line)
+
+    def close(self) -> None:
+        with self.lock:
+            for listener in self.listeners:
+                listener.put(None)
+
+    def start(self, workflow: Path) -> int:
+        """Run `workflow` as ``regions run --json`` in a thread; returns the run's number."""
+        with self.lock:
+            if self.running:
+                raise ApiError(HTTPStatus.CONFLICT, "a run is already in progress")
+            self.runs += 1
+            self.history.clear()
+            number = self.runs
+            self.thread = threading.Thread(
+                target=self._run, args=(workflow,), name=f"regions-gui-run-{number}", daemon=True
+            )
+            self.thread.start()
+        return number
+
+    def _run(self, workflow: Path) -> None:
+        from regions_cli.runner import RunOptions, run_workflow
+
+        def error_line(line: str) -> None:
+            text = line.removeprefix("error: ")
+            self.publish(json.dumps({"kind": "error", "t": time.time(), "text": text}))
+
+        out, err = _LineSplitter(self.publish), _LineSplitter(error_line)
+        try:
+            code = run_workflow(RunOptions(workflow=workflow, json=True), stdout=out, stderr=err)
+        except Exception as exc:  # a bug in the engine must not kill the server silently
+            error_line(f"the run crashed: {type(exc).__name__}: {exc}")
+            code = 3
+        out.flush()
+        err.flush()
+        self.publish(json.dumps({"kind": "run_exit", "t": time.time(), "exit_code": code}))
+
+
+class GuiServer(ThreadingHTTPServer):
+    """The HTTP server of `regions gui`: static editor + API for one workflow file."""
+
+    daemon_threads = True
+
+    def __init__(self, workflow: Path | None, *, port: int = 0, dist: Path | None = None) -> None:
+        self.workflow = workflow.resolve() if workflow is not None else None
+        self.dist = (DIST if dist is None else dist).resolve()
+        self.hub = RunHub()
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def server_close(self) -> None:
+        self.hub.close()
+        super().server_close()
+
+    # -- the API's work, independent of HTTP ------------------------------------------------
+
+    def file_state(self) -> dict[str, Any]:
+        path = self.workflow
+        if path is None:
+            return {"path": None, "text": "", "exists": False, "hash": None}
+        if not path.exists():
+            return {"path": str(path), "text": "", "exists": False, "hash": None}
+        text = _read_text(path)
+        return {"path": str(path), "text": text, "exists": True, "hash": text_hash(text)}
+
+    def save(self, text: str, base_hash: str | None) -> dict[str, Any]:
+        path = self.workflow
+        if path is None:
+            raise ApiError(HTTPStatus.CONFLICT, "no file: start `regions gui FILE` to save")
+        if len(text.encode("utf-8")) > MAX_WORKFLOW:
+            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the workflow is over 1 MiB")
+        if path.exists():
+            current = text_hash(_read_text(path))
+            if base_hash != current:
+                raise ApiError(
+                    HTTPStatus.CONFLICT,
+                    f"{path} changed on disk since it was opened; reload the page to see it "
+                    "(your edits are still in the editor: export them first)",
+                )
+        _write_atomically(path, text)
+        return {"path": str(path), "hash": text_hash(text)}
+
+    def verify(self, text: str) -> dict[str, Any]:
+        """Findings of the Python verifier for `text`, as if it were the workflow file."""
+        from regions_cli.workflow import api
+
+        folder = self.workflow.parent if self.workflow is not None else Path.cwd()
+        shown = self.workflow.name if self.workflow is not None else "workflow.yaml"
+        # A file beside the real one, so relative paths (stores, documents) resolve the same.
+        handle, temp = tempfile.mkstemp(prefix=".regions-gui-", suffix=".yaml", dir=folder)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            result = api.verify(Path(temp))
+        finally:
+            Path(temp).unlink(missing_ok=True)
+        findings = []
+        for finding in result.findings:
+            item = finding.to_dict()
+            item["file"] = shown
+            findings.append(item)
+        ok = not any(f["severity"] == "error" for f in findings)
+        return {"ok": ok, "findings": findings}
+
+    def import_json(self, files: dict[str, str]) -> dict[str, Any]:
+        """The original's JSON files -> our YAML, by `regions import`'s rules (seed_json)."""
+        from regions_cli.workflow import seed_json
+
+        if not 1 <= len(files) <= 2:
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST,
+                "give a full-state file, a registry, or a registry and a plan",
+            )
+        with tempfile.TemporaryDirectory(prefix="regions-gui-import-") as folder:
+            paths = []
+            for name, text in files.items():
+                path = Path(folder) / (Path(name).name or "import.json")
+                path.write_text(text, encoding="utf-8")
+                paths.append(path)
+            # The registry (a JSON list) goes first, as `regions import REGIONS PLAN` wants.
+            paths.sort(key=lambda p: not p.read_text(encoding="utf-8").lstrip().startswith("["))
+            try:
+                result = seed_json.import_files(paths, output=self.workflow)
+            except (ValueError, OSError) as exc:
+                raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+            return {"text": result.dump(), "warnings": list(result.warnings)}
+
+    def run(self) -> dict[str, Any]:
+        path = self.workflow
+        if path is None or not path.exists():
+            raise ApiError(HTTPStatus.CONFLICT, "save the workflow to a file before running it")
+        return {"run": self.hub.start(path)}
+
+    def schema(self) -> Any:
+        schema = Path(__file__).resolve().parent / "workflow" / "workflow.schema.json"
+        return json.loads(schema.read_text(encoding="utf-8"))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"{path}: not UTF-8 text") from exc
+    except OSError as exc:
+        raise ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, f"{path}: {exc.strerror}") from exc
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so a crash never leaves half a workflow."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        if path.exists():
+            os.chmod(temp, path.stat().st_mode & 0o777)
+        os.replace(temp, path)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, f"{path}: {exc.strerror}") from exc
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: GuiServer
+    protocol_version = "HTTP/1.1"
+    server_version = "regions-gui"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the terminal shows the URL, not every request."""
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            self._check_origin(method)
+            path = self.path.split("?", 1)[0]
+            if path.startswith("/api/"):
+                self._api(method, path)
+            elif method == "GET":
+                self._static(path)
+            else:
+                raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} {path} is not allowed")
+        except ApiError as exc:
+            self._json({"error": str(exc)}, exc.status)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _check_origin(self, method: str) -> None:
+        port = self.server.port
+        allowed = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        if self.headers.get("Host", "") not in allowed:
+            raise ApiError(HTTPStatus.FORBIDDEN, "wrong Host header: only this machine may connect")
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.removeprefix("http://") not in allowed:
+            raise ApiError(HTTPStatus.FORBIDDEN, f"cross-origin request from {origin} refused")
+        if method != "GET" and "application/json" not in self.headers.get("Content-Type", ""):
+            raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+
+    def _api(self, method: str, path: str) -> None:
+        server = self.server
+        route = (method, path)
+        if route == ("GET", "/api/file"):
+            self._json(server.file_state())
+        elif route == ("PUT", "/api/file"):
+            body = self._body()
+            base = body.get("base_hash")
+            if base is not None and not isinstance(base, str):
+                raise ApiError(HTTPStatus.BAD_REQUEST, "base_hash must be a string or null")
+            self._json(server.save(_string(body, "text"), base))
+        elif route == ("GET", "/api/schema"):
+            self._json(server.schema())
+        elif route == ("POST", "/api/verify"):
+            self._json(server.verify(_string(self._body(), "text")))
+        elif route == ("POST", "/api/import"):
+            files = self._body().get("files")
+            if not isinstance(files, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+            ):
+                raise ApiError(HTTPStatus.BAD_REQUEST, "files must map file names to JSON text")
+            self._json(server.import_json(files))
+        elif route == ("POST", "/api/run"):
+            self._body()
+            self._json(server.run(), HTTPStatus.ACCEPTED)
+        elif route == ("GET", "/api/events"):
+            self._events()
+        else:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"no endpoint {method} {path}")
+
+    # -- bodies and responses ----------------------------------------------------------------
+
+    def _body(self) -> dict[str, Any]:
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
+        if length > MAX_BODY:
+            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body over 8 MiB")
+        raw = self.rfile.read(length) if length > 0 else b"{}"
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"the body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
+        return data
+
+    def _json(self, payload: Any, status: HTTPStatus = HTTPStatus.OK) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _static(self, path: str) -> None:
+        dist = self.server.dist
+        relative = path.lstrip("/") or "index.html"
+        target = (dist / relative).resolve()
+        if not target.is_relative_to(dist) or not target.is_file():
+            raise ApiError(HTTPStatus.NOT_FOUND, f"no file {path}")
+        body = target.read_bytes()
+        kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if kind.startswith("text/") or kind == "application/javascript":
+            kind += "; charset=utf-8"
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        # Built assets have content hashes in their names; the page itself must not be cached.
+        immutable = target.parent.name == "assets"
+        cache = "max-age=31536000, immutable" if immutable else "no-cache"
+        self.send_header("Cache-Control", cache)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _events(self) -> None:
+        """Server-sent events: each ``--json`` line as one ``data:`` message."""
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        listener = self.server.hub.subscribe()
+        try:
+            self.wfile.write(b": connected\n\n")
+            self.wfile.flush()
+            while (line := listener.get()) is not None:
+                self.wfile.write(f"data: {line}\n\n".encode())
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            self.server.hub.unsubscribe(listener)
+
+
+def _string(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"`{key}` must be a string")
+    return value
+
+
+def serve(
+    workflow: Path | None,
+    *,
+    port: int = 0,
+    open_browser: bool = True,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Serve the editor until Ctrl-C. Raises OSError if the port cannot be bound."""
+    server = GuiServer(workflow, port=port)
+    announce(f"regions gui: {server.url}  (Ctrl-C to stop)")
+    if open_browser:
+        import webbrowser
+
+        threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
