@@ -1,9 +1,317 @@
-"""Placeholder: this command group is being written."""
+"""``regions rag``: build, query, inspect and edit the RAG stores a workflow declares.
+
+    regions rag ingest FILE STORE [DOCS...]     bring the store up to date, add more documents
+    regions rag query FILE STORE "text" [-k N]  the best chunks, as a table (or --json)
+    regions rag stats FILE STORE                counts, embedder, documents
+    regions rag delete FILE STORE (--chunk ID... | --document NAME)
+
+FILE is the workflow, STORE a ``rags:`` name. Exit codes: 0 done, 1 the store operation failed
+(a broken store file, an embedder error, nothing to delete), 2 the command cannot start (the
+workflow does not load, no such store, bad options). Errors are one line on stderr.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
 import typer
+
+if TYPE_CHECKING:
+    from regions_cli.rag.documents import Document
+    from regions_cli.rag.store import RagStore
+    from regions_cli.workflow.model import Workflow
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+rag_app = typer.Typer(
+    name="rag",
+    help="Build, query and edit a workflow's RAG stores (rags: entries).",
+    no_args_is_help=True,
+)
+
+_FILE = typer.Argument(..., help="The workflow file.", show_default=False)
+_STORE = typer.Argument(..., help="A rags: name in the workflow.", show_default=False)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_workflow_file(path: Path) -> Workflow:
+    """Load and validate a workflow, or exit 2 with its first error (file:line:col: message)."""
+    try:
+        from regions_cli.workflow.api import load_workflow
+    except ImportError:  # the workflow API is not there yet: read the file directly
+        return _load_without_api(path)
+    try:
+        return load_workflow(path)
+    except Exception as exc:  # the API reports bad workflows by raising; show its one line
+        findings = getattr(exc, "findings", None)
+        if findings:
+            first = findings[0]
+            _fail(f"{first.location()}: {first.message}", EXIT_USAGE)
+        _fail(f"{path}: {exc}", EXIT_USAGE)
+
+
+def _load_without_api(path: Path) -> Workflow:
+    from regions_cli.workflow import load
+    from regions_cli.workflow.model import build_workflow
+
+    document = load.load_file(path)
+    errors = [f for f in document.findings if f.is_error]
+    if errors or document.data is None:
+        first = errors[0] if errors else None
+        _fail(f"{first.location()}: {first.message}" if first else f"{path}: empty", EXIT_USAGE)
+    try:
+        return build_workflow(document.data, source=path)
+    except (KeyError, TypeError, ValueError) as exc:
+        _fail(f"{path}: not a valid workflow ({exc}); run `regions verify {path}`", EXIT_USAGE)
+
+
+def _workflow_and_config(file: Path, store: str) -> Workflow:
+    workflow = load_workflow_file(file)
+    if store not in workflow.rags:
+        known = ", ".join(sorted(workflow.rags)) or "none"
+        _fail(f"{file}: no RAG store {store!r} under rags: (known: {known})", EXIT_USAGE)
+    return workflow
+
+
+@contextmanager
+def _rag_errors() -> Iterator[None]:
+    """A `RagError` becomes its one line and exit code 1."""
+    from regions_cli.rag.base import RagError
+
+    try:
+        yield
+    except RagError as exc:
+        _fail(str(exc), EXIT_FAILED)
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Any]:
+    """A rich progress bar on stderr (only for several documents on a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    console = Console(stderr=True)
+    if total < 2 or not console.is_terminal:
+        yield lambda _document: None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda _document: progress.advance(task)
+
+
+def _open_existing(workflow: Workflow, store: str) -> RagStore:
+    from regions_cli.rag.factory import open_store
+
+    path = workflow.rags[store].path
+    if not path.exists():
+        _fail(
+            f"{path}: the store {store!r} is not built yet; run `regions rag ingest "
+            f"{workflow.source or 'FILE'} {store}`",
+            EXIT_FAILED,
+        )
+    return open_store(workflow, store, sync_documents=False)
+
+
+@rag_app.command("ingest")
+def ingest(
+    file: Path = _FILE,
+    store: str = _STORE,
+    docs: list[Path] | None = typer.Argument(
+        None,
+        help="More files to add (.txt, .md, or .json lists of {content, actors}).",
+        show_default=False,
+    ),
+    actor: list[str] | None = typer.Option(
+        None, "--actor", "-a", help="Tag the chunks of DOCS with this actor (repeatable)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Re-ingest unchanged documents too."),
+) -> None:
+    """Bring STORE up to date with its documents: (only new or changed ones), then add DOCS."""
+    from regions_cli.rag.documents import document_name, load_file
+    from regions_cli.rag.factory import open_store, workflow_documents
+    from regions_cli.rag.store import IngestReport
+
+    workflow = _workflow_and_config(file, store)
+    with _rag_errors():
+        documents: list[Document] = workflow_documents(workflow, store)
+        documents += [
+            load_file(path, tuple(actor or ()), document_name(path, workflow.base_dir))
+            for path in docs or ()
+        ]
+        with _progress(len(documents), f"ingesting into {store}") as advance:
+            rag = open_store(workflow, store, sync_documents=False)
+            try:
+                report: IngestReport = rag.ingest(documents, force=force, progress=advance)
+                stats = rag.stats()
+            finally:
+                rag.close()
+    typer.echo(
+        f"{store}: {report.added} added, {report.replaced} replaced, {report.unchanged} "
+        f"unchanged; {report.chunks} chunks written; the store holds {stats.chunks} chunks "
+        f"in {stats.documents} documents ({stats.path})"
+    )
+
+
+@rag_app.command("query")
+def query(
+    file: Path = _FILE,
+    store: str = _STORE,
+    text: str = typer.Argument(..., help="What to look for.", show_default=False),
+    k: int | None = typer.Option(
+        None, "-k", "--top", min=1, help="How many chunks (default: the store's max_results)."
+    ),
+    threshold: float = typer.Option(0.0, "--threshold", "-t", help="Lowest cosine score shown."),
+    actor: list[str] | None = typer.Option(
+        None, "--actor", "-a", help="Only chunks tagged with this actor (repeatable)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per hit, not a table."),
+) -> None:
+    """The chunks of STORE most similar to TEXT (brings the store up to date first)."""
+    from regions_cli.rag.factory import open_store
+
+    workflow = _workflow_and_config(file, store)
+    with _rag_errors():
+        rag = open_store(workflow, store)
+        try:
+            hits = rag.search_sync(text, k=k, threshold=threshold, actors=actor or None)
+        finally:
+            rag.close()
+    if as_json:
+        for hit in hits:
+            typer.echo(
+                json.dumps(
+                    {
+                        "id": hit.chunk_id,
+                        "score": round(hit.score, 6),
+                        "actors": list(hit.actors),
+                        "document": hit.document,
+                        "content": hit.content,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return
+    if not hits:
+        typer.echo(f"{store}: no chunk scores >= {threshold:g}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{store}: {text}", title_justify="left")
+    table.add_column("score", justify="right")
+    table.add_column("id", justify="right")
+    table.add_column("actors")
+    table.add_column("snippet")
+    for hit in hits:
+        snippet = " ".join(hit.content.split())
+        snippet = snippet if len(snippet) <= 160 else snippet[:157] + "..."
+        table.add_row(f"{hit.score:.3f}", str(hit.chunk_id), ", ".join(hit.actors), snippet)
+    Console(soft_wrap=False).print(table)
+
+
+@rag_app.command("stats")
+def stats(
+    file: Path = _FILE,
+    store: str = _STORE,
+    as_json: bool = typer.Option(False, "--json", help="A JSON object, not text."),
+) -> None:
+    """Counts, embedder and documents of STORE (reads the file as it is; builds nothing)."""
+    workflow = _workflow_and_config(file, store)
+    with _rag_errors():
+        rag = _open_existing(workflow, store)
+        try:
+            info, documents = rag.stats(), rag.documents()
+        finally:
+            rag.close()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "store": store,
+                    "path": str(info.path),
+                    "chunks": info.chunks,
+                    "documents": dict(documents),
+                    "actors": list(info.actors),
+                    "embedder": info.embedder_model,
+                    "dimensions": info.dimensions,
+                    "schema_version": info.schema_version,
+                    "size_bytes": info.size_bytes,
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
+    embedder = (
+        f"{info.embedder_model} ({info.dimensions} dimensions)" if info.embedder_model else "-"
+    )
+    lines = [
+        f"store      {store} ({info.path}, {info.size_bytes / 1024:.0f} KiB, "
+        f"schema {info.schema_version})",
+        f"embedder   {embedder}",
+        f"chunks     {info.chunks}",
+        f"documents  {info.documents}",
+        f"actors     {len(info.actors)}"
+        + (f": {', '.join(info.actors[:20])}" if info.actors else ""),
+    ]
+    if len(info.actors) > 20:
+        lines[-1] += ", ..."
+    lines += [f"  {count:>6}  {name}" for name, count in documents]
+    typer.echo("\n".join(lines))
+
+
+@rag_app.command("delete")
+def delete(
+    file: Path = _FILE,
+    store: str = _STORE,
+    chunk: list[int] | None = typer.Option(None, "--chunk", "-c", help="A chunk id (repeatable)."),
+    document: str | None = typer.Option(None, "--document", "-d", help="A document name."),
+) -> None:
+    """Delete chunks by id, or a whole document, from STORE."""
+    if bool(chunk) == (document is not None):
+        _fail("give either --chunk ID (repeatable) or --document NAME", EXIT_USAGE)
+    workflow = _workflow_and_config(file, store)
+    with _rag_errors():
+        rag = _open_existing(workflow, store)
+        try:
+            if document is not None:
+                deleted = rag.delete_document_sync(document)
+                typer.echo(f"{store}: deleted document {document!r} ({deleted} chunks)")
+                from regions_cli.rag.documents import source_name
+
+                sources = workflow.rags[store].documents
+                if any(
+                    source_name(s, workflow.base_dir, i) == document for i, s in enumerate(sources)
+                ):
+                    typer.echo(
+                        f"note: {document!r} is listed under rags.{store}.documents and will be "
+                        "ingested again on the next run; remove it there to keep it out",
+                        err=True,
+                    )
+                return
+            wanted = sorted(set(chunk or ()))
+            deleted = rag.delete_chunks_sync(wanted)
+        finally:
+            rag.close()
+    typer.echo(f"{store}: deleted {deleted} of {len(wanted)} chunks")
+    if deleted < len(wanted):
+        _fail(f"{len(wanted) - deleted} of the chunk ids were not in the store", EXIT_FAILED)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add ``regions rag ...`` to `app`."""
+    app.add_typer(rag_app, name="rag")

@@ -100,14 +100,19 @@ def document_name(path: Path, base_dir: Path) -> str:
         return path.resolve().as_posix()
 
 
-def load_source(source: DocumentSource, base_dir: Path, index: int) -> Document:
-    """Turn one ``documents:`` entry into a `Document`.
-
-    The name is the entry's ``id`` if it has one, else the file's path (relative to the
-    workflow), else ``text-<index>`` for inline text.
-    """
+def source_name(source: DocumentSource, base_dir: Path, index: int) -> str:
+    """A ``documents:`` entry's name in the store: its ``id``, else the file's path (relative
+    to the workflow), else ``text-<index>`` for inline text."""
+    if source.id:
+        return source.id
     if source.file is not None:
-        return load_file(
-            source.file, source.actors, source.id or document_name(source.file, base_dir)
-        )
-    return Document(source.id or f"text-{index}", (Passage(source.text or "", source.actors),))
+        return document_name(source.file, base_dir)
+    return f"text-{index}"
+
+
+def load_source(source: DocumentSource, base_dir: Path, index: int) -> Document:
+    """Turn one ``documents:`` entry (the `index`-th) into a `Document`."""
+    name = source_name(source, base_dir, index)
+    if source.file is not None:
+        return load_file(source.file, source.actors, name)
+    return Document(name, (Passage(source.text or "", source.actors),))

