@@ -7,7 +7,21 @@ The ids are stable: docs, the GUI and users' CI configurations refer to them.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import difflib
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from regions_cli.workflow.findings import Finding
+from regions_cli.workflow.load import Document, PathT
+from regions_cli.workflow.model import FORMAT_VERSION, LLM_REGION_TYPES, METHODS
+from regions_cli.workflow.schema import describe
+
+#: `rags:` defaults the overlap check must apply (they match `model.RagConfig`).
+DEFAULT_CHUNK_SIZE = 512
+DEFAULT_OVERLAP = 50
 
 
 class RuleInfo(NamedTuple):
@@ -77,3 +91,501 @@ RULES: dict[str, RuleInfo] = {
     ),
     "internal-error": RuleInfo("error", "A check crashed: a bug in regions (please report it)."),
 }
+
+
+# --- the checks --------------------------------------------------------------------------------
+
+#: How a plan step is written (also the schema's pattern).
+STEP_PATTERN = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)\.([A-Za-z_][A-Za-z0-9_]*)$")
+
+Check = Callable[["Context"], Iterable[Finding]]
+#: rule id -> the function that checks it (cross-reference rules only; in run order).
+CHECKS: dict[str, Check] = {}
+
+
+def check(rule_id: str) -> Callable[[Check], Check]:
+    """Register a function as the check for `rule_id` (which must be in `RULES`)."""
+
+    def register(fn: Check) -> Check:
+        assert rule_id in RULES, rule_id
+        CHECKS[rule_id] = fn
+        return fn
+
+    return register
+
+
+@dataclass(frozen=True)
+class StepRef:
+    """One plan step, parsed: where it is and what it calls."""
+
+    layer: int
+    chain: str
+    path: PathT  # the string's path (for a mapping step: its `step:` value)
+    region: str
+    method: str
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+class Context:
+    """A parsed document plus helpers the checks share. Every accessor tolerates data the
+    schema rejected (wrong types come back empty), so checks never crash on bad input."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.data: dict[str, Any] = doc.data or {}
+        self.regions: dict[str, dict[str, Any]] = {
+            name: spec
+            for name, spec in _mapping(self.data.get("regions")).items()
+            if isinstance(spec, dict)
+        }
+        self.steps: list[StepRef] = list(self._steps())
+
+    def _steps(self) -> Iterator[StepRef]:
+        for i, layer in enumerate(_list(self.data.get("plan"))):
+            for chain, steps in _mapping(_mapping(layer).get("chains")).items():
+                for j, step in enumerate(_list(steps)):
+                    path: PathT = ("plan", i, "chains", chain, j)
+                    if isinstance(step, dict):
+                        step, path = step.get("step"), (*path, "step")
+                    match = STEP_PATTERN.match(step) if isinstance(step, str) else None
+                    if match:
+                        yield StepRef(i, chain, path, match.group(1), match.group(2))
+
+    def block(self, name: str) -> dict[str, Any] | None:
+        """A top-level NAME -> spec block, or None when the key is absent (or null)."""
+        value = self.data.get(name)
+        return value if isinstance(value, dict) else None
+
+    def region_type(self, name: str) -> str | None:
+        rtype = self.regions.get(name, {}).get("type")
+        return rtype if isinstance(rtype, str) and rtype in METHODS else None
+
+    def connections(self, name: str) -> list[tuple[str, PathT, bool]]:
+        """(target, path, is_key) for each connection of region `name`."""
+        raw = self.regions.get(name, {}).get("connections")
+        base: PathT = ("regions", name, "connections")
+        if isinstance(raw, list):
+            return [(t, (*base, i), False) for i, t in enumerate(raw) if isinstance(t, str)]
+        if isinstance(raw, dict):
+            return [(t, (*base, t), True) for t in raw]
+        return []
+
+    def finding(
+        self,
+        rule: str,
+        message: str,
+        path: PathT,
+        *,
+        hint: str | None = None,
+        key: bool = False,
+        char: int | None = None,
+    ) -> Finding:
+        positions = self.doc.positions
+        line, col = positions.key(path) if key else positions.value(path, char)
+        return Finding(
+            file=self.doc.file,
+            line=line,
+            col=col,
+            rule=rule,
+            severity="warning" if RULES[rule].severity == "warning" else "error",
+            message=message,
+            hint=hint,
+        )
+
+    def plan_path(self, layer: int) -> PathT:
+        return ("plan", layer)
+
+    def resolve(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.doc.base_dir / path
+
+
+def _suggest(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _names(names: Iterable[str], limit: int = 8) -> str:
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "") or "none"
+
+
+@check("unsupported-version")
+def unsupported_version(ctx: Context) -> Iterator[Finding]:
+    version = ctx.data.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version != FORMAT_VERSION:
+        yield ctx.finding(
+            "unsupported-version",
+            f"version {version} is not supported; this regions reads version {FORMAT_VERSION}",
+            ("version",),
+            hint=f"set `version: {FORMAT_VERSION}`",
+        )
+
+
+@check("unknown-region")
+def unknown_region(ctx: Context) -> Iterator[Finding]:
+    names = list(ctx.regions)
+    hint = f"regions defined: {_names(names)}"
+
+    def unknown(target: str, what: str, path: PathT, *, key: bool = False) -> Finding:
+        message = f"{what} unknown region '{target}'{_suggest(target, names)}"
+        return ctx.finding("unknown-region", message, path, hint=hint, key=key)
+
+    for name in ctx.regions:
+        for target, path, is_key in ctx.connections(name):
+            if target not in ctx.regions:
+                yield unknown(target, f"region '{name}' connects to", path, key=is_key)
+        for i, tap in enumerate(_list(ctx.regions[name].get("taps"))):
+            if isinstance(tap, str) and tap not in ctx.regions:
+                yield unknown(tap, f"listener '{name}' taps", ("regions", name, "taps", i))
+    for step in ctx.steps:
+        if step.region not in ctx.regions:
+            yield unknown(step.region, f"step '{step.region}.{step.method}' calls", step.path)
+    for i, item in enumerate(_list(ctx.data.get("inject"))):
+        to = _mapping(item).get("to")
+        if isinstance(to, str) and to not in ctx.regions:
+            yield unknown(to, "inject sends to", ("inject", i, "to"))
+    reroute = _mapping(ctx.data.get("delivery")).get("reroute_to")
+    if isinstance(reroute, str) and reroute not in ctx.regions:
+        yield unknown(reroute, "delivery reroutes to", ("delivery", "reroute_to"))
+
+
+@check("unknown-method")
+def unknown_method(ctx: Context) -> Iterator[Finding]:
+    for step in ctx.steps:
+        rtype = ctx.region_type(step.region)
+        if rtype is None:
+            continue
+        offered = METHODS[rtype]
+        if step.method not in offered:
+            yield ctx.finding(
+                "unknown-method",
+                f"{step.region} ({rtype}) has no method '{step.method}'"
+                f"{_suggest(step.method, offered)}",
+                step.path,
+                char=len(step.region) + 1,
+                hint=f"{rtype} offers: {', '.join(offered)}",
+            )
+
+
+@check("region-in-two-chains")
+def region_in_two_chains(ctx: Context) -> Iterator[Finding]:
+    first_chain: dict[tuple[int, str], str] = {}
+    reported: set[tuple[int, str]] = set()
+    for step in ctx.steps:
+        key = (step.layer, step.region)
+        chain = first_chain.setdefault(key, step.chain)
+        if chain != step.chain and key not in reported:
+            reported.add(key)
+            yield ctx.finding(
+                "region-in-two-chains",
+                f"region '{step.region}' is in chain '{chain}' and chain '{step.chain}' "
+                f"of {describe(ctx.plan_path(step.layer), ctx.data)}",
+                step.path,
+                hint="chains of a layer run concurrently; run all of a region's steps in one "
+                "chain, or move them to another layer",
+            )
+
+
+def _reference_check(
+    ctx: Context, rule: str, block: str, refs: Iterable[tuple[str, PathT, str]]
+) -> Iterator[Finding]:
+    defined = ctx.block(block)
+    names = list(defined) if defined is not None else ["default"]
+    kind = block.rstrip("s")
+    for name, path, owner in refs:
+        if name not in names:
+            yield ctx.finding(
+                rule,
+                f"{owner} uses unknown {kind} '{name}'{_suggest(name, names)}",
+                path,
+                hint=f"{block} defined: {_names(names)}"
+                + ("" if defined is not None else f" (implied: there is no `{block}:` block)"),
+            )
+
+
+@check("unknown-llm")
+def unknown_llm(ctx: Context) -> Iterator[Finding]:
+    refs = [
+        (spec["llm"], ("regions", name, "llm"), f"region '{name}'")
+        for name, spec in ctx.regions.items()
+        if isinstance(spec.get("llm"), str) and spec.get("type") in LLM_REGION_TYPES
+    ]
+    yield from _reference_check(ctx, "unknown-llm", "llms", refs)
+
+
+@check("unknown-rag")
+def unknown_rag(ctx: Context) -> Iterator[Finding]:
+    rags = ctx.block("rags") or {}
+    for name, spec in ctx.regions.items():
+        rag = spec.get("rag")
+        if spec.get("type") == "RAGRegion" and isinstance(rag, str) and rag not in rags:
+            yield ctx.finding(
+                "unknown-rag",
+                f"region '{name}' uses unknown rag '{rag}'{_suggest(rag, rags)}",
+                ("regions", name, "rag"),
+                hint=f"rags defined: {_names(rags)}" if rags else "define the store under `rags:`",
+            )
+
+
+@check("unknown-embedder")
+def unknown_embedder(ctx: Context) -> Iterator[Finding]:
+    refs = [
+        (spec["embedder"], ("rags", name, "embedder"), f"rag '{name}'")
+        for name, spec in (ctx.block("rags") or {}).items()
+        if isinstance(spec, dict) and isinstance(spec.get("embedder"), str)
+    ]
+    yield from _reference_check(ctx, "unknown-embedder", "embedders", refs)
+
+
+@check("missing-default-llm")
+def missing_default_llm(ctx: Context) -> Iterator[Finding]:
+    llms = ctx.block("llms")
+    if llms is None or "default" in llms:
+        return  # no llms: block at all means the implied local `default`
+    for name, spec in ctx.regions.items():
+        if spec.get("type") in LLM_REGION_TYPES and "llm" not in spec:
+            yield ctx.finding(
+                "missing-default-llm",
+                f"region '{name}' names no llm and `llms:` has no 'default'",
+                ("regions", name),
+                key=True,
+                hint=f"add `llm: <name>` to the region ({_names(llms)}) or an `llms.default` entry",
+            )
+
+
+@check("missing-default-embedder")
+def missing_default_embedder(ctx: Context) -> Iterator[Finding]:
+    embedders = ctx.block("embedders")
+    if embedders is None or "default" in embedders:
+        return
+    for name, spec in (ctx.block("rags") or {}).items():
+        if isinstance(spec, dict) and "embedder" not in spec:
+            yield ctx.finding(
+                "missing-default-embedder",
+                f"rag '{name}' names no embedder and `embedders:` has no 'default'",
+                ("rags", name),
+                key=True,
+                hint=f"add `embedder: <name>` to the store ({_names(embedders)}) or an "
+                "`embedders.default` entry",
+            )
+
+
+@check("overlap-too-large")
+def overlap_too_large(ctx: Context) -> Iterator[Finding]:
+    for name, spec in (ctx.block("rags") or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        chunk = spec.get("chunk_size", DEFAULT_CHUNK_SIZE)
+        overlap = spec.get("overlap", DEFAULT_OVERLAP)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (chunk, overlap)):
+            continue
+        if overlap >= chunk:
+            at = "overlap" if "overlap" in spec else "chunk_size"
+            yield ctx.finding(
+                "overlap-too-large",
+                f"rag '{name}': overlap {overlap} must be smaller than chunk_size {chunk}"
+                + ("" if "overlap" in spec else " (overlap defaults to 50)"),
+                ("rags", name, at),
+                hint="chunking advances by chunk_size - overlap characters; make overlap smaller",
+            )
+
+
+@check("missing-file")
+def missing_file(ctx: Context) -> Iterator[Finding]:
+    files: list[tuple[str, PathT, str]] = []
+    for name, spec in (ctx.block("rags") or {}).items():
+        for i, document in enumerate(_list(_mapping(spec).get("documents"))):
+            file = _mapping(document).get("file")
+            if isinstance(file, str):
+                files.append((file, ("rags", name, "documents", i, "file"), f"rag '{name}'"))
+    for i, item in enumerate(_list(ctx.data.get("inject"))):
+        file = _mapping(item).get("file")
+        if isinstance(file, str):
+            files.append((file, ("inject", i, "file"), f"inject entry {i + 1}"))
+    for name, spec in (ctx.block("llms") or {}).items():
+        cassette = _mapping(spec).get("cassette")
+        if _mapping(spec).get("backend") == "replay" and isinstance(cassette, str):
+            files.append((cassette, ("llms", name, "cassette"), f"llm '{name}'"))
+    for file, path, owner in files:
+        if not file:
+            continue  # an empty string (e.g. an unset ${VAR}) is reported elsewhere
+        resolved = ctx.resolve(file)
+        if not resolved.is_file():
+            problem = "is a directory" if resolved.is_dir() else "does not exist"
+            yield ctx.finding(
+                "missing-file",
+                f"{owner}: file '{file}' {problem}",
+                path,
+                hint=f"paths are relative to the workflow file's folder ({resolved})",
+            )
+
+
+@check("empty-plan")
+def empty_plan(ctx: Context) -> Iterator[Finding]:
+    if ctx.data.get("plan") == []:
+        yield ctx.finding(
+            "empty-plan",
+            "the plan has no layers; nothing would run",
+            ("plan",),
+            key=True,
+            hint="add a layer: `- chains: {main: [Region.method]}`",
+        )
+
+
+@check("empty-layer")
+def empty_layer(ctx: Context) -> Iterator[Finding]:
+    for i, layer in enumerate(_list(ctx.data.get("plan"))):
+        if _mapping(layer).get("chains") == {}:
+            yield ctx.finding(
+                "empty-layer",
+                f"{describe(ctx.plan_path(i), ctx.data)} has no chains",
+                ("plan", i, "chains"),
+                key=True,
+                hint="add a chain with steps, or remove the layer",
+            )
+
+
+@check("empty-chain")
+def empty_chain(ctx: Context) -> Iterator[Finding]:
+    for i, layer in enumerate(_list(ctx.data.get("plan"))):
+        for chain, steps in _mapping(_mapping(layer).get("chains")).items():
+            if steps == []:
+                yield ctx.finding(
+                    "empty-chain",
+                    f"chain '{chain}' in {describe(ctx.plan_path(i), ctx.data)} has no steps",
+                    ("plan", i, "chains", chain),
+                    key=True,
+                    hint="add steps (Region.method), or remove the chain",
+                )
+
+
+@check("duplicate-layer-label")
+def duplicate_layer_label(ctx: Context) -> Iterator[Finding]:
+    seen: dict[str, int] = {}
+    for i, layer in enumerate(_list(ctx.data.get("plan"))):
+        label = _mapping(layer).get("layer")
+        if not isinstance(label, str):
+            continue
+        if label in seen:
+            yield ctx.finding(
+                "duplicate-layer-label",
+                f"layer label '{label}' is used by layers {seen[label] + 1} and {i + 1}",
+                ("plan", i, "layer"),
+                hint="labels name layers for `regions step --layer`; make them unique",
+            )
+        else:
+            seen[label] = i
+
+
+@check("missing-reroute-target")
+def missing_reroute_target(ctx: Context) -> Iterator[Finding]:
+    delivery = _mapping(ctx.data.get("delivery"))
+    if delivery.get("undeliverable") == "reroute" and not delivery.get("reroute_to"):
+        yield ctx.finding(
+            "missing-reroute-target",
+            "`undeliverable: reroute` needs `reroute_to`: the region that gets such messages",
+            ("delivery", "undeliverable"),
+            hint="add `reroute_to: <region>` under `delivery:`",
+        )
+
+
+@check("unused-region")
+def unused_region(ctx: Context) -> Iterator[Finding]:
+    used = {step.region for step in ctx.steps}
+    for name, spec in ctx.regions.items():
+        # A listener taps traffic passively; it needs no step.
+        if name not in used and spec.get("type") != "ListenerRegion":
+            yield ctx.finding(
+                "unused-region",
+                f"region '{name}' is never used in the plan",
+                ("regions", name),
+                key=True,
+                hint=f"add a step such as {name}.{_first_method(ctx, name)} to a layer, "
+                "or remove the region",
+            )
+
+
+def _first_method(ctx: Context, name: str) -> str:
+    rtype = ctx.region_type(name)
+    return METHODS[rtype][0] if rtype else "method"
+
+
+@check("self-connection")
+def self_connection(ctx: Context) -> Iterator[Finding]:
+    for name in ctx.regions:
+        for target, path, is_key in ctx.connections(name):
+            if target == name:
+                yield ctx.finding(
+                    "self-connection",
+                    f"region '{name}' is connected to itself",
+                    path,
+                    key=is_key,
+                    hint="a region answering its own questions is rarely intended; remove it",
+                )
+
+
+@check("unreachable-replies")
+def unreachable_replies(ctx: Context) -> Iterator[Finding]:
+    senders: set[str] = set()
+    for name in ctx.regions:
+        senders.update(target for target, _, _ in ctx.connections(name))
+    for item in _list(ctx.data.get("inject")):
+        target = _mapping(item).get("to")
+        if isinstance(target, str):
+            senders.add(target)
+    reroute = _mapping(ctx.data.get("delivery")).get("reroute_to")
+    if isinstance(reroute, str):
+        senders.add(reroute)
+    reported: set[str] = set()
+    for step in ctx.steps:
+        if (
+            step.method == "make_replies"
+            and step.region in ctx.regions
+            and step.region not in senders
+            and step.region not in reported
+        ):
+            reported.add(step.region)
+            yield ctx.finding(
+                "unreachable-replies",
+                f"{step.region}.make_replies can never have a request to answer: no region "
+                f"connects to '{step.region}' and no inject sends to it",
+                step.path,
+                hint=f"add '{step.region}' to another region's connections, or inject a request",
+            )
+
+
+def run_checks(doc: Document) -> list[Finding]:
+    """Every cross-reference finding for a parsed document (none when it has no data).
+
+    A check that crashes is a bug; it becomes an ``internal-error`` finding rather than a
+    traceback, and the other checks still run.
+    """
+    if doc.data is None:
+        return []
+    ctx = Context(doc)
+    findings: list[Finding] = []
+    for rule_id, fn in CHECKS.items():
+        try:
+            findings.extend(fn(ctx))
+        except Exception as exc:  # a bug in a check must not hide the other findings
+            findings.append(
+                Finding(
+                    file=doc.file,
+                    line=0,
+                    col=0,
+                    rule="internal-error",
+                    severity="error",
+                    message=f"check '{rule_id}' crashed: {type(exc).__name__}: {exc}",
+                    hint="please report this with the workflow file",
+                )
+            )
+    return findings

@@ -1,0 +1,104 @@
+"""The workflow file's public API: `verify` a file, or `load_workflow` it for a run.
+
+Verification runs in three stages, each adding findings: reading and parsing (`load`), the JSON
+Schema (`schema`), then the cross-reference rules (`rules`). All findings of all stages are
+reported, so one run of ``regions verify`` shows every problem in a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from regions_cli.workflow.findings import Finding
+from regions_cli.workflow.load import Document, load_file, load_text
+from regions_cli.workflow.model import Workflow, build_workflow
+
+
+class WorkflowInvalid(Exception):
+    """A workflow file has errors; `findings` lists them (errors only)."""
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings = list(findings)
+        first = self.findings[0] if self.findings else None
+        summary = f"{first.location()}: {first.message}" if first else "invalid workflow"
+        more = len(self.findings) - 1
+        super().__init__(summary + (f" (and {more} more)" if more > 0 else ""))
+
+
+def check_document(doc: Document) -> list[Finding]:
+    """All findings for an already parsed document, in reading order."""
+    from regions_cli.workflow.rules import run_checks
+    from regions_cli.workflow.schema import validate
+
+    findings = list(doc.findings)
+    if doc.data is not None:
+        findings += validate(doc)
+        findings += run_checks(doc)
+    return sorted(set(findings))
+
+
+def verify(
+    path: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> list[Finding]:
+    """Every finding (errors and warnings) for the workflow file at `path`.
+
+    Never raises for a bad file: an unreadable path is an ``io-error`` finding. With `strict`,
+    an unset ``${VAR}`` is an error instead of a warning. `env` replaces ``os.environ`` for
+    ``${VAR}`` interpolation.
+    """
+    return check_document(load_file(path, env=env, strict=strict))
+
+
+def verify_text(
+    text: str,
+    *,
+    file: str = "<string>",
+    base_dir: str | os.PathLike[str] | None = None,
+    strict: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> list[Finding]:
+    """`verify` for workflow text that is not (yet) a file, e.g. the flow editor's buffer.
+
+    Relative paths in it resolve against `base_dir` (default: the current folder).
+    """
+    base = Path(base_dir) if base_dir is not None else None
+    return check_document(load_text(text, file=file, base_dir=base, env=env, strict=strict))
+
+
+def load_workflow(
+    path: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Workflow:
+    """Load and validate the workflow at `path`; raise `WorkflowInvalid` if it has errors.
+
+    Warnings do not stop loading (use `verify` to see them). Relative paths in the workflow
+    resolve against the file's folder.
+    """
+    doc = load_file(path, env=env, strict=strict)
+    findings = check_document(doc)
+    errors = [f for f in findings if f.is_error]
+    if errors or doc.data is None:
+        raise WorkflowInvalid(errors)
+    source = Path(path).absolute()
+    try:
+        return build_workflow(doc.data, source=source, base_dir=source.parent)
+    except OSError as exc:  # e.g. an inject file that vanished or became unreadable since
+        raise WorkflowInvalid(
+            [
+                Finding(
+                    file=doc.file,
+                    line=0,
+                    col=0,
+                    rule="io-error",
+                    severity="error",
+                    message=f"cannot read {exc.filename or 'a referenced file'}: {exc.strerror}",
+                )
+            ]
+        ) from exc
