@@ -71,11 +71,9 @@ def test_example_has_the_schema_line_and_a_header(example: Path) -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_verifies_clean(example: Path) -> None:
-    from regions_cli.workflow import api
+    from regions_cli.workflow.api import verify
 
-    report = api.verify(example)
-    assert [f"{f.location()}: {f.rule}: {f.message}" for f in report.findings] == []
-    assert report.workflow is not None
+    assert [f"{f.location()}: {f.rule}: {f.message}" for f in verify(example)] == []
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])

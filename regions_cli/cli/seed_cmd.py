@@ -6,9 +6,14 @@ files, print what was dropped on stderr and set the exit code (0 done, 1 bad inp
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from regions_cli.workflow.model import Workflow
 
 
 def _warn(message: str) -> None:
@@ -94,17 +99,17 @@ def export_command(
         typer.echo(f"wrote {path}", err=True)
 
 
-def _load_verified(path: Path):  # type: ignore[no-untyped-def]
-    """The `Workflow` in `path`, or exit 1 with the verifier's errors."""
-    from regions_cli.workflow import api
+def _load_verified(path: Path) -> Workflow:
+    """The `Workflow` in `path`, or exit 1 with the verifier's errors (2 if unreadable)."""
+    from regions_cli.workflow.api import WorkflowInvalid, load_workflow
+    from regions_cli.workflow.findings import format_text
 
-    report = api.verify(path)
-    errors = [f for f in report.findings if f.is_error]
-    if errors or report.workflow is None:
-        for finding in errors:
-            typer.echo(f"{finding.location()}: error[{finding.rule}] {finding.message}", err=True)
-        raise _fail(f"{path}: not a valid workflow; fix it first (regions verify {path})")
-    return report.workflow
+    try:
+        return load_workflow(path)
+    except WorkflowInvalid as exc:
+        sys.stderr.write(format_text(exc.findings, color=False, files=1))
+        io_error = any(f.rule == "io-error" for f in exc.findings)
+        raise typer.Exit(2 if io_error else 1) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -496,6 +496,44 @@ def workflow_name(path: Path) -> str:
     return name or "imported"
 
 
+def starter_plan(seed: SeedWorkflow) -> SeedWorkflow:
+    """Give a registry that came without a plan the usual three layers, so it can run.
+
+    Ask (every LLM region with connections asks them), look up (whoever was asked answers),
+    answer (the askers answer what they were asked). Without askers: one layer in which every
+    region that can answer does. The header comment says the plan was generated.
+    """
+    askers = [
+        r for r in seed.regions if r.type in ("Region", "FeedForwardRegion") and r.connections
+    ]
+    answering = ("Region", "FeedForwardRegion", "RAGRegion")
+    by_name = {r.name: r for r in seed.regions}
+    asked = [
+        name
+        for name in dict.fromkeys(t for r in askers for t in r.connections)
+        if by_name[name].type in answering
+    ]
+    layers: list[list[tuple[str, str]]] = []
+    if askers:
+        layers.append([(r.name, "make_questions") for r in askers])
+        if asked:
+            layers.append([(name, "make_replies") for name in asked])
+        layers.append([(r.name, "make_replies") for r in askers])
+    else:
+        repliers = [(r.name, "make_replies") for r in seed.regions if r.type in answering]
+        if repliers:
+            layers.append(repliers)
+    seed.layer_config = [{region: [region] for region, _ in layer} for layer in layers]
+    seed.execution_config = [list(layer) for layer in layers]
+    seed.execution_order = list(range(len(layers)))
+    if layers:
+        seed.notes.append(
+            "the registry came without a plan: this starter plan was generated (ask, look up,"
+        )
+        seed.notes.append("    answer); edit it to suit")
+    return seed
+
+
 def read_seed(paths: Sequence[Path]) -> SeedWorkflow:
     """Read one state file, a registry alone, or a registry and a plan."""
     if not 1 <= len(paths) <= 2:
@@ -512,7 +550,7 @@ def read_seed(paths: Sequence[Path]) -> SeedWorkflow:
         )
     regions, warnings = parse_registry(first, file)
     if len(paths) == 1:
-        seed = SeedWorkflow(workflow_name(paths[0]), [file], regions, [], [], [])
+        seed = starter_plan(SeedWorkflow(workflow_name(paths[0]), [file], regions, [], [], []))
         seed.warnings.extend(warnings)
         return seed
     plan_file = paths[1].name
@@ -734,7 +772,7 @@ def to_document(seed: SeedWorkflow, *, schema_ref: str | None = None) -> ImportR
     target = _first_speaker(plan, by_name) or (seed.regions[0].name if seed.regions else "Region")
     plan_comment += f'inject:\n  - {{from: terminal, to: {target}, role: request, content: "..."}}'
     if not plan:
-        plan_comment += "\n\nThe input has no plan: add layers below."
+        plan_comment += "\n\nThe input has no plan and no region that could answer: add layers."
     doc.yaml_set_comment_before_after_key("plan", before=plan_comment)
     return ImportResult(doc, warnings)
 

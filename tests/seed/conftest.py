@@ -51,20 +51,6 @@ def verify_errors(result: ImportResult, folder: Path, name: str = "imported.yaml
     """Write the import next to nothing else and run the real verifier on it; return errors."""
     path = folder / name
     path.write_text(result.dump(), encoding="utf-8")
-    try:
-        from regions_cli.workflow import api
-    except ImportError:  # TEMPORARY until workflow.api lands: schema + model only
-        import json
+    from regions_cli.workflow.api import verify
 
-        import jsonschema
-        from ruamel.yaml import YAML
-
-        from regions_cli.workflow.model import build_workflow
-
-        schema = json.loads((ROOT / "schemas" / "workflow.schema.json").read_text())
-        data = YAML(typ="safe").load(path.read_text())
-        errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(data)]
-        build_workflow(data, source=path)
-        return errors
-    report = api.verify(path)
-    return [f"{f.location()}: {f.rule}: {f.message}" for f in report.findings if f.is_error]
+    return [f"{f.location()}: {f.rule}: {f.message}" for f in verify(path) if f.is_error]

@@ -179,13 +179,27 @@ def test_state_connections_follow_the_edges(seed: Path) -> None:
     assert lookup["regions"]["HistoricalFacts"]["reply_with_actors"] is True
 
 
-def test_registry_alone_gives_an_empty_plan(seed: Path) -> None:
+def test_registry_alone_gets_a_starter_plan(seed: Path) -> None:
     result = _import(seed, ["minimal_regions.json"])
     data = result.data()
-    assert data["plan"] == []
+    assert [layer["chains"] for layer in data["plan"]] == [
+        {"foo": ["foo.make_questions"]},
+        {"bar": ["bar.make_replies"]},
+        {"foo": ["foo.make_replies"]},
+    ]
     assert data["regions"]["foo"] == {"type": "Region", "task": "Important job",
                                       "connections": ["bar"]}  # fmt: skip
-    assert "The input has no plan" in result.dump()
+    assert "starter plan was generated" in result.dump()
+
+
+def test_starter_plan_without_askers_answers_in_one_layer(tmp_path: Path) -> None:
+    registry = [
+        {"name": "A", "type": "Region", "task": "a"},
+        {"name": "B", "type": "BroadcastRegion", "task": "", "connections": {"A": "a"}},
+    ]
+    result = import_files([_write(tmp_path, "r.json", registry)])
+    assert [layer["chains"] for layer in result.data()["plan"]] == [{"A": ["A.make_replies"]}]
+    assert verify_errors(result, tmp_path) == []
 
 
 def _write(folder: Path, name: str, payload: Any) -> Path:

@@ -1,0 +1,142 @@
+"""The ``regions import`` and ``regions export`` commands: files, messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import PAIRS, ROOT, STATES
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from regions_cli.cli.app import app
+
+runner = CliRunner()
+
+
+def _safe(text: str) -> object:
+    return YAML(typ="safe").load(text)
+
+
+def test_import_prints_yaml_and_warns_on_stderr(seed: Path) -> None:
+    result = runner.invoke(app, ["import", *(str(seed / f) for f in PAIRS["lit_crit"])])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("# yaml-language-server: $schema=")
+    assert _safe(result.stdout)["name"] == "lit_demo"  # type: ignore[index]
+    assert result.stderr.splitlines() == [
+        "warning: layer 1: dropped Symbolism.make_replies, Imagery.make_replies (not in that "
+        "layer's chains; the original skips them)",
+        "warning: layer 3: dropped Context.make_replies, Commentate.make_replies (not in that "
+        "layer's chains; the original skips them)",
+    ]
+
+
+def test_import_writes_a_file_that_verifies_and_never_overwrites(
+    seed: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sub" / "refine.yaml"
+    result = runner.invoke(app, ["import", str(seed / STATES["refine"]), "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert runner.invoke(app, ["verify", str(out)]).exit_code == 0
+    # The schema line points at the real schema, relative to where the file is.
+    schema_ref = out.read_text().splitlines()[0].split("$schema=")[1]
+    assert (out.parent / schema_ref).resolve().name == "workflow.schema.json"
+    assert (out.parent / schema_ref).is_file()
+
+    out.write_text("my edits")
+    again = runner.invoke(app, ["import", str(seed / STATES["refine"]), "-o", str(out)])
+    assert again.exit_code == 1
+    assert again.stderr == f"{out}: exists (use --force to replace it)\n"
+    assert out.read_text() == "my edits"
+    forced = runner.invoke(app, ["import", str(seed / STATES["refine"]), "-o", str(out), "--force"])
+    assert forced.exit_code == 0
+    assert out.read_text() != "my edits"
+
+
+def test_bad_input_is_one_line_naming_file_and_path(tmp_path: Path) -> None:
+    registry = tmp_path / "lookup_regions.json"
+    registry.write_text(
+        json.dumps(
+            [
+                {"name": "Historian", "type": "Region", "task": "t"},
+                {"name": "Biography", "type": "RAGRegion", "task": "u"},
+            ]
+        )
+    )
+    plan = tmp_path / "lookup_executions.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "layer_config": [{"chain0": ["Historian"]}, {"chain0": ["Bio"]}],
+                "execution_config": [[["Historian", "make_questions"]], [["Bio", "make_replies"]]],
+            }
+        )
+    )
+    result = runner.invoke(app, ["import", str(registry), str(plan)])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        "lookup_executions.json: $.layer_config[1].chain0[0]: region 'Bio' is not in the registry\n"
+    )
+    garbage = tmp_path / "x.json"
+    garbage.write_text("not json at all")
+    result = runner.invoke(app, ["import", str(garbage)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("x.json: $: not JSON: ")
+    assert len(result.stderr.splitlines()) == 1
+    result = runner.invoke(app, ["import", str(garbage), str(garbage), str(garbage)])
+    assert result.exit_code == 1
+    assert "give REGIONS.json [PLAN.json], or one STATE.json" in result.stderr
+
+
+def test_export_writes_both_files_and_names_what_it_drops(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["export", str(ROOT / "workflows" / "lookup.yaml"), "-o", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "lookup_executions.json",
+        "lookup_regions.json",
+    ]
+    assert "dropped: inject: (1 messages; the original injects in Python)" in result.stderr
+    assert "dropped: rags: (historical, biography) and each RAGRegion's rag:" in result.stderr
+    executions = json.loads((tmp_path / "lookup_executions.json").read_text())
+    assert executions["execution_config"][1] == [
+        ["Biography", "make_replies"],
+        ["HistoricalFacts", "make_replies"],
+    ]
+    again = runner.invoke(
+        app, ["export", str(ROOT / "workflows" / "lookup.yaml"), "-o", str(tmp_path)]
+    )
+    assert again.exit_code == 1
+    assert "exists (use --force to replace it)" in again.stderr
+
+
+def test_round_trip_through_the_commands(seed: Path, tmp_path: Path) -> None:
+    first = tmp_path / "double_hegel.yaml"
+    files = [str(seed / f) for f in PAIRS["double_hegel"]]
+    assert runner.invoke(app, ["import", *files, "-o", str(first)]).exit_code == 0
+    assert runner.invoke(app, ["export", str(first), "-o", str(tmp_path / "out")]).exit_code == 0
+    second = tmp_path / "again.yaml"
+    exported = sorted(str(p) for p in (tmp_path / "out").iterdir())[::-1]  # regions, executions
+    assert runner.invoke(app, ["import", *exported, "-o", str(second)]).exit_code == 0
+    assert _safe(second.read_text()) == _safe(first.read_text())
+
+
+def test_export_refuses_invalid_and_inexpressible_workflows(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: bad\nregions: {}\nplan: []\n")
+    result = runner.invoke(app, ["export", str(bad), "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "error[" in result.stderr
+    interleaved = tmp_path / "mixed.yaml"
+    interleaved.write_text(
+        "version: 1\nname: mixed\nregions:\n"
+        "  A: {type: Region, task: a, connections: [B]}\n"
+        "  B: {type: Region, task: b}\n"
+        "plan:\n  - chains:\n      c: [A.make_questions, B.make_replies, A.make_replies]\n"
+    )
+    result = runner.invoke(app, ["export", str(interleaved), "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{interleaved}: cannot export: layer layer-0, chain c:")
+    assert not (tmp_path / "mixed_regions.json").exists()
