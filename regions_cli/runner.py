@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
     from regions_cli.engine.events import Event, EventBus, RunFinished
+    from regions_cli.run_journal import RunJournal as Journal
     from regions_cli.workflow.model import Workflow
 
 EXIT_OK = 0
@@ -107,7 +108,8 @@ def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
     workflow, record = loaded
     workflow = _apply_overrides(workflow, options.llm_overrides)
     view = _choose_view(options, out)
-    journal = Journal.open(options, workflow, record)
+    journal = _open_journal(options, workflow, record)
+    workflow = journal.prepare(workflow)  # a resumed layer's completed chains do not run again
     try:
         return asyncio.run(_execute(workflow, options, view, journal))
     finally:
@@ -212,11 +214,12 @@ async def _execute(workflow: Workflow, options: RunOptions, view: View, journal:
     except (OSError, ValueError) as exc:
         raise RunError(f"{options.workflow}: cannot build the workflow: {exc}") from exc
     bus.subscribe(view)
+    journal.attach(engine, view)
     started = time.time()
     exit_code = EXIT_INTERRUPTED
     with view:
         try:
-            result = await engine.run(barrier_hook=journal.barrier_hook)
+            result = await engine.run(barrier_hook=journal.barrier_hook, **journal.run_kwargs)
             exit_code = result.exit_code
         except asyncio.CancelledError:
             # Ctrl-C: asyncio cancelled us; the engine cancelled its steps. Finish cleanly.
@@ -253,26 +256,11 @@ def _emit_finished(bus: EventBus, exit_code: int, started: float, journal: Journ
     )
 
 
-class Journal:
-    """The run file of a run: created before the engine starts, closed after it ends."""
+def _open_journal(options: RunOptions, workflow: Workflow, record: Any) -> Journal:
+    """The run file for this run (created, or opened to continue: `regions_cli.run_journal`)."""
+    from regions_cli.run_journal import JournalError, RunJournal
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.barrier_hook: Any = None
-
-    @property
-    def path_text(self) -> str | None:
-        return str(self.path) if self.path is not None else None
-
-    @classmethod
-    def open(cls, options: RunOptions, workflow: Workflow, record: Any) -> Journal:
-        return cls(options.run_file)
-
-    def subscribe(self, bus: EventBus) -> None:
-        """Journal every event of `bus`."""
-
-    def finish(self, finished: RunFinished | None, exit_code: int) -> None:
-        """Record how the run ended."""
-
-    def close(self) -> None:
-        """Close the run file."""
+    try:
+        return RunJournal.open(options, workflow, record)
+    except JournalError as exc:
+        raise RunError(str(exc), exc.exit_code) from exc

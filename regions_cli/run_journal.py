@@ -1,0 +1,337 @@
+"""The journal side of ``regions run`` / ``step`` / ``run --resume`` / ``run --interactive``.
+
+`RunJournal` is what `regions_cli.runner` calls around the engine: it opens or creates the
+run file, works out where the run continues (`regions_cli.engine.runfile.resume_point`),
+subscribes the `Recorder` to the event bus, and is the executor's barrier hook (committing
+each barrier, delivering queued injections, and in interactive mode asking the user what to do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from regions_cli.engine.barrier import Barrier
+from regions_cli.engine.events import EventBus, Notice, RunFinished
+from regions_cli.engine.journal import Recorder, RunFile, RunFileError, WorkflowRecord
+from regions_cli.engine.message import ROLES, Message
+from regions_cli.engine.runfile import (
+    ResumePoint,
+    check_workflow,
+    default_run_path,
+    resume_point,
+    workflow_record,
+)
+from regions_cli.workflow.model import Workflow
+
+EXIT_USAGE = 2
+
+
+class JournalError(Exception):
+    """The run file cannot be used for this run; one line, with the exit code to use."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def current_record(source: Path, workflow: Workflow, verified: Any = None) -> WorkflowRecord:
+    """The `WorkflowRecord` of the workflow file as it is now (raw text, no secrets)."""
+    document = getattr(verified, "document", None)
+    text = getattr(document, "text", None)
+    raw = getattr(document, "raw", None)
+    if text is None or raw is None:
+        from regions_cli.workflow.load import load_file
+
+        loaded = load_file(source)
+        text, raw = loaded.text, loaded.raw or {}
+    return workflow_record(source, workflow, text, raw)
+
+
+def latest_run(source: Path, name: str, *, unfinished: bool = True) -> Path | None:
+    """The newest run file of workflow `name` beside `source` (not finished, if asked)."""
+    folder = source.resolve().parent / ".regions" / "runs"
+    candidates = sorted(folder.glob(f"{name}-*.db"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in candidates:
+        try:
+            with RunFile.open(path) as run:
+                if run.workflow.name != name:
+                    continue
+                if unfinished and run.started and run.position >= len(run.workflow.plan):
+                    continue
+                return path
+        except RunFileError:
+            continue
+    return None
+
+
+class RunJournal:
+    """The run file of one invocation (``run``, ``step`` or a resume), as the runner uses it.
+
+    Options come from ``RunOptions.extra``: ``resume`` (an existing run file to continue),
+    ``force`` (accept a compatible workflow edit), ``max_layers`` (``step``), ``interactive``
+    and ``kind`` (``run`` | ``step`` | ``resume``, recorded with the invocation).
+    """
+
+    def __init__(
+        self,
+        run: RunFile,
+        point: ResumePoint,
+        *,
+        kind: str,
+        max_layers: int | None = None,
+        interactive: bool = False,
+        prompt_in: TextIO | None = None,
+        prompt_out: TextIO | None = None,
+    ) -> None:
+        self.run = run
+        self.point = point
+        self.kind = kind
+        self.max_layers = max_layers
+        self.interactive = interactive
+        self.invocation = run.begin_invocation(kind, keep_chains=point.skip_chains)
+        self.recorder = Recorder(
+            run, self.invocation, redelivered=[m.id for m in point.redeliver]
+        )
+        self.barrier_hook = self
+        self.paused = False
+        self._first_barrier = True
+        self._view: Any = None
+        self._prompt_in = prompt_in
+        self._prompt_out = prompt_out
+        self._bus: EventBus | None = None
+
+    # -- what the runner calls -------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+    @property
+    def path_text(self) -> str:
+        return str(self.run.path)
+
+    @classmethod
+    def open(cls, options: Any, workflow: Workflow, verified: Any = None) -> RunJournal:
+        """Create the run file (or open the one to continue); `JournalError` if unusable."""
+        extra: Mapping[str, Any] = getattr(options, "extra", None) or {}
+        source = Path(options.workflow)
+        resume = extra.get("resume")
+        try:
+            current = current_record(source, workflow, verified)
+            if resume is not None:
+                run = RunFile.open(Path(resume))
+                try:
+                    check_workflow(run, current, force=bool(extra.get("force")))
+                except RunFileError:
+                    run.close()
+                    raise
+                kind = str(extra.get("kind") or "resume")
+            else:
+                path = options.run_file or default_run_path(source, workflow.name)
+                run = RunFile.create(Path(path), workflow=current)
+                kind = str(extra.get("kind") or "run")
+            point = resume_point(run)
+            if not point.fresh and point.start_layer >= len(workflow.plan):
+                run.close()
+                raise RunFileError(
+                    f"{run.path}: the run has already finished all {len(workflow.plan)} layers"
+                )
+            return cls(
+                run,
+                point,
+                kind=kind,
+                max_layers=extra.get("max_layers"),
+                interactive=bool(extra.get("interactive")),
+            )
+        except RunFileError as exc:
+            raise JournalError(str(exc)) from exc
+        except OSError as exc:
+            raise JournalError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+
+    def prepare(self, workflow: Workflow) -> Workflow:
+        """`workflow` without the chains of the resumed layer that already completed."""
+        if not self.point.skip_chains:
+            return workflow
+        index = self.point.start_layer
+        plan = list(workflow.plan)
+        layer = plan[index]
+        chains = tuple(c for c in layer.chains if c.name not in self.point.skip_chains)
+        plan[index] = dataclasses.replace(layer, chains=chains)
+        return dataclasses.replace(workflow, plan=tuple(plan))
+
+    def attach(self, engine: Any, view: Any = None) -> None:
+        """Let the journal snapshot `engine`'s regions at chain ends; remember the view
+        (interactive mode pauses it to ask). Delivery numbers continue the run's."""
+        regions: Mapping[str, Any] = engine.regions
+
+        def snapshot(names: Sequence[str]) -> dict[str, dict[str, Any]]:
+            return {name: regions[name].snapshot() for name in names if name in regions}
+
+        self.recorder.snapshot = snapshot
+        self._view = view
+        self._bus = engine.bus
+        row = self.run.conn.execute(
+            "SELECT COUNT(*) FROM messages WHERE rolled_back = 0 "
+            "AND delivery NOT IN ('cc', 'rejected')"
+        ).fetchone()
+        postmaster = getattr(engine, "postmaster", None)
+        if postmaster is not None and hasattr(postmaster, "seq"):
+            postmaster.seq = int(row[0])
+
+    @property
+    def run_kwargs(self) -> dict[str, Any]:
+        """The `Engine.run` arguments that continue this run file where it stopped."""
+        return {
+            "start_layer": self.point.start_layer,
+            "states": self.point.states or None,
+            "inject_initial": self.point.fresh,
+            "max_layers": self.max_layers,
+            "run_file": self.path_text,
+        }
+
+    def subscribe(self, bus: EventBus) -> None:
+        bus.subscribe(self.recorder)
+
+    def finish(self, finished: RunFinished | None, exit_code: int) -> None:
+        """Record how this invocation ended."""
+        self.recorder.flush()
+        status = "paused" if self.paused else (finished.status if finished else "failed")
+        self.run.end_invocation(self.invocation, status, exit_code)
+
+    def close(self) -> None:
+        self.run.close()
+
+    # -- the barrier hook ------------------------------------------------------------------------
+
+    async def at_barrier(self, barrier: Barrier) -> Sequence[Message]:
+        messages: list[Message] = []
+        if self._first_barrier:
+            self._first_barrier = False
+            messages.extend(self.point.messages)
+            if self.point.skip_chains and self._bus is not None:
+                self._bus.emit(
+                    Notice(
+                        level="info",
+                        text=f"resuming layer {barrier.next_layer + 1}: chain(s) "
+                        f"{', '.join(sorted(self.point.skip_chains))} already completed",
+                    )
+                )
+        messages.extend(self.recorder.commit_barrier(barrier.next_layer, barrier.states))
+        if self.interactive and barrier.next_layer < len(self.run.workflow.plan):
+            if await self._ask(barrier):
+                self.paused = True
+                raise asyncio.CancelledError  # the engine stops here, cleanly, status interrupted
+            # the barrier is committed: this only takes what the user queued while paused
+            messages.extend(self.recorder.commit_barrier(barrier.next_layer, barrier.states))
+        return messages
+
+    # -- interactive mode ------------------------------------------------------------------------
+
+    async def _ask(self, barrier: Barrier) -> bool:
+        """Prompt until the user continues (False) or quits (True)."""
+        live = getattr(self._view, "_live", None)
+        if live is not None:
+            live.stop()
+        try:
+            return await asyncio.to_thread(self._dialogue, barrier)
+        finally:
+            if live is not None:
+                live.start()
+
+    def _dialogue(self, barrier: Barrier) -> bool:
+        out = self._prompt_out or sys.stderr
+        inp = self._prompt_in or sys.stdin
+        plan = self.run.workflow.plan
+        label = plan[barrier.next_layer].get("label", "")
+        out.write(
+            f"\npaused before layer {barrier.next_layer + 1}/{len(plan)} {label} "
+            f"(run file {self.run.path})\n"
+        )
+        while True:
+            out.write("[c]ontinue, [i]nject, [s]how REGION, [q]uit > ")
+            out.flush()
+            line = inp.readline()
+            if not line:  # end of input: stop here rather than run unattended
+                out.write("\nend of input: quitting\n")
+                return True
+            command, _, rest = line.strip().partition(" ")
+            command = command.lower()
+            if command in ("", "c", "continue"):
+                return False
+            if command in ("q", "quit"):
+                out.write(
+                    f"paused; continue with: regions run {self.run.workflow.path} "
+                    f"--resume {self.run.path}\n"
+                )
+                return True
+            if command in ("s", "show"):
+                name = rest.strip()
+                state = barrier.states.get(name)
+                if state is None:
+                    out.write(f"no region {name!r}; regions: {', '.join(barrier.states)}\n")
+                else:
+                    out.write("\n".join(region_state_lines(name, state)) + "\n")
+            elif command in ("i", "inject"):
+                self._inject_dialogue(inp, out)
+            else:
+                out.write(f"unknown command {command!r}\n")
+
+    def _inject_dialogue(self, inp: TextIO, out: TextIO) -> None:
+        def ask(prompt: str, default: str = "") -> str:
+            out.write(f"  {prompt}{f' [{default}]' if default else ''}: ")
+            out.flush()
+            return inp.readline().strip() or default
+
+        to = ask("to region")
+        role = ask("role (request|reply)", "request")
+        source = ask("from", "user")
+        text = ask("text")
+        problem = injection_problem(self.run.workflow, to, role)
+        if problem is None and not text:
+            problem = "empty text"
+        if problem is not None:
+            out.write(f"  not injected: {problem}\n")
+            return
+        queued = self.run.add_injection(source, to, role, text)
+        out.write(f"  queued message {queued.message.id} for {to}\n")
+
+
+def injection_problem(workflow: WorkflowRecord, to: str, role: str) -> str | None:
+    """Why a message to `to` with `role` cannot be injected into a run of `workflow`, or None."""
+    if to not in workflow.regions:
+        names = ", ".join(sorted(workflow.regions)) or "none"
+        return f"unknown region {to!r} (regions: {names})"
+    if role not in ROLES:
+        return f"bad role {role!r} (use request or reply)"
+    return None
+
+
+def region_state_lines(name: str, state: Mapping[str, Any], *, limit: int = 100) -> list[str]:
+    """A region's snapshot for people: pending requests, knowledge (replies), held inbox."""
+    from regions_cli.view.state import first_line
+
+    lines = [f"{name} ({state.get('type', '?')})"]
+    for title, key in (("requests (pending)", "requests"), ("replies (knowledge)", "replies")):
+        entries = state.get(key) or []
+        lines.append(f"  {title}: {len(entries)}")
+        lines.extend(
+            f"    {entry.get('source')}: {first_line(str(entry.get('content', '')), limit)}"
+            for entry in entries
+        )
+    inbox = state.get("inbox") or []
+    if inbox:
+        lines.append(f"  inbox: {len(inbox)}")
+        lines.extend(
+            f"    {m.get('source')} -> {m.get('destination')} {m.get('role')}: "
+            f"{first_line(str(m.get('content', '')), limit)}"
+            for m in inbox
+        )
+    extra = state.get("extra") or {}
+    if extra:
+        lines.append(f"  other state: {', '.join(sorted(extra))}")
+    return lines
