@@ -224,19 +224,8 @@ class GuiServer(ThreadingHTTPServer):
 
         folder = self.workflow.parent if self.workflow is not None else Path.cwd()
         shown = self.workflow.name if self.workflow is not None else "workflow.yaml"
-        # A file beside the real one, so relative paths (stores, documents) resolve the same.
-        handle, temp = tempfile.mkstemp(prefix=".regions-gui-", suffix=".yaml", dir=folder)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-            result = api.verify(Path(temp))
-        finally:
-            Path(temp).unlink(missing_ok=True)
-        findings = []
-        for finding in result.findings:
-            item = finding.to_dict()
-            item["file"] = shown
-            findings.append(item)
+        # Checked as if it were the file, so relative paths (stores, documents) resolve the same.
+        findings = [f.to_dict() for f in api.verify_text(text, file=shown, base_dir=folder)]
         ok = not any(f["severity"] == "error" for f in findings)
         return {"ok": ok, "findings": findings}
 
@@ -330,9 +319,14 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 raise ApiError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} {path} is not allowed")
         except ApiError as exc:
+            # The request body may be unread: end the connection rather than misread it.
+            self.close_connection = True
             self._json({"error": str(exc)}, exc.status)
         except (BrokenPipeError, ConnectionResetError):
             pass
+        except Exception as exc:  # a bug: answer with one line rather than drop the connection
+            self.close_connection = True
+            self._json({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
 
     def _check_origin(self, method: str) -> None:
         port = self.server.port
@@ -399,6 +393,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 

@@ -1,0 +1,125 @@
+"""`regions gui` as a user starts it: a real process, its printed URL, its errors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from regions_cli import gui_server
+from regions_cli.cli.app import app
+
+from gui_workflow import WORKFLOW
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_serves_the_built_editor_and_prints_its_url(tmp_path: Path) -> None:
+    if gui_server.missing_build_message() is not None:
+        pytest.fail(gui_server.missing_build_message() or "")
+    workflow = tmp_path / "demo.yaml"
+    workflow.write_text(WORKFLOW, "utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "regions_cli", "gui", str(workflow), "--no-browser"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BROWSER": "false"},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("regions gui: http://127.0.0.1:"), line
+        url = line.split()[2]
+        with httpx.Client(base_url=url, timeout=30) as http:
+            page = http.get("/")
+            assert page.status_code == 200
+            assert '<div id="root">' in page.text
+            script = page.text.split('src="./', 1)[1].split('"', 1)[0]
+            bundle = http.get(f"/{script}")
+            assert bundle.status_code == 200
+            assert "javascript" in bundle.headers["content-type"]
+            assert http.get("/api/file").json()["text"] == WORKFLOW
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_without_a_build_it_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gui_server, "DIST", tmp_path / "no-build")
+    result = CliRunner().invoke(app, ["gui", "--no-browser"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: the flow editor is not built")
+    assert "npm run build" in lines[0]
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["gui", str(tmp_path), "--no-browser"])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {tmp_path}: is a directory, not a workflow file"
+
+
+def test_a_missing_folder_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "nope" / "x.yaml"
+    result = CliRunner().invoke(app, ["gui", str(target), "--no-browser"])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
+    busy = gui_server.GuiServer(None)
+    try:
+        result = CliRunner().invoke(app, ["gui", "--no-browser", "--port", str(busy.port)])
+    finally:
+        busy.server_close()
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: cannot listen on 127.0.0.1:{busy.port}")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+# The inputs of the build, as gui/scripts/stamp.mjs hashes them (keep the two in step).
+BUILD_INPUTS = (
+    "gui/src",
+    "gui/index.html",
+    "gui/package-lock.json",
+    "gui/vite.config.ts",
+    "regions_cli/workflow/workflow.schema.json",
+)
+
+
+def source_hash(root: Path) -> str:
+    files: list[str] = []
+    for entry in BUILD_INPUTS:
+        path = root / entry
+        if path.is_dir():
+            files += [p.relative_to(root).as_posix() for p in path.rglob("*") if p.is_file()]
+        else:
+            files.append(entry)
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\0".encode())
+        digest.update((root / name).read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def test_the_committed_build_matches_the_sources() -> None:
+    """The wheel ships regions_cli/gui_dist; it must be built from the current gui/ sources."""
+    if not (ROOT / "gui" / "src").is_dir():
+        pytest.skip("not a source checkout")
+    stamp = ROOT / "regions_cli" / "gui_dist" / "SOURCE_HASH"
+    assert stamp.is_file(), "regions_cli/gui_dist is not built: run `npm ci && npm run build` in gui/"
+    assert stamp.read_text("utf-8").strip() == source_hash(ROOT), (
+        "regions_cli/gui_dist is older than gui/src: run `npm run build` in gui/ and commit it"
+    )

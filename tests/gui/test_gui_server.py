@@ -1,0 +1,267 @@
+"""The local API of `regions gui`, over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from regions_cli.gui_server import GuiServer, text_hash
+
+from gui_workflow import WORKFLOW
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_serves_the_editor_page_and_its_assets(client: httpx.Client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["cache-control"] == "no-cache"
+    asset = client.get("/assets/app-1234.js")
+    assert asset.text == "console.log('editor');"
+    assert "immutable" in asset.headers["cache-control"]
+    assert client.get("/assets/missing.js").status_code == 404
+
+
+def test_refuses_paths_outside_the_build(server: GuiServer, workflow_file: Path) -> None:
+    for path in ("/../flows/demo.yaml", "/assets/../../flows/demo.yaml", "/%2e%2e/flows/demo.yaml"):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        assert response.status == 404, path
+        assert b"gui-test" not in response.read()
+        connection.close()
+
+
+def test_get_file_returns_text_and_hash(client: httpx.Client, workflow_file: Path) -> None:
+    state = client.get("/api/file").json()
+    assert state == {
+        "path": str(workflow_file.resolve()),
+        "text": WORKFLOW,
+        "exists": True,
+        "hash": text_hash(WORKFLOW),
+    }
+
+
+def test_put_file_saves_and_returns_the_new_hash(client: httpx.Client, workflow_file: Path) -> None:
+    edited = WORKFLOW.replace("name: gui-test", "name: edited")
+    response = client.put("/api/file", json={"text": edited, "base_hash": text_hash(WORKFLOW)})
+    assert response.status_code == 200
+    assert response.json()["hash"] == text_hash(edited)
+    assert workflow_file.read_text("utf-8") == edited
+    assert client.get("/api/file").json()["text"] == edited
+    # No temporary files are left beside the workflow.
+    assert sorted(p.name for p in workflow_file.parent.iterdir()) == ["demo.yaml"]
+
+
+def test_put_refuses_to_overwrite_a_file_changed_on_disk(
+    client: httpx.Client, workflow_file: Path
+) -> None:
+    workflow_file.write_text(WORKFLOW + "# edited elsewhere\n", "utf-8")
+    response = client.put("/api/file", json={"text": "version: 1\n", "base_hash": text_hash(WORKFLOW)})
+    assert response.status_code == 409
+    assert "changed on disk" in response.json()["error"]
+    assert workflow_file.read_text("utf-8").endswith("# edited elsewhere\n")
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "message"),
+    [
+        (b'{"text": 1}', JSON, 400, "`text` must be a string"),
+        (b"not json", JSON, 400, "not JSON"),
+        (b"[1, 2]", JSON, 400, "JSON object"),
+        (b'{"text": "x", "base_hash": 5}', JSON, 400, "base_hash"),
+        (b'{"text": "x"}', {"Content-Type": "text/plain"}, 415, "application/json"),
+    ],
+)
+def test_put_rejects_bad_bodies_with_one_line(
+    client: httpx.Client,
+    workflow_file: Path,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    message: str,
+) -> None:
+    response = client.put("/api/file", content=body, headers=headers)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert message in error
+    assert "\n" not in error
+    assert workflow_file.read_text("utf-8") == WORKFLOW
+
+
+def test_put_refuses_a_workflow_over_the_size_limit(client: httpx.Client, workflow_file: Path) -> None:
+    big = "#" * (1024 * 1024 + 1)
+    response = client.put("/api/file", json={"text": big, "base_hash": text_hash(WORKFLOW)})
+    assert response.status_code == 413
+    assert workflow_file.read_text("utf-8") == WORKFLOW
+
+
+def test_refuses_foreign_hosts_and_origins(client: httpx.Client, workflow_file: Path) -> None:
+    rebinding = client.get("/api/file", headers={"Host": "evil.example:80"})
+    assert rebinding.status_code == 403
+    cross_site = client.put(
+        "/api/file",
+        json={"text": "version: 1\n", "base_hash": text_hash(WORKFLOW)},
+        headers={"Origin": "http://evil.example"},
+    )
+    assert cross_site.status_code == 403
+    assert workflow_file.read_text("utf-8") == WORKFLOW
+    same_origin = client.get("/api/file", headers={"Origin": str(client.base_url).rstrip("/")})
+    assert same_origin.status_code == 200
+
+
+def test_unknown_endpoints_and_methods(client: httpx.Client) -> None:
+    assert client.get("/api/nothing").status_code == 404
+    assert client.post("/index.html", json={}).status_code == 405
+
+
+def test_new_file_is_created_on_first_save(
+    make_server: Callable[[Path | None], GuiServer], tmp_path: Path
+) -> None:
+    path = tmp_path / "new.yaml"
+    server = make_server(path)
+    with httpx.Client(base_url=server.url) as http:
+        assert http.get("/api/file").json() == {
+            "path": str(path.resolve()),
+            "text": "",
+            "exists": False,
+            "hash": None,
+        }
+        assert http.post("/api/run", json={}).status_code == 409
+        assert http.put("/api/file", json={"text": WORKFLOW, "base_hash": None}).status_code == 200
+    assert path.read_text("utf-8") == WORKFLOW
+
+
+def test_without_a_file_nothing_can_be_saved(
+    make_server: Callable[[Path | None], GuiServer],
+) -> None:
+    server = make_server(None)
+    with httpx.Client(base_url=server.url) as http:
+        assert http.get("/api/file").json()["path"] is None
+        response = http.put("/api/file", json={"text": WORKFLOW, "base_hash": None})
+        assert response.status_code == 409
+        assert "regions gui FILE" in response.json()["error"]
+
+
+def test_schema_is_the_published_one(client: httpx.Client) -> None:
+    root = Path(__file__).resolve().parents[2]
+    published = json.loads((root / "schemas" / "workflow.schema.json").read_text("utf-8"))
+    assert client.get("/api/schema").json() == published
+
+
+def test_verify_uses_the_python_verifier(client: httpx.Client, workflow_file: Path) -> None:
+    good = client.post("/api/verify", json={"text": WORKFLOW}).json()
+    assert good["ok"] is True
+    assert not [f for f in good["findings"] if f["severity"] == "error"]
+    bad = client.post(
+        "/api/verify", json={"text": WORKFLOW.replace("[Asker.make_questions]", "[Asker.fly]")}
+    ).json()
+    assert bad["ok"] is False
+    finding = next(f for f in bad["findings"] if f["rule"] == "unknown-method")
+    assert finding["file"] == "demo.yaml"
+    assert finding["line"] == WORKFLOW.splitlines().index("      main: [Asker.make_questions]") + 1
+    # The text was checked beside the real file, which is untouched, and nothing is left over.
+    assert workflow_file.read_text("utf-8") == WORKFLOW
+    assert sorted(p.name for p in workflow_file.parent.iterdir()) == ["demo.yaml"]
+
+
+REGISTRY = [
+    {"name": "foo", "type": "Region", "task": "Important job", "connections": {"bar": "Does things"}},
+    {"name": "bar", "type": "Region", "task": "Does things", "connections": {}},
+]
+PLAN = {
+    "layer_config": [{"chain0": ["foo"]}, {"chain0": ["bar"]}],
+    "execution_config": [[["foo", "make_questions"]], [["bar", "make_replies"]]],
+    "execution_order": [0, 1],
+}
+
+
+def test_import_converts_the_originals_json(client: httpx.Client) -> None:
+    files = {"demo_executions.json": json.dumps(PLAN), "demo_regions.json": json.dumps(REGISTRY)}
+    result = client.post("/api/import", json={"files": files})
+    assert result.status_code == 200, result.text
+    text = result.json()["text"]
+    assert "foo:" in text and "bar:" in text
+    assert "foo.make_questions" in text
+    verified = client.post("/api/verify", json={"text": text}).json()
+    assert [f for f in verified["findings"] if f["severity"] == "error"] == []
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"a_regions.json": "{not json"}, "a_regions.json"),
+        ({}, "registry"),
+        ({"a.json": "[]", "b.json": "[]", "c.json": "[]"}, "registry"),
+    ],
+)
+def test_import_rejects_bad_input_with_one_line(
+    client: httpx.Client, files: dict[str, str], message: str
+) -> None:
+    response = client.post("/api/import", json={"files": files})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert message in error
+    assert "\n" not in error
+
+
+def test_run_streams_the_same_events_as_run_json(
+    client: httpx.Client, server: GuiServer, workflow_file: Path
+) -> None:
+    with httpx.Client(base_url=server.url, timeout=60) as stream_client, stream_client.stream(
+        "GET", "/api/events"
+    ) as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        lines = events.iter_lines()
+        assert next(lines) == ": connected"
+        started = client.post("/api/run", json={})
+        assert started.status_code == 202
+        kinds: list[str] = []
+        messages: list[dict[str, object]] = []
+        for line in lines:
+            if not line.startswith("data: "):
+                continue
+            event = json.loads(line.removeprefix("data: "))
+            kinds.append(event["kind"])
+            if event["kind"] == "message":
+                messages.append(event["message"])
+            if event["kind"] == "run_exit":
+                break
+    assert kinds[0] == "run_started"
+    assert "run_finished" in kinds
+    assert event["exit_code"] == 0
+    assert any(m["source"] == "Expert" and m["destination"] == "Asker" for m in messages)
+    # A page that connects after the run still gets the whole run.
+    with httpx.Client(base_url=server.url, timeout=60) as late, late.stream(
+        "GET", "/api/events"
+    ) as replay:
+        replayed = []
+        for line in replay.iter_lines():
+            if line.startswith("data: "):
+                replayed.append(json.loads(line.removeprefix("data: "))["kind"])
+                if replayed[-1] == "run_exit":
+                    break
+    assert replayed == kinds
+
+
+def test_run_of_an_invalid_file_reports_its_findings(
+    client: httpx.Client, server: GuiServer, workflow_file: Path
+) -> None:
+    workflow_file.write_text(WORKFLOW.replace("[Asker.make_questions]", "[Asker.fly]"), "utf-8")
+    assert client.post("/api/run", json={}).status_code == 202
+    with client.stream("GET", "/api/events") as events:
+        seen = []
+        for line in events.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line.removeprefix("data: ")))
+                if seen[-1]["kind"] == "run_exit":
+                    break
+    assert seen[-1]["exit_code"] == 1
+    findings = next(e for e in seen if e["kind"] == "findings")
+    assert any(f["rule"] == "unknown-method" for f in findings["findings"])
