@@ -871,6 +871,8 @@ def export_workflow(workflow: Workflow) -> ExportResult:
                 else None,
             }
         )
+        if region.type == "RAGRegion" and region.threshold == 0:
+            dropped.append(f"{region.name}: threshold 0 (the original reads 0 as its default 0.5)")
         if region.prompts:
             dropped.append(f"{region.name}: prompts ({', '.join(region.prompts)})")
         if region.max_results is not None:
