@@ -51,9 +51,30 @@ def run(
     no_live: bool = typer.Option(
         False, "--no-live", help="Plain lines instead of the live view, even on a terminal."
     ),
+    resume: Path | None = typer.Option(
+        None,
+        "--resume",
+        metavar="RUN",
+        help="Continue this run file from its first unfinished layer (completed chains of a "
+        "partly run layer are not run again).",
+        show_default=False,
+    ),
+    interactive: bool = typer.Option(
+        False,
+        "--interactive",
+        help="Pause at each layer barrier: continue, inject, show a region's state, or quit.",
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="With --resume: continue although the workflow was edited "
+        "(compatible edits only)."
+    ),
 ) -> None:
     """Verify FILE, then run its plan, showing the traffic live."""
     from regions_cli.runner import RunOptions, run_workflow
+
+    if resume is not None and run_file is not None:
+        typer.echo("error: --run and --resume cannot be used together", err=True)
+        raise typer.Exit(2)
 
     options = RunOptions(
         workflow=file,
@@ -63,6 +84,7 @@ def run(
         replay=replay,
         llm_overrides=tuple(llm),
         live=False if no_live else None,
+        extra={"resume": resume, "interactive": interactive, "force": force},
     )
     raise typer.Exit(run_workflow(options))
 

@@ -1,9 +1,452 @@
-"""Placeholder: this command group is being written."""
+"""Commands on run files: ``step``, ``inject``, ``show``, ``replay`` and ``runs``.
+
+A run file (``.regions/runs/<name>-<time>.db``, written by ``regions run``) holds everything
+a run did; these commands walk a plan one layer at a time, put messages into a run (even one
+that is running in another process), inspect it, and re-render it without any model.
+
+Exit codes: 0 done, 1 invalid input (unknown region, bad role, invalid workflow), 2 usage or
+I/O error (missing, corrupt or foreign run file), 3 a step failed. Only typer and the standard
+library are imported at module import time.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import typer
+
+if TYPE_CHECKING:
+    from regions_cli.engine.journal import RunFile
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _open(path: Path) -> RunFile:
+    from regions_cli.engine.journal import RunFile, RunFileError
+
+    try:
+        return RunFile.open(path)
+    except RunFileError as exc:
+        raise _fail(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# regions step
+
+
+def step(
+    file: Path = typer.Argument(..., metavar="FILE", help="The workflow file.", show_default=False),
+    run: Path | None = typer.Option(
+        None,
+        "--run",
+        metavar="RUN",
+        help="The run file to step (created if missing). Default: the newest unfinished run "
+        "of this workflow in .regions/runs beside FILE, or a new one.",
+        show_default=False,
+    ),
+    layers: int = typer.Option(1, "--layers", min=1, help="How many layers to run."),
+    force: bool = typer.Option(
+        False, "--force", help="Continue although the workflow changed (compatible edits only)."
+    ),
+) -> None:
+    """Run the next layer (or N) of FILE's plan in a run file, commit, show what is pending."""
+    from regions_cli.engine.journal import RunFile, RunFileError
+    from regions_cli.runner import RunOptions, run_workflow
+
+    if not file.is_file():
+        raise _fail(f"{file}: no such file")
+    if run is None:
+        run = _latest_unfinished(file)
+    resume: Path | None = None
+    if run is not None and run.exists():
+        try:
+            with RunFile.open(run) as existing:
+                plan = existing.workflow.plan
+                if existing.started and existing.position >= len(plan):
+                    typer.echo(f"{run}: the run has finished all {len(plan)} layers; nothing to do")
+                    raise typer.Exit(0)
+        except RunFileError as exc:
+            raise _fail(str(exc)) from None
+        resume = run
+    options = RunOptions(
+        workflow=file,
+        run_file=None if resume is not None else run,
+        live=False,
+        extra={"resume": resume, "max_layers": layers, "kind": "step", "force": force},
+    )
+    code = run_workflow(options)
+    path = resume or run or _latest_unfinished(file, unfinished=False)
+    if path is not None and path.exists() and code not in (EXIT_INVALID, EXIT_USAGE):
+        _print_pending(path, file)
+    raise typer.Exit(code)
+
+
+def _latest_unfinished(file: Path, *, unfinished: bool = True) -> Path | None:
+    from regions_cli.run_journal import latest_run
+    from regions_cli.workflow.load import load_file
+
+    document = load_file(file)
+    name = (document.data or {}).get("name")
+    if not isinstance(name, str):
+        return None
+    return latest_run(file, name, unfinished=unfinished)
+
+
+def _print_pending(path: Path, file: Path) -> None:
+    """After a step: where the run stands and what waits where."""
+    from regions_cli.view.state import first_line
+
+    with _open(path) as run:
+        plan = run.workflow.plan
+        position = run.position
+        typer.echo("")
+        typer.echo(f"Run file {path}")
+        for name, state in sorted(run.states().items()):
+            requests = state.get("requests") or []
+            replies = state.get("replies") or []
+            inbox = state.get("inbox") or []
+            if not (requests or inbox):
+                continue
+            typer.echo(
+                f"  pending at {name}: {len(requests)} request(s), {len(inbox)} held, "
+                f"{len(replies)} reply(ies) kept"
+            )
+            for entry in requests:
+                typer.echo(f"    {entry.get('source')}: {first_line(str(entry.get('content')))}")
+        for item in run.injections(pending_only=True):
+            typer.echo(f"  queued injection for {item.message.destination} ({item.message.role})")
+        if position >= len(plan):
+            typer.echo(f"Plan finished ({len(plan)}/{len(plan)} layers).")
+        else:
+            label = plan[position].get("label", "")
+            typer.echo(
+                f"Next: layer {position + 1}/{len(plan)} {label}: "
+                f"regions step {file} --run {path}"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# regions inject
+
+
+def inject(
+    text: str | None = typer.Argument(
+        None, metavar="[TEXT]", help="The message text (or use --file).", show_default=False
+    ),
+    run: Path = typer.Option(..., "--run", metavar="RUN", help="The run file.", show_default=False),
+    to: str = typer.Option(..., "--to", metavar="REGION", help="The receiving region."),
+    source: str = typer.Option("user", "--from", metavar="NAME", help="The sender's name."),
+    role: str = typer.Option("request", "--role", help="request (to be answered) or reply."),
+    file: Path | None = typer.Option(
+        None, "--file", metavar="F", help="Read the message text from this file.",
+        show_default=False,
+    ),
+) -> None:
+    """Queue a message for a region of a run; delivered at the run's next layer barrier.
+
+    Safe while ``regions run`` works on the same run file: it takes the message at its next
+    barrier, exactly once.
+    """
+    from regions_cli.engine.journal import RunFileError
+    from regions_cli.run_journal import injection_problem
+
+    if (text is None) == (file is None):
+        raise _fail("give the message as TEXT or with --file, not both or neither")
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise _fail(f"--file {file}: cannot read: {reason or exc}") from None
+    assert text is not None
+    with _open(run) as opened:
+        problem = injection_problem(opened.workflow, to, role)
+        if problem is not None:
+            raise _fail(f"{run}: {problem}", EXIT_INVALID)
+        plan = opened.workflow.plan
+        if opened.started and opened.position >= len(plan):
+            raise _fail(
+                f"{run}: the run has finished all {len(plan)} layers; nothing would deliver it",
+                EXIT_INVALID,
+            )
+        try:
+            queued = opened.add_injection(source, to, role, text)
+        except RunFileError as exc:
+            raise _fail(str(exc)) from None
+        except Exception as exc:  # sqlite busy beyond the timeout, disk full...
+            raise _fail(f"{run}: cannot write: {exc}") from None
+        where = (
+            f"before layer {opened.position + 1}/{len(plan)}" if opened.started else "at the start"
+        )
+    typer.echo(
+        f"queued message {queued.message.id} from {source} to {to} ({role}); "
+        f"delivered at the next barrier ({where})"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# regions show
+
+
+def show(
+    run: Path = typer.Argument(..., metavar="RUN", help="The run file.", show_default=False),
+    region: str | None = typer.Option(
+        None, "--region", metavar="NAME", help="Show one region's inbox, requests and knowledge."
+    ),
+) -> None:
+    """A run's status: plan position, pending messages per region, failures, tokens."""
+    from rich.console import Console
+
+    from regions_cli.run_journal import region_state_lines
+
+    console = Console(highlight=False, soft_wrap=True)
+    with _open(run) as opened:
+        if region is not None:
+            states = opened.states()
+            if region not in opened.workflow.regions:
+                names = ", ".join(sorted(opened.workflow.regions))
+                raise _fail(f"{run}: unknown region {region!r} (regions: {names})", EXIT_INVALID)
+            lines = region_state_lines(region, states.get(region, {"type": "not started"}))
+            for item in opened.injections(pending_only=True):
+                if item.message.destination == region:
+                    lines.append(f"  queued injection ({item.message.role}) from "
+                                 f"{item.message.source}: {item.message.content[:100]}")
+            for line in lines:
+                console.print(line, markup=False)
+            return
+        console.print(summary_table(opened))
+
+
+def summary_table(run: RunFile) -> Any:
+    """The rich renderable `regions show` prints."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    info = run_info(run)
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold cyan")
+    head.add_column()
+    head.add_row("run file", str(run.path))
+    head.add_row("workflow", f"{run.workflow.name} ({run.workflow.path})")
+    head.add_row("status", info["status"])
+    head.add_row("plan", info["position_text"])
+    head.add_row("started", _when(run.created))
+    head.add_row("invocations", ", ".join(
+        f"{i['kind']}:{i['status'] or 'running'}" for i in run.invocations()) or "none")
+    usage = run.usage()
+    prompt = sum(u["prompt_tokens"] for u in usage.values())
+    completion = sum(u["completion_tokens"] for u in usage.values())
+    calls = sum(u["calls"] for u in usage.values())
+    head.add_row("tokens", f"{prompt + completion} ({prompt} prompt, {completion} completion), "
+                           f"{calls} LLM calls")
+    head.add_row("messages", str(len(run.messages())))
+
+    regions = Table(title="Regions", title_justify="left", show_edge=False)
+    for column in ("region", "type", "pending requests", "held", "knowledge", "queued", "tokens"):
+        regions.add_column(column)
+    states = run.states()
+    queued: dict[str, int] = {}
+    for item in run.injections(pending_only=True):
+        queued[item.message.destination] = queued.get(item.message.destination, 0) + 1
+    for name, kind in run.workflow.regions.items():
+        state = states.get(name, {})
+        tokens = usage.get(name, {})
+        regions.add_row(
+            name, kind,
+            str(len(state.get("requests") or [])),
+            str(len(state.get("inbox") or [])),
+            str(len(state.get("replies") or [])),
+            str(queued.get(name, 0)),
+            str(tokens.get("prompt_tokens", 0) + tokens.get("completion_tokens", 0)),
+        )
+    parts: list[Any] = [head, Text(""), regions]
+    failures = [s for s in run.steps() if s["outcome"] in ("failed", "timeout", "cancelled")]
+    rejected = [m for m in run.messages() if m["delivery"] == "rejected"]
+    if failures or rejected:
+        table = Table(title="Failures", title_justify="left", show_edge=False)
+        table.add_column("where")
+        table.add_column("what")
+        for s in failures:
+            where = f"layer {s['layer'] + 1} {s['chain']} {s['region']}.{s['method']}"
+            table.add_row(where, f"{s['outcome']}: {s['error'] or ''}")
+        for m in rejected:
+            table.add_row(f"{m['source']} -> {m['destination']}", f"rejected ({m['rule']}): "
+                          f"{m['reason']}")
+        parts += [Text(""), table]
+    return Group(*parts)
+
+
+def run_info(run: RunFile) -> dict[str, Any]:
+    """Status, plan position and last activity of a run file (for ``show`` and ``runs``)."""
+    from regions_cli.engine.journal import pid_alive
+
+    plan = run.workflow.plan
+    position = run.position
+    invocations = run.invocations()
+    last = invocations[-1] if invocations else None
+    if last is not None and last["finished"] is None and pid_alive(int(last["pid"])):
+        status = "running"
+    elif last is None:
+        status = "created"
+    elif last["finished"] is None:
+        status = "interrupted (process died)"
+    elif run.started and position >= len(plan):
+        status = "finished" if last["status"] == "ok" else f"finished ({last['status']})"
+    elif last["status"] == "ok":
+        status = "stepping" if last["kind"] == "step" else "stopped"
+    else:
+        status = str(last["status"])
+    if run.started and position >= len(plan):
+        position_text = f"finished ({len(plan)}/{len(plan)} layers)"
+    else:
+        label = plan[position].get("label", "") if position < len(plan) else ""
+        done = sorted(run.chains_done(position))
+        position_text = f"next layer {position + 1}/{len(plan)} {label}".rstrip()
+        if done:
+            position_text += f" (chains done: {', '.join(done)})"
+        if not run.started:
+            position_text = f"not started ({len(plan)} layers)"
+    activity = max(
+        [run.created] + [float(i["finished"] or i["started"]) for i in invocations]
+    )
+    outcome = "-"
+    if last is not None and last["exit_code"] is not None:
+        outcome = f"{last['status']} (exit {last['exit_code']})"
+    return {
+        "status": status,
+        "position": position,
+        "layers": len(plan),
+        "position_text": position_text,
+        "activity": activity,
+        "outcome": outcome,
+    }
+
+
+def _when(t: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+# ---------------------------------------------------------------------------------------------
+# regions runs
+
+
+def runs(
+    folder: Path | None = typer.Argument(
+        None, metavar="[DIR]", help="Where the run files are (default: .regions/runs).",
+        show_default=False,
+    ),
+) -> None:
+    """List the run files in DIR with status, time and outcome."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from regions_cli.engine.journal import RunFile, RunFileError
+
+    folder = folder or Path(".regions/runs")
+    if (folder / ".regions" / "runs").is_dir():
+        folder = folder / ".regions" / "runs"
+    if not folder.is_dir():
+        raise _fail(f"{folder}: no such folder")
+    rows: list[tuple[float, list[str]]] = []
+    for path in sorted(folder.glob("*.db")):
+        try:
+            with RunFile.open(path) as run:
+                info = run_info(run)
+                rows.append((run.created, [
+                    path.name, run.workflow.name, info["status"], info["position_text"],
+                    _when(run.created), _when(info["activity"]), info["outcome"],
+                ]))
+        except RunFileError as exc:
+            rows.append((0.0, [path.name, "?", "unreadable", str(exc).split(": ", 1)[-1],
+                               "", "", ""]))
+    if not rows:
+        typer.echo(f"no run files in {folder}")
+        return
+    table = Table(show_edge=False)
+    for column in ("run", "workflow", "status", "plan", "started", "last activity", "outcome"):
+        table.add_column(column)
+    for _, row in sorted(rows, key=lambda item: item[0], reverse=True):
+        table.add_row(*row)
+    Console(highlight=False, soft_wrap=True).print(table)
+
+
+# ---------------------------------------------------------------------------------------------
+# regions replay
+
+
+def replay(
+    run: Path = typer.Argument(..., metavar="RUN", help="The run file.", show_default=False),
+    json_events: bool = typer.Option(
+        False, "--json", help="One JSON event per line, as the original run's --json wrote."
+    ),
+    speed: str | None = typer.Option(
+        None,
+        "--speed",
+        metavar="recorded|instant",
+        help="Play at the recorded pace or at once (default: recorded in the live view, "
+        "instant otherwise).",
+        show_default=False,
+    ),
+    no_live: bool = typer.Option(False, "--no-live", help="Plain lines, even on a terminal."),
+) -> None:
+    """Re-render a run's recorded traffic from its run file: no model, no network."""
+    import time
+
+    from regions_cli.engine.journal import event_from_json
+
+    if speed not in (None, "recorded", "instant"):
+        raise _fail(f"--speed {speed}: use recorded or instant")
+    with _open(run) as opened:
+        events = [e for e in map(event_from_json, opened.events()) if e is not None]
+    if not events:
+        raise _fail(f"{run}: no recorded events (the run has not started)", EXIT_INVALID)
+    view: Any
+    live = not json_events and not no_live and sys.stdout.isatty()
+    if json_events:
+        from regions_cli.view.jsonl import JsonlView
+
+        view = JsonlView(sys.stdout)
+    elif live:
+        from rich.console import Console
+
+        from regions_cli.view.live import LiveView
+
+        view = LiveView(Console())
+    else:
+        from regions_cli.view.plain import PlainView
+
+        view = PlainView(sys.stdout)
+    paced = speed == "recorded" or (speed is None and live)
+    with view:
+        previous = events[0].t
+        for event in events:
+            if paced:  # the recorded gap, capped: a run resumed a day later replays at once
+                time.sleep(min(max(0.0, event.t - previous), MAX_REPLAY_GAP))
+            previous = event.t
+            view(event)
+    if not json_events:
+        view.report()
+
+
+#: Longest pause `regions replay --speed recorded` makes between two events (seconds).
+MAX_REPLAY_GAP = 2.0
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add ``step``, ``inject``, ``show``, ``replay`` and ``runs`` to `app`."""
+    app.command("step")(step)
+    app.command("inject")(inject)
+    app.command("show")(show)
+    app.command("replay")(replay)
+    app.command("runs")(runs)

@@ -382,7 +382,7 @@ class RunFile:
             for inv_id, pid in self.conn.execute(
                 "SELECT id, pid FROM invocations WHERE finished IS NULL"
             ).fetchall():
-                if pid != os.getpid() and _pid_alive(int(pid)):
+                if pid != os.getpid() and pid_alive(int(pid)):
                     raise RunFileError(
                         f"{self.path}: the run is in use by another process (pid {pid})"
                     )
@@ -576,7 +576,7 @@ def _injected(row: Sequence[Any]) -> Injected:
     return Injected(int(number), message, float(created), consumed_at)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
