@@ -18,7 +18,7 @@ from regions_cli.engine.regions import RegionContext, make_region
 from regions_cli.engine.regions.base import BaseRegion
 from regions_cli.engine.transport import Transport
 from regions_cli.llm.base import CompletionModel
-from regions_cli.rag.base import KnowledgeStore
+from regions_cli.rag.base import KnowledgeStore, RagError
 from regions_cli.workflow.model import LLM_REGION_TYPES, Workflow
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def build_engine(
             try:
                 models[name] = make_llm(config, llm_options)
             except (ValueError, OSError, ImportError, KeyError) as exc:
-                raise BuildError(f"llms.{name}: {exc}") from None
+                raise BuildError(_located(f"llms.{name}", exc)) from None
             closers.append(models[name].aclose)
         return models[name]
 
@@ -71,8 +71,8 @@ def build_engine(
 
             try:
                 knowledge[name] = open_store(workflow, name)
-            except (ValueError, OSError, ImportError) as exc:
-                raise BuildError(f"rags.{name}: {exc}") from None
+            except (ValueError, OSError, ImportError, RagError) as exc:
+                raise BuildError(_located(f"rags.{name}", exc)) from None
             close = getattr(knowledge[name], "aclose", None)
             if close is not None:
                 closers.append(close)
@@ -104,3 +104,9 @@ def build_engine(
 
     postmaster = Postmaster(regions, workflow.delivery, bus.emit, transport)
     return Engine(workflow, bus, regions, postmaster, budget, closers)
+
+
+def _located(where: str, exc: Exception) -> str:
+    """`exc`'s message prefixed with `where`, unless it already says where it is."""
+    text = str(exc)
+    return text if text.startswith(where) else f"{where}: {text}"
