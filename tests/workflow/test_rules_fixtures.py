@@ -1,0 +1,92 @@
+"""Every rule id has a fixture that triggers it at a known line and column, and the valid
+fixtures (which use every key of the format) trigger nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from workflow_helpers import FIXTURE_ENV, RULE_FIXTURES, VALID_FIXTURES, expectations
+
+from regions_cli.workflow import rules
+from regions_cli.workflow.api import verify
+from regions_cli.workflow.findings import Finding
+
+RULE_FILES = sorted(RULE_FIXTURES.glob("*.yaml"))
+VALID_FILES = sorted(VALID_FIXTURES.glob("*.yaml"))
+# Rules whose input cannot be a checked-in fixture; each has its own test below.
+NOT_FIXTURES = {"io-error", "file-too-large", "internal-error"}
+
+
+def test_every_rule_has_a_negative_fixture() -> None:
+    covered = {path.name.split("--")[0].removesuffix(".yaml") for path in RULE_FILES}
+    assert set(rules.RULES) - NOT_FIXTURES <= covered
+    assert covered <= set(rules.RULES), "a fixture is named after no rule"
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.stem)
+def test_rule_fixture(path: Path) -> None:
+    expected = expectations(path)
+    assert expected, f"{path.name} announces no finding"
+    assert path.stem.split("--")[0] in {rule for rule, _, _ in expected}
+    findings = verify(path, env=FIXTURE_ENV)
+    got = {(f.rule, f.line, f.col) for f in findings}
+    assert got == expected, "\n".join(f.location() + " " + f.message for f in findings)
+    for finding in findings:
+        assert finding.severity == rules.RULES[finding.rule].severity
+        assert finding.message and "\n" not in finding.message
+
+
+@pytest.mark.parametrize("path", VALID_FILES, ids=lambda p: p.stem)
+def test_valid_fixture_has_no_findings(path: Path) -> None:
+    assert verify(path, env=FIXTURE_ENV) == []
+
+
+def test_every_check_is_registered_under_a_known_rule() -> None:
+    assert set(rules.CHECKS) <= set(rules.RULES)
+    for rule_id, info in rules.RULES.items():
+        assert info.severity in ("error", "warning"), rule_id
+        assert info.summary.endswith("."), rule_id
+        assert rule_id == rule_id.lower() and " " not in rule_id
+
+
+def test_findings_carry_a_hint_for_cross_reference_rules() -> None:
+    findings = [f for path in RULE_FILES for f in verify(path, env=FIXTURE_ENV)]
+    for finding in findings:
+        if finding.rule in rules.CHECKS:
+            assert finding.hint, f"{finding.rule} has no fix hint"
+
+
+def test_did_you_mean_suggests_the_closest_name() -> None:
+    by_rule = {f.rule: f for f in verify(RULE_FIXTURES / "unknown-llm.yaml", env=FIXTURE_ENV)}
+    assert "did you mean 'remot'?" in by_rule["unknown-llm"].message
+    methods = verify(RULE_FIXTURES / "unknown-method.yaml", env=FIXTURE_ENV)
+    assert any("did you mean 'make_replies'?" in f.message for f in methods)
+    keys = verify(RULE_FIXTURES / "unknown-key.yaml", env=FIXTURE_ENV)
+    assert keys[0].message == "unknown key 'conections' in region 'A' (did you mean 'connections'?)"
+
+
+def test_unset_variable_is_an_error_with_strict() -> None:
+    path = RULE_FIXTURES / "unset-variable.yaml"
+    (loose,) = verify(path, env={})
+    (strict,) = verify(path, env={}, strict=True)
+    assert (loose.severity, strict.severity) == ("warning", "error")
+    assert (loose.line, loose.col) == (strict.line, strict.col)
+
+
+def test_implied_default_llm_only_without_an_llms_block(tmp_path: Path) -> None:
+    text = (VALID_FIXTURES / "implied-default.yaml").read_text()
+    assert verify(VALID_FIXTURES / "implied-default.yaml") == []
+    with_block = tmp_path / "w.yaml"
+    with_block.write_text(text.replace("regions:", "llms:\n  other: {backend: local}\nregions:"))
+    assert {f.rule for f in verify(with_block)} == {"missing-default-llm"}
+
+
+def test_a_crashing_check_becomes_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(ctx: rules.Context) -> list[Finding]:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setitem(rules.CHECKS, "self-connection", broken)
+    findings = verify(VALID_FIXTURES / "full.yaml", env=FIXTURE_ENV)
+    assert [(f.rule, f.severity) for f in findings] == [("internal-error", "error")]
+    assert "self-connection" in findings[0].message and "boom" in findings[0].message
