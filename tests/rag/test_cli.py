@@ -1,0 +1,128 @@
+"""`regions rag ...` end to end: real workflow files, real stores, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from regions_cli.cli.app import app
+
+WORKFLOW = """\
+version: 1
+name: ragcli
+embedders:
+  default: {backend: hash, dimensions: 64}
+rags:
+  facts:
+    path: facts.db
+    chunk_size: 200
+    overlap: 20
+    documents:
+      - {file: history.json}
+      - {text: "Zebras are striped. Kiwis are birds.", actors: [Narrator]}
+regions:
+  Facts: {type: RAGRegion, task: Provide facts., rag: facts}
+plan:
+  - chains: {a: [Facts.make_replies]}
+"""
+
+
+@pytest.fixture
+def wf(tmp_path: Path, seed_docs: Path) -> Path:
+    shutil.copy(seed_docs / "demo_historical_docs.json", tmp_path / "history.json")
+    shutil.copy(seed_docs / "demo_biography_docs.json", tmp_path / "bio.json")
+    path = tmp_path / "wf.yaml"
+    path.write_text(WORKFLOW, encoding="utf-8")
+    return path
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["rag", *map(str, args)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_ingest_query_stats_delete(wf: Path) -> None:
+    code, out, _ = run("ingest", wf, "facts")
+    assert code == 0 and "2 added, 0 replaced, 0 unchanged; 6 chunks written" in out
+    code, out, _ = run("ingest", wf, "facts", wf.parent / "bio.json", "-a", "Bio")
+    assert code == 0 and "1 added, 0 replaced, 2 unchanged" in out and "10 chunks" in out
+
+    code, out, _ = run("query", wf, "facts", "zebra code name", "-k", "2")
+    assert code == 0
+    assert "score" in out and "actors" in out and "Razzle Dazzle" in out and "Zebra Forces" in out
+    code, out, _ = run("query", wf, "facts", "zebra code name", "-k", "3", "--json")
+    hits = [json.loads(line) for line in out.splitlines()]
+    assert len(hits) == 3 and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    code, out, _ = run("query", wf, "facts", "zebra", "--actor", "Bio", "--json")
+    assert code == 0 and all("Bio" in json.loads(line)["actors"] for line in out.splitlines())
+    code, out, _ = run("query", wf, "facts", "zebra", "--threshold", "1.5")
+    assert code == 0 and "no chunk scores >= 1.5" in out
+
+    code, out, _ = run("stats", wf, "facts")
+    assert code == 0 and "chunks     10" in out and "hash-v1 (64 dimensions)" in out
+    assert "bio.json" in out and "text-1" in out
+    stats = json.loads(run("stats", wf, "facts", "--json")[1])
+    assert stats["documents"] == {"bio.json": 4, "history.json": 5, "text-1": 1}
+
+    code, out, err = run("delete", wf, "facts", "--chunk", str(hits[0]["id"]), "--chunk", "999")
+    assert code == 1 and "deleted 1 of 2 chunks" in out and "1 of the chunk ids" in err
+    code, out, err = run("delete", wf, "facts", "--document", "text-1")
+    assert code == 0 and "(1 chunks)" in out and "will be ingested again" in err
+    assert json.loads(run("stats", wf, "facts", "--json")[1])["chunks"] == 8
+
+
+def test_usage_errors_exit_2_with_one_line(wf: Path, tmp_path: Path) -> None:
+    code, _, err = run("query", wf, "nope", "x")
+    assert (
+        code == 2 and err.strip() == f"error: {wf}: no RAG store 'nope' under rags: (known: facts)"
+    )
+    code, _, err = run("delete", wf, "facts")
+    assert code == 2 and "either --chunk" in err
+    code, _, err = run("stats", tmp_path / "missing.yaml", "facts")
+    assert code == 2 and "missing.yaml" in err and len(err.strip().splitlines()) == 1
+
+
+def test_store_errors_exit_1_with_one_line(wf: Path) -> None:
+    code, _, err = run("stats", wf, "facts")
+    assert code == 1 and "not built yet" in err
+    (wf.parent / "facts.db").write_text("not a database")
+    for command in (["query", wf, "facts", "x"], ["stats", wf, "facts"], ["ingest", wf, "facts"]):
+        code, out, err = run(*command)
+        assert code == 1, out
+        assert (
+            err.strip()
+            == f"error: {wf.parent / 'facts.db'}: not a sqlite database (not a regions RAG store)"
+        )
+    (wf.parent / "facts.db").unlink()
+    (wf.parent / "history.json").write_text("[oops")
+    code, _, err = run("ingest", wf, "facts")
+    assert code == 1 and "history.json:1:2: invalid JSON" in err
+
+
+def test_the_installed_command_runs_without_a_traceback(wf: Path) -> None:
+    regions = Path(sys.executable).with_name("regions")
+    command = [str(regions)] if regions.exists() else [sys.executable, "-m", "regions_cli"]
+    done = subprocess.run(
+        [*command, "rag", "query", str(wf), "facts", "striped birds", "-k", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["content"] == "Zebras are striped. Kiwis are birds."
+    broken = subprocess.run(
+        [*command, "rag", "delete", str(wf), "facts", "--document", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert broken.returncode == 1 and "Traceback" not in broken.stderr
+    assert "no document named 'nope'" in broken.stderr
