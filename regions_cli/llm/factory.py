@@ -6,11 +6,13 @@ llama_cpp. ``record``/``replay`` wrap or replace backends with a cassette (`llm/
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from regions_cli.llm.base import CompletionModel
-from regions_cli.workflow.model import LLMConfig
+from regions_cli.workflow.model import LLMConfig, Workflow
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,16 @@ class LLMOptions:
 
     record: Path | None = None  # write every request/response to this cassette
     replay: Path | None = None  # answer every request from this cassette, no model
+    # Where relative paths of llms entries (``cassette:``, a local ``model:``) resolve: the
+    # workflow's folder (`Workflow.base_dir`); None -> the current directory.
+    base_dir: Path | None = None
+
+    def resolve(self, value: str | Path) -> Path:
+        """`value` as a path, relative ones against `base_dir`."""
+        path = Path(value).expanduser()
+        if path.is_absolute() or self.base_dir is None:
+            return path
+        return self.base_dir / path
 
 
 def make_llm(config: LLMConfig, options: LLMOptions | None = None) -> CompletionModel:
@@ -28,8 +40,11 @@ def make_llm(config: LLMConfig, options: LLMOptions | None = None) -> Completion
     if options.replay is not None or config.backend == "replay":
         from regions_cli.llm.replay import ReplayModel
 
-        cassette = options.replay or Path(str(config.options["cassette"]))
-        return ReplayModel(config.name, cassette)
+        if options.replay is not None:
+            return ReplayModel(config.name, options.replay)
+        if not config.options.get("cassette"):
+            raise ValueError(f"llms.{config.name}: the replay backend needs `cassette: FILE`")
+        return ReplayModel(config.name, options.resolve(str(config.options["cassette"])))
     if config.backend == "scripted":
         from regions_cli.llm.scripted import ScriptedModel
 
@@ -41,7 +56,7 @@ def make_llm(config: LLMConfig, options: LLMOptions | None = None) -> Completion
     elif config.backend == "local":
         from regions_cli.llm.local import LocalModel
 
-        model = LocalModel.from_config(config)
+        model = LocalModel.from_config(config, base_dir=options.base_dir)
     else:  # the schema rules this out; a clear error beats a KeyError if it ever happens
         raise ValueError(f"llms.{config.name}: unknown backend {config.backend!r}")
     if options.record is not None:
@@ -49,3 +64,58 @@ def make_llm(config: LLMConfig, options: LLMOptions | None = None) -> Completion
 
         model = RecordingModel(model, options.record)
     return model
+
+
+class LLMOverrideError(ValueError):
+    """A bad ``--llm NAME=...`` value; the message is one line, fit for a usage error."""
+
+
+def apply_llm_overrides(workflow: Workflow, overrides: Iterable[str]) -> Workflow:
+    """`workflow` with ``llms`` entries replaced from the command line (``regions run --llm``).
+
+    Each override is ``NAME=VALUE`` where VALUE is
+
+    - an ``http(s)://`` URL: the endpoint becomes ``backend: openai`` at that base URL; an entry
+      that already was ``openai`` keeps its other keys (model, api_key, params, timeouts...);
+    - ``local``: the embedded model (an entry that already was ``local`` keeps its keys);
+    - ``scripted``: the deterministic scripted backend with no rules (echo answers);
+    - ``replay:FILE``: answers from a cassette.
+
+    ``params`` survive every switch. NAME must be an ``llms:`` name of the workflow (``default``
+    always exists when the workflow has no ``llms:`` block). Raises `LLMOverrideError`.
+    """
+    llms = dict(workflow.llms)
+    for text in overrides:
+        name, sep, value = text.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
+            raise LLMOverrideError(f"--llm {text!r}: expected NAME=URL, NAME=local, "
+                                   "NAME=scripted or NAME=replay:FILE")
+        if name not in llms:
+            known = ", ".join(sorted(llms)) or "none"
+            raise LLMOverrideError(f"--llm {text!r}: the workflow has no llm {name!r} "
+                                   f"(its llms: {known})")
+        llms[name] = _override(llms[name], value, text)
+    return replace(workflow, llms=llms)
+
+
+def _override(old: LLMConfig, value: str, text: str) -> LLMConfig:
+    keep: dict[str, Any] = {}
+    if "params" in old.options:
+        keep["params"] = old.options["params"]
+    lowered = value.lower()
+    if lowered.startswith(("http://", "https://")):
+        options = dict(old.options) if old.backend == "openai" else keep
+        options.pop("_implied", None)
+        options["base_url"] = value
+        api_key = old.api_key if old.backend == "openai" else None
+        return LLMConfig(old.name, "openai", options, api_key=api_key)
+    if lowered == "local":
+        options = dict(old.options) if old.backend == "local" else keep
+        return LLMConfig(old.name, "local", options)
+    if lowered == "scripted":
+        return LLMConfig(old.name, "scripted", keep)
+    if lowered.startswith("replay:") and value[7:].strip():
+        return LLMConfig(old.name, "replay", {**keep, "cassette": value[7:].strip()})
+    raise LLMOverrideError(f"--llm {text!r}: {value!r} is not an http(s) URL, local, scripted "
+                           "or replay:FILE")

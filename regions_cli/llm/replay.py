@@ -1,0 +1,304 @@
+"""Record and replay LLM calls: run a workflow once against a real model, then in CI without one.
+
+A *cassette* is a JSONL file. Its first line is a header (``{"cassette": 1, ...}``); every
+other line is one call::
+
+    {"key": "<sha256>", "llm": "default", "purpose": "make_replies",
+     "request": {"messages": [["system", "..."], ["user", "..."]], "json_schema": null,
+                 "max_tokens": null},
+     "response": {"text": "...", "usage": {"prompt_tokens": 12, "completion_tokens": 30},
+                  "model": "..."}}
+
+The key is the SHA-256 of the canonical request (`canonical_request`): the llms name, the
+messages, the JSON schema and max_tokens. Nothing else goes in: no URL, header or API key, so
+a cassette is safe to commit. `RecordingModel` wraps a real backend and appends each answered
+call; `ReplayModel` answers from the file. When one request was made several times, the answers
+come back in recorded order (the last one repeats). A request that was never recorded fails
+loudly, naming the closest recorded request and how it differs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from regions_cli.llm.base import (
+    ChatMessage,
+    Completion,
+    CompletionModel,
+    CompletionRequest,
+    LLMError,
+    TokenCallback,
+    Usage,
+    prompt_text,
+)
+
+CASSETTE_VERSION = 1
+_DIFF_LINES = 24
+
+
+def _plain(value: Any) -> Any:
+    """Mappings and sequences as plain dicts/lists (a schema may arrive as a MappingProxy)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def canonical_request(llm: str, request: CompletionRequest) -> dict[str, Any]:
+    """What identifies a call in a cassette (secrets and transport details excluded)."""
+    return {
+        "llm": llm,
+        "messages": [[m.role, m.content] for m in request.messages],
+        "json_schema": _plain(request.json_schema) if request.json_schema is not None else None,
+        "max_tokens": request.max_tokens,
+    }
+
+
+def request_key(llm: str, request: CompletionRequest) -> str:
+    """The cassette key of a call: SHA-256 of its canonical JSON."""
+    canonical = json.dumps(
+        canonical_request(llm, request), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class _CassetteWriter:
+    """One open cassette file shared by every `RecordingModel` of a run (one per llms entry)."""
+
+    _open: ClassVar[dict[Path, _CassetteWriter]] = {}
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.users = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] | None = path.open("w", encoding="utf-8")
+        header = {"cassette": CASSETTE_VERSION, "created": datetime.now(UTC).isoformat()}
+        self.write(header)
+
+    @classmethod
+    def acquire(cls, path: Path) -> _CassetteWriter:
+        """The writer for `path`; the first user of a path starts the file afresh."""
+        key = path.resolve()
+        writer = cls._open.get(key)
+        if writer is None:
+            try:
+                writer = cls._open[key] = cls(key)
+            except OSError as exc:
+                raise LLMError(f"cannot write the cassette {path}: {exc.strerror or exc}") from exc
+        writer.users += 1
+        return writer
+
+    def write(self, entry: Mapping[str, Any]) -> None:
+        # One line per call, flushed at once: a run that dies keeps every answered call.
+        assert self._file is not None, "cassette already closed"
+        self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._file.flush()
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0 and self._file is not None:
+            self._file.close()
+            self._file = None
+            self._open.pop(self.path, None)
+
+
+class RecordingModel:
+    """Wraps a backend and records every answered call into a cassette (``--record FILE``)."""
+
+    def __init__(self, inner: CompletionModel, cassette: Path) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.cassette = Path(cassette)
+        self._writer: _CassetteWriter | None = _CassetteWriter.acquire(self.cassette)
+
+    async def complete(
+        self, request: CompletionRequest, on_token: TokenCallback | None = None
+    ) -> Completion:
+        completion = await self.inner.complete(request, on_token)
+        if self._writer is None:
+            raise LLMError(f"llms.{self.name}: the cassette {self.cassette} is already closed")
+        self._writer.write(
+            {
+                "key": request_key(self.name, request),
+                "llm": self.name,
+                "purpose": request.purpose,
+                "request": {k: v for k, v in canonical_request(self.name, request).items()
+                            if k != "llm"},
+                "response": {
+                    "text": completion.text,
+                    "usage": {
+                        "prompt_tokens": completion.usage.prompt_tokens,
+                        "completion_tokens": completion.usage.completion_tokens,
+                    },
+                    "model": completion.model,
+                },
+            }
+        )
+        return completion
+
+    async def aclose(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.release()
+        await self.inner.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        # Probes (health, list_models, count_tokens) go to the wrapped backend.
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+class _Entry:
+    __slots__ = ("canonical", "completions", "purpose", "served")
+
+    def __init__(self, canonical: dict[str, Any], purpose: str) -> None:
+        self.canonical = canonical
+        self.purpose = purpose
+        self.completions: list[Completion] = []
+        self.served = 0
+
+
+def load_cassette(path: Path, where: str) -> dict[str, _Entry]:
+    """Read a cassette into key -> entry; `LLMError` (with the line) for anything malformed."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise LLMError(
+            f"{where}: the cassette {path} does not exist (write one with "
+            f"`regions run --record {path}`)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LLMError(f"{where}: cannot read the cassette {path}: {exc}") from exc
+    entries: dict[str, _Entry] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if "cassette" in item:
+                if item["cassette"] != CASSETTE_VERSION:
+                    raise ValueError(f"unsupported cassette version {item['cassette']!r}")
+                continue
+            request = item["request"]
+            canonical = {
+                "llm": str(item["llm"]),
+                "messages": [[str(r), str(c)] for r, c in request["messages"]],
+                "json_schema": request.get("json_schema"),
+                "max_tokens": request.get("max_tokens"),
+            }
+            response = item["response"]
+            usage = response.get("usage") or {}
+            completion = Completion(
+                str(response["text"]),
+                Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
+                str(response.get("model", "")),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise LLMError(f"{where}: {path}:{number}: not a cassette entry ({detail})") from exc
+        key = str(item.get("key") or _key_of(canonical))
+        entry = entries.setdefault(key, _Entry(canonical, str(item.get("purpose", ""))))
+        entry.completions.append(completion)
+    return entries
+
+
+def _key_of(canonical: Mapping[str, Any]) -> str:
+    messages = tuple(ChatMessage(r, c) for r, c in canonical["messages"])
+    request = CompletionRequest(messages, canonical["json_schema"], canonical["max_tokens"])
+    return request_key(str(canonical["llm"]), request)
+
+
+class ReplayModel:
+    """Answers from a cassette, with no model (``--replay FILE`` or ``backend: replay``)."""
+
+    def __init__(self, name: str, cassette: Path) -> None:
+        self.name = name
+        self.cassette = Path(cassette)
+        self._entries = load_cassette(self.cassette, f"llms.{name}")
+
+    @property
+    def size(self) -> int:
+        """How many recorded calls this endpoint can answer."""
+        return sum(len(e.completions) for e in self._entries.values()
+                   if e.canonical["llm"] == self.name)
+
+    async def complete(
+        self, request: CompletionRequest, on_token: TokenCallback | None = None
+    ) -> Completion:
+        entry = self._entries.get(request_key(self.name, request))
+        if entry is None:
+            raise LLMError(self._miss(request))
+        completion = entry.completions[min(entry.served, len(entry.completions) - 1)]
+        entry.served += 1
+        if on_token is not None and completion.text:
+            on_token(completion.text)
+        return completion
+
+    async def aclose(self) -> None:
+        return None
+
+    def _miss(self, request: CompletionRequest) -> str:
+        head = (
+            f"llms.{self.name}: this {request.purpose or 'request'} is not in the cassette "
+            f"{self.cassette} (the workflow, its input or the prompts changed since recording; "
+            "record again with `regions run --record`)"
+        )
+        wanted = canonical_request(self.name, request)
+        closest = closest_entry(wanted, list(self._entries.values()))
+        if closest is None:
+            return head + f"; the cassette has no calls for llms.{self.name}"
+        return head + "\n" + describe_difference(wanted, closest.canonical, closest.purpose)
+
+
+def _render(canonical: Mapping[str, Any]) -> str:
+    messages = [ChatMessage(r, c) for r, c in canonical["messages"]]
+    return prompt_text(messages)
+
+
+def closest_entry(wanted: Mapping[str, Any], entries: Sequence[_Entry]) -> _Entry | None:
+    """The recorded request most like `wanted` (same llms name first, then by text)."""
+    if not entries:
+        return None
+    target = _render(wanted)
+
+    def score(entry: _Entry) -> tuple[bool, float]:
+        matcher = difflib.SequenceMatcher(None, target, _render(entry.canonical), autojunk=False)
+        return entry.canonical["llm"] == wanted["llm"], matcher.ratio()
+
+    return max(entries, key=score)
+
+
+def describe_difference(
+    wanted: Mapping[str, Any], recorded: Mapping[str, Any], purpose: str = ""
+) -> str:
+    """How `wanted` differs from `recorded`, for the replay-miss error: field by field, then a
+    unified diff of the prompts (cut to a screenful)."""
+    label = f" ({purpose})" if purpose else ""
+    lines = [f"closest recorded request{label} differs in:"]
+    for field in ("llm", "max_tokens", "json_schema"):
+        if wanted[field] != recorded[field]:
+            lines.append(f"  {field}: recorded {recorded[field]!r}, now {wanted[field]!r}")
+    if wanted["messages"] != recorded["messages"]:
+        diff = list(
+            difflib.unified_diff(
+                _render(recorded).splitlines(),
+                _render(wanted).splitlines(),
+                "recorded",
+                "now",
+                n=1,
+                lineterm="",
+            )
+        )
+        lines.append("  messages:")
+        lines.extend(f"    {line}" for line in diff[:_DIFF_LINES])
+        if len(diff) > _DIFF_LINES:
+            lines.append(f"    ... ({len(diff) - _DIFF_LINES} more diff lines)")
+    return "\n".join(lines)
