@@ -92,8 +92,8 @@ def test_store_errors_exit_1_with_one_line(wf: Path) -> None:
     code, _, err = run("stats", wf, "facts")
     assert code == 1 and "not built yet" in err
     (wf.parent / "facts.db").write_text("not a database")
-    for command in (["query", wf, "facts", "x"], ["stats", wf, "facts"], ["ingest", wf, "facts"]):
-        code, out, err = run(*command)
+    for command in ("query", "stats", "ingest"):
+        code, out, err = run(command, wf, "facts", *(["x"] if command == "query" else []))
         assert code == 1, out
         assert (
             err.strip()
