@@ -12,7 +12,6 @@ run could not complete), 4 budget exceeded, 130 interrupted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 import time
@@ -22,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
-    from regions_cli.engine.events import Event, EventBus, RunFinished
-    from regions_cli.run_journal import RunJournal as Journal
+    from regions_cli.engine.events import Event, RunFinished
+    from regions_cli.run_journal import RunJournal
     from regions_cli.workflow.model import Workflow
 
 EXIT_OK = 0
@@ -63,7 +62,9 @@ class RunOptions:
     replay: Path | None = None  # answer every LLM call from this cassette
     llm_overrides: tuple[str, ...] = ()  # NAME=URL | NAME=scripted | ... (``--llm``)
     live: bool | None = None  # None: the live view when stdout is a terminal
-    extra: dict[str, Any] = field(default_factory=dict)  # room for later flags
+    # Later flags without a field of their own (``resume``, ``force``, ``interactive``,
+    # ``max_layers``, ``kind``): read by `regions_cli.run_journal.RunJournal`.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class View(Protocol):
@@ -101,22 +102,28 @@ def _error(stream: TextIO, message: str) -> None:
 
 
 def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
+    from regions_cli.run_journal import JournalError, RunJournal
+
     _check_files(options)
     loaded = _load_and_verify(options, out, err)
     if loaded is None:
         return EXIT_INVALID
-    workflow, record = loaded
+    workflow, verified = loaded
     workflow = _apply_overrides(workflow, options.llm_overrides)
-    view = _choose_view(options, out)
-    journal = _open_journal(options, workflow, record)
-    workflow = journal.prepare(workflow)  # a resumed layer's completed chains do not run again
     try:
+        journal = RunJournal.open(options, workflow, verified)
+    except JournalError as exc:
+        raise RunError(str(exc), exc.exit_code) from exc
+    try:
+        workflow = journal.prepare(workflow)
+        view = _choose_view(options, out)
         return asyncio.run(_execute(workflow, options, view, journal))
     finally:
         journal.close()
 
 
 def _check_files(options: RunOptions) -> None:
+    """Usage and I/O problems that need no parsing: one line each, exit 2."""
     path = options.workflow
     if not path.exists():
         raise RunError(f"{path}: no such file")
@@ -128,19 +135,35 @@ def _check_files(options: RunOptions) -> None:
         raise RunError(f"--replay {options.replay}: no such cassette")
     if options.record is not None and options.record.is_dir():
         raise RunError(f"--record {options.record}: is a directory")
-    if options.run_file is not None and options.run_file.exists():
-        raise RunError(f"--run {options.run_file}: a file already exists there; choose another")
 
 
-def _load_and_verify(options: RunOptions, out: TextIO, err: TextIO) -> tuple[Workflow, Any] | None:
-    """The validated workflow (and what the journal records of it), or None after printing
-    the findings that make it invalid: the same findings ``regions verify`` prints."""
-    from regions_cli.workflow import api
+@dataclass(frozen=True)
+class _Verified:
+    """The parsed file, handed to the journal so it does not read the file again."""
+
+    document: Any
+
+
+def _load_and_verify(
+    options: RunOptions, out: TextIO, err: TextIO
+) -> tuple[Workflow, _Verified] | None:
+    """The validated workflow, or None after printing the findings that make it invalid:
+    the same findings ``regions verify`` reports (warnings are printed and the run goes on).
+    """
+    from regions_cli.workflow.api import WorkflowInvalid, check_document, load_workflow
     from regions_cli.workflow.findings import count, format_text
+    from regions_cli.workflow.load import load_file
 
-    result = api.verify(options.workflow)
-    findings = list(result.findings)
+    document = load_file(options.workflow)
+    findings = check_document(document)
     errors, warnings = count(findings)
+    workflow: Workflow | None = None
+    if not errors:
+        try:
+            workflow = load_workflow(options.workflow)
+        except WorkflowInvalid as exc:  # the file changed, or a referenced file vanished
+            findings = sorted({*findings, *exc.findings})
+            errors, warnings = count(findings)
     if findings:
         if options.json:
             from regions_cli.view.jsonl import JsonlView
@@ -155,11 +178,11 @@ def _load_and_verify(options: RunOptions, out: TextIO, err: TextIO) -> tuple[Wor
                 }
             )
         else:
-            err.write(format_text(findings, color=_is_terminal(err)))
+            err.write(format_text(findings, color=_is_terminal(err), files=1))
             err.flush()
-    if errors or result.workflow is None:
+    if workflow is None:
         return None
-    return result.workflow, result
+    return workflow, _Verified(document)
 
 
 def _apply_overrides(workflow: Workflow, overrides: Sequence[str]) -> Workflow:
@@ -169,8 +192,8 @@ def _apply_overrides(workflow: Workflow, overrides: Sequence[str]) -> Workflow:
 
     try:
         return apply_llm_overrides(workflow, list(overrides))
-    except ValueError as exc:
-        raise RunError(f"--llm: {exc}") from exc
+    except ValueError as exc:  # LLMOverrideError: one line that names the flag
+        raise RunError(str(exc)) from exc
 
 
 def _choose_view(options: RunOptions, out: TextIO) -> View:
@@ -197,70 +220,65 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
-async def _execute(workflow: Workflow, options: RunOptions, view: View, journal: Journal) -> int:
-    """Build the engine, run it with the view and the journal subscribed, report."""
+async def _execute(workflow: Workflow, options: RunOptions, view: View, journal: RunJournal) -> int:
+    """Build the engine, run it with the journal and the view subscribed, then report."""
     from regions_cli.build import build_engine
-    from regions_cli.engine.events import EventBus, RunFinished
+    from regions_cli.engine.events import EventBus, Notice, RunFinished
     from regions_cli.llm.factory import LLMOptions
 
     bus = EventBus()
     finished: list[RunFinished] = []
     bus.subscribe(lambda event: finished.append(event) if isinstance(event, RunFinished) else None)
-    journal.subscribe(bus)
+    journal.subscribe(bus)  # before the view: the run file sees every event first
+    llm_options = LLMOptions(
+        record=options.record, replay=options.replay, base_dir=workflow.base_dir
+    )
     try:
-        engine = build_engine(
-            workflow, bus, LLMOptions(record=options.record, replay=options.replay)
-        )
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{options.workflow}: cannot build the workflow: {exc}") from exc
-    bus.subscribe(view)
+        engine = build_engine(workflow, bus, llm_options)
+    except (OSError, ValueError) as exc:  # BuildError is a ValueError with a located message
+        raise RunError(f"{options.workflow}: {exc}") from exc
     journal.attach(engine, view)
+    bus.subscribe(view)
     started = time.time()
-    exit_code = EXIT_INTERRUPTED
+    exit_code = EXIT_FAILED
     with view:
         try:
             result = await engine.run(barrier_hook=journal.barrier_hook, **journal.run_kwargs)
             exit_code = result.exit_code
-        except asyncio.CancelledError:
-            # Ctrl-C: asyncio cancelled us; the engine cancelled its steps. Finish cleanly.
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
+        except asyncio.CancelledError:  # Ctrl-C before the engine could catch it
+            exit_code = EXIT_INTERRUPTED
+        except Exception as exc:  # a bug, not a run failure: one line, no traceback
+            bus.emit(Notice(level="error", text=f"internal error: {type(exc).__name__}: {exc}"))
         finally:
-            with contextlib.suppress(Exception):
-                await engine.aclose()
+            _uncancel()  # Ctrl-C was handled: let the clean-up below run
+            await engine.aclose()
         if not finished:  # the engine ended without saying so: tell the view and journal
-            _emit_finished(bus, exit_code, started, journal)
+            bus.emit(_finished_event(exit_code, time.time() - started, journal.path_text))
     journal.finish(finished[-1] if finished else None, exit_code)
     view.report()
     return exit_code
 
 
-def _emit_finished(bus: EventBus, exit_code: int, started: float, journal: Journal) -> None:
+def _uncancel() -> None:
+    """Clear the cancellation Ctrl-C requested of this task once the engine has stopped."""
+    task = asyncio.current_task()
+    while task is not None and task.cancelling():
+        task.uncancel()
+
+
+def _finished_event(exit_code: int, duration: float, run_file: str | None) -> RunFinished:
     from regions_cli.engine.events import RunFinished
 
     status = next((s for s, c in _STATUS_EXIT.items() if c == exit_code), "failed")
-    bus.emit(
-        RunFinished(
-            status=status,
-            exit_code=exit_code,
-            layers_run=0,
-            steps_ok=0,
-            steps_failed=0,
-            messages=0,
-            prompt_tokens=0,
-            completion_tokens=0,
-            duration=time.time() - started,
-            run_file=journal.path_text,
-        )
+    return RunFinished(
+        status=status,
+        exit_code=exit_code,
+        layers_run=0,
+        steps_ok=0,
+        steps_failed=0,
+        messages=0,
+        prompt_tokens=0,
+        completion_tokens=0,
+        duration=duration,
+        run_file=run_file,
     )
-
-
-def _open_journal(options: RunOptions, workflow: Workflow, record: Any) -> Journal:
-    """The run file for this run (created, or opened to continue: `regions_cli.run_journal`)."""
-    from regions_cli.run_journal import JournalError, RunJournal
-
-    try:
-        return RunJournal.open(options, workflow, record)
-    except JournalError as exc:
-        raise RunError(str(exc), exc.exit_code) from exc
