@@ -1,0 +1,141 @@
+"""RAG store figures: query latency against bare numpy, ingestion rate, local embedder overhead.
+
+* query: `RagStore.search_sync` (embed the query, score every chunk, fetch the top k rows)
+  over N chunks x 384 dimensions, against the bare numpy work on the same matrix in the same
+  run (``X @ q``, `argpartition`, sort the k best). Target: within 1.5x.
+* ingest: chunk + hash-embed + write N chunks into a fresh store. Target: >= 5,000 chunks/s.
+* local: the local model embedding chunks through `RagStore.ingest` against calling the model
+  directly on the same texts. Target: >= 90% of the direct throughput.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Row, best_of
+
+from regions_cli.rag.chunking import chunk_text
+from regions_cli.rag.documents import Document, Passage
+from regions_cli.rag.embedders import (
+    HashEmbedder,
+    LocalEmbedder,
+    local_embedder_available,
+)
+from regions_cli.rag.store import RagStore
+
+DIMS = 384
+K = 5
+
+
+def synthetic_documents(chunks: int, per_document: int = 100, seed: int = 0) -> list[Document]:
+    """`chunks` passages of ~400 characters (one chunk each), `per_document` to a document."""
+    rng = np.random.default_rng(seed)
+    vocabulary = np.array([f"w{i}" for i in range(5000)])
+    words = rng.choice(vocabulary, size=(chunks, 60))
+    actors = [f"actor{i}" for i in range(20)]
+    passages = [
+        Passage(" ".join(row) + ".", (actors[i % 20],)) for i, row in enumerate(words.tolist())
+    ]
+    return [
+        Document(f"doc-{start // per_document}", tuple(passages[start : start + per_document]))
+        for start in range(0, chunks, per_document)
+    ]
+
+
+def bench_ingest_and_query(folder: Path, chunks: int, repeats: int) -> list[Row]:
+    documents = synthetic_documents(chunks)
+    with RagStore(folder / "bench.db", HashEmbedder(DIMS), chunk_size=512, overlap=50) as store:
+        start = time.perf_counter()
+        report = store.ingest(documents, batch_chunks=4096)
+        rate = report.chunks / (time.perf_counter() - start)
+        assert report.chunks == chunks
+
+        query = "w17 w230 w4001 w999 w3"
+        store.search_sync(query, k=K)  # load the matrix once, as a running workflow would
+        matrix = store._load_matrix().vectors  # the very matrix the store searches
+        q = store.embedder.embed_query(query)
+
+        def bare() -> None:
+            scores = matrix @ q
+            top = np.argpartition(-scores, K - 1)[:K]
+            top[np.argsort(-scores[top])]
+
+        ours = best_of(repeats, lambda: store.search_sync(query, k=K))
+        baseline = best_of(repeats, bare)
+    return [
+        Row(
+            f"rag query, {chunks:,} chunks x {DIMS} (k={K}, incl. embedding + row fetch)",
+            ours * 1000,
+            "ms",
+            baseline=baseline * 1000,
+            target=1.5,
+            note="baseline: bare X @ q + argpartition",
+        ),
+        Row(
+            f"rag ingest, hash embedder ({chunks:,} chunks)",
+            rate,
+            "chunks/s",
+            target=5000,
+            higher_is_better=True,
+        ),
+    ]
+
+
+def bench_local(folder: Path, chunks: int) -> list[Row]:
+    if not local_embedder_available():
+        return [Row("rag local embedder (skipped: `local` extra missing)", 0.0, "chunks/s")]
+    rng = np.random.default_rng(1)
+    sentence = "the zebra kiwi army crossed river at dawn while birds watched quietly from tall"
+    words = np.array([*sentence.split(" "), "ferns", "and", "mustangs", "waited", "near", "hills"])
+    documents = [
+        Document(f"d{i}", (Passage(" ".join(rng.choice(words, size=40)) + "."),))
+        for i in range(chunks)
+    ]
+    texts = [c for d in documents for c in chunk_text(d.passages[0].content, 512, 50)]
+    embedder = LocalEmbedder()
+    embedder.embed_documents(texts[:8])  # load the model outside the timings
+
+    def through_store() -> None:
+        path = folder / "local.db"
+        for p in folder.glob("local.db*"):
+            p.unlink()
+        with RagStore(path, embedder, chunk_size=512, overlap=50) as store:
+            store.ingest(documents)
+
+    # Interleaved, best of each: a busy machine slows both sides alike.
+    direct = stored = float("inf")
+    for _ in range(5):
+        direct = min(direct, best_of(1, lambda: embedder.embed_documents(texts)))
+        stored = min(stored, best_of(1, through_store))
+    return [
+        Row(
+            f"rag local embedder through the store ({len(texts)} chunks)",
+            len(texts) / stored,
+            "chunks/s",
+            baseline=len(texts) / direct,
+            target=0.9,
+            higher_is_better=True,
+            note="baseline: the model called directly",
+        )
+    ]
+
+
+def main(quick: bool) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="bench-rag-") as tmp:
+        folder = Path(tmp)
+        rows = bench_ingest_and_query(folder, 10_000 if quick else 100_000, 5 if quick else 20)
+        rows += bench_local(folder, 32 if quick else 256)
+    return rows
+
+
+if __name__ == "__main__":
+    from common import render
+
+    print(render(main(quick="--quick" in sys.argv)))
