@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,12 +260,15 @@ def _yaml_load(doc: Document, text: str) -> Any:
     yaml.preserve_quotes = True
     yaml.allow_duplicate_keys = False
     try:
-        node = yaml.compose(text)
-        if node is None:
-            return None
-        if not _check_aliases(doc, node):
-            return _FAILED
-        return yaml.constructor.construct_document(node)
+        with warnings.catch_warnings():
+            # ruamel warns (on stderr) about legal oddities such as a reused anchor name.
+            warnings.simplefilter("ignore")
+            node = yaml.compose(text)
+            if node is None:
+                return None
+            if not _check_aliases(doc, node):
+                return _FAILED
+            return yaml.constructor.construct_document(node)
     except DuplicateKeyError as exc:
         key = re.search(r'found duplicate key "(.*?)"', str(exc))
         name = f"'{key.group(1)}' " if key else ""

@@ -388,6 +388,8 @@ def overlap_too_large(ctx: Context) -> Iterator[Finding]:
         overlap = spec.get("overlap", DEFAULT_OVERLAP)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (chunk, overlap)):
             continue
+        if chunk < 1 or overlap < 0:
+            continue  # out of range: the schema reports it
         if overlap >= chunk:
             at = "overlap" if "overlap" in spec else "chunk_size"
             yield ctx.finding(
