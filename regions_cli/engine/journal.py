@@ -58,14 +58,18 @@ CREATE TABLE IF NOT EXISTS invocations (
     start_position INTEGER NOT NULL, finished REAL, status TEXT, exit_code INTEGER);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY, invocation INTEGER NOT NULL, kind TEXT NOT NULL, t REAL NOT NULL,
-    layer INTEGER, chain TEXT, data TEXT NOT NULL, rolled_back INTEGER NOT NULL DEFAULT 0);
+    layer INTEGER, chain TEXT, region TEXT, data TEXT NOT NULL,
+    rolled_back INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY, event_seq INTEGER NOT NULL, id TEXT NOT NULL, source TEXT NOT NULL,
     destination TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, layer INTEGER,
-    chain TEXT, step INTEGER, ordinal INTEGER NOT NULL, injected INTEGER NOT NULL,
-    cause TEXT, delivery TEXT NOT NULL, delivery_seq INTEGER, recipient TEXT, rule TEXT,
-    reason TEXT, t REAL NOT NULL, rolled_back INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS messages_by_id ON messages (id);
+    chain TEXT, step INTEGER, ordinal INTEGER NOT NULL, injected INTEGER NOT NULL, cause TEXT,
+    delivery TEXT NOT NULL, delivery_seq INTEGER, recipient TEXT, t REAL NOT NULL,
+    rolled_back INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS rejections (
+    message_seq INTEGER PRIMARY KEY, rule TEXT NOT NULL, reason TEXT NOT NULL,
+    action TEXT NOT NULL, sender TEXT);
+
 CREATE TABLE IF NOT EXISTS steps (
     seq INTEGER PRIMARY KEY, event_seq INTEGER NOT NULL, layer INTEGER NOT NULL,
     chain TEXT NOT NULL, step INTEGER NOT NULL, region TEXT NOT NULL, method TEXT NOT NULL,
@@ -90,6 +94,13 @@ CREATE TABLE IF NOT EXISTS injections (
     role TEXT NOT NULL, content TEXT NOT NULL, message_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
     created REAL NOT NULL, consumed_at INTEGER);
 """
+
+
+#: Messages with their rejection details (rule, reason, action, sender: NULL if delivered).
+_MESSAGES = (
+    "SELECT messages.*, rule, reason, action, sender FROM messages "
+    "LEFT JOIN rejections ON rejections.message_seq = messages.seq"
+)
 
 
 class RunFileError(Exception):
@@ -421,28 +432,29 @@ class RunFile:
         return int(row[0]) if row else 0
 
     def _roll_back_uncommitted(self, position: int, keep: set[str]) -> None:
+        """Mark what was journaled after barrier `position` as rolled back, except the rows of
+        the completed chains in `keep` (their steps, messages, and their regions' events)."""
         after = self.barrier_seq(position)
-        keep_events = [
-            seq
-            for seq, layer, chain in self.conn.execute(
-                "SELECT seq, layer, chain FROM events WHERE seq > ? AND rolled_back = 0", (after,)
-            ).fetchall()
-            if layer == position and chain in keep
-        ]
-        for table in ("events", "messages", "steps", "llm_calls"):
-            column = "seq" if table == "events" else "event_seq"
-            self.conn.execute(
-                f"UPDATE {table} SET rolled_back = 1 WHERE {column} > ? AND rolled_back = 0",
-                (after,),
-            )
-        self.conn.executemany(
-            "UPDATE events SET rolled_back = 0 WHERE seq = ?", [(s,) for s in keep_events]
+        chains = sorted(keep)
+        regions = sorted(_chain_table(self.workflow.plan, only=position).regions_of(keep))
+        in_chains = f"(layer = ? AND chain IN ({', '.join('?' * len(chains))}))"
+        in_regions = f"(layer = ? AND region IN ({', '.join('?' * len(regions))}))"
+        kept_events = f"{in_chains} OR {in_regions}" if chains else "0"
+        self.conn.execute(
+            f"UPDATE events SET rolled_back = 1 WHERE seq > ? AND NOT ({kept_events})",
+            (after, *((position, *chains, position, *regions) if chains else ())),
         )
-        for table in ("messages", "steps", "llm_calls"):
-            self.conn.executemany(
-                f"UPDATE {table} SET rolled_back = 0 WHERE event_seq = ?",
-                [(s,) for s in keep_events],
+        for table in ("messages", "steps"):
+            self.conn.execute(
+                f"UPDATE {table} SET rolled_back = 1 WHERE event_seq > ? AND NOT "
+                f"({in_chains if chains else '0'})",
+                (after, *((position, *chains) if chains else ())),
             )
+        self.conn.execute(
+            "UPDATE llm_calls SET rolled_back = 1 WHERE event_seq > ? AND NOT "
+            f"(region IN ({', '.join('?' * len(regions))}))",
+            (after, *regions),
+        )
 
     # -- plan position and state ---------------------------------------------------------------
 
@@ -521,14 +533,27 @@ class RunFile:
     # -- reading the record --------------------------------------------------------------------
 
     def events(self, *, include_rolled_back: bool = False) -> Iterator[dict[str, Any]]:
-        """Every recorded event's JSON, in emission order."""
+        """Every recorded event's JSON (as `event_json` gives it), in emission order.
+
+        Message events live in `messages` only; they are rebuilt here and merged by sequence.
+        """
+        import heapq
+
         where = "" if include_rolled_back else " WHERE rolled_back = 0"
-        for (data,) in self.conn.execute(f"SELECT data FROM events{where} ORDER BY seq"):
-            yield json.loads(data)
+        stored = (
+            (int(seq), json.loads(data))
+            for seq, data in self.conn.execute(f"SELECT seq, data FROM events{where} ORDER BY seq")
+        )
+        messages = (
+            (int(row["event_seq"]), _message_event(row))
+            for row in self.db.query(f"{_MESSAGES}{where} ORDER BY seq")
+        )
+        for _, data in heapq.merge(stored, messages, key=lambda item: item[0]):
+            yield data
 
     def messages(self, *, include_rolled_back: bool = False) -> list[dict[str, Any]]:
         where = "" if include_rolled_back else " WHERE rolled_back = 0"
-        return list(self.db.query(f"SELECT * FROM messages{where} ORDER BY seq"))
+        return list(self.db.query(f"{_MESSAGES}{where} ORDER BY seq"))
 
     def steps(self) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM steps WHERE rolled_back = 0 ORDER BY seq"))
@@ -562,6 +587,30 @@ class _Transaction:
             self.conn.execute("COMMIT")
         else:
             self.conn.execute("ROLLBACK")
+
+
+def _message_event(row: Mapping[str, Any]) -> dict[str, Any]:
+    message = {
+        "source": row["source"],
+        "destination": row["destination"],
+        "role": row["role"],
+        "content": row["content"],
+        "origin": {
+            "layer": row["layer"],
+            "chain": row["chain"],
+            "step": row["step"],
+            "ordinal": row["ordinal"],
+            "injected": bool(row["injected"]),
+        },
+        "cause": row["cause"],
+        "id": row["id"],
+    }
+    if row["delivery"] == "rejected":
+        return {"kind": ev.MessageRejected.kind, "t": row["t"], "message": message,
+                "rule": row["rule"], "reason": row["reason"], "action": row["action"],
+                "sender": row["sender"]}
+    return {"kind": ev.MessageDelivered.kind, "t": row["t"], "message": message,
+            "delivery": row["delivery"], "seq": row["delivery_seq"], "recipient": row["recipient"]}
 
 
 def _injected(row: Sequence[Any]) -> Injected:
@@ -640,35 +689,32 @@ class Recorder:
     # -- the EventBus subscriber ---------------------------------------------------------------
 
     def __call__(self, event: ev.Event) -> None:
-        """Buffer `event`; flush at chain ends, barriers and the end of the run."""
-        if isinstance(event, ev.MessageDelivered) and event.message.id in self._redelivered:
-            self._redelivered.discard(event.message.id)
-            return
-        chain: str | None = None
-        if isinstance(event, ev.LayerStarted):
-            self._layer = event.layer
-            self._layer_failed = False
-        layer = self._layer
-        if isinstance(event, ev.StepStarted | ev.StepFinished):
-            chain = event.chain
-            layer = event.layer
-        elif isinstance(event, ev.MessageDelivered | ev.MessageRejected):
-            origin = event.message.origin
-            if origin.layer is not None:
-                layer, chain = origin.layer, origin.chain
-        self._buffer.append((event, layer, chain))
-        if isinstance(event, ev.StepFinished):
-            if event.outcome in ("failed", "timeout", "cancelled"):
-                self._layer_failed = True
-            elif self._chain_complete(event):
-                self._record_chain_done(event.layer, event.chain)
+        """Buffer `event`; flush at chain ends, barriers and the end of the run.
+
+        The hot path (a delivered message) is a type check and a list append.
+        """
+        cls = type(event)
+        if cls is ev.MessageDelivered:
+            if self._redelivered and event.message.id in self._redelivered:  # type: ignore[attr-defined]
+                self._redelivered.discard(event.message.id)  # type: ignore[attr-defined]
                 return
-        elif isinstance(event, ev.LayerFinished):
-            self._layer_failed = self._layer_failed or not event.ok
-        elif isinstance(event, ev.RunFinished):
-            self.status, self.exit_code = event.status, event.exit_code
+        elif cls is ev.StepFinished:
+            self._buffer.append(event)
+            finished: ev.StepFinished = event  # type: ignore[assignment]
+            if finished.outcome in ("failed", "timeout", "cancelled"):
+                self._layer_failed = True
+            elif self._chain_complete(finished):
+                self._record_chain_done(finished.layer, finished.chain)
+            return
+        elif cls is ev.LayerStarted:
+            self._layer_failed = False
+        elif cls is ev.LayerFinished:
+            self._layer_failed = self._layer_failed or not event.ok  # type: ignore[attr-defined]
+        elif cls is ev.RunFinished:
+            self._buffer.append(event)
             self.flush()
             return
+        self._buffer.append(event)
         if len(self._buffer) >= MAX_BUFFERED_EVENTS:
             self.flush()
 
@@ -704,108 +750,87 @@ class Recorder:
             self._write_buffer(conn)
 
     def _write_buffer(self, conn: sqlite3.Connection) -> None:
+        """Insert the buffered events. Messages go to `messages` only (their event is rebuilt
+        from the row: see `RunFile.events`); other events are stored as their JSON."""
         if not self._buffer:
             return
         buffered, self._buffer = self._buffer, []
         event_rows: list[tuple[Any, ...]] = []
         message_rows: list[tuple[Any, ...]] = []
+        rejection_rows: list[tuple[Any, ...]] = []
         step_rows: list[tuple[Any, ...]] = []
         llm_rows: list[tuple[Any, ...]] = []
         dumps = json.dumps
-        for event, layer, chain in buffered:
-            self._event_seq += 1
-            seq = self._event_seq
-            event_rows.append(
-                (
-                    seq,
-                    self.invocation,
-                    event.kind,
-                    event.t,
-                    layer,
-                    chain,
-                    dumps(event_json(event), ensure_ascii=False),
-                )
-            )
-            if isinstance(event, ev.MessageDelivered | ev.MessageRejected):
-                m = event.message
+        invocation = self.invocation
+        seq = self._event_seq
+        message_seq = self._message_seq
+        layer = self._layer
+        delivered, rejected = ev.MessageDelivered, ev.MessageRejected
+        for event in buffered:
+            seq += 1
+            cls = type(event)
+            if cls is delivered or cls is rejected:
+                m: Message = event.message  # type: ignore[attr-defined]
                 o = m.origin
-                self._message_seq += 1
-                if isinstance(event, ev.MessageDelivered):
-                    delivery, rule, reason = event.delivery, None, None
-                    delivery_seq = getattr(event, "seq", None)
-                    recipient = getattr(event, "recipient", None) or m.destination
+                message_seq += 1
+                if cls is delivered:
+                    delivery = event.delivery  # type: ignore[attr-defined]
+                    delivery_seq = event.seq  # type: ignore[attr-defined]
+                    recipient = event.recipient  # type: ignore[attr-defined]
                 else:
-                    delivery, rule, reason = "rejected", event.rule, event.reason
-                    delivery_seq, recipient = None, None
-                message_rows.append(
-                    (
-                        self._message_seq,
-                        seq,
-                        m.id,
-                        m.source,
-                        m.destination,
-                        m.role,
-                        m.content,
-                        o.layer,
-                        o.chain,
-                        o.step,
-                        o.ordinal,
-                        int(o.injected),
-                        m.cause,
-                        delivery,
-                        delivery_seq,
-                        recipient,
-                        rule,
-                        reason,
-                        event.t,
+                    delivery, delivery_seq, recipient = "rejected", None, None
+                    rejection_rows.append(
+                        (message_seq, event.rule, event.reason,  # type: ignore[attr-defined]
+                         event.action, event.sender)  # type: ignore[attr-defined]
                     )
+                message_rows.append(
+                    (message_seq, seq, m.id, m.source, m.destination, m.role, m.content,
+                     o.layer, o.chain, o.step, o.ordinal, o.injected, m.cause, delivery,
+                     delivery_seq, recipient, event.t)
                 )
-            elif isinstance(event, ev.StepFinished):
+                continue
+            chain: str | None = None
+            if cls is ev.LayerStarted:
+                layer = event.layer  # type: ignore[attr-defined]
+            elif cls is ev.StepStarted or cls is ev.StepFinished:
+                chain = event.chain  # type: ignore[attr-defined]
+            event_rows.append(
+                (seq, invocation, event.kind, event.t, layer, chain,
+                 getattr(event, "region", None), dumps(event_json(event), ensure_ascii=False))
+            )
+            if cls is ev.StepFinished:
+                f: ev.StepFinished = event  # type: ignore[assignment]
                 self._step_seq += 1
                 step_rows.append(
-                    (
-                        self._step_seq,
-                        seq,
-                        event.layer,
-                        event.chain,
-                        event.step,
-                        event.region,
-                        event.method,
-                        event.outcome,
-                        event.t - event.duration,
-                        event.t,
-                        event.duration,
-                        event.error,
-                        event.detail,
-                    )
+                    (self._step_seq, seq, f.layer, f.chain, f.step, f.region, f.method,
+                     f.outcome, f.t - f.duration, f.t, f.duration, f.error, f.detail)
                 )
-            elif isinstance(event, ev.LLMCalled):
+            elif cls is ev.LLMCalled:
+                c: ev.LLMCalled = event  # type: ignore[assignment]
                 self._llm_seq += 1
                 llm_rows.append(
-                    (
-                        self._llm_seq,
-                        seq,
-                        event.region,
-                        event.llm,
-                        event.purpose,
-                        event.prompt_tokens,
-                        event.completion_tokens,
-                        event.duration,
-                        event.error,
-                        event.t,
-                    )
+                    (self._llm_seq, seq, c.region, c.llm, c.purpose, c.prompt_tokens,
+                     c.completion_tokens, c.duration, c.error, c.t)
                 )
-        conn.executemany(
-            "INSERT INTO events (seq, invocation, kind, t, layer, chain, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            event_rows,
-        )
+        self._event_seq, self._message_seq, self._layer = seq, message_seq, layer
+        if event_rows:
+            conn.executemany(
+                "INSERT INTO events (seq, invocation, kind, t, layer, chain, region, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                event_rows,
+            )
         if message_rows:
             conn.executemany(
                 "INSERT INTO messages (seq, event_seq, id, source, destination, role, content, "
-                "layer, chain, step, ordinal, injected, cause, delivery, delivery_seq, recipient, "
-                "rule, reason, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "layer, chain, step, ordinal, injected, cause, delivery, delivery_seq, "
+                "recipient, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 message_rows,
+            )
+        if rejection_rows:
+            conn.executemany(
+                "INSERT INTO rejections (message_seq, rule, reason, action, sender) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rejection_rows,
             )
         if step_rows:
             conn.executemany(
@@ -874,9 +899,19 @@ class Recorder:
         return self.commit_barrier(barrier.next_layer, barrier.states)
 
 
-def _chain_table(plan: Sequence[Mapping[str, Any]]) -> dict[tuple[int, str], ChainInfo]:
-    table: dict[tuple[int, str], ChainInfo] = {}
+class _ChainTable(dict[tuple[int, str], ChainInfo]):
+    def regions_of(self, chains: Iterable[str]) -> set[str]:
+        wanted = set(chains)
+        return {r for (_, chain), info in self.items() if chain in wanted for r in info.regions}
+
+
+def _chain_table(
+    plan: Sequence[Mapping[str, Any]], *, only: int | None = None
+) -> _ChainTable:
+    table = _ChainTable()
     for index, layer in enumerate(plan):
+        if only is not None and index != only:
+            continue
         for chain, steps in (layer.get("chains") or {}).items():
             regions = tuple(dict.fromkeys(str(step).partition(".")[0] for step in steps))
             table[(index, str(chain))] = ChainInfo(regions, len(steps))
