@@ -399,7 +399,7 @@ class Engine:
                     outcome: str = result.status
                     detail = result.detail
                     routing = self.postmaster.route(region, region.take_outbox())
-                    rejected = len(routing.rejections)
+                    rejected = len(routing.rejected)
                     if rejected:
                         outcome = "false"
                         note = f"{rejected} message(s) rejected by the postmaster"
@@ -429,7 +429,7 @@ class Engine:
                 if outcome in FAILED_OUTCOMES:
                     if routing is not None:
                         self.postmaster.discard(routing)
-                    posted = len(routing.items) if routing is not None else len(region.outbox)
+                    posted = len(routing.messages) if routing is not None else len(region.outbox)
                     region.rollback()
                     if posted:
                         emit(

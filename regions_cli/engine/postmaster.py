@@ -25,13 +25,13 @@ reroute into drop, so there is never a loop.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from regions_cli.engine.events import Event, MessageDelivered, MessageRejected, Notice
 from regions_cli.engine.message import ROLES, Message
 from regions_cli.engine.regions.base import BaseRegion
 from regions_cli.engine.regions.listener import ListenerRegion
-from regions_cli.engine.transport import InProcessTransport, Transport
+from regions_cli.engine.transport import InProcessTransport, Receiver, Transport
 from regions_cli.workflow.model import DeliveryConfig
 
 #: The source of the notes the postmaster returns to senders.
@@ -47,16 +47,22 @@ class Rejection:
     reason: str
 
 
-@dataclass
 class Routing:
-    """The postmaster's verdict on one step's outbox, in posting order."""
+    """The postmaster's verdict on one step's outbox: its messages in posting order and, by
+    position, the rules broken (usually none)."""
 
-    sender: str | None
-    items: list[tuple[Message, Rejection | None]] = field(default_factory=list)
+    __slots__ = ("messages", "rejected", "sender")
+
+    def __init__(
+        self, sender: str | None, messages: list[Message], rejected: dict[int, Rejection]
+    ) -> None:
+        self.sender = sender
+        self.messages = messages
+        self.rejected = rejected
 
     @property
     def rejections(self) -> list[Rejection]:
-        return [r for _, r in self.items if r is not None]
+        return list(self.rejected.values())
 
 
 class UndeliverableError(Exception):
@@ -88,6 +94,13 @@ class Postmaster:
         self.transport: Transport = transport or InProcessTransport()
         for name, region in regions.items():
             self.transport.attach(name, region.receive)
+        # Exactly the in-process transport: deliver by direct call (the hot path).
+        self._local: Mapping[str, Receiver] | None = (
+            self.transport.receivers
+            if isinstance(self.transport, InProcessTransport)
+            and type(self.transport).send is InProcessTransport.send
+            else None
+        )
         self.listeners = [r for r in regions.values() if isinstance(r, ListenerRegion)]
         self.seq = 0  # deliveries so far (the sequence number of the last one)
         self.outputs: list[Message] = []  # messages to external addresses, in order
@@ -97,17 +110,17 @@ class Postmaster:
 
     def violation(self, sender: BaseRegion, message: Message) -> Rejection | None:
         """The rule `message`, posted by `sender`, breaks (None if it may go)."""
+        dest = message.destination
         if message.role not in ROLES:
             return Rejection(
                 message, "unknown-role", f"role {message.role!r} is neither request nor reply"
             )
-        dest = message.destination
-        if dest in sender.asked_by:
-            return None
         if dest in sender.connections:
-            if dest in self.regions:
+            if dest in self.regions or dest in sender.asked_by:
                 return None
             return Rejection(message, "unknown-destination", f"connection {dest!r} is not a region")
+        if dest in sender.asked_by:
+            return None
         if message.role == "request":
             return Rejection(
                 message,
@@ -126,9 +139,17 @@ class Postmaster:
         Raises `UndeliverableError` (after recording the offending messages) when a message
         breaks a rule and the policy is ``error``: the step then fails as a whole.
         """
-        routing = Routing(sender.name, [(m, self.violation(sender, m)) for m in messages])
-        rejections = routing.rejections
-        if rejections and self.delivery.undeliverable == "error":
+        regions, connections = self.regions, sender.connections
+        rejected: dict[int, Rejection] = {}
+        for i, m in enumerate(messages):
+            # the common case inline: a request or reply to a connected region
+            if m.destination in connections and m.destination in regions and m.role in ROLES:
+                continue
+            rejection = self.violation(sender, m)
+            if rejection is not None:
+                rejected[i] = rejection
+        routing = Routing(sender.name, list(messages), rejected)
+        if self.delivery.undeliverable == "error" and (rejections := routing.rejections):
             self.discard(routing, action="error")
             raise UndeliverableError(rejections)
         return routing
@@ -142,11 +163,14 @@ class Postmaster:
 
     async def commit(self, routing: Routing) -> None:
         """Deliver a routing's accepted messages and apply the policy to the rejected ones."""
-        for message, rejection in routing.items:
-            if rejection is None:
-                await self.deliver(message)
+        local, rejected = self._local, routing.rejected
+        for i, message in enumerate(routing.messages):
+            if rejected and i in rejected:
+                await self._undeliverable(routing.sender, rejected[i])
+            elif local is not None:
+                self._deliver_locally(message, "delivered", local)
             else:
-                await self._undeliverable(routing.sender, rejection)
+                await self.deliver(message)
 
     async def send(self, sender: BaseRegion, messages: Sequence[Message]) -> Routing:
         """`route` then `commit`: what a step's outbox goes through."""
@@ -176,6 +200,9 @@ class Postmaster:
 
     async def deliver(self, message: Message, delivery: str = "delivered") -> None:
         """Hand `message` to its destination (or the run's output) and CC the listeners."""
+        if self._local is not None:
+            self._deliver_locally(message, delivery, self._local)
+            return
         self.seq += 1
         dest = message.destination
         if dest in self.regions:
@@ -189,6 +216,30 @@ class Postmaster:
         for listener in self.listeners:
             if listener.name != dest and listener.taps(message):
                 await self.transport.send(listener.name, message)
+                self.emit(
+                    MessageDelivered(
+                        message=message, delivery="cc", seq=self.seq, recipient=listener.name
+                    )
+                )
+
+    def _deliver_locally(
+        self, message: Message, delivery: str, receivers: Mapping[str, Receiver]
+    ) -> None:
+        """`deliver` for the in-process transport: plain calls, no coroutine per hop."""
+        self.seq += 1
+        dest = message.destination
+        receiver = receivers.get(dest)
+        if receiver is not None:
+            receiver(message)
+        else:
+            delivery = "output"
+            self.outputs.append(message)
+        self.emit(
+            MessageDelivered(message=message, delivery=delivery, seq=self.seq, recipient=dest)
+        )
+        for listener in self.listeners:
+            if listener.name != dest and listener.taps(message):
+                receivers[listener.name](message)
                 self.emit(
                     MessageDelivered(
                         message=message, delivery="cc", seq=self.seq, recipient=listener.name
