@@ -216,7 +216,7 @@ class LiveView:
         grid = Table.grid(padding=(0, 1), expand=True)
         grid.add_column(no_wrap=True, justify="right", style="dim", min_width=7)
         grid.add_column(no_wrap=True, max_width=40, overflow="ellipsis")
-        grid.add_column(no_wrap=True, min_width=8, max_width=16, overflow="ellipsis")
+        grid.add_column(no_wrap=True, min_width=8, max_width=20, overflow="ellipsis")
         grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
         t0 = state.started.t if state.started else 0.0
         streams = list(state.streams.items())[-lines:]

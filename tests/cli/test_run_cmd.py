@@ -1,0 +1,298 @@
+"""``regions run`` end to end: the real engine, the scripted backend, real run files.
+
+Most tests call the command's core (`run_workflow`) in-process, which is what the typer
+command calls; the tests at the end start the real ``regions`` process (plain output, Ctrl-C,
+the live view on a pseudo-terminal).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from regions_cli.cli.app import app
+from regions_cli.engine.journal import RunFile
+from regions_cli.runner import RunOptions, run_workflow
+
+FIXTURES = Path(__file__).parent / "fixtures"
+WORKFLOWS = Path(__file__).parents[2] / "workflows"
+ANSWER = "Ada led the Zebras in 1848.\nSource: Facts."
+
+
+def run(options: RunOptions) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_workflow(options, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def fixture(tmp_path: Path, name: str) -> Path:
+    """A copy of a fixture workflow in `tmp_path` (run files go beside the workflow)."""
+    target = tmp_path / name
+    shutil.copy(FIXTURES / name, target)
+    return target
+
+
+def invocations(path: Path) -> list[dict[str, object]]:
+    with RunFile.open(path) as run_file:
+        return run_file.invocations()
+
+
+# -- success -------------------------------------------------------------------------------------
+
+
+def test_plain_run_prints_events_output_and_summary(tmp_path: Path) -> None:
+    run_path = tmp_path / "run.db"
+    code, out, err = run(RunOptions(fixture(tmp_path, "ask_answer.yaml"), run_file=run_path))
+    assert (code, err) == (0, "")
+    events, output, summary = out.split("\n\n")
+    lines = events.splitlines()
+    assert lines[0].endswith(f"run ask_answer: 3 layers, 2 regions, run file {run_path}")
+    assert any(
+        line.endswith("message Facts -> Historian reply: The Zebras were led by Ada.")
+        for line in lines
+    )
+    assert re.search(r"step answer/main#1 Historian.make_replies ok [0-9.]+s", events)
+    assert lines[-1].split("s ", 1)[1].startswith("run ok: 3 layers run, steps 3 ok, 0 failed")
+    assert output == f"Output (1 message)\n── Historian -> user (reply)\n{ANSWER}"
+    assert summary.splitlines()[:3] == ["Summary", "status     ok", "layers     3 of 3 run"]
+    assert summary.splitlines()[-1] == f"run file   {run_path}"
+    # The run file holds the run: its traffic and how the invocation ended.
+    assert [(i["kind"], i["status"], i["exit_code"]) for i in invocations(run_path)] == [
+        ("run", "ok", 0)
+    ]
+    with RunFile.open(run_path) as run_file:
+        contents = [m["content"] for m in run_file.messages()]
+    assert ANSWER in contents and "The Zebras were led by Ada." in contents
+
+
+def test_default_run_file_goes_beside_the_workflow(tmp_path: Path) -> None:
+    workflow = fixture(tmp_path, "ask_answer.yaml")
+    code, out, _ = run(RunOptions(workflow))
+    assert code == 0
+    created = list((tmp_path / ".regions" / "runs").glob("ask_answer-*.db"))
+    assert len(created) == 1
+    assert re.fullmatch(r"ask_answer-\d{8}-\d{6}\.db", created[0].name)
+    assert out.rstrip().endswith(f"run file   {created[0]}")
+
+
+def test_json_writes_only_events_one_per_line(tmp_path: Path) -> None:
+    code, out, err = run(
+        RunOptions(fixture(tmp_path, "ask_answer.yaml"), json=True, run_file=tmp_path / "r.db")
+    )
+    assert (code, err) == (0, "")
+    events = [json.loads(line) for line in out.splitlines()]
+    kinds = [event["kind"] for event in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert {"layer_started", "step_started", "step_finished", "message", "llm_call"} <= set(kinds)
+    outputs = [e["message"]["content"] for e in events if e.get("delivery") == "output"]
+    assert outputs == [ANSWER]
+    finished = events[-1]
+    assert (finished["status"], finished["exit_code"], finished["steps_ok"]) == ("ok", 0, 3)
+    assert finished["run_file"] == str(tmp_path / "r.db")
+    assert all(isinstance(e["t"], float) for e in events)
+
+
+def test_llm_override_runs_a_workflow_without_its_model(tmp_path: Path) -> None:
+    workflow = fixture(tmp_path, "timeout.yaml")  # its model takes 5 s; scripted answers now
+    code, out, _ = run(RunOptions(workflow, llm_overrides=("default=scripted",)))
+    assert code == 0
+    assert "── Slow -> user (reply)\nEcho: Hello?\n" in out  # the scripted backend's echo
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yaml")))
+def test_every_example_workflow_runs_with_the_scripted_backend(tmp_path: Path, name: str) -> None:
+    copy = tmp_path / "workflows"
+    shutil.copytree(WORKFLOWS, copy, ignore=shutil.ignore_patterns(".regions", "*.db"))
+    code, out, err = run(RunOptions(copy / name, llm_overrides=("default=scripted",)))
+    assert code == 0, out + err
+    assert "\nstatus     ok\n" in out
+    assert "Output (" in out  # every example answers someone outside the workflow
+
+
+# -- failures and exit codes ----------------------------------------------------------------------
+
+
+def test_invalid_workflow_prints_findings_and_exits_1(tmp_path: Path) -> None:
+    workflow = fixture(tmp_path, "invalid.yaml")
+    code, out, err = run(RunOptions(workflow))
+    assert (code, out) == (1, "")
+    assert f"{workflow}:12:14: error[unknown-region] step 'Nobody.make_replies'" in err
+    assert err.rstrip().endswith("1 error, 1 warning in 1 file.")
+    assert not (tmp_path / ".regions").exists()  # nothing ran, no run file
+
+
+def test_invalid_workflow_with_json_writes_a_findings_line(tmp_path: Path) -> None:
+    code, out, err = run(RunOptions(fixture(tmp_path, "invalid.yaml"), json=True))
+    assert (code, err) == (1, "")
+    (line,) = out.splitlines()
+    data = json.loads(line)
+    assert (data["kind"], data["errors"], data["warnings"]) == ("findings", 1, 1)
+    assert {f["rule"] for f in data["findings"]} == {"unknown-region", "unused-region"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"workflow": Path("missing.yaml")}, "error: missing.yaml: no such file"),
+        ({"llm_overrides": ("nope=scripted",)}, "the workflow has no llm 'nope'"),
+        ({"llm_overrides": ("default",)}, "expected NAME=URL"),
+        ({"replay": Path("none.jsonl")}, "error: --replay none.jsonl: no such cassette"),
+        (
+            {"record": Path("a.jsonl"), "replay": Path("b.jsonl")},
+            "error: --record and --replay cannot be used together",
+        ),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, object], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    options.setdefault("workflow", fixture(tmp_path, "ask_answer.yaml"))
+    code, out, err = run(RunOptions(**options))  # type: ignore[arg-type]
+    assert (code, out) == (2, "")
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_an_existing_run_file_is_never_overwritten(tmp_path: Path) -> None:
+    existing = tmp_path / "precious.db"
+    existing.write_bytes(b"not yours")
+    code, out, err = run(RunOptions(fixture(tmp_path, "ask_answer.yaml"), run_file=existing))
+    assert (code, out) == (2, "")
+    assert "a file already exists there" in err
+    assert existing.read_bytes() == b"not yours"
+
+
+def test_a_step_that_times_out_exits_3(tmp_path: Path) -> None:
+    run_path = tmp_path / "run.db"
+    code, out, _ = run(RunOptions(fixture(tmp_path, "timeout.yaml"), run_file=run_path))
+    assert code == 3
+    assert "\nstatus     failed: a step failed\n" in out
+    assert "\nfailed     answer/main Slow.make_replies (timeout): timed out after 0.2 s\n" in out
+    assert invocations(run_path)[0]["status"] == "failed"
+
+
+def test_an_exceeded_budget_exits_4(tmp_path: Path) -> None:
+    code, out, _ = run(RunOptions(fixture(tmp_path, "budget.yaml"), run_file=tmp_path / "r.db"))
+    assert code == 4
+    assert "\nstatus     stopped: budget exceeded\nlayers     1 of 2 run\n" in out
+
+
+# -- the real command ----------------------------------------------------------------------------
+
+
+def regions(*args: str) -> list[str]:
+    return [sys.executable, "-m", "regions_cli", *args]
+
+
+def test_cli_runner_passes_every_flag(tmp_path: Path) -> None:
+    workflow = fixture(tmp_path, "timeout.yaml")
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(workflow),
+            "--no-live",
+            "--llm",
+            "default=scripted",
+            "--run",
+            str(tmp_path / "r.db"),
+            "--record",
+            str(tmp_path / "calls.jsonl"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Echo: Hello?" in result.output
+    assert (tmp_path / "calls.jsonl").read_text().strip()  # the cassette was written
+    replayed = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(workflow),
+            "--json",
+            "--replay",
+            str(tmp_path / "calls.jsonl"),
+            "--run",
+            str(tmp_path / "r2.db"),
+        ],
+    )
+    assert replayed.exit_code == 0, replayed.output
+    assert "Echo: Hello?" in replayed.output
+
+
+def test_subprocess_run_of_an_example(tmp_path: Path) -> None:
+    copy = tmp_path / "workflows"
+    shutil.copytree(WORKFLOWS, copy, ignore=shutil.ignore_patterns(".regions", "*.db"))
+    done = subprocess.run(
+        regions("run", str(copy / "hello.yaml"), "--llm", "default=scripted"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "── Assistant -> user (reply)\nEcho: " in done.stdout
+
+
+def test_ctrl_c_cancels_cleanly_with_exit_130(tmp_path: Path) -> None:
+    run_path = tmp_path / "run.db"
+    process = subprocess.Popen(
+        regions("run", str(fixture(tmp_path, "slow.yaml")), "--run", str(run_path)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:  # wait for the slow step to be under way, not for a time
+        seen.append(line)
+        if "Slow.make_replies started" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    rest, err = process.communicate(timeout=60)
+    out = "".join(seen) + rest
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in err and err == ""
+    assert "cancelled" in out and "\nstatus     interrupted\n" in out
+    assert [(i["status"], i["exit_code"]) for i in invocations(run_path)] == [("interrupted", 130)]
+
+
+def test_live_view_on_a_terminal(tmp_path: Path) -> None:
+    """On a (pseudo-)terminal the live view draws; the report follows its last frame."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "100", "LINES": "30", "TERM": "xterm"}
+    process = subprocess.Popen(
+        regions("run", str(fixture(tmp_path, "ask_answer.yaml")), "--run", str(tmp_path / "r.db")),
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+    )
+    os.close(follower)
+    chunks = []
+    while True:  # read until the process closes the terminal
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert process.wait(timeout=60) == 0
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode("utf-8", "replace"))
+    assert "regions run ask_answer  ok" in screen  # the live view's header, final frame
+    assert "region" in screen and "state" in screen and "tokens" in screen  # its table
+    assert "Historian -> Facts" in screen  # its feed
+    assert "Output (1 message)" in screen and "Ada led the Zebras in 1848." in screen
+    assert screen.index("regions run ask_answer  ok") < screen.index("Summary")
