@@ -1,0 +1,83 @@
+"""The README sections on the format and on `regions verify` stay true: every rule is listed,
+the complete example verifies, and every key the snippets use is in the schema."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from regions_cli.workflow.api import verify
+from regions_cli.workflow.rules import RULES
+from regions_cli.workflow.schema import schema
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "readme"
+FORMAT = DOCS / "10-workflow-format.md"
+VERIFY = DOCS / "11-verify.md"
+
+
+def yaml_blocks(path: Path) -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+
+
+def test_every_rule_is_documented_with_its_severity() -> None:
+    text = VERIFY.read_text(encoding="utf-8")
+    for rule_id, info in RULES.items():
+        assert f"| `{rule_id}` | {info.severity} | {info.summary} |" in text
+
+
+def test_the_complete_example_verifies(tmp_path: Path) -> None:
+    example = next(b for b in yaml_blocks(FORMAT) if b.startswith("# yaml") and "plan:" in b)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "facts.txt").write_text("The Zebras were led by Zed.\n")
+    path = tmp_path / "lookup.yaml"
+    path.write_text(example)
+    assert verify(path) == []
+
+
+def _known(node: dict[str, Any], key: str) -> dict[str, Any] | None:
+    if key in node.get("properties", {}):
+        return node["properties"][key]  # type: ignore[no-any-return]
+    for branch in ("then", "else"):
+        if isinstance(node.get(branch), dict):
+            found = _known(node[branch], key)
+            if found is not None:
+                return found
+    extra = node.get("additionalProperties")
+    return extra if isinstance(extra, dict) else None
+
+
+def _items(node: dict[str, Any]) -> dict[str, Any]:
+    for candidate in (node, node.get("then", {}), node.get("else", {})):
+        if "items" in candidate:
+            return candidate["items"]  # type: ignore[no-any-return]
+    return node
+
+
+def test_every_key_in_the_format_section_is_in_the_schema() -> None:
+    yaml = YAML(typ="rt")
+    unknown: list[str] = []
+
+    def walk(value: Any, node: dict[str, Any], where: str) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                sub = _known(node, str(key))
+                if sub is None:
+                    unknown.append(f"{where}.{key}")
+                elif key != "params":
+                    walk(child, sub, f"{where}.{key}")
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, _items(node), f"{where}[]")
+
+    blocks = yaml_blocks(FORMAT)
+    assert len(blocks) >= 8
+    for block in blocks:
+        if block.lstrip().startswith("- run:"):
+            continue
+        loaded = yaml.load(block)
+        if loaded is not None:  # the editor-support block is only a comment
+            walk(loaded, schema(), "")
+    assert unknown == []
