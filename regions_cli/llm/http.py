@@ -316,6 +316,11 @@ class HttpEndpoint:
             return
         text = body.decode("utf-8", errors="replace").strip()[:_ERROR_BODY_CHARS]
         message = f"HTTP {response.status_code}" + (f": {text}" if text else "")
+        if response.status_code >= 500 and _is_validation_error(text):
+            # Some servers (llama-cpp-python) answer a request they cannot parse with 500 and a
+            # pydantic "validation error": the request is at fault, as with a 422, and asking
+            # again cannot help.
+            raise HttpStatusError(self.error(f"{what}: {message}"), 422)
         if response.status_code in RETRYABLE_STATUS:
             raise RetryableError(message, parse_retry_after(response.headers.get("retry-after")))
         raise HttpStatusError(self.error(f"{what}: {message}"), response.status_code)
@@ -393,6 +398,10 @@ class HttpStatusError(LLMError):
     def __init__(self, error: LLMError, status: int) -> None:
         super().__init__(str(error))
         self.status = status
+
+
+def _is_validation_error(body: str) -> bool:
+    return "validation error" in body.lower()
 
 
 def _reason(exc: BaseException) -> str:

@@ -42,6 +42,7 @@ class Fault:
 
     status: int | None = None  # answer with this HTTP status and a JSON error body
     retry_after: str | None = None  # Retry-After header (with status 429/503)
+    message: str | None = None  # the error message sent with `status`
     delay: float = 0.0  # seconds to wait before answering (longer than a timeout = a hang)
     body: bytes | None = None  # send these bytes as the 200 body (e.g. malformed JSON)
     truncate_after: int | None = None  # stream: send N events, then drop the connection
@@ -244,7 +245,8 @@ class _Handler(BaseHTTPRequestHandler):
             app.wait(fault.delay)
             if fault.status is not None:
                 extra = {"Retry-After": fault.retry_after} if fault.retry_after else None
-                return self._error(fault.status, f"injected fault {fault.status}", extra)
+                text = fault.message or f"injected fault {fault.status}"
+                return self._error(fault.status, text, extra)
             if fault.body is not None:
                 return self._send(200, fault.body)
         routes: dict[tuple[str, str], Callable[[Any, Fault | None], None]] = {

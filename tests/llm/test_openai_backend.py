@@ -253,6 +253,19 @@ async def test_500_is_retried(server: OpenAIServer, stream: bool) -> None:
     assert len(server.generation_requests()) == 3
 
 
+async def test_a_500_validation_error_counts_as_a_rejection(server: OpenAIServer) -> None:
+    # llama-cpp-python's server reports a body it cannot parse as HTTP 500 "validation error".
+    server.faults.append(Fault(status=500, message="1 validation error: response_format.type"))
+    model = model_for(server.base_url)
+    try:
+        done = await model.complete(ask(json_schema=SCHEMA))
+    finally:
+        await model.aclose()
+    kinds = [format_type(r.body) for r in server.generation_requests()]
+    assert kinds == ["json_schema", "json_object"]  # not retried as is: fell back at once
+    assert json.loads(done.text)
+
+
 async def test_persistent_500_gives_up_with_a_clear_error(server: OpenAIServer) -> None:
     server.faults += [Fault(status=500) for _ in range(3)]
     model = model_for(server.base_url, retries=2)
