@@ -219,6 +219,10 @@ class RunState:
             )
         elif isinstance(event, TokenStreamed):
             self.streams[event.region] = self.streams.get(event.region, "") + event.text
+            row = self._region(event.region)
+            if row.status == "waiting_llm":  # the model has started answering
+                row.status = "replying"
+                row.last_change = self._ordinal
         elif isinstance(event, LLMCalled):
             row = self._region(event.region)
             row.calls += 1

@@ -110,6 +110,26 @@ def test_llm_override_runs_a_workflow_without_its_model(tmp_path: Path) -> None:
     assert "── Slow -> user (reply)\nEcho: Hello?\n" in out  # the scripted backend's echo
 
 
+def test_streamed_tokens_are_events(tmp_path: Path) -> None:
+    """A streaming backend (a real OpenAI-compatible server on loopback) streams to the view."""
+    from tests.llm.openai_server import OpenAIServer
+
+    with OpenAIServer() as server:
+        code, out, err = run(
+            RunOptions(
+                fixture(tmp_path, "stream.yaml"),
+                json=True,
+                llm_overrides=(f"default={server.base_url}",),
+            )
+        )
+    assert (code, err) == (0, "")
+    events = [json.loads(line) for line in out.splitlines()]
+    tokens = [e["text"] for e in events if e["kind"] == "token"]
+    (answer,) = [e["message"]["content"] for e in events if e.get("delivery") == "output"]
+    assert len(tokens) > 3 and "".join(tokens) == answer == "echo: A poem about zebras, please."
+    assert all(e["region"] == "Poet" for e in events if e["kind"] == "token")
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yaml")))
 def test_every_example_workflow_runs_with_the_scripted_backend(tmp_path: Path, name: str) -> None:
     copy = tmp_path / "workflows"
