@@ -380,3 +380,34 @@ async def test_aclose_is_idempotent() -> None:
     engine, _ = engine_for(workflow(pair(), [layer(main=["B.make_replies"])]))
     await engine.aclose()
     await engine.aclose()
+
+
+async def test_a_failing_barrier_hook_ends_the_run_with_a_clear_error() -> None:
+    class Broken:
+        async def at_barrier(self, barrier: Barrier) -> Sequence[Message]:
+            raise OSError("disk full")
+
+    engine, rec = engine_for(workflow(pair(), [layer(main=["B.make_replies"])]))
+    result = await engine.run(barrier_hook=Broken())
+    assert result.status == "failed" and result.exit_code == 3
+    assert result.error == "OSError: disk full"
+    assert rec.kinds()[-1] == "run_finished"
+
+
+async def test_restoring_state_of_an_unknown_region_is_an_error() -> None:
+    engine, _rec = engine_for(workflow(pair(), [layer(main=["B.make_replies"])]))
+    result = await engine.run(states={"Ghost": {"type": "Region"}})
+    assert result.status == "failed" and "Ghost" in (result.error or "")
+
+
+async def test_one_region_in_two_chains_runs_one_step_at_a_time() -> None:
+    wf = workflow(
+        pair(),
+        [{"chains": {"x": ["B.make_replies"], "y": ["B.make_replies"]}}],
+        llms={"default": {"backend": "scripted", "latency": 0.05}},
+        inject=[{"from": "u", "to": "B", "role": "request", "content": "q"}],
+    )
+    engine, rec = engine_for(wf)
+    result = await engine.run()
+    assert [e.outcome for e in rec.of("step_finished")] == ["ok", "nothing"]
+    assert len(result.outputs) == 1  # answered once

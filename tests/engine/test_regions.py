@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 from engine_helpers import FakeModel, FakeStore, make, message
+from hypothesis import given
+from hypothesis import strategies as st
 
 from regions_cli.engine.events import Event
 from regions_cli.engine.regions.base import Entry
@@ -430,3 +433,30 @@ async def test_rollback_keeps_messages_that_arrived_during_the_step() -> None:
     r.rollback()  # ...and failed
     assert replies_of(r) == [("s", "old"), ("t", "arrived meanwhile")]
     assert isinstance(r.replies[0], Entry)
+
+
+# -- properties ----------------------------------------------------------------------------
+
+_items = st.lists(
+    st.fixed_dictionaries({"source": st.text(max_size=10), "question": st.text(max_size=30)}),
+    max_size=4,
+)
+_prose = st.text(alphabet=st.characters(blacklist_characters="[]"), max_size=40)
+
+
+@given(_items, _prose, _prose)
+def test_last_json_array_finds_the_answer_in_any_prose(
+    items: list[dict[str, str]], before: str, after: str
+) -> None:
+    assert last_json_array(before + json.dumps(items) + after) == items
+
+
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.text(max_size=5)), max_size=12))
+def test_keep_last_reply_per_source_property(pairs: list[tuple[str, str]]) -> None:
+    r = make("Region")
+    give_replies(r, *pairs)
+    asyncio.run(r.keep_last_reply_per_source())
+    expected: dict[str, str] = {}
+    for source, content in pairs:
+        expected[source] = content
+    assert replies_of(r) == list(expected.items())
