@@ -67,8 +67,11 @@ def bench_ingest_and_query(folder: Path, chunks: int, repeats: int) -> list[Row]
             top = np.argpartition(-scores, K - 1)[:K]
             top[np.argsort(-scores[top])]
 
-        ours = best_of(repeats, lambda: store.search_sync(query, k=K))
-        baseline = best_of(repeats, bare)
+        # Interleaved rounds, best of each: load from elsewhere hits both sides alike.
+        ours = baseline = float("inf")
+        for _ in range(repeats):
+            ours = min(ours, best_of(3, lambda: store.search_sync(query, k=K)))
+            baseline = min(baseline, best_of(3, bare))
     return [
         Row(
             f"rag query, {chunks:,} chunks x {DIMS} (k={K}, incl. embedding + row fetch)",
@@ -130,7 +133,7 @@ def bench_local(folder: Path, chunks: int) -> list[Row]:
 def main(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-rag-") as tmp:
         folder = Path(tmp)
-        rows = bench_ingest_and_query(folder, 10_000 if quick else 100_000, 5 if quick else 20)
+        rows = bench_ingest_and_query(folder, 10_000 if quick else 100_000, 3 if quick else 8)
         rows += bench_local(folder, 32 if quick else 256)
     return rows
 
