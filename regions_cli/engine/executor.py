@@ -226,6 +226,11 @@ class Engine:
                     )
                     break
         except asyncio.CancelledError:
+            # The run absorbs its cancellation and reports it (the docs' advice for a task
+            # that suppresses a cancel: uncancel it, so later awaits and timeouts behave).
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
             status = "interrupted"
             self.bus.emit(
                 Notice(level="warning", text="run interrupted; in-flight steps cancelled")

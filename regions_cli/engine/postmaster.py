@@ -54,7 +54,7 @@ class Routing:
     __slots__ = ("messages", "rejected", "sender")
 
     def __init__(
-        self, sender: str | None, messages: list[Message], rejected: dict[int, Rejection]
+        self, sender: str | None, messages: Sequence[Message], rejected: dict[int, Rejection]
     ) -> None:
         self.sender = sender
         self.messages = messages
@@ -148,7 +148,7 @@ class Postmaster:
             rejection = self.violation(sender, m)
             if rejection is not None:
                 rejected[i] = rejection
-        routing = Routing(sender.name, list(messages), rejected)
+        routing = Routing(sender.name, messages, rejected)
         if self.delivery.undeliverable == "error" and (rejections := routing.rejections):
             self.discard(routing, action="error")
             raise UndeliverableError(rejections)
