@@ -21,9 +21,10 @@ import hashlib
 import importlib.util
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from regions_cli.llm.http import HttpSettings
 
 Vectors = NDArray[np.float32]
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -353,7 +355,7 @@ class OpenAIEmbedder:
         from regions_cli.llm.base import LLMError
 
         try:
-            answers = asyncio.run(self._embed(texts))
+            answers = _run_blocking(lambda: self._embed(texts))
         except LLMError as exc:
             raise RagError(str(exc)) from None
         sizes = [
@@ -382,6 +384,21 @@ class OpenAIEmbedder:
 
     def embed_query(self, text: str) -> Vectors:
         return self._run([self._query_prefix + text]).reshape(-1)
+
+
+def _run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from synchronous code.
+
+    In a worker thread (the store's usual caller) that is `asyncio.run`; when this thread
+    already runs an event loop (a sync API called from async code), the coroutine runs in a
+    fresh thread with its own loop, since a loop cannot be re-entered.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 def positive_int(

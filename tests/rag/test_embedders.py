@@ -245,3 +245,8 @@ def test_a_store_over_the_openai_embedder(server: EmbeddingServer, tmp_path: Pat
         store.add_text_sync("Kiwis are flightless birds.", ["b"])
         assert store.search_sync("zebra stripes", k=1)[0].actors == ("a",)
         assert store.stats().embedder_model == "m"
+
+
+async def test_the_sync_api_works_inside_a_running_event_loop(server: EmbeddingServer) -> None:
+    # build.py opens stores synchronously, possibly from async code: no "loop is running" error
+    assert openai(server.url).embed_query("zebra").shape == (48,)
