@@ -45,33 +45,12 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def load_workflow_file(path: Path) -> Workflow:
     """Load and validate a workflow, or exit 2 with its first error (file:line:col: message)."""
-    try:
-        from regions_cli.workflow.api import load_workflow
-    except ImportError:  # the workflow API is not there yet: read the file directly
-        return _load_without_api(path)
+    from regions_cli.workflow.api import WorkflowInvalid, load_workflow
+
     try:
         return load_workflow(path)
-    except Exception as exc:  # the API reports bad workflows by raising; show its one line
-        findings = getattr(exc, "findings", None)
-        if findings:
-            first = findings[0]
-            _fail(f"{first.location()}: {first.message}", EXIT_USAGE)
-        _fail(f"{path}: {exc}", EXIT_USAGE)
-
-
-def _load_without_api(path: Path) -> Workflow:
-    from regions_cli.workflow import load
-    from regions_cli.workflow.model import build_workflow
-
-    document = load.load_file(path)
-    errors = [f for f in document.findings if f.is_error]
-    if errors or document.data is None:
-        first = errors[0] if errors else None
-        _fail(f"{first.location()}: {first.message}" if first else f"{path}: empty", EXIT_USAGE)
-    try:
-        return build_workflow(document.data, source=path)
-    except (KeyError, TypeError, ValueError) as exc:
-        _fail(f"{path}: not a valid workflow ({exc}); run `regions verify {path}`", EXIT_USAGE)
+    except WorkflowInvalid as exc:
+        _fail(f"{exc} (see `regions verify {path}`)", EXIT_USAGE)
 
 
 def _workflow_and_config(file: Path, store: str) -> Workflow:
