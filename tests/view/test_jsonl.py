@@ -24,7 +24,9 @@ def test_whole_run_matches_snapshot(snapshot: Snapshot) -> None:
     snapshot("run.jsonl", out.getvalue())
     lines = out.getvalue().splitlines()
     assert len(lines) == len(sample.whole_run())
-    assert [json.loads(line) for line in lines] == [e.to_json() for e in sample.whole_run()]
+    # Each line is exactly the event's documented `to_json()`.
+    expected = [json.loads(json.dumps(e.to_json())) for e in sample.whole_run()]
+    assert [json.loads(line) for line in lines] == expected
 
 
 def test_message_event_shape() -> None:
