@@ -196,25 +196,42 @@ def main(quick: bool = False) -> list[Row]:
     queue = best_async(repeats, lambda: queue_hop(hops))
     hop = best_async(repeats, lambda: postmaster_hop(hops, EventBus()))
     rows.append(
-        Row("engine: routing per message hop, journal off", hop * 1e6, "us", queue * 1e6, 5.0,
-            note="vs bare asyncio.Queue hop")
-    )  # fmt: skip
+        Row(
+            "engine: routing per message hop, journal off",
+            hop * 1e6,
+            "us",
+            queue * 1e6,
+            5.0,
+            note="vs bare asyncio.Queue hop",
+        )
+    )
     with tempfile.TemporaryDirectory() as folder:
         journaled = journal_bus(Path(folder))
         if journaled is not None:
             bus, flush = journaled
             on = best_async(repeats, lambda: postmaster_hop(hops, bus, flush))
             rows.append(
-                Row("engine: routing per message hop, journal on", on * 1e6, "us", queue * 1e6,
-                    20.0, note="sqlite run file, WAL")
-            )  # fmt: skip
+                Row(
+                    "engine: routing per message hop, journal on",
+                    on * 1e6,
+                    "us",
+                    queue * 1e6,
+                    20.0,
+                    note="sqlite run file, WAL",
+                )
+            )
 
     bare = best_async(repeats, lambda: bare_call(steps))
     step = best_async(repeats, lambda: engine_step(steps))
     rows.append(
-        Row("engine: step per no-op method", step * 1e6, "us", bare * 1e6,
-            note="vs bare coroutine call; no target")
-    )  # fmt: skip
+        Row(
+            "engine: step per no-op method",
+            step * 1e6,
+            "us",
+            bare * 1e6,
+            note="vs bare coroutine call; no target",
+        )
+    )
 
     regions, layers = (100, 10) if quick else (1000, 100)
     workflow = generated_workflow(regions, layers, chains=10 if quick else 50)
@@ -226,13 +243,22 @@ def main(quick: bool = False) -> list[Row]:
     tracemalloc.stop()
     steps_run = counts["steps_ok"] + counts["steps_failed"]
     rows.append(
-        Row(f"engine: {regions} regions x {layers} layers end to end", elapsed, "s",
-            target=10.0, note=f"{steps_run} steps, {counts['messages']} messages, scripted")
-    )  # fmt: skip
+        Row(
+            f"engine: {regions} regions x {layers} layers end to end",
+            elapsed,
+            "s",
+            target=10.0,
+            note=f"{steps_run} steps, {counts['messages']} messages, scripted",
+        )
+    )
     rows.append(
-        Row(f"engine: {regions} regions x {layers} layers peak memory", peak / 2**20, "MiB",
-            note="tracemalloc, engine run only")
-    )  # fmt: skip
+        Row(
+            f"engine: {regions} regions x {layers} layers peak memory",
+            peak / 2**20,
+            "MiB",
+            note="tracemalloc, engine run only",
+        )
+    )
     return rows
 
 

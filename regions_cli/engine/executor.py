@@ -91,6 +91,57 @@ class _Tally:
         return sum(n for k, n in self.outcomes.items() if k not in FAILED_OUTCOMES)
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """How one attempt of a step ended."""
+
+    outcome: str  # ok | nothing | false | failed | timeout
+    detail: str | None = None
+    error: str | None = None
+
+
+class _StepEvents:
+    """Emits the start/finish events of one plan step (its position is fixed)."""
+
+    def __init__(self, bus: EventBus, layer: int, chain: str, index: int, step: Step) -> None:
+        self.bus, self.layer, self.chain, self.index, self.step = bus, layer, chain, index, step
+
+    def started(self, attempt: int) -> None:
+        self.bus.emit(
+            StepStarted(
+                layer=self.layer,
+                chain=self.chain,
+                step=self.index,
+                region=self.step.region,
+                method=self.step.method,
+                attempt=attempt,
+            )
+        )
+
+    def finished(
+        self,
+        outcome: str,
+        duration: float,
+        attempt: int,
+        error: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.bus.emit(
+            StepFinished(
+                layer=self.layer,
+                chain=self.chain,
+                step=self.index,
+                region=self.step.region,
+                method=self.step.method,
+                outcome=outcome,
+                duration=duration,
+                error=error,
+                detail=detail,
+                attempt=attempt,
+            )
+        )
+
+
 def workflow_hash(workflow: Workflow) -> str:
     """A stable hash of the workflow: of its file when it has one, else of its model."""
     if workflow.source is not None and workflow.source.is_file():
@@ -356,126 +407,105 @@ class Engine:
                 return
 
     async def _run_step(self, layer: int, chain: str, index: int, step: Step, tally: _Tally) -> str:
-        emit = self.bus.emit
+        """Run one step with its retries; returns the final outcome."""
+        where = _StepEvents(self.bus, layer, chain, index, step)
         region = self.regions.get(step.region)
         if region is None or step.method not in region.methods():
             what = (
                 "no such region" if region is None else f"a {region.type_name} has no such method"
             )
             problem = f"{step.label}: {what}"
-            emit(
-                StepStarted(
-                    layer=layer, chain=chain, step=index, region=step.region, method=step.method
-                )
-            )
-            emit(
-                StepFinished(
-                    layer=layer, chain=chain, step=index, region=step.region,
-                    method=step.method, outcome="failed", duration=0.0, error=problem,
-                )
-            )  # fmt: skip
+            where.started(1)
+            where.finished("failed", 0.0, 1, error=problem)
             tally.count("failed")
             tally.first_error = tally.first_error or problem
             return "failed"
-        method: Callable[[], Awaitable[Outcome]] = getattr(region, step.method)
-        policy = step.policy
-        attempts = policy.retries + 1
-        origin = Origin(layer, chain, index)
+        attempts = step.policy.retries + 1
         async with region.lock:
             for attempt in range(1, attempts + 1):
-                emit(
-                    StepStarted(
-                        layer=layer, chain=chain, step=index, region=region.name,
-                        method=step.method, attempt=attempt,
-                    )
-                )  # fmt: skip
-                region.capture()
-                region.begin_step(origin)
+                where.started(attempt)
                 started = time.perf_counter()
-                routing: Routing | None = None
-                detail: str | None = None
-                error: str | None = None
                 try:
-                    if policy.timeout is None:
-                        result = await method()
-                    else:
-                        async with asyncio.timeout(policy.timeout):
-                            result = await method()
-                    outcome: str = result.status
-                    detail = result.detail
-                    routing = self.postmaster.route(region, region.take_outbox())
-                    rejected = len(routing.rejected)
-                    if rejected:
-                        outcome = "false"
-                        note = f"{rejected} message(s) rejected by the postmaster"
-                        detail = f"{detail}; {note}" if detail else note
-                    if outcome == "false" and policy.on_false == "fail":
-                        outcome, error = "failed", detail
-                except TimeoutError:
-                    outcome, error = "timeout", f"timed out after {policy.timeout:g} s"
-                except UndeliverableError as exc:
-                    outcome, error = "failed", str(exc)
+                    result = await self._attempt(region, step, Origin(layer, chain, index))
                 except asyncio.CancelledError:
-                    region.rollback()
-                    emit(
-                        StepFinished(
-                            layer=layer, chain=chain, step=index, region=region.name,
-                            method=step.method, outcome="cancelled",
-                            duration=time.perf_counter() - started, error="cancelled",
-                            attempt=attempt,
-                        )
-                    )  # fmt: skip
-                    emit(RegionStatus(region=region.name, status="idle"))
+                    where.finished(
+                        "cancelled", time.perf_counter() - started, attempt, error="cancelled"
+                    )
+                    self.bus.emit(RegionStatus(region=region.name, status="idle"))
                     tally.count("cancelled")
                     raise
-                except Exception as exc:  # a bug in a method must not kill the chain's siblings
-                    outcome, error = "failed", f"{type(exc).__name__}: {exc}"
                 duration = time.perf_counter() - started
-                if outcome in FAILED_OUTCOMES:
-                    if routing is not None:
-                        self.postmaster.discard(routing)
-                    posted = len(routing.messages) if routing is not None else len(region.outbox)
-                    region.rollback()
-                    if posted:
-                        emit(
+                where.finished(result.outcome, duration, attempt, result.error, result.detail)
+                if result.outcome in FAILED_OUTCOMES and attempt < attempts:
+                    continue  # retry from the same (rolled back) state
+                tally.count(result.outcome)
+                if result.outcome in FAILED_OUTCOMES:
+                    self.bus.emit(RegionStatus(region=region.name, status="failed"))
+                    tally.first_error = tally.first_error or f"{step.label}: {result.error}"
+                else:
+                    self.bus.emit(RegionStatus(region=region.name, status="done"))
+                    if result.outcome == "false":
+                        self.bus.emit(
                             Notice(
-                                level="info",
-                                text=f"{step.label}: {posted} message(s) of the failed attempt "
-                                "discarded; state rolled back",
+                                level="warning",
+                                text=f"{step.label}: {result.detail}",
                                 region=region.name,
                             )
                         )
-                    emit(
-                        StepFinished(
-                            layer=layer, chain=chain, step=index, region=region.name,
-                            method=step.method, outcome=outcome, duration=duration,
-                            error=error, detail=detail, attempt=attempt,
-                        )
-                    )  # fmt: skip
-                    if attempt < attempts:
-                        continue
-                    emit(RegionStatus(region=region.name, status="failed"))
-                    tally.count(outcome)
-                    tally.first_error = tally.first_error or f"{step.label}: {error}"
-                    return outcome
-                assert routing is not None
-                await self.postmaster.commit(routing)
-                region.release()
-                emit(
-                    StepFinished(
-                        layer=layer, chain=chain, step=index, region=region.name,
-                        method=step.method, outcome=outcome, duration=duration,
-                        detail=detail, attempt=attempt,
-                    )
-                )  # fmt: skip
-                emit(RegionStatus(region=region.name, status="done"))
-                tally.count(outcome)
-                if outcome == "false":
-                    emit(
-                        Notice(level="warning", text=f"{step.label}: {detail}", region=region.name)
-                    )
-                return outcome
+                return result.outcome
         raise AssertionError("unreachable: the attempt loop always returns")  # pragma: no cover
+
+    async def _attempt(self, region: BaseRegion, step: Step, origin: Origin) -> _Attempt:
+        """One attempt of a step: run the method, then deliver its outbox or roll it all back.
+
+        Cancellation rolls back and propagates; every other failure is returned.
+        """
+        policy = step.policy
+        method: Callable[[], Awaitable[Outcome]] = getattr(region, step.method)
+        region.capture()
+        region.begin_step(origin)
+        routing: Routing | None = None
+        try:
+            if policy.timeout is None:
+                result = await method()
+            else:
+                async with asyncio.timeout(policy.timeout):
+                    result = await method()
+            attempt = _Attempt(result.status, result.detail)
+            routing = self.postmaster.route(region, region.take_outbox())
+            if routing.rejected:
+                note = f"{len(routing.rejected)} message(s) rejected by the postmaster"
+                attempt = _Attempt("false", f"{attempt.detail}; {note}" if attempt.detail else note)
+            if attempt.outcome == "false" and policy.on_false == "fail":
+                attempt = _Attempt("failed", attempt.detail, error=attempt.detail)
+        except asyncio.CancelledError:
+            region.rollback()
+            raise
+        except TimeoutError:
+            attempt = _Attempt("timeout", error=f"timed out after {policy.timeout:g} s")
+        except UndeliverableError as exc:
+            attempt = _Attempt("failed", error=str(exc))
+        except Exception as exc:  # a bug in a method must not kill the chain's siblings
+            attempt = _Attempt("failed", error=f"{type(exc).__name__}: {exc}")
+        if attempt.outcome in FAILED_OUTCOMES:
+            if routing is not None:
+                self.postmaster.discard(routing)
+            posted = len(routing.messages) if routing is not None else len(region.outbox)
+            region.rollback()
+            if posted:
+                self.bus.emit(
+                    Notice(
+                        level="info",
+                        text=f"{step.label}: {posted} message(s) of the failed attempt "
+                        "discarded; state rolled back",
+                        region=region.name,
+                    )
+                )
+            return attempt
+        assert routing is not None
+        await self.postmaster.commit(routing)
+        region.release()
+        return attempt
 
     async def aclose(self) -> None:
         """Close models, stores and listener sinks. Safe to call twice."""

@@ -128,8 +128,10 @@ async def test_retries_exhausted_report_every_attempt() -> None:
     engine, rec = engine_for(wf, llms={"default": FakeModel(LLMError("down"))})
     result = await engine.run()
     assert [(e.outcome, e.attempt) for e in rec.of("step_finished")] == [
-        ("failed", 1), ("failed", 2), ("failed", 3),
-    ]  # fmt: skip
+        ("failed", 1),
+        ("failed", 2),
+        ("failed", 3),
+    ]
     assert len(rec.of("llm_call")) == 3 and all(e.error for e in rec.of("llm_call"))
     assert result.status == "failed"
 
@@ -149,13 +151,15 @@ async def test_on_failure_stop_skips_the_rest_of_the_chain_but_finishes_the_laye
     wf = workflow(
         regions,
         [
-            {"chains": {
-                "bad": [{"step": "A.make_questions", "on_false": "fail"}, "A.clear_replies"],
-                "good": ["C.clear_replies", "C.keep_last_reply_per_source"],
-            }},
+            {
+                "chains": {
+                    "bad": [{"step": "A.make_questions", "on_false": "fail"}, "A.clear_replies"],
+                    "good": ["C.clear_replies", "C.keep_last_reply_per_source"],
+                }
+            },
             layer(main=["B.clear_replies"]),
         ],
-    )  # fmt: skip
+    )
     engine, rec = engine_for(wf, llms={"default": FakeModel("no json")})
     result = await engine.run()
     ran = [
@@ -173,11 +177,15 @@ async def test_on_failure_continue_runs_on_but_reports_failure() -> None:
     wf = workflow(
         pair(),
         [
-            layer(main=[{"step": "A.make_questions", "on_false": "fail", "on_failure": "continue"},
-                        "A.clear_replies"]),
+            layer(
+                main=[
+                    {"step": "A.make_questions", "on_false": "fail", "on_failure": "continue"},
+                    "A.clear_replies",
+                ]
+            ),
             layer(main=["B.clear_replies"]),
         ],
-    )  # fmt: skip
+    )
     engine, rec = engine_for(wf, llms={"default": FakeModel("no json")})
     result = await engine.run()
     assert len(rec.of("step_finished")) == 3
@@ -358,9 +366,14 @@ async def test_event_sequence_of_a_run() -> None:
     engine, rec = engine_for(wf)
     await engine.run()
     assert rec.kinds() == [
-        "run_started", "layer_started", "step_started", "step_finished",
-        "region_status", "layer_finished", "run_finished",
-    ]  # fmt: skip
+        "run_started",
+        "layer_started",
+        "step_started",
+        "step_finished",
+        "region_status",
+        "layer_finished",
+        "run_finished",
+    ]
 
 
 async def test_streaming_tokens_are_events() -> None:

@@ -51,11 +51,14 @@ async def run_asker(delivery: dict[str, Any] | None, *, bypass_region_check: boo
 
 async def test_messages_are_delivered_in_order_with_sequence_numbers() -> None:
     wf = workflow(
-        {"A": {"type": "Region", "task": "t", "connections": ["B", "C"]},
-         "B": {"type": "Region", "task": "t"}, "C": {"type": "Region", "task": "t"}},
+        {
+            "A": {"type": "Region", "task": "t", "connections": ["B", "C"]},
+            "B": {"type": "Region", "task": "t"},
+            "C": {"type": "Region", "task": "t"},
+        },
         [layer(main=["A.make_questions", "B.make_replies", "C.make_replies"])],
         inject=[{"from": "user", "to": "A", "role": "reply", "content": "context"}],
-    )  # fmt: skip
+    )
     engine, rec = engine_for(wf)
     result = await engine.run()
     assert result.ok
@@ -88,8 +91,10 @@ async def test_drop_policy_records_the_rejection_and_delivers_the_rest() -> None
     _engine, rec, result = await run_asker({"undeliverable": "drop"})
     [rejected] = rec.of("message_rejected")
     assert (rejected.rule, rejected.action, rejected.message.destination) == (
-        "not-connected", "drop", "C",
-    )  # fmt: skip
+        "not-connected",
+        "drop",
+        "C",
+    )
     assert [e.message.destination for e in rec.of("message")] == ["B"]
     [finished] = rec.of("step_finished")
     assert finished.outcome == "false" and "rejected" in finished.detail
@@ -112,8 +117,10 @@ async def test_return_policy_sends_a_note_back_to_the_sender() -> None:
     returned = [e for e in rec.of("message") if e.delivery == "returned"]
     [note] = returned
     assert (note.message.source, note.message.destination, note.message.role) == (
-        "postmaster", "A", "reply",
-    )  # fmt: skip
+        "postmaster",
+        "A",
+        "reply",
+    )
     assert "Could not deliver message to 'C'" in note.message.content
     assert "hello C?" in note.message.content
     assert note.message.cause == rejected.message.id
@@ -148,9 +155,11 @@ async def test_max_hops_zero_turns_bounces_into_drops(policy: str) -> None:
 
 
 async def test_replies_only_to_askers_or_connections() -> None:
-    regions = {"A": make_region(RegionConfig("A", "Region", connections={"B": ""})),
-               "B": make_region(RegionConfig("B", "Region")),
-               "C": make_region(RegionConfig("C", "Region"))}  # fmt: skip
+    regions = {
+        "A": make_region(RegionConfig("A", "Region", connections={"B": ""})),
+        "B": make_region(RegionConfig("B", "Region")),
+        "C": make_region(RegionConfig("C", "Region")),
+    }
     pm = Postmaster(regions, DeliveryConfig(undeliverable="drop"))
     b, c = regions["B"], regions["C"]
     assert pm.violation(b, Message("B", "A", "reply", "x")).rule == "not-asked"  # type: ignore[union-attr]
@@ -184,8 +193,10 @@ async def test_injected_unknown_role_is_recorded_not_a_crash() -> None:
 
 
 async def test_unknown_role_posted_by_a_region_is_rejected() -> None:
-    regions = {"A": make_region(RegionConfig("A", "Region", connections={"B": ""})),
-               "B": make_region(RegionConfig("B", "Region"))}  # fmt: skip
+    regions = {
+        "A": make_region(RegionConfig("A", "Region", connections={"B": ""})),
+        "B": make_region(RegionConfig("B", "Region")),
+    }
     pm = Postmaster(regions, DeliveryConfig(undeliverable="return"))
     await pm.send(regions["A"], [Message("A", "B", "gossip", "psst")])
     assert regions["B"].requests == [] and regions["B"].replies == []
@@ -195,13 +206,15 @@ async def test_unknown_role_posted_by_a_region_is_rejected() -> None:
 async def test_listener_gets_a_cc_of_tapped_traffic_only(tmp_path: Path) -> None:
     sink = tmp_path / "trace.jsonl"
     wf = workflow(
-        {"A": {"type": "Region", "task": "t", "connections": ["B"]},
-         "B": {"type": "Region", "task": "t"},
-         "C": {"type": "Region", "task": "t"},
-         "Trace": {"type": "ListenerRegion", "sink": str(sink), "taps": ["B"]}},
+        {
+            "A": {"type": "Region", "task": "t", "connections": ["B"]},
+            "B": {"type": "Region", "task": "t"},
+            "C": {"type": "Region", "task": "t"},
+            "Trace": {"type": "ListenerRegion", "sink": str(sink), "taps": ["B"]},
+        },
         [layer(main=["Trace.start", "A.make_questions", "B.make_replies", "Trace.stop"])],
         inject=[{"from": "user", "to": "C", "role": "reply", "content": "not tapped"}],
-    )  # fmt: skip
+    )
     engine, rec = engine_for(wf)
     assert (await engine.run()).ok
     ccs = [e for e in rec.of("message") if e.delivery == "cc"]

@@ -17,20 +17,40 @@ async def test_rag_region_answers_and_updates_a_real_store(tmp_path: Path) -> No
         "version": 1,
         "name": "rag",
         "embedders": {"default": {"backend": "hash"}},
-        "rags": {"facts": {"path": "facts.db", "documents": [
-            {"text": "The Roman Empire fell in 476 AD", "actors": ["historian"]},
-            {"text": "Zebras are striped horses of Africa", "actors": ["zoo"]},
-        ]}},
-        "regions": {"Facts": {"type": "RAGRegion", "task": "facts", "rag": "facts",
-                              "threshold": 0.1, "reply_with_actors": True}},
+        "rags": {
+            "facts": {
+                "path": "facts.db",
+                "documents": [
+                    {"text": "The Roman Empire fell in 476 AD", "actors": ["historian"]},
+                    {"text": "Zebras are striped horses of Africa", "actors": ["zoo"]},
+                ],
+            }
+        },
+        "regions": {
+            "Facts": {
+                "type": "RAGRegion",
+                "task": "facts",
+                "rag": "facts",
+                "threshold": 0.1,
+                "reply_with_actors": True,
+            }
+        },
         "inject": [
-            {"from": "user", "to": "Facts", "role": "request",
-             "content": "When did the Roman Empire fall?"},
-            {"from": "user", "to": "Facts", "role": "reply",
-             "content": "The Roman Empire fell in 476 AD in the west"},
+            {
+                "from": "user",
+                "to": "Facts",
+                "role": "request",
+                "content": "When did the Roman Empire fall?",
+            },
+            {
+                "from": "user",
+                "to": "Facts",
+                "role": "reply",
+                "content": "The Roman Empire fell in 476 AD in the west",
+            },
         ],
         "plan": [{"chains": {"m": ["Facts.make_replies", "Facts.make_updates"]}}],
-    }  # fmt: skip
+    }
     workflow = build_workflow(data, base_dir=tmp_path)
     bus = EventBus()
     recorder = Recorder(bus)

@@ -126,8 +126,11 @@ def test_build_errors_say_where() -> None:
     wf = workflow({"A": {"type": "Region", "task": "t", "llm": "missing"}}, [])
     with pytest.raises(BuildError, match=r"regions\.A\.llm: no llms entry named 'missing'"):
         build_engine(wf, EventBus())
-    wf = workflow({"A": {"type": "Region", "task": "t"}}, [],
-                  llms={"default": {"backend": "scripted", "rules": [{"match": "("}]}})  # fmt: skip
+    wf = workflow(
+        {"A": {"type": "Region", "task": "t"}},
+        [],
+        llms={"default": {"backend": "scripted", "rules": [{"match": "("}]}},
+    )
     with pytest.raises(BuildError, match=r"llms\.default"):
         build_engine(wf, EventBus())
 
