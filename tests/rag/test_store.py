@@ -245,3 +245,21 @@ def test_bad_chunking_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(RagError, match="overlap"):
         RagStore(tmp_path / "x.db", HashEmbedder(8), chunk_size=10, overlap=10)
     assert not (tmp_path / "x.db").exists()
+
+
+def test_an_older_store_is_migrated_in_place_keeping_its_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from regions_cli.rag import store as store_module
+
+    path = tmp_path / "facts.db"
+    with RagStore(path, HashEmbedder(64)) as rag:
+        rag.add_text_sync(ZEBRA, ["historian"])
+    v2 = ("ALTER TABLE chunks ADD COLUMN source TEXT",)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(store_module.MIGRATIONS, 2, v2)
+    with RagStore(path, HashEmbedder(64)) as migrated:
+        assert migrated.stats().schema_version == 2
+        assert migrated.search_sync("zebra", k=1)[0].actors == ("historian",)
+    columns = [row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(chunks)")]
+    assert "source" in columns
