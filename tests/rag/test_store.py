@@ -263,3 +263,15 @@ def test_an_older_store_is_migrated_in_place_keeping_its_data(
         assert migrated.search_sync("zebra", k=1)[0].actors == ("historian",)
     columns = [row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(chunks)")]
     assert "source" in columns
+
+
+def test_a_search_reads_only_the_hits_once_the_matrix_is_cached(store: RagStore) -> None:
+    store.ingest([doc(f"d{i}", f"note {i} about zebras") for i in range(50)])
+    store.search_sync("zebras", k=3)  # first search loads the matrix
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    hits = store.search_sync("zebras", k=3)
+    store._conn.set_trace_callback(None)
+    assert len(hits) == 3
+    assert not any("FROM embeddings" in s for s in statements), statements  # no reload
+    assert len(statements) == 3  # data_version, the 3 chunk rows, their actors
