@@ -472,20 +472,28 @@ def empty_chain(ctx: Context) -> Iterator[Finding]:
 
 @check("duplicate-layer-label")
 def duplicate_layer_label(ctx: Context) -> Iterator[Finding]:
-    seen: dict[str, int] = {}
-    for i, layer in enumerate(_list(ctx.data.get("plan"))):
-        label = _mapping(layer).get("layer")
-        if not isinstance(label, str):
+    # A layer without a label is called layer-<index>; an explicit label may collide with that.
+    layers = [_mapping(layer) for layer in _list(ctx.data.get("plan"))]
+    explicit = [
+        layer.get("layer") if isinstance(layer.get("layer"), str) else None for layer in layers
+    ]
+    effective = [label or f"layer-{i}" for i, label in enumerate(explicit)]
+    for i, label in enumerate(effective):
+        first = effective.index(label)
+        if first == i:
             continue
-        if label in seen:
-            yield ctx.finding(
-                "duplicate-layer-label",
-                f"layer label '{label}' is used by layers {seen[label] + 1} and {i + 1}",
-                ("plan", i, "layer"),
-                hint="labels name layers for `regions step --layer`; make them unique",
-            )
-        else:
-            seen[label] = i
+        # Point at an explicit label: this one if it has one, else the earlier one.
+        at = i if explicit[i] is not None else first
+        if explicit[at] is None:
+            continue  # two default labels never collide (indices differ)
+        implied = explicit[first] is None or explicit[i] is None
+        note = " (an unlabelled layer is named layer-<index from 0>)" if implied else ""
+        yield ctx.finding(
+            "duplicate-layer-label",
+            f"layer label '{label}' is used by layers {first + 1} and {i + 1}{note}",
+            ("plan", at, "layer"),
+            hint="labels name layers for `regions step --layer`; make them unique",
+        )
 
 
 @check("missing-reroute-target")
