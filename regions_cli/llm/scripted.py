@@ -1,10 +1,11 @@
 """A deterministic model for tests, CI and demos: ``backend: scripted``.
 
-It answers from ``rules`` (the first rule whose regex matches the flattened prompt wins),
-then ``fallback``, then a deterministic echo of the request. When the request asks for JSON
-(`CompletionRequest.json_schema`) and no rule matches, it answers with a document that fits the
-schema: for the question list of ``make_questions`` one question to every name the schema
-allows (the names are in the schema's ``enum``), so ``{backend: scripted}`` alone runs any plan.
+It answers from ``rules`` (the first rule whose regex matches the flattened prompt, system
+turn included, wins). When no rule matches and the request asks for JSON
+(`CompletionRequest.json_schema`), it answers with a document that fits the schema: for the
+question list of ``make_questions`` one question to every name the schema allows (the names are
+in the schema's ``enum``), so ``{backend: scripted}`` alone runs any plan. Otherwise it answers
+``fallback``, or a deterministic echo of the request.
 ``latency`` makes every call take that many seconds (it simulates a slow model), ``stream: true``
 passes the answer to ``on_token`` word by word. Usage is estimated by whitespace split.
 
@@ -114,11 +115,11 @@ class ScriptedModel:
                     raise LLMError(f"scripted model {self.name!r}: {rule.error}")
                 assert rule.reply is not None
                 return rule.reply
-        if self.fallback is not None:
-            return self.fallback
-        if request.json_schema is not None:
+        if request.json_schema is not None:  # structured output: a fitting document
             focus = _first_line(_text_of(request.messages, "system"))
             return json.dumps(_document_for(request.json_schema, focus))
+        if self.fallback is not None:
+            return self.fallback
         return f"Echo: {_last_user(request.messages)}"
 
 

@@ -48,7 +48,8 @@ async def test_no_rules_echo_the_request_with_word_count_usage() -> None:
 
 
 async def test_json_schema_gets_a_question_to_every_allowed_name() -> None:
-    completion = await scripted().complete(ask("ask", question_list_schema(["A", "B"])))
+    model = scripted(fallback="prose is for prose requests")
+    completion = await model.complete(ask("ask", question_list_schema(["A", "B"])))
     items = json.loads(completion.text)
     assert [i["source"] for i in items] == ["A", "B"]
     assert all(isinstance(i["question"], str) and i["question"] for i in items)
