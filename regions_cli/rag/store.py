@@ -347,11 +347,11 @@ class RagStore:
         `batch_chunks` at a time; each group is written in one transaction. `progress` is called
         once per document as it is done.
         """
-        added = replaced = unchanged = total = 0
+        added = replaced = unchanged = total = pending = 0
         group: list[_Prepared] = []
 
         def flush() -> None:
-            nonlocal added, replaced, total
+            nonlocal added, replaced, total, pending
             texts = [content for item in group for content, _ in item.chunks]
             vectors = self._embed(texts) if texts else None
             with self._guard(), self._transaction() as conn:
@@ -367,6 +367,7 @@ class RagStore:
                 if progress is not None:
                     progress(item.document)
             group.clear()
+            pending = 0
 
         for document in documents:
             fingerprint = document.fingerprint(self.chunk_size, self.overlap, self.embedder.model)
@@ -376,7 +377,8 @@ class RagStore:
                     progress(document)
                 continue
             group.append(_Prepared(document, fingerprint, self._chunk_passages(document)))
-            if sum(len(item.chunks) for item in group) >= batch_chunks:
+            pending += len(group[-1].chunks)
+            if pending >= batch_chunks:
                 flush()
         if group:
             flush()
