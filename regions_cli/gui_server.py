@@ -326,7 +326,10 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         except Exception as exc:  # a bug: answer with one line rather than drop the connection
             self.close_connection = True
-            self._json({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+            self._json(
+                {"error": f"internal error: {type(exc).__name__}: {exc}"},
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+            )
 
     def _check_origin(self, method: str) -> None:
         port = self.server.port

@@ -5,6 +5,7 @@ import {
   MarkerType,
   MiniMap,
   ReactFlow,
+  useReactFlow,
   type Connection,
   type Edge,
   type NodeChange,
@@ -14,6 +15,7 @@ import * as api from './api';
 import { PlanEditor } from './components/PlanEditor';
 import { RegionNode, type RegionFlowNode } from './components/RegionNode';
 import { RegionPanel } from './components/RegionPanel';
+import { TypeIcon } from './components/TypeIcon';
 import { REGION_TYPES, typeStyle } from './model/methods';
 import { isRecord, NEW_WORKFLOW, WorkflowDoc, type Position } from './model/workflowDoc';
 import { formatPath } from './validate/problem';
@@ -24,9 +26,25 @@ const nodeTypes = { region: RegionNode };
 type Selection = { kind: 'region'; name: string } | { kind: 'edge'; source: string; target: string } | null;
 type Tab = 'inspect' | 'problems' | 'run' | 'source';
 
-/** Where a region without a stored position goes: a grid, so unpositioned files still read well. */
-function autoPosition(index: number): Position {
-  return { x: 40 + (index % 4) * 260, y: 40 + Math.floor(index / 4) * 170 };
+/**
+ * Where regions without a stored position go: a column per plan layer (the first layer a
+ * region acts in), so an unpositioned file reads left to right in plan order.
+ */
+function autoPositions(doc: WorkflowDoc): Record<string, Position> {
+  const column = new Map<string, number>();
+  doc.plan().forEach((layer, li) => {
+    for (const chain of layer.chains) for (const step of chain.steps) if (!column.has(step.region)) column.set(step.region, li);
+  });
+  const last = Math.max(-1, ...column.values()) + 1;
+  const rows = new Map<number, number>();
+  const out: Record<string, Position> = {};
+  for (const name of doc.regionNames()) {
+    const col = column.get(name) ?? last;
+    const row = rows.get(col) ?? 0;
+    rows.set(col, row + 1);
+    out[name] = { x: 40 + col * 280, y: 40 + row * 150 };
+  }
+  return out;
 }
 
 export function App() {
@@ -76,6 +94,10 @@ export function App() {
   /** Apply one change to the document; a refused change (bad name...) is shown, not thrown. */
   const edit = useCallback(
     (change: (doc: WorkflowDoc) => void): boolean => {
+      if (wdoc.errors.length) {
+        setStatus({ text: `Fix the YAML first (source tab): ${wdoc.errors[0]}`, error: true });
+        return false;
+      }
       try {
         change(wdoc);
       } catch (error) {
@@ -91,17 +113,17 @@ export function App() {
 
   // Nodes follow the document; React Flow only owns them while a drag is in flight.
   useEffect(() => {
-    const positions = wdoc.positions();
+    const positions = { ...autoPositions(wdoc), ...wdoc.positions() };
     const names = wdoc.regionNames();
     const regions = isRecord(data.regions) ? data.regions : {};
     setNodes((current) => {
       const selected = new Set(current.filter((n) => n.selected).map((n) => n.id));
-      return names.map((name, index) => {
+      return names.map((name) => {
         const region = isRecord(regions[name]) ? regions[name] : {};
         return {
           id: name,
           type: 'region' as const,
-          position: positions[name] ?? autoPosition(index),
+          position: positions[name],
           selected: selected.has(name) || (selection?.kind === 'region' && selection.name === name),
           data: {
             name,
@@ -141,10 +163,16 @@ export function App() {
     setNodes((current) => applyNodeChanges(changes.filter((c) => c.type !== 'remove'), current));
   }, []);
 
+  const flow = useReactFlow();
+  const canvas = useRef<HTMLElement>(null);
   const addRegion = () => {
-    const index = wdoc.regionNames().length;
+    // In the middle of what the user is looking at, a little apart from the last one added.
+    const rect = canvas.current?.getBoundingClientRect();
+    const center = rect ? flow.screenToFlowPosition({ x: rect.x + rect.width / 2, y: rect.y + rect.height / 2 }) : { x: 0, y: 0 };
+    const shift = (wdoc.regionNames().length % 5) * 24;
+    const position = { x: center.x - 100 + shift, y: center.y - 40 + shift };
     let name = '';
-    if (edit((d) => (name = d.addRegion(addType, autoPosition(index))))) {
+    if (edit((d) => (name = d.addRegion(addType, position)))) {
       setSelection({ kind: 'region', name });
       setTab('inspect');
     }
@@ -266,7 +294,7 @@ export function App() {
         <select value={addType} data-testid="add-type" onChange={(e) => setAddType(e.target.value)}>
           {REGION_TYPES.map((t) => (
             <option key={t} value={t}>
-              {typeStyle(t).icon} {t}
+              {t}
             </option>
           ))}
         </select>
@@ -290,7 +318,7 @@ export function App() {
         )}
       </header>
       <main className="main">
-        <section className="canvas">
+        <section className="canvas" ref={canvas}>
           <ReactFlow<RegionFlowNode, Edge>
             nodes={nodes}
             edges={edges}
@@ -419,7 +447,7 @@ function WorkflowSummary({ data }: { data: Record<string, unknown> }) {
       <ul className="legend">
         {REGION_TYPES.map((t) => (
           <li key={t}>
-            <span className="legend-dot" style={{ background: typeStyle(t).color }} /> {typeStyle(t).icon} {t}
+            <span className="legend-dot" style={{ background: typeStyle(t).color }} /> <TypeIcon type={t} /> {t}
           </li>
         ))}
       </ul>
@@ -439,7 +467,7 @@ function RunFeed({ events, server }: { events: api.RunEvent[]; server: boolean }
         </p>
       )}
       <ol>
-        {events.filter((e) => e.kind !== 'token').map((e, i) => (
+        {events.filter((e) => !QUIET_EVENTS.has(e.kind)).map((e, i) => (
           <li key={i} className={`event event-${e.kind}`}>
             {describeEvent(e)}
           </li>
@@ -448,6 +476,9 @@ function RunFeed({ events, server }: { events: api.RunEvent[]; server: boolean }
     </div>
   );
 }
+
+/** Events the feed leaves out: they drive the node badges and chips instead. */
+const QUIET_EVENTS = new Set(['token', 'region_status', 'step_started', 'llm_call', 'run_exit']);
 
 function describeEvent(e: api.RunEvent): string {
   const m = isRecord(e.message) ? e.message : {};
@@ -468,6 +499,8 @@ function describeEvent(e: api.RunEvent): string {
       return `${String(e.level)}: ${String(e.text)}`;
     case 'error':
       return `error: ${String(e.text ?? e.message)}`;
+    case 'findings':
+      return `✗ the saved file does not verify: ${String(e.errors)} error(s); see the problems tab`;
     default:
       return e.kind;
   }

@@ -4,36 +4,7 @@ import { WorkflowDoc } from '../src/model/workflowDoc';
 import { validate } from '../src/validate';
 import { RULE_SEVERITY } from '../src/validate/rules';
 import { help } from '../src/validate';
-
-const BASE = `version: 1
-name: lookup
-llms:
-  default: {backend: scripted}
-embedders:
-  default: {backend: hash, dimensions: 64}
-rags:
-  facts: {path: facts.db, chunk_size: 100, overlap: 10}
-regions:
-  Historian:
-    type: Region
-    task: Answer questions about history.
-    connections: [Facts]
-  Facts:
-    type: RAGRegion
-    task: Provide facts.
-    rag: facts
-    connections: [Historian]
-  Trace:
-    type: ListenerRegion
-    taps: [Historian]
-inject:
-  - {from: user, to: Historian, role: request, content: "Who?"}
-delivery: {undeliverable: drop}
-plan:
-  - layer: ask
-    chains:
-      main: [Trace.start, Historian.make_questions, Facts.make_replies, Historian.make_replies]
-`;
+import { BASE, CASES } from './cases';
 
 /** The rule ids of the problems of BASE after `change`. */
 function rulesAfter(change: (text: string) => string): string[] {
@@ -54,35 +25,7 @@ describe('validator', () => {
     for (const rule of Object.keys(RULE_SEVERITY)) expect(pythonRules).toContain(rule);
   });
 
-  const cases: Array<[string, (t: string) => string]> = [
-    ['yaml-syntax', (t) => t + 'plan: [oops\n'],
-    ['duplicate-key', (t) => t.replace('name: lookup', 'name: lookup\nname: again')],
-    ['not-a-mapping', () => '- just\n- a list\n'],
-    ['unknown-key', (t) => t.replace('    rag: facts', '    rag: facts\n    colour: red')],
-    ['key-not-for-type', (t) => t.replace('    task: Answer questions about history.', '    task: Answer questions about history.\n    rag: facts')],
-    ['missing-key', (t) => t.replace('    rag: facts\n', '')],
-    ['wrong-type', (t) => t.replace('chunk_size: 100', 'chunk_size: lots')],
-    ['invalid-value', (t) => t.replace('type: RAGRegion', 'type: RagRegion')],
-    ['unsupported-version', (t) => t.replace('version: 1', 'version: 2')],
-    ['unknown-region', (t) => t.replace('connections: [Facts]', 'connections: [Facts, Nobody]')],
-    ['unknown-method', (t) => t.replace('Facts.make_replies', 'Facts.make_questions')],
-    ['region-in-two-chains', (t) => t + '      side: [Historian.summarize_replies]\n'],
-    ['unknown-llm', (t) => t.replace('    connections: [Facts]', '    connections: [Facts]\n    llm: gpt')],
-    ['unknown-rag', (t) => t.replace('rag: facts', 'rag: stories')],
-    ['unknown-embedder', (t) => t.replace('overlap: 10}', 'overlap: 10, embedder: e5}')],
-    ['missing-default-llm', (t) => t.replace('  default: {backend: scripted}', '  other: {backend: scripted}')],
-    ['missing-default-embedder', (t) => t.replace('  default: {backend: hash, dimensions: 64}', '  other: {backend: hash, dimensions: 64}')],
-    ['overlap-too-large', (t) => t.replace('overlap: 10', 'overlap: 100')],
-    ['empty-plan', (t) => t.replace(/plan:\n[\s\S]*$/, 'plan: []\n')],
-    ['empty-layer', (t) => t + '  - chains: {}\n'],
-    ['empty-chain', (t) => t + '      empty: []\n'],
-    ['duplicate-layer-label', (t) => t + '  - layer: ask\n    chains:\n      again: [Facts.clear_replies]\n'],
-    ['missing-reroute-target', (t) => t.replace('{undeliverable: drop}', '{undeliverable: reroute}')],
-    ['bad-interpolation', (t) => t.replace('task: Provide facts.', 'task: "Provide ${facts."')],
-    ['unused-region', (t) => t.replace('Trace.start, ', '')],
-    ['self-connection', (t) => t.replace('connections: [Facts]', 'connections: [Facts, Historian]')],
-    ['unreachable-replies', (t) => t.replace('connections: [Historian]', 'connections: []').replace('to: Historian', 'to: Facts')],
-  ];
+  const cases = CASES;
 
   for (const [rule, change] of cases) {
     it(`reports ${rule}`, () => {
@@ -123,5 +66,21 @@ describe('schema help', () => {
       expect(help.region[key], key).toBeTruthy();
     }
     expect(help.top.plan).toBeTruthy();
+  });
+});
+
+describe('validator details shared with regions verify', () => {
+  it('does not count an unused listener', () => {
+    expect(rulesAfter((t) => t.replace('Trace.start, ', ''))).toEqual([]);
+  });
+
+  it('treats $${ as a literal and a bare ${ as malformed', () => {
+    expect(rulesAfter((t) => t.replace('task: Provide facts.', 'task: "costs $${price}"'))).toEqual([]);
+    expect(rulesAfter((t) => t.replace('task: Provide facts.', 'task: "costs ${ price"'))).toEqual(['bad-interpolation']);
+  });
+
+  it('reports a region in two chains once per layer', () => {
+    const rules = rulesAfter((t) => t + '      side: [Historian.summarize_replies, Historian.clear_replies]\n');
+    expect(rules.filter((r) => r === 'region-in-two-chains')).toHaveLength(1);
   });
 });

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from gui_workflow import WORKFLOW
 
 from regions_cli.gui_server import GuiServer
 
-from gui_workflow import WORKFLOW
 
 @pytest.fixture
 def dist(tmp_path: Path) -> Path:

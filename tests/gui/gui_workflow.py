@@ -11,8 +11,8 @@ llms:
   default:
     backend: scripted   # deterministic, no model
     rules:
-      - {match: "(?i)question", reply: "Zebras were led by Zed."}
-    fallback: "A short answer."
+      - {match: "dictionary of sources", reply: '[{"source": "Expert", "question": "Who?"}]'}
+    fallback: "Zebras were led by Zed."
 
 regions:
   # The one the user talks to.
@@ -39,4 +39,3 @@ plan:
     chains:
       main: [Asker.make_replies]
 """
-

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from gui_workflow import WORKFLOW
 from typer.testing import CliRunner
 
 from regions_cli import gui_server
 from regions_cli.cli.app import app
-
-from gui_workflow import WORKFLOW
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,7 +118,9 @@ def test_the_committed_build_matches_the_sources() -> None:
     if not (ROOT / "gui" / "src").is_dir():
         pytest.skip("not a source checkout")
     stamp = ROOT / "regions_cli" / "gui_dist" / "SOURCE_HASH"
-    assert stamp.is_file(), "regions_cli/gui_dist is not built: run `npm ci && npm run build` in gui/"
+    assert stamp.is_file(), (
+        "regions_cli/gui_dist is not built: run `npm ci && npm run build` in gui/"
+    )
     assert stamp.read_text("utf-8").strip() == source_hash(ROOT), (
         "regions_cli/gui_dist is older than gui/src: run `npm run build` in gui/ and commit it"
     )

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from gui_workflow import WORKFLOW
 
 from regions_cli.gui_server import GuiServer, text_hash
-
-from gui_workflow import WORKFLOW
 
 JSON = {"Content-Type": "application/json"}
 
@@ -63,7 +62,9 @@ def test_put_refuses_to_overwrite_a_file_changed_on_disk(
     client: httpx.Client, workflow_file: Path
 ) -> None:
     workflow_file.write_text(WORKFLOW + "# edited elsewhere\n", "utf-8")
-    response = client.put("/api/file", json={"text": "version: 1\n", "base_hash": text_hash(WORKFLOW)})
+    response = client.put(
+        "/api/file", json={"text": "version: 1\n", "base_hash": text_hash(WORKFLOW)}
+    )
     assert response.status_code == 409
     assert "changed on disk" in response.json()["error"]
     assert workflow_file.read_text("utf-8").endswith("# edited elsewhere\n")
@@ -95,7 +96,9 @@ def test_put_rejects_bad_bodies_with_one_line(
     assert workflow_file.read_text("utf-8") == WORKFLOW
 
 
-def test_put_refuses_a_workflow_over_the_size_limit(client: httpx.Client, workflow_file: Path) -> None:
+def test_put_refuses_a_workflow_over_the_size_limit(
+    client: httpx.Client, workflow_file: Path
+) -> None:
     big = "#" * (1024 * 1024 + 1)
     response = client.put("/api/file", json={"text": big, "base_hash": text_hash(WORKFLOW)})
     assert response.status_code == 413
@@ -172,7 +175,12 @@ def test_verify_uses_the_python_verifier(client: httpx.Client, workflow_file: Pa
 
 
 REGISTRY = [
-    {"name": "foo", "type": "Region", "task": "Important job", "connections": {"bar": "Does things"}},
+    {
+        "name": "foo",
+        "type": "Region",
+        "task": "Important job",
+        "connections": {"bar": "Does things"},
+    },
     {"name": "bar", "type": "Region", "task": "Does things", "connections": {}},
 ]
 PLAN = {
@@ -214,9 +222,10 @@ def test_import_rejects_bad_input_with_one_line(
 def test_run_streams_the_same_events_as_run_json(
     client: httpx.Client, server: GuiServer, workflow_file: Path
 ) -> None:
-    with httpx.Client(base_url=server.url, timeout=60) as stream_client, stream_client.stream(
-        "GET", "/api/events"
-    ) as events:
+    with (
+        httpx.Client(base_url=server.url, timeout=60) as stream_client,
+        stream_client.stream("GET", "/api/events") as events,
+    ):
         assert events.headers["content-type"].startswith("text/event-stream")
         lines = events.iter_lines()
         assert next(lines) == ": connected"
@@ -238,9 +247,10 @@ def test_run_streams_the_same_events_as_run_json(
     assert event["exit_code"] == 0
     assert any(m["source"] == "Expert" and m["destination"] == "Asker" for m in messages)
     # A page that connects after the run still gets the whole run.
-    with httpx.Client(base_url=server.url, timeout=60) as late, late.stream(
-        "GET", "/api/events"
-    ) as replay:
+    with (
+        httpx.Client(base_url=server.url, timeout=60) as late,
+        late.stream("GET", "/api/events") as replay,
+    ):
         replayed = []
         for line in replay.iter_lines():
             if line.startswith("data: "):

@@ -1,5 +1,6 @@
 import { Handle, Position, type Node, type NodeProps } from '@xyflow/react';
 import { typeStyle } from '../model/methods';
+import { TypeIcon } from './TypeIcon';
 
 export type RegionNodeData = {
   name: string;
@@ -25,7 +26,7 @@ export function RegionNode({ data, selected }: NodeProps<RegionFlowNode>) {
     >
       <Handle type="target" position={Position.Left} style={{ background: style.color }} />
       <div className="region-node-head" style={{ background: style.color }}>
-        <span className="region-node-icon">{style.icon}</span>
+        <TypeIcon type={data.type} />
         <span className="region-node-name">{data.name}</span>
         {hasProblems && <span className="region-node-badge">{data.problems.length}</span>}
       </div>

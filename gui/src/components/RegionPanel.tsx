@@ -3,6 +3,7 @@ import { LLM_REGION_TYPES, REGION_TYPES, typeStyle } from '../model/methods';
 import { isRecord, type WorkflowDoc } from '../model/workflowDoc';
 import type { Problem } from '../validate/problem';
 import { CommitInput, Field } from './fields';
+import { TypeIcon } from './TypeIcon';
 
 const PROMPTS = ['system', 'make_replies', 'make_questions', 'summarize_replies'] as const;
 
@@ -40,7 +41,7 @@ export function RegionPanel({ doc, data, name, help, problems, edit, onRenamed, 
   return (
     <div className="panel region-panel" data-testid="region-panel">
       <h2 style={{ borderColor: style.color }}>
-        {style.icon} {name}
+        <TypeIcon type={type} /> {name}
       </h2>
       {problems.length > 0 && (
         <ul className="inline-problems">

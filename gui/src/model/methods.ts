@@ -46,15 +46,15 @@ export function isRegionType(value: unknown): value is RegionType {
   return typeof value === 'string' && (REGION_TYPES as readonly string[]).includes(value);
 }
 
-/** Colour and icon per type, used by nodes, chips and the legend. */
-export const TYPE_STYLE: Record<RegionType, { color: string; icon: string; label: string }> = {
-  Region: { color: '#4f7cff', icon: '💬', label: 'Region' },
-  FeedForwardRegion: { color: '#00a3a3', icon: '⏩', label: 'Feed-forward' },
-  RAGRegion: { color: '#c2410c', icon: '📚', label: 'RAG' },
-  BroadcastRegion: { color: '#9333ea', icon: '📣', label: 'Broadcast' },
-  ListenerRegion: { color: '#6b7280', icon: '👂', label: 'Listener' },
+/** Colour and label per type, used by nodes, chips and the legend (icons: TypeIcon). */
+export const TYPE_STYLE: Record<RegionType, { color: string; label: string }> = {
+  Region: { color: '#4f7cff', label: 'Region' },
+  FeedForwardRegion: { color: '#00a3a3', label: 'Feed-forward' },
+  RAGRegion: { color: '#c2410c', label: 'RAG' },
+  BroadcastRegion: { color: '#9333ea', label: 'Broadcast' },
+  ListenerRegion: { color: '#6b7280', label: 'Listener' },
 };
 
-export function typeStyle(type: unknown): { color: string; icon: string; label: string } {
-  return isRegionType(type) ? TYPE_STYLE[type] : { color: '#b91c1c', icon: '❓', label: String(type ?? '?') };
+export function typeStyle(type: unknown): { color: string; label: string } {
+  return isRegionType(type) ? TYPE_STYLE[type] : { color: '#b91c1c', label: String(type ?? '?') };
 }

@@ -19,6 +19,7 @@ import {
   type Pair,
 } from 'yaml';
 import { TASK_REQUIRED, TYPE_ONLY_KEYS } from './methods';
+import { mergeFormatting } from './preserve';
 
 /** Options used for every save: no line folding, `[a, b]` rather than `[ a, b ]`. */
 export const STRINGIFY_OPTIONS = { lineWidth: 0, flowCollectionPadding: false } as const;
@@ -43,25 +44,41 @@ export type PathKey = string | number;
 export class WorkflowDoc {
   readonly doc: Document;
   readonly lineCounter: LineCounter;
+  /** The text as loaded, and the `yaml` package's rendering of it (see preserve.ts). */
+  private readonly original: string;
+  private readonly rendered: string;
 
-  private constructor(doc: Document, lineCounter: LineCounter) {
+  private constructor(doc: Document, lineCounter: LineCounter, original: string) {
     this.doc = doc;
     this.lineCounter = lineCounter;
+    this.original = original;
+    this.rendered = doc.errors.length ? original : doc.toString(STRINGIFY_OPTIONS);
   }
 
   /** Parse `text`. Syntax errors are kept in `errors` (the document may be partial). */
   static parse(text: string): WorkflowDoc {
     const lineCounter = new LineCounter();
     const doc = parseDocument(text, { lineCounter, keepSourceTokens: false, uniqueKeys: true });
-    return new WorkflowDoc(doc, lineCounter);
+    return new WorkflowDoc(doc, lineCounter, text);
   }
 
   get errors(): string[] {
     return this.doc.errors.map((e) => e.message.split('\n')[0]);
   }
 
+  /**
+   * The document as text: the original text where no edit reached, the new rendering where
+   * one did. A document with syntax errors is returned as loaded (edits are refused then).
+   */
   toString(): string {
-    return this.doc.toString(STRINGIFY_OPTIONS);
+    if (this.doc.errors.length) return this.original;
+    const after = this.doc.toString(STRINGIFY_OPTIONS);
+    const merged = mergeFormatting(this.original, this.rendered, after);
+    if (merged === null || merged === after) return after;
+    // Only ever hand back a merge that means exactly what the edited document means.
+    const check = parseDocument(merged, { uniqueKeys: true });
+    const same = check.errors.length === 0 && JSON.stringify(check.toJS()) === JSON.stringify(this.doc.toJS());
+    return same ? merged : after;
   }
 
   /** The document as plain data (what the validator and the views read). */

@@ -15,7 +15,9 @@ export function validate(data: Record<string, unknown>, doc?: WorkflowDoc): Prob
     message: error.message.split('\n')[0],
     path: [],
   }));
-  if (syntax.length) return syntax;
+  // As in regions verify: a syntax error hides the duplicate keys the parser also noticed.
+  const fatal = syntax.filter((p) => p.rule === 'yaml-syntax');
+  if (syntax.length) return fatal.length ? fatal : syntax;
   if (Object.keys(data).length === 0) {
     return [{ rule: 'not-a-mapping', severity: 'error', message: 'the document is empty or is not a mapping', path: [] }];
   }

@@ -36,7 +36,9 @@ export type RuleId = keyof typeof RULE_SEVERITY;
 
 /** A value taken from the environment at run time: the editor cannot resolve it, so skips it. */
 function interpolated(value: unknown): boolean {
-  return typeof value === 'string' && value.includes('${');
+  if (typeof value !== 'string') return false;
+  for (const match of value.matchAll(TOKEN)) if (match[1] !== undefined) return true;
+  return false;
 }
 
 function entries(value: unknown): Array<[string, Record<string, unknown>]> {
@@ -67,14 +69,21 @@ function steps(data: Record<string, unknown>): StepAt[] {
       list.forEach((item, si) => {
         const text = typeof item === 'string' ? item : isRecord(item) && typeof item.step === 'string' ? item.step : undefined;
         const ref = text === undefined ? undefined : parseStep(text);
-        if (ref) out.push({ ...ref, path: ['plan', li, 'chains', chain, si], layer: li, chain });
+        const path: PathKey[] = typeof item === 'string' ? ['plan', li, 'chains', chain, si] : ['plan', li, 'chains', chain, si, 'step'];
+        if (ref) out.push({ ...ref, path, layer: li, chain });
       });
     }
   });
   return out;
 }
 
-const BAD_INTERPOLATION = /\$\{(?![A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\})/;
+/** The loader's `${...}` tokens: an escaped `$${`, a well-formed `${NAME[:-default]}`, or a bad `${`. */
+const TOKEN = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}|\$\{/g;
+
+function malformed(text: string): boolean {
+  for (const match of text.matchAll(TOKEN)) if (match[0] === '${') return true;
+  return false;
+}
 
 function walkStrings(value: unknown, path: PathKey[], visit: (text: string, path: PathKey[]) => void): void {
   if (typeof value === 'string') visit(value, path);
@@ -93,7 +102,7 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
   }
 
   walkStrings(data, [], (text, path) => {
-    if (BAD_INTERPOLATION.test(text)) report('bad-interpolation', path, `malformed \`\${...}\` in ${path.join('.')}: use \${NAME} or \${NAME:-default}`);
+    if (malformed(text)) report('bad-interpolation', path, `malformed \`\${...}\` in ${path.join('.')}: use \${NAME} or \${NAME:-default}`);
   });
 
   const regions = entries(data.regions);
@@ -114,9 +123,9 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
       if (target === name) report('self-connection', ['regions', name, 'connections'], `${name} is connected to itself`);
       else if (!isRegion(target)) report('unknown-region', ['regions', name, 'connections', target], `${name} connects to ${target}, which is not a region`);
     }
-    for (const tap of namesOf(region.taps)) {
-      if (!isRegion(tap)) report('unknown-region', ['regions', name, 'taps'], `${name} taps ${tap}, which is not a region`);
-    }
+    namesOf(region.taps).forEach((tap, i) => {
+      if (!isRegion(tap)) report('unknown-region', ['regions', name, 'taps', i], `${name} taps ${tap}, which is not a region`);
+    });
     const type = region.type;
     if (typeof type === 'string' && LLM_REGION_TYPES.has(type)) {
       if (region.llm === undefined) {
@@ -161,6 +170,7 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
   }
   const regionTypes = new Map(regions.map(([name, r]) => [name, r.type]));
   const chainOf = new Map<string, string>();
+  const twoChains = new Set<string>();
   const used = new Set<string>();
   for (const step of steps(data)) {
     used.add(step.region);
@@ -170,18 +180,19 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
     }
     const type = regionTypes.get(step.region);
     if (typeof type === 'string' && methodsOf(type).length && !methodsOf(type).includes(step.method)) {
-      report('unknown-method', step.path, `${step.region} is a ${type}, which has no method ${step.method} (it has ${methodsOf(type).join(', ')})`);
+      report('unknown-method', step.path, `${step.region} is a ${type}, which has no method ${step.method} (it has ${methodsOf(type).join(', ')})`, step.region);
     }
     const key = `${step.layer}/${step.region}`;
     const first = chainOf.get(key);
     if (first === undefined) chainOf.set(key, step.chain);
-    else if (first !== step.chain) {
-      report('region-in-two-chains', step.path, `${step.region} is in chains ${first} and ${step.chain} of layer ${step.layer + 1}; chains run concurrently`);
+    else if (first !== step.chain && !twoChains.has(key)) {
+      twoChains.add(key);
+      report('region-in-two-chains', step.path, `${step.region} is in chains ${first} and ${step.chain} of layer ${step.layer + 1}; chains run concurrently`, step.region);
     }
   }
 
   // Inject and delivery.
-  const injected = new Set<string>();
+  const injected = new Set<string>(); // regions something is sent to from outside
   if (Array.isArray(data.inject)) {
     data.inject.forEach((item, i) => {
       if (!isRecord(item) || item.to === undefined) return;
@@ -191,24 +202,26 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
   }
   if (isRecord(data.delivery)) {
     const { undeliverable, reroute_to: rerouteTo } = data.delivery;
-    if (undeliverable === 'reroute' && (rerouteTo === undefined || rerouteTo === null)) {
+    if (undeliverable === 'reroute' && !rerouteTo) {
       report('missing-reroute-target', ['delivery'], '`undeliverable: reroute` needs `reroute_to`');
     }
+    if (typeof rerouteTo === 'string') injected.add(rerouteTo);
     if (rerouteTo !== undefined && rerouteTo !== null && !isRegion(rerouteTo)) {
       report('unknown-region', ['delivery', 'reroute_to'], `reroute_to ${String(rerouteTo)} is not a region`);
     }
   }
 
   // Warnings: regions the plan never uses; replies nobody can ask for.
-  for (const [name] of regions) {
-    if (!used.has(name)) report('unused-region', ['regions', name], `${name} is in no plan step`);
+  for (const [name, region] of regions) {
+    // A listener taps traffic passively; it needs no step.
+    if (!used.has(name) && region.type !== 'ListenerRegion') report('unused-region', ['regions', name], `${name} is in no plan step`);
   }
   const warnedReplies = new Set<string>();
   for (const step of steps(data)) {
     if (step.method !== 'make_replies' || !regionNames.has(step.region) || warnedReplies.has(step.region)) continue;
     if (!incoming.has(step.region) && !injected.has(step.region)) {
       warnedReplies.add(step.region);
-      report('unreachable-replies', step.path, `${step.region}.make_replies: no region connects to ${step.region} and nothing is injected to it`);
+      report('unreachable-replies', step.path, `${step.region}.make_replies: no region connects to ${step.region} and nothing is injected to it`, step.region);
     }
   }
   return problems;

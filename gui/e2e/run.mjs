@@ -1,0 +1,232 @@
+// End-to-end test of the flow editor: a real `regions gui` process, Debian's chromium driven by
+// playwright-core, and `regions verify` on the saved file.
+//
+//   node e2e/run.mjs            (from gui/; needs the build in regions_cli/gui_dist)
+//
+// Environment: REGIONS_PYTHON (the Python with regions installed; default python3),
+// CHROMIUM (default /usr/bin/chromium). Screenshots go to gui/test-results/.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+const python = process.env.REGIONS_PYTHON ?? 'python3';
+const results = join(repo, 'gui', 'test-results');
+mkdirSync(results, { recursive: true });
+
+/** Start `regions gui FILE --no-browser`; resolves with its URL once it prints it. */
+function startGui(file) {
+  const child = spawn(python, ['-m', 'regions_cli', 'gui', file, '--no-browser'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const url = new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).once('line', (line) => {
+      const match = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(line);
+      if (match) resolve(match[1]);
+      else reject(new Error(`unexpected first line from regions gui: ${line}`));
+    });
+    child.once('exit', (code) => reject(new Error(`regions gui exited with ${code}: ${stderr}`)));
+  });
+  return { child, url };
+}
+
+function verify(file) {
+  const result = spawnSync(python, ['-m', 'regions_cli', 'verify', file], { encoding: 'utf8' });
+  return { code: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+/** The text after `#` of every comment line, whitespace-normalised. */
+function comments(text) {
+  return text
+    .split('\n')
+    .map((line) => /(?:^|\s)#(.*)$/.exec(line)?.[1]?.trim())
+    .filter((c) => c !== undefined);
+}
+
+async function nodeBox(page, name) {
+  const box = await page.locator(`[data-testid="rf__node-${name}"]`).boundingBox();
+  assert.ok(box, `node ${name} is on the canvas`);
+  return box;
+}
+
+/** A node's position in flow coordinates (React Flow's transform), independent of zoom/pan. */
+async function flowPosition(page, name) {
+  const transform = await page.locator(`[data-testid="rf__node-${name}"]`).evaluate((el) => el.style.transform);
+  const match = /translate\((-?[\d.]+)px, *(-?[\d.]+)px\)/.exec(transform);
+  assert.ok(match, `node ${name} has a position (${transform})`);
+  return { x: Number(match[1]), y: Number(match[2]) };
+}
+
+async function dragConnect(page, source, target) {
+  const from = await page.locator(`[data-testid="rf__node-${source}"] .react-flow__handle.source`).boundingBox();
+  const to = await page.locator(`[data-testid="rf__node-${target}"] .react-flow__handle.target`).boundingBox();
+  assert.ok(from && to, 'both handles are visible');
+  await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+  await page.mouse.down();
+  await page.mouse.move((from.x + to.x) / 2, (from.y + to.y) / 2, { steps: 5 });
+  await page.mouse.move(to.x + to.width / 2, to.y + to.height / 2, { steps: 5 });
+  await page.mouse.up();
+}
+
+const SCRIPTED = `# A scripted copy for the live-run check (no model needed).
+version: 1
+name: e2e-run
+llms:
+  default:
+    backend: scripted
+    rules:   # make_questions asks for a JSON list of questions
+      - {match: "dictionary of sources", reply: '[{"source": "Expert", "question": "Who led the Zebras?"}]'}
+    fallback: "Zed led the Zebras."
+regions:
+  Asker:
+    type: Region
+    task: Ask the expert and answer the user.
+    connections: [Expert]
+  Expert:
+    type: Region
+    task: Answer questions about zebras.
+    connections: [Asker]
+inject:
+  - {from: user, to: Asker, role: request, content: "Who led the Zebras?"}
+plan:
+  - layer: ask
+    chains:
+      main: [Asker.make_questions]
+  - layer: answer
+    chains:
+      main: [Expert.make_replies]
+  - layer: reply
+    chains:
+      main: [Asker.make_replies]
+`;
+
+const work = mkdtempSync(join(tmpdir(), 'regions-gui-e2e-'));
+const servers = [];
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+let failed = false;
+let current; // the page in use, for a screenshot when a step fails
+try {
+  cpSync(join(repo, 'workflows'), join(work, 'workflows'), { recursive: true });
+  const file = join(work, 'workflows', 'lookup.yaml');
+  const original = readFileSync(file, 'utf8');
+  const before = verify(file);
+  assert.equal(before.code, 0, `the example verifies before editing:\n${before.output}`);
+
+  const gui = startGui(file);
+  servers.push(gui.child);
+  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  current = page;
+  const pageErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  await page.goto(await gui.url);
+  await page.locator('[data-testid="rf__node-Historian"]').waitFor();
+  assert.match(await page.locator('[data-testid="file-name"]').innerText(), /lookup\.yaml/);
+  assert.equal(await page.locator('.react-flow__node').count(), 3);
+  await page.screenshot({ path: join(results, '01-opened.png') });
+
+  // Add a region and rename it: the node follows.
+  await page.locator('[data-testid="add-type"]').selectOption('Region');
+  await page.locator('[data-testid="add-region"]').click();
+  await page.locator('[data-testid="rf__node-Region_1"]').waitFor();
+  await page.locator('[data-testid="field-name"]').fill('Critic');
+  await page.locator('[data-testid="field-name"]').press('Enter');
+  await page.locator('[data-testid="rf__node-Critic"]').waitFor();
+  await page.locator('[data-testid="field-task"]').fill('Check the answer for mistakes.');
+  await page.locator('[data-testid="field-task"]').blur();
+
+  // Connect it: drag Historian -> Critic on the canvas, and Critic -> Historian in the panel.
+  await dragConnect(page, 'Historian', 'Critic');
+  await page.locator('[data-testid="rf__edge-Historian->Critic"]').waitFor();
+  await page.locator('[data-testid="rf__node-Critic"]').click();
+  await page.locator('[data-testid="connect-to"]').selectOption('Historian');
+  await page.locator('[data-testid="connect-add"]').click();
+  await page.locator('[data-testid="rf__edge-Critic->Historian"]').waitFor();
+
+  // Add a step: the method picker offers only a Region's methods.
+  const adder = page.locator('[data-testid="add-step-2-chain0"]');
+  await adder.locator('select[aria-label="step region"]').selectOption('Critic');
+  const methods = await adder.locator('select[aria-label="step method"] option').allInnerTexts();
+  assert.deepEqual(methods.slice(1), ['make_questions', 'make_replies', 'summarize_replies', 'clear_replies', 'keep_last_reply_per_source']);
+  await adder.locator('select[aria-label="step method"]').selectOption('make_replies');
+  await page.locator('[data-testid="chain-2-chain0"] [data-testid="step-chip"]', { hasText: 'Critic.make_replies' }).waitFor();
+  // A RAG region's picker has the RAG methods.
+  await adder.locator('select[aria-label="step region"]').selectOption('Biography');
+  const ragMethods = await adder.locator('select[aria-label="step method"] option').allInnerTexts();
+  assert.deepEqual(ragMethods.slice(1), ['make_replies', 'make_updates', 'request_summaries', 'clear_replies', 'keep_last_reply_per_source']);
+  await adder.locator('select[aria-label="step region"]').selectOption('');
+
+  // Move the new node; its position goes to layout:.
+  const box = await nodeBox(page, 'Critic');
+  await page.mouse.move(box.x + 60, box.y + 12);
+  await page.mouse.down();
+  await page.mouse.move(box.x + 160, box.y + 112, { steps: 8 });
+  await page.mouse.up();
+
+  assert.equal(await page.locator('[data-testid="problem-count"]').innerText(), '✓ valid');
+  await page.locator('[data-testid="save"]').click();
+  await page.locator('[data-testid="status"]', { hasText: 'Saved' }).waitFor();
+  await page.screenshot({ path: join(results, '02-edited.png') });
+
+  const saved = readFileSync(file, 'utf8');
+  const after = verify(file);
+  assert.equal(after.code, 0, `the saved file verifies:\n${after.output}\n${saved}`);
+  for (const comment of comments(original)) assert.ok(comments(saved).includes(comment), `comment kept: # ${comment}`);
+  assert.match(saved, /^ {2}Critic:\n {4}type: Region\n {4}task: Check the answer for mistakes\.\n {4}connections: \[Historian\]$/m);
+  assert.match(saved, /^ {6}chain0: \[Historian\.make_replies, Critic\.make_replies\]$/m);
+  assert.match(saved, /^layout:\n {2}Critic: \{x: -?\d+, y: -?\d+\}$/m);
+  assert.match(saved, /^ {6}Critic: Check the answer for mistakes\.$/m, 'the mapping-style connection got the target task');
+  // Untouched parts are byte for byte the same: everything before `regions:`.
+  assert.equal(saved.slice(0, saved.indexOf('\nregions:')), original.slice(0, original.indexOf('\nregions:')));
+
+  // Reopen: the diagram comes back where it was.
+  const placed = await flowPosition(page, 'Critic');
+  const layout = /^ {2}Critic: \{x: (-?\d+), y: (-?\d+)\}$/m.exec(saved.slice(saved.indexOf('\nlayout:')));
+  assert.deepEqual({ x: Number(layout[1]), y: Number(layout[2]) }, { x: Math.round(placed.x), y: Math.round(placed.y) });
+  await page.reload();
+  await page.locator('[data-testid="rf__node-Critic"]').waitFor();
+  assert.deepEqual(await flowPosition(page, 'Critic'), { x: Math.round(placed.x), y: Math.round(placed.y) }, 'same position after reload');
+
+  // A broken reference shows on the node and in the problems list, with regions verify's rule id.
+  await page.locator('[data-testid="rf__node-Biography"]').click();
+  await page.locator('[data-testid="field-type"]').selectOption('ListenerRegion');
+  await page.locator('[data-testid="tab-problems"]').click();
+  await page.locator('[data-testid="problems"] code', { hasText: 'unknown-method' }).first().waitFor();
+  assert.ok((await page.locator('[data-testid="rf__node-Biography"] .region-node-badge').innerText()) !== '');
+  await page.screenshot({ path: join(results, '03-problems.png') });
+
+  // Live run: a scripted workflow, its traffic in the feed and on the edges.
+  const runFile = join(work, 'run.yaml');
+  writeFileSync(runFile, SCRIPTED);
+  const runGui = startGui(runFile);
+  servers.push(runGui.child);
+  const runPage = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  current = runPage;
+  runPage.on('pageerror', (error) => pageErrors.push(error.message));
+  await runPage.goto(await runGui.url);
+  await runPage.locator('[data-testid="rf__node-Asker"]').waitFor();
+  await runPage.locator('[data-testid="run"]').click();
+  await runPage.locator('[data-testid="run-result"]').waitFor({ timeout: 60_000 });
+  assert.match(await runPage.locator('[data-testid="run-result"]').innerText(), /^Run ok/);
+  assert.ok((await runPage.locator('.event-message').count()) >= 3, 'messages are in the feed');
+  await runPage.screenshot({ path: join(results, '04-run.png') });
+
+  assert.deepEqual(pageErrors, [], 'no errors in the page');
+  console.log('e2e: ok (screenshots in gui/test-results/)');
+} catch (error) {
+  failed = true;
+  console.error(`e2e: FAILED: ${error instanceof Error ? error.stack : error}`);
+  await current?.screenshot({ path: join(results, 'failure.png') }).catch(() => undefined);
+} finally {
+  await browser.close();
+  for (const child of servers) child.kill('SIGTERM');
+  rmSync(work, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

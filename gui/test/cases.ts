@@ -1,0 +1,61 @@
+/** A valid workflow and one change per rule id that breaks it (shared by the validator tests). */
+
+export const BASE = `version: 1
+name: lookup
+llms:
+  default: {backend: scripted}
+embedders:
+  default: {backend: hash, dimensions: 64}
+rags:
+  facts: {path: facts.db, chunk_size: 100, overlap: 10}
+regions:
+  Historian:
+    type: Region
+    task: Answer questions about history.
+    connections: [Facts]
+  Facts:
+    type: RAGRegion
+    task: Provide facts.
+    rag: facts
+    connections: [Historian]
+  Trace:
+    type: ListenerRegion
+    taps: [Historian]
+inject:
+  - {from: user, to: Historian, role: request, content: "Who?"}
+delivery: {undeliverable: drop}
+plan:
+  - layer: ask
+    chains:
+      main: [Trace.start, Historian.make_questions, Facts.make_replies, Historian.make_replies]
+`;
+
+export const CASES: Array<[string, (t: string) => string]> = [
+  ['yaml-syntax', (t) => t + 'plan: [oops\n'],
+  ['duplicate-key', (t) => t.replace('name: lookup', 'name: lookup\nname: again')],
+  ['not-a-mapping', () => '- just\n- a list\n'],
+  ['unknown-key', (t) => t.replace('    rag: facts', '    rag: facts\n    colour: red')],
+  ['key-not-for-type', (t) => t.replace('    task: Answer questions about history.', '    task: Answer questions about history.\n    rag: facts')],
+  ['missing-key', (t) => t.replace('    rag: facts\n', '')],
+  ['wrong-type', (t) => t.replace('chunk_size: 100', 'chunk_size: lots')],
+  ['invalid-value', (t) => t.replace('type: RAGRegion', 'type: RagRegion')],
+  ['unsupported-version', (t) => t.replace('version: 1', 'version: 2')],
+  ['unknown-region', (t) => t.replace('connections: [Facts]', 'connections: [Facts, Nobody]')],
+  ['unknown-method', (t) => t.replace('Facts.make_replies', 'Facts.make_questions')],
+  ['region-in-two-chains', (t) => t + '      side: [Historian.summarize_replies]\n'],
+  ['unknown-llm', (t) => t.replace('    connections: [Facts]', '    connections: [Facts]\n    llm: gpt')],
+  ['unknown-rag', (t) => t.replace('rag: facts', 'rag: stories')],
+  ['unknown-embedder', (t) => t.replace('overlap: 10}', 'overlap: 10, embedder: e5}')],
+  ['missing-default-llm', (t) => t.replace('  default: {backend: scripted}', '  other: {backend: scripted}')],
+  ['missing-default-embedder', (t) => t.replace('  default: {backend: hash, dimensions: 64}', '  other: {backend: hash, dimensions: 64}')],
+  ['overlap-too-large', (t) => t.replace('overlap: 10', 'overlap: 100')],
+  ['empty-plan', (t) => t.replace(/plan:\n[\s\S]*$/, 'plan: []\n')],
+  ['empty-layer', (t) => t + '  - chains: {}\n'],
+  ['empty-chain', (t) => t + '      empty: []\n'],
+  ['duplicate-layer-label', (t) => t + '  - layer: ask\n    chains:\n      again: [Facts.clear_replies]\n'],
+  ['missing-reroute-target', (t) => t.replace('{undeliverable: drop}', '{undeliverable: reroute}')],
+  ['bad-interpolation', (t) => t.replace('task: Provide facts.', 'task: "Provide ${facts."')],
+  ['unused-region', (t) => t.replace('  Trace:\n', '  Idle: {type: Region, task: Nothing.}\n  Trace:\n')],
+  ['self-connection', (t) => t.replace('connections: [Facts]', 'connections: [Facts, Historian]')],
+  ['unreachable-replies', (t) => t.replace('connections: [Historian]', 'connections: []').replace('to: Historian', 'to: Facts')],
+];
