@@ -116,8 +116,9 @@ def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
         raise RunError(str(exc), exc.exit_code) from exc
     try:
         workflow = journal.prepare(workflow)
-        view = _choose_view(options, out)
-        return asyncio.run(_execute(workflow, options, view, journal))
+        stop = _Stop()
+        view = _choose_view(options, out, stop)
+        return asyncio.run(_execute(workflow, options, view, journal, stop))
     finally:
         journal.close()
 
@@ -196,11 +197,24 @@ def _apply_overrides(workflow: Workflow, overrides: Sequence[str]) -> Workflow:
         raise RunError(str(exc)) from exc
 
 
-def _choose_view(options: RunOptions, out: TextIO) -> View:
+class _Stop:
+    """Stops the run as Ctrl-C does: called by a view whose reader has gone (``| head``).
+
+    `task` is the engine's task while it runs, else None (nothing to stop)."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[Any] | None = None
+
+    def __call__(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+def _choose_view(options: RunOptions, out: TextIO, stop: _Stop) -> View:
     if options.json:
         from regions_cli.view.jsonl import JsonlView
 
-        return JsonlView(out)
+        return JsonlView(out, on_closed=stop)
     live = options.live if options.live is not None else _is_terminal(out)
     if live:
         from rich.console import Console
@@ -210,7 +224,7 @@ def _choose_view(options: RunOptions, out: TextIO) -> View:
         return LiveView(Console(file=out))
     from regions_cli.view.plain import PlainView
 
-    return PlainView(out)
+    return PlainView(out, on_closed=stop)
 
 
 def _is_terminal(stream: TextIO) -> bool:
@@ -220,7 +234,9 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
-async def _execute(workflow: Workflow, options: RunOptions, view: View, journal: RunJournal) -> int:
+async def _execute(
+    workflow: Workflow, options: RunOptions, view: View, journal: RunJournal, stop: _Stop
+) -> int:
     """Build the engine, run it with the journal and the view subscribed, then report."""
     from regions_cli.build import build_engine
     from regions_cli.engine.events import EventBus, Notice, RunFinished
@@ -242,14 +258,21 @@ async def _execute(workflow: Workflow, options: RunOptions, view: View, journal:
     started = time.time()
     exit_code = EXIT_FAILED
     with view:
+        # The engine runs in its own task: Ctrl-C (asyncio cancels this task, which passes the
+        # cancellation on to the one it awaits) and a closed stdout (`stop`) both cancel it,
+        # and the engine turns that into an orderly "interrupted" end.
+        run = asyncio.create_task(
+            engine.run(barrier_hook=journal.barrier_hook, **journal.run_kwargs)
+        )
+        stop.task = run
         try:
-            result = await engine.run(barrier_hook=journal.barrier_hook, **journal.run_kwargs)
-            exit_code = result.exit_code
-        except asyncio.CancelledError:  # Ctrl-C before the engine could catch it
-            exit_code = EXIT_INTERRUPTED
+            exit_code = (await run).exit_code
+        except asyncio.CancelledError:  # cancelled before the engine started or after it ended
+            exit_code = finished[-1].exit_code if finished else EXIT_INTERRUPTED
         except Exception as exc:  # a bug, not a run failure: one line, no traceback
             bus.emit(Notice(level="error", text=f"internal error: {type(exc).__name__}: {exc}"))
         finally:
+            stop.task = None
             _uncancel()  # Ctrl-C was handled: let the clean-up below run
             await engine.aclose()
         if not finished:  # the engine ended without saying so: tell the view and journal

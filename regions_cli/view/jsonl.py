@@ -9,11 +9,13 @@ in the ``message`` events with ``"delivery": "output"`` and its summary in ``run
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from regions_cli.engine.events import Event
+from regions_cli.view.lines import LineWriter
 
 
 def event_line(event: Event) -> str:
@@ -69,23 +71,21 @@ def encode(data: dict[str, Any]) -> str:
 class JsonlView:
     """Writes `event_line` of every event to `stream`, flushed per line."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO, on_closed: Callable[[], None] | None = None) -> None:
+        self.out = LineWriter(stream, on_closed)  # on_closed: the reader of stdout has gone
 
     def __enter__(self) -> JsonlView:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stream.flush()
+        self.out.flush()
 
     def __call__(self, event: Event) -> None:
-        self.stream.write(event_line(event) + "\n")
-        self.stream.flush()
+        self.out.write(event_line(event) + "\n")
 
     def write(self, data: dict[str, Any]) -> None:
-        """A line that is not an engine event (e.g. ``invalid_workflow`` before any run)."""
-        self.stream.write(encode(data) + "\n")
-        self.stream.flush()
+        """A line that is not an engine event (e.g. ``findings`` before the run)."""
+        self.out.write(encode(data) + "\n")
 
     def report(self) -> None:
         """Nothing: ``run_finished`` already carried the summary."""

@@ -12,6 +12,7 @@ the ``message`` line that follows, and a line per token would drown the log.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TextIO
 
 from regions_cli.engine.events import (
@@ -29,6 +30,7 @@ from regions_cli.engine.events import (
     StepStarted,
     TokenStreamed,
 )
+from regions_cli.view.lines import LineWriter
 from regions_cli.view.report import plural, report_lines
 from regions_cli.view.state import STATUS_TEXT, RunState, clean, first_line, seconds
 
@@ -36,8 +38,8 @@ from regions_cli.view.state import STATUS_TEXT, RunState, clean, first_line, sec
 class PlainView:
     """Writes a line per event to `stream` (flushed, so a pipe sees progress as it happens)."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO, on_closed: Callable[[], None] | None = None) -> None:
+        self.out = LineWriter(stream, on_closed)  # on_closed: the reader of stdout has gone
         self.state = RunState(feed_size=1)
         self._t0: float | None = None
 
@@ -45,7 +47,7 @@ class PlainView:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stream.flush()
+        self.out.flush()
 
     def __call__(self, event: Event) -> None:
         self.state.apply(event)
@@ -53,15 +55,12 @@ class PlainView:
             self._t0 = event.t
         line = self.line(event)
         if line is not None:
-            self.stream.write(f"{max(0.0, event.t - self._t0):8.3f}s {line}\n")
-            self.stream.flush()
+            self.out.write(f"{max(0.0, event.t - self._t0):8.3f}s {line}\n")
 
     def report(self) -> None:
         """The run's output messages in full, then the summary."""
-        self.stream.write("\n")
-        for line in report_lines(self.state):
-            self.stream.write(line.text + "\n")
-        self.stream.flush()
+        lines = [line.text for line in report_lines(self.state)]
+        self.out.write("\n" + "\n".join(lines) + "\n")
 
     def line(self, event: Event) -> str | None:
         """The text of `event`'s line (without the time), or None for events not printed."""

@@ -276,7 +276,7 @@ def test_ctrl_c_cancels_cleanly_with_exit_130(tmp_path: Path) -> None:
     seen = []
     for line in process.stdout:  # wait for the slow step to be under way, not for a time
         seen.append(line)
-        if "Slow.make_replies started" in line:
+        if "Asker.make_questions started" in line:
             break
     process.send_signal(signal.SIGINT)
     rest, err = process.communicate(timeout=60)
@@ -284,6 +284,24 @@ def test_ctrl_c_cancels_cleanly_with_exit_130(tmp_path: Path) -> None:
     assert process.returncode == 130, out + err
     assert "Traceback" not in err and err == ""
     assert "cancelled" in out and "\nstatus     interrupted\n" in out
+    assert [(i["status"], i["exit_code"]) for i in invocations(run_path)] == [("interrupted", 130)]
+
+
+def test_a_closed_stdout_stops_the_run_quietly(tmp_path: Path) -> None:
+    """``regions run ... --json | head -1``: the reader goes away, the run stops like Ctrl-C."""
+    run_path = tmp_path / "run.db"
+    process = subprocess.Popen(
+        regions("run", str(fixture(tmp_path, "slow.yaml")), "--json", "--run", str(run_path)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = json.loads(process.stdout.readline())
+    assert first["kind"] == "run_started"
+    process.stdout.close()  # like `head -1` exiting
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 130
+    assert err == ""  # no traceback, no "Exception ignored" from the final flush
     assert [(i["status"], i["exit_code"]) for i in invocations(run_path)] == [("interrupted", 130)]
 
 

@@ -103,7 +103,9 @@ def test_sarif_format() -> None:
 def test_github_format() -> None:
     code, out = run("verify", "-f", "github", str(WARNINGS))
     assert code == 0
-    assert out.startswith(f"::warning file={WARNINGS},line=12,col=3,title=unused-region::")
+    assert out.startswith(
+        f"::warning file={WARNINGS},line=12,col=3,endLine=12,endColumn=4,title=unused-region::"
+    )
 
 
 def test_schema_prints_the_schema() -> None:
