@@ -91,6 +91,7 @@ class Document:
     findings: list[Finding] = field(default_factory=list)
     base_dir: Path = Path(".")
     unset_paths: set[PathT] = field(default_factory=set)
+    _lines: list[str] | None = field(default=None, repr=False, compare=False)
 
     def add(
         self,
@@ -100,6 +101,7 @@ class Document:
         *,
         hint: str | None = None,
         severity: str = "error",
+        end: Pos | None = None,
     ) -> None:
         self.findings.append(
             Finding(
@@ -110,8 +112,30 @@ class Document:
                 severity="warning" if severity == "warning" else "error",
                 message=message,
                 hint=hint,
+                end_line=end[0] if end else None,
+                end_col=end[1] if end else None,
             )
         )
+
+    def span_end(self, pos: Pos, value: Any) -> Pos | None:
+        """Where `value` ends when it is written at `pos` on one line (None if it is not).
+
+        Lets a finding underline a whole name rather than its first character; the source text
+        is checked, so a value written differently (escaped, folded) just gets no end.
+        """
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return None
+        if self._lines is None:
+            self._lines = self.text.splitlines()
+        line, col = pos
+        if not 0 < line <= len(self._lines):
+            return None
+        source = self._lines[line - 1][col - 1 :]
+        text = str(value)
+        for written in (text, f'"{text}"', f"'{text}'"):
+            if written and source.startswith(written):
+                return line, col + len(written)
+        return None
 
 
 # --- reading ---------------------------------------------------------------------------------

@@ -186,9 +186,24 @@ class Context:
         hint: str | None = None,
         key: bool = False,
         char: int | None = None,
+        token: str | None = None,
     ) -> Finding:
+        """A finding at the key or value of `path` (at its `char`-th character, if given).
+
+        The finding spans `token` (default: the key, or the value) when the file spells it
+        out right there.
+        """
         positions = self.doc.positions
         line, col = positions.key(path) if key else positions.value(path, char)
+        exact = path in (positions.keys if key else positions.values)
+        if char is not None:
+            exact = exact and path in positions.text_offsets
+        if token is None:
+            token = path[-1] if key and path and isinstance(path[-1], str) else None
+            if not key and char is None:
+                value = self.lookup(path)
+                token = value if isinstance(value, str) else None
+        end = self.doc.span_end((line, col), token) if exact and token else None
         return Finding(
             file=self.doc.file,
             line=line,
@@ -197,7 +212,21 @@ class Context:
             severity="warning" if RULES[rule].severity == "warning" else "error",
             message=message,
             hint=hint,
+            end_line=end[0] if end else None,
+            end_col=end[1] if end else None,
         )
+
+    def lookup(self, path: PathT) -> Any:
+        """The raw (un-interpolated) value at `path`, or None."""
+        node: Any = self.doc.raw
+        for part in path:
+            if isinstance(node, dict) and isinstance(part, str):
+                node = node.get(part)
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                return None
+        return node
 
     def plan_path(self, layer: int) -> PathT:
         return ("plan", layer)
@@ -235,9 +264,13 @@ def unknown_region(ctx: Context) -> Iterator[Finding]:
     names = list(ctx.regions)
     hint = f"regions defined: {_names(names)}"
 
-    def unknown(target: str, what: str, path: PathT, *, key: bool = False) -> Finding:
+    def unknown(
+        target: str, what: str, path: PathT, *, key: bool = False, char: int | None = None
+    ) -> Finding:
         message = f"{what} unknown region '{target}'{_suggest(target, names)}"
-        return ctx.finding("unknown-region", message, path, hint=hint, key=key)
+        return ctx.finding(
+            "unknown-region", message, path, hint=hint, key=key, char=char, token=target
+        )
 
     for name in ctx.regions:
         for target, path, is_key in ctx.connections(name):
@@ -248,7 +281,8 @@ def unknown_region(ctx: Context) -> Iterator[Finding]:
                 yield unknown(tap, f"listener '{name}' taps", ("regions", name, "taps", i))
     for step in ctx.steps:
         if step.region not in ctx.regions:
-            yield unknown(step.region, f"step '{step.region}.{step.method}' calls", step.path)
+            what = f"step '{step.region}.{step.method}' calls"
+            yield unknown(step.region, what, step.path, char=0)
     for i, item in enumerate(_list(ctx.data.get("inject"))):
         to = _mapping(item).get("to")
         if isinstance(to, str) and to not in ctx.regions:
@@ -272,6 +306,7 @@ def unknown_method(ctx: Context) -> Iterator[Finding]:
                 f"{_suggest(step.method, offered)}",
                 step.path,
                 char=len(step.region) + 1,
+                token=step.method,
                 hint=f"{rtype} offers: {', '.join(offered)}",
             )
 

@@ -67,7 +67,14 @@ def validate(doc: Document) -> list[Finding]:
     return list(found.values())
 
 
-def _finding(doc: Document, rule: str, message: str, pos: Pos, hint: str | None = None) -> Finding:
+def _finding(
+    doc: Document,
+    rule: str,
+    message: str,
+    pos: Pos,
+    hint: str | None = None,
+    end: Pos | None = None,
+) -> Finding:
     return Finding(
         file=doc.file,
         line=pos[0],
@@ -76,6 +83,8 @@ def _finding(doc: Document, rule: str, message: str, pos: Pos, hint: str | None 
         severity="error",
         message=message,
         hint=hint,
+        end_line=end[0] if end else None,
+        end_col=end[1] if end else None,
     )
 
 
@@ -220,8 +229,12 @@ class _Explainer:
     def _at(
         self, path: PathT, rule: str, message: str, hint: str | None = None, *, key: bool = False
     ) -> Finding:
-        pos = self.doc.positions.key(path) if key else self.doc.positions.value(path)
-        return _finding(self.doc, rule, message, pos, hint)
+        positions = self.doc.positions
+        exact = path in (positions.keys if key else positions.values)
+        pos = positions.key(path) if key else positions.value(path)
+        written = (path[-1] if path else None) if key else self._raw(path)
+        end = self.doc.span_end(pos, written) if exact else None
+        return _finding(self.doc, rule, message, pos, hint, end)
 
     def _raw(self, path: PathT) -> Any:
         return _lookup(self.doc.raw, path)

@@ -53,7 +53,8 @@ def test_text_shows_source_line_caret_and_hint() -> None:
     caret_line = lines[3]
     gutter = " " * len(str(first.line)) + " | "
     assert caret_line.startswith(gutter)
-    assert caret_line[len(gutter) :] == " " * (first.col - 1) + "^"
+    assert caret_line[len(gutter) :] == " " * (first.col - 1) + "^" * len("make_reply")
+    assert (first.end_line, first.end_col) == (first.line, first.col + len("make_reply"))
     assert source[first.col - 1 :].startswith("make_reply")
     assert lines[4].startswith("  = hint: Region offers: make_questions")
     assert lines[-1] == "1 error, 0 warnings."

@@ -90,3 +90,17 @@ def test_a_crashing_check_becomes_an_internal_error(monkeypatch: pytest.MonkeyPa
     findings = verify(VALID_FIXTURES / "full.yaml", env=FIXTURE_ENV)
     assert [(f.rule, f.severity) for f in findings] == [("internal-error", "error")]
     assert "self-connection" in findings[0].message and "boom" in findings[0].message
+
+
+def test_findings_span_the_whole_name_when_written_on_one_line() -> None:
+    findings = verify(RULE_FIXTURES / "unknown-region.yaml", env=FIXTURE_ENV)
+    text = (RULE_FIXTURES / "unknown-region.yaml").read_text().splitlines()
+    for f in findings:
+        assert f.end_line == f.line and f.end_col is not None
+        name = f.message.rsplit("'", 2)[1]
+        assert text[f.line - 1][f.col - 1 : f.end_col - 1] == name
+    quoted = verify(RULE_FIXTURES / "unknown-method.yaml", env=FIXTURE_ENV)
+    broadcast = next(f for f in quoted if "'broadcast'" in f.message)
+    assert (broadcast.end_col or 0) - broadcast.col == len("broadcast")
+    (bad,) = verify(RULE_FIXTURES / "unknown-key.yaml", env=FIXTURE_ENV)
+    assert (bad.end_line, bad.end_col) == (bad.line, bad.col + len("conections"))
