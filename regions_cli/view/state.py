@@ -314,8 +314,8 @@ class RunState:
             self.regions[message.source].sent += 1
             self.streams.pop(message.source, None)  # the streamed text is now a whole message
         # A CC names the listener that got the copy in `recipient`; other deliveries go to
-        # the destination (older engines do not set `recipient`).
-        recipient = getattr(event, "recipient", None) or message.destination
+        # the destination (`recipient` may be left unset by a hand-made event).
+        recipient = event.recipient or message.destination
         if recipient in self.regions:
             self.regions[recipient].received += 1
         external = self.started is not None and message.destination not in self.started.regions

@@ -26,7 +26,7 @@ from regions_cli.engine.events import (
 from regions_cli.engine.message import Message, Origin
 
 T0 = 1_700_000_000.0
-RUN_FILE = "/tmp/wf/.regions/runs/lookup-20231114T221320Z.db"
+RUN_FILE = "/tmp/wf/.regions/runs/lookup-20231114-221320.db"
 
 QUESTION = Message(
     "Historian",
