@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,13 @@ from regions_cli.engine.regions import make_region  # noqa: E402
 from regions_cli.workflow.model import RegionConfig, Workflow, build_workflow  # noqa: E402
 
 
-def best_async(repeats: int, make: Callable[[], Awaitable[float]]) -> float:
+def best_async(repeats: int, make: Callable[[], Coroutine[Any, Any, float]]) -> float:
     """The smallest of `repeats` figures measured by the coroutine `make` (seconds).
 
     The garbage collector is off while timing, as `timeit` does, so that a collection
     triggered by earlier allocations does not land in one side of a ratio.
     """
-    figures = []
+    figures: list[float] = []
     for _ in range(repeats):
         gc.collect()
         gc.disable()
