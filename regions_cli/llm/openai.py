@@ -16,8 +16,10 @@ for so the last SSE chunk carries token usage).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from regions_cli.llm.base import (
@@ -41,6 +43,7 @@ Api = Literal["chat", "completions"]
 # Structured-output request shapes, most standard first; None = ask for nothing.
 _SCHEMA_STYLES: tuple[str | None, ...] = ("json_schema", "json_object", None)
 _REJECTED = frozenset({400, 422})
+_DRAIN_SECONDS = 2.0
 
 
 def chatml_prompt(messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> str:
@@ -213,13 +216,10 @@ class OpenAIModel:
         usage: Usage | None = None
         model = ""
         finished = False
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
-                continue  # blank separators, ": keep-alive" comments, event: names
-            data = line[5:].strip()
+        async for data in _sse_data(response):
             if data == "[DONE]":
-                finished = True
-                break
+                finished = True  # the generator now reads the body to its end, then stops
+                continue
             try:
                 chunk = json.loads(data)
             except ValueError as exc:
@@ -307,6 +307,29 @@ class OpenAIModel:
         if not isinstance(tokens, list):
             raise self.endpoint.error(f"tokenize: unexpected answer: {_excerpt(data)}")
         return len(tokens)
+
+
+async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
+    """The ``data:`` fields of a server-sent event stream, up to and including ``[DONE]``.
+
+    After ``[DONE]`` the rest of the body is read (for at most `_DRAIN_SECONDS`): a response
+    left unread would close its connection instead of returning it to the keep-alive pool.
+    """
+    lines = response.aiter_lines()
+    async for line in lines:
+        if not line.startswith("data:"):
+            continue  # blank separators, ": keep-alive" comments, event: names
+        data = line[5:].strip()
+        yield data
+        if data == "[DONE]":
+            break
+
+    async def drain() -> None:
+        async for _ in lines:
+            pass
+
+    with contextlib.suppress(Exception):  # the answer is complete; the tail does not matter
+        await asyncio.wait_for(drain(), _DRAIN_SECONDS)
 
 
 async def _status(endpoint: HttpEndpoint, path: str) -> int | str:

@@ -355,3 +355,24 @@ class _Handler(BaseHTTPRequestHandler):
             self._event({"id": "x", "model": app.model, "choices": [], "usage": usage})
         self._event("[DONE]")
         self._chunk(b"")
+
+
+def main() -> None:
+    """``python tests/llm/openai_server.py [--latency S]``: serve until stdin closes.
+
+    Prints the base URL on its first stdout line. Benchmarks run it in a process of its own so
+    the server's threads do not share the client's interpreter lock.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per generation")
+    args = parser.parse_args()
+    with OpenAIServer(latency=args.latency) as server:
+        print(server.base_url, flush=True)
+        sys.stdin.read()  # the parent closes our stdin (or ends) to stop us
+
+
+if __name__ == "__main__":
+    main()

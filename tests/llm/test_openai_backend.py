@@ -218,8 +218,9 @@ async def test_health_reports_loading_and_unreachable(server: OpenAIServer) -> N
     assert not ok and "cannot connect" in detail
 
 
-async def test_keep_alive_reuses_one_connection(server: OpenAIServer) -> None:
-    model = model_for(server.base_url, stream=False)
+@pytest.mark.parametrize("stream", [True, False])
+async def test_keep_alive_reuses_one_connection(server: OpenAIServer, stream: bool) -> None:
+    model = model_for(server.base_url, stream=stream)
     try:
         for _ in range(3):
             await model.complete(ask())
