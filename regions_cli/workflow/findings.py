@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import total_ordering
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +31,8 @@ SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 TOOL_URI = "https://pypi.org/project/regions-cli/"
 
 
-@dataclass(frozen=True, order=True)
+@total_ordering
+@dataclass(frozen=True)
 class Finding:
     """One problem found in a workflow file.
 
@@ -46,6 +48,24 @@ class Finding:
     hint: str | None = None
     end_line: int | None = None
     end_col: int | None = None
+
+    def _sort_key(self) -> tuple[str, int, int, str, str, str, str, int, int]:
+        return (
+            self.file,
+            self.line,
+            self.col,
+            self.rule,
+            self.severity,
+            self.message,
+            self.hint or "",  # None sorts like "" (a plain tuple would refuse to compare them)
+            self.end_line or 0,
+            self.end_col or 0,
+        )
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Finding):
+            return NotImplemented
+        return self._sort_key() < other._sort_key()
 
     @property
     def is_error(self) -> bool:

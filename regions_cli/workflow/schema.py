@@ -264,6 +264,10 @@ class _Explainer:
             kind = _SINGULAR.get(str(path[-1]), "entry") if path else "key"
             yield self._at(child, "invalid-value", f"{kind} name '{name}' {meaning}", key=True)
             return
+        if "allOf" not in schema_path:  # not a per-type key list: report it as it comes
+            message = f"key '{name}' in {describe(path, self.doc.data)}: {error.message}"
+            yield self._at(child, "invalid-value", message, key=True)
+            return
         # A key the object knows, but not for this region type / backend (an if/then branch).
         owner = _schema_at(schema_path[: schema_path.index("allOf")])
         if name not in owner.get("properties", {}):

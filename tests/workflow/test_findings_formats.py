@@ -135,3 +135,11 @@ def test_github_one_line_per_finding(findings: list[Finding]) -> None:
 def test_unknown_format_is_a_value_error(findings: list[Finding]) -> None:
     with pytest.raises(ValueError, match="unknown format"):
         format_findings(findings, "xml")
+
+
+def test_findings_sort_in_reading_order_even_with_missing_hints() -> None:
+    a = Finding(file="f", line=2, col=1, rule="r", severity="error", message="m", hint=None)
+    b = Finding(file="f", line=2, col=1, rule="r", severity="error", message="m", hint="h")
+    c = Finding(file="f", line=1, col=9, rule="z", severity="warning", message="m")
+    assert sorted([b, a, c]) == [c, a, b]
+    assert a < b and not b < a and c <= a
