@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from engine_helpers import FakeModel, engine_for, layer, workflow
@@ -424,3 +425,23 @@ async def test_one_region_in_two_chains_runs_one_step_at_a_time() -> None:
     result = await engine.run()
     assert [e.outcome for e in rec.of("step_finished")] == ["ok", "nothing"]
     assert len(result.outputs) == 1  # answered once
+
+
+async def test_a_resumed_listener_keeps_writing_to_its_sink(tmp_path: Path) -> None:
+    sink = tmp_path / "trace.jsonl"
+    regions = {**pair(), "Trace": {"type": "ListenerRegion", "sink": str(sink)}}
+    plan = [
+        layer(main=["Trace.start", "A.make_questions"]),
+        layer(main=["B.make_replies", "Trace.stop"]),
+    ]
+    wf = workflow(regions, plan)
+    hook = Hook()
+    first, _ = engine_for(wf)
+    await first.run(barrier_hook=hook, max_layers=1)
+    await first.aclose()
+    assert hook.barriers[-1].states["Trace"]["extra"]["started"] is True
+    second, _ = engine_for(wf)
+    await second.run(start_layer=1, states=hook.barriers[-1].states, inject_initial=False)
+    await second.aclose()
+    lines = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert [(m["source"], m["destination"]) for m in lines] == [("A", "B"), ("B", "A")]
