@@ -111,8 +111,8 @@ class HttpSettings:
     ) -> HttpSettings:
         """Read the shared HTTP keys of an ``llms:`` or ``embedders:`` entry.
 
-        ``timeout`` is a number (both connect and read) or ``{connect, read}``; ``retry_backoff``,
-        ``max_backoff`` and ``max_retry_wait`` (seconds) tune the retry wait.
+        ``timeout`` is a number (both connect and read) or ``{connect, read}``; ``retry_backoff``
+        and ``max_retry_wait`` (seconds) tune the retry wait.
         """
         if "base_url" not in options or not options["base_url"]:
             raise LLMError(f"{where}: the openai backend needs base_url (e.g. http://127.0.0.1:8080/v1)")
@@ -148,9 +148,6 @@ class HttpSettings:
             max_concurrency=concurrency,
             verify_tls=verify,
             backoff=_number(options.get("retry_backoff", DEFAULT_BACKOFF), where, "retry_backoff"),
-            max_backoff=_number(
-                options.get("max_backoff", DEFAULT_MAX_BACKOFF), where, "max_backoff"
-            ),
             max_retry_wait=_number(
                 options.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT), where, "max_retry_wait"
             ),
