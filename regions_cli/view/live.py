@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
 from regions_cli.engine.events import Event
@@ -126,9 +126,11 @@ class LiveView:
                 *self._feed(state, feed_lines),
                 *self._totals(state),
             ]
-            frame = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
-            frame.no_wrap, frame.overflow = True, "ellipsis"
-            return frame
+            frame = Text("\n").join(lines)
+            frame.no_wrap, frame.overflow = True, "ellipsis"  # crop long lines, never wrap
+            # In a Group, `Console.print` renders the Text as is (it would merge a bare Text
+            # into a new one, losing no_wrap); Live renders either way.
+            return Group(frame)
 
     def _header(self, state: RunState) -> Text:
         assert state.started is not None

@@ -158,3 +158,15 @@ def test_live_context_leaves_the_final_frame_on_screen() -> None:
     text = console.export_text()
     assert "regions run lookup  ok  0.304s" in text
     assert text.rstrip().endswith("run file   " + sample.RUN_FILE)
+
+
+def test_a_narrow_terminal_crops_lines_instead_of_wrapping() -> None:
+    wide = LiveView(recording_console(width=100), clock=lambda: sample.T0 + 0.25)
+    narrow = LiveView(recording_console(width=40), clock=lambda: sample.T0 + 0.25)
+    for view in (wide, narrow):
+        feed(view, sample.first_half())
+    wide_lines, narrow_lines = rendered(wide).splitlines(), rendered(narrow).splitlines()
+    assert len(narrow_lines) == len(wide_lines)  # same rows: nothing wrapped
+    assert max(len(line) for line in narrow_lines) <= 40
+    assert "messages" in narrow_lines  # a short line is untouched
+    assert any(line.endswith("…") for line in narrow_lines)  # long ones end in an ellipsis
