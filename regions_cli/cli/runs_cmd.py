@@ -172,15 +172,10 @@ def inject(
         if problem is not None:
             raise _fail(f"{run}: {problem}", EXIT_INVALID)
         plan = opened.workflow.plan
-        if opened.started and opened.position >= len(plan):
-            raise _fail(
-                f"{run}: the run has finished all {len(plan)} layers; nothing would deliver it",
-                EXIT_INVALID,
-            )
         try:
             queued = opened.add_injection(source, to, role, text)
         except RunFileError as exc:
-            raise _fail(str(exc)) from None
+            raise _fail(str(exc), EXIT_INVALID) from None
         except Exception as exc:  # sqlite busy beyond the timeout, disk full...
             raise _fail(f"{run}: cannot write: {exc}") from None
         where = (
@@ -334,7 +329,7 @@ def run_info(run: RunFile) -> dict[str, Any]:
 def _when(t: float) -> str:
     import time
 
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,22 +358,30 @@ def runs(
         try:
             with RunFile.open(path) as run:
                 info = run_info(run)
+                position = f"{info['position']}/{info['layers']}"
                 rows.append((run.created, [
-                    path.name, run.workflow.name, info["status"], info["position_text"],
+                    path.name, run.workflow.name, info["status"], position,
                     _when(run.created), _when(info["activity"]), info["outcome"],
                 ]))
         except RunFileError as exc:
-            rows.append((0.0, [path.name, "?", "unreadable", str(exc).split(": ", 1)[-1],
-                               "", "", ""]))
+            rows.append((0.0, [path.name, "?", "unreadable", "", "", "",
+                               str(exc).split(": ", 1)[-1]]))
     if not rows:
         typer.echo(f"no run files in {folder}")
         return
-    table = Table(show_edge=False)
-    for column in ("run", "workflow", "status", "plan", "started", "last activity", "outcome"):
-        table.add_column(column)
+    table = Table(show_edge=False, box=None, header_style="bold")
+    table.add_column("run", overflow="fold")
+    for column in ("workflow", "status", "layers", "started", "last activity", "outcome"):
+        table.add_column(column, no_wrap=True)
     for _, row in sorted(rows, key=lambda item: item[0], reverse=True):
         table.add_row(*row)
-    Console(highlight=False, soft_wrap=True).print(table)
+    Console(highlight=False, width=max(120, _terminal_width())).print(table)
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((100, 24)).columns
 
 
 # ---------------------------------------------------------------------------------------------

@@ -223,7 +223,14 @@ class Injected:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    # check_same_thread off: `regions run --interactive` queues injections from the thread that
+    # reads the terminal while the event loop waits for it (never two threads at once).
+    conn = sqlite3.connect(
+        str(path),
+        timeout=BUSY_TIMEOUT_SECONDS,
+        isolation_level=None,
+        check_same_thread=False,
+    )
     conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, fast
     return conn
 
@@ -495,9 +502,19 @@ class RunFile:
     # -- injections ----------------------------------------------------------------------------
 
     def add_injection(self, source: str, destination: str, role: str, content: str) -> Injected:
-        """Queue a message for delivery at the next barrier (safe beside a running run)."""
+        """Queue a message for delivery at the next barrier (safe beside a running run).
+
+        Refused (`RunFileError`) once the run has committed its last barrier: checked in the
+        same transaction, so a message is never queued where no barrier would deliver it.
+        """
         first_ordinal = int(self.workflow.info.get("inject", 0))
+        layers = len(self.workflow.plan)
         with self.transaction():
+            if self.started and self.position >= layers:
+                raise RunFileError(
+                    f"{self.path}: the run has finished all {layers} layers; "
+                    "nothing would deliver the message"
+                )
             row = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM injections").fetchone()
             number = int(row[0]) + 1
             message = Message(
@@ -666,7 +683,7 @@ class Recorder:
         self.run = run
         self.invocation = invocation
         self.snapshot = snapshot  # Callable[[Iterable[str]], Mapping[str, dict]] | None
-        self._buffer: list[tuple[ev.Event, int | None, str | None]] = []
+        self._buffer: list[ev.Event] = []
         self._layer: int | None = None
         self._layer_failed = False
         self._chains = _chain_table(run.workflow.plan)
@@ -691,26 +708,24 @@ class Recorder:
     def __call__(self, event: ev.Event) -> None:
         """Buffer `event`; flush at chain ends, barriers and the end of the run.
 
-        The hot path (a delivered message) is a type check and a list append.
+        The hot path (a delivered message) is one type check and a list append.
         """
-        cls = type(event)
-        if cls is ev.MessageDelivered:
-            if self._redelivered and event.message.id in self._redelivered:  # type: ignore[attr-defined]
-                self._redelivered.discard(event.message.id)  # type: ignore[attr-defined]
+        if isinstance(event, ev.MessageDelivered):
+            if self._redelivered and event.message.id in self._redelivered:
+                self._redelivered.discard(event.message.id)
                 return
-        elif cls is ev.StepFinished:
+        elif isinstance(event, ev.StepFinished):
             self._buffer.append(event)
-            finished: ev.StepFinished = event  # type: ignore[assignment]
-            if finished.outcome in ("failed", "timeout", "cancelled"):
+            if event.outcome in ("failed", "timeout", "cancelled"):
                 self._layer_failed = True
-            elif self._chain_complete(finished):
-                self._record_chain_done(finished.layer, finished.chain)
+            elif self._chain_complete(event):
+                self._record_chain_done(event.layer, event.chain)
             return
-        elif cls is ev.LayerStarted:
+        elif isinstance(event, ev.LayerStarted):
             self._layer_failed = False
-        elif cls is ev.LayerFinished:
-            self._layer_failed = self._layer_failed or not event.ok  # type: ignore[attr-defined]
-        elif cls is ev.RunFinished:
+        elif isinstance(event, ev.LayerFinished):
+            self._layer_failed = self._layer_failed or not event.ok
+        elif isinstance(event, ev.RunFinished):
             self._buffer.append(event)
             self.flush()
             return
@@ -765,23 +780,18 @@ class Recorder:
         seq = self._event_seq
         message_seq = self._message_seq
         layer = self._layer
-        delivered, rejected = ev.MessageDelivered, ev.MessageRejected
         for event in buffered:
             seq += 1
-            cls = type(event)
-            if cls is delivered or cls is rejected:
-                m: Message = event.message  # type: ignore[attr-defined]
+            if isinstance(event, ev.MessageDelivered | ev.MessageRejected):
+                m = event.message
                 o = m.origin
                 message_seq += 1
-                if cls is delivered:
-                    delivery = event.delivery  # type: ignore[attr-defined]
-                    delivery_seq = event.seq  # type: ignore[attr-defined]
-                    recipient = event.recipient  # type: ignore[attr-defined]
+                if isinstance(event, ev.MessageDelivered):
+                    delivery, delivery_seq, recipient = event.delivery, event.seq, event.recipient
                 else:
                     delivery, delivery_seq, recipient = "rejected", None, None
                     rejection_rows.append(
-                        (message_seq, event.rule, event.reason,  # type: ignore[attr-defined]
-                         event.action, event.sender)  # type: ignore[attr-defined]
+                        (message_seq, event.rule, event.reason, event.action, event.sender)
                     )
                 message_rows.append(
                     (message_seq, seq, m.id, m.source, m.destination, m.role, m.content,
@@ -790,27 +800,27 @@ class Recorder:
                 )
                 continue
             chain: str | None = None
-            if cls is ev.LayerStarted:
-                layer = event.layer  # type: ignore[attr-defined]
-            elif cls is ev.StepStarted or cls is ev.StepFinished:
-                chain = event.chain  # type: ignore[attr-defined]
+            if isinstance(event, ev.LayerStarted):
+                layer = event.layer
+            elif isinstance(event, ev.StepStarted | ev.StepFinished):
+                chain = event.chain
             event_rows.append(
                 (seq, invocation, event.kind, event.t, layer, chain,
                  getattr(event, "region", None), dumps(event_json(event), ensure_ascii=False))
             )
-            if cls is ev.StepFinished:
-                f: ev.StepFinished = event  # type: ignore[assignment]
+            if isinstance(event, ev.StepFinished):
                 self._step_seq += 1
                 step_rows.append(
-                    (self._step_seq, seq, f.layer, f.chain, f.step, f.region, f.method,
-                     f.outcome, f.t - f.duration, f.t, f.duration, f.error, f.detail)
+                    (self._step_seq, seq, event.layer, event.chain, event.step, event.region,
+                     event.method, event.outcome, event.t - event.duration, event.t,
+                     event.duration, event.error, event.detail)
                 )
-            elif cls is ev.LLMCalled:
-                c: ev.LLMCalled = event  # type: ignore[assignment]
+            elif isinstance(event, ev.LLMCalled):
                 self._llm_seq += 1
                 llm_rows.append(
-                    (self._llm_seq, seq, c.region, c.llm, c.purpose, c.prompt_tokens,
-                     c.completion_tokens, c.duration, c.error, c.t)
+                    (self._llm_seq, seq, event.region, event.llm, event.purpose,
+                     event.prompt_tokens, event.completion_tokens, event.duration, event.error,
+                     event.t)
                 )
         self._event_seq, self._message_seq, self._layer = seq, message_seq, layer
         if event_rows:
