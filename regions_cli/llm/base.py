@@ -68,6 +68,14 @@ class LLMError(Exception):
     """A model call failed for good (after the backend's own retries). The message says why."""
 
 
+class LLMConfigError(LLMError, ValueError):
+    """An ``llms:`` entry cannot be built (bad option, missing file or package).
+
+    Raised when the backend is built, before the run starts; a `ValueError` too, so builders
+    that report bad configuration as ValueError catch it. The message starts ``llms.NAME: ``.
+    """
+
+
 @runtime_checkable
 class CompletionModel(Protocol):
     """Anything that completes a chat prompt. All backends implement this."""

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from regions_cli.llm.base import LLMError
+from regions_cli.llm.base import LLMConfigError, LLMError
 
 if TYPE_CHECKING:
     import httpx
@@ -68,7 +68,7 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
 
 def _number(value: Any, where: str, key: str, *, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise LLMError(f"{where}: {key} must be a number >= {minimum:g}, got {value!r}")
+        raise LLMConfigError(f"{where}: {key} must be a number >= {minimum:g}, got {value!r}")
     return float(value)
 
 
@@ -81,7 +81,7 @@ def normalise_base_url(url: str, where: str) -> str:
     """
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise LLMError(f"{where}: base_url must be an http(s) URL, got {url!r}")
+        raise LLMConfigError(f"{where}: base_url must be an http(s) URL, got {url!r}")
     path = parts.path.rstrip("/")
     if not path:
         path = "/v1"
@@ -115,7 +115,7 @@ class HttpSettings:
         and ``max_retry_wait`` (seconds) tune the retry wait.
         """
         if "base_url" not in options or not options["base_url"]:
-            raise LLMError(f"{where}: the openai backend needs base_url (e.g. http://127.0.0.1:8080/v1)")
+            raise LLMConfigError(f"{where}: the openai backend needs base_url (e.g. http://127.0.0.1:8080/v1)")
         connect, read = DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
         timeout = options.get("timeout")
         if isinstance(timeout, Mapping):
@@ -124,19 +124,21 @@ class HttpSettings:
         elif timeout is not None:
             connect = read = _number(timeout, where, "timeout")
         if connect <= 0 or read <= 0:
-            raise LLMError(f"{where}: timeouts must be > 0 seconds")
+            raise LLMConfigError(f"{where}: timeouts must be > 0 seconds")
         headers = options.get("headers") or {}
         if not isinstance(headers, Mapping):
-            raise LLMError(f"{where}: headers must be a mapping of name: value")
+            raise LLMConfigError(f"{where}: headers must be a mapping of name: value")
         retries = options.get("retries", DEFAULT_RETRIES)
         concurrency = options.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise LLMError(f"{where}: retries must be an integer >= 0, got {retries!r}")
+            raise LLMConfigError(f"{where}: retries must be an integer >= 0, got {retries!r}")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise LLMError(f"{where}: max_concurrency must be an integer >= 1, got {concurrency!r}")
+            raise LLMConfigError(
+                f"{where}: max_concurrency must be an integer >= 1, got {concurrency!r}"
+            )
         verify = options.get("verify_tls", True)
         if not isinstance(verify, bool):
-            raise LLMError(f"{where}: verify_tls must be true or false")
+            raise LLMConfigError(f"{where}: verify_tls must be true or false")
         return cls(
             base_url=normalise_base_url(str(options["base_url"]), where),
             where=where,

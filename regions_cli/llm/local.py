@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from regions_cli.llm.base import (
     Completion,
     CompletionRequest,
+    LLMConfigError,
     LLMError,
     TokenCallback,
     Usage,
@@ -52,8 +53,8 @@ MAX_JSON_STRING = 200
 MAX_JSON_ITEMS = 5
 
 
-def _install_error(where: str, what: str = "llama-cpp-python") -> LLMError:
-    return LLMError(f"{where}: the local backend needs {what}: {INSTALL_HINT}")
+def _install_error(where: str, what: str = "llama-cpp-python") -> LLMConfigError:
+    return LLMConfigError(f"{where}: the local backend needs {what}: {INSTALL_HINT}")
 
 
 def default_model_path(where: str = "llms.default") -> Path:
@@ -87,7 +88,7 @@ def _int_option(options: Mapping[str, Any], key: str, default: int | None, minim
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise LLMError(f"{where}: {key} must be an integer >= {minimum}, got {value!r}")
+        raise LLMConfigError(f"{where}: {key} must be an integer >= {minimum}, got {value!r}")
     return value
 
 
@@ -107,9 +108,11 @@ class LocalModel:
     ) -> None:
         self.name = name
         self.where = f"llms.{name}"
+        if importlib.util.find_spec("llama_cpp") is None:  # fail at build, not mid-run
+            raise _install_error(self.where)
         self.model_path = model_path or default_model_path(self.where)
         if not self.model_path.is_file():
-            raise LLMError(f"{self.where}: model file {self.model_path} does not exist")
+            raise LLMConfigError(f"{self.where}: model file {self.model_path} does not exist")
         self.n_ctx = n_ctx
         self.n_parallel = n_parallel
         self.seed = seed
@@ -134,7 +137,7 @@ class LocalModel:
                 path = base_dir / path
         params = o.get("params") or {}
         if not isinstance(params, Mapping):
-            raise LLMError(f"{where}: params must be a mapping")
+            raise LLMConfigError(f"{where}: params must be a mapping")
         return cls(
             config.name,
             path,

@@ -26,6 +26,7 @@ from regions_cli.llm.base import (
     ChatMessage,
     Completion,
     CompletionRequest,
+    LLMConfigError,
     LLMError,
     TokenCallback,
     Usage,
@@ -95,10 +96,10 @@ class OpenAIModel:
         settings = HttpSettings.from_options(options, config.api_key, where=where)
         api = options.get("api", "chat")
         if api not in ("chat", "completions"):
-            raise LLMError(f"{where}: api must be chat or completions, got {api!r}")
+            raise LLMConfigError(f"{where}: api must be chat or completions, got {api!r}")
         params = options.get("params") or {}
         if not isinstance(params, Mapping):
-            raise LLMError(f"{where}: params must be a mapping")
+            raise LLMConfigError(f"{where}: params must be a mapping")
         model = options.get("model")
         return cls(
             config.name,

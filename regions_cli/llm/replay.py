@@ -32,6 +32,7 @@ from regions_cli.llm.base import (
     Completion,
     CompletionModel,
     CompletionRequest,
+    LLMConfigError,
     LLMError,
     TokenCallback,
     Usage,
@@ -91,7 +92,9 @@ class _CassetteWriter:
             try:
                 writer = cls._open[key] = cls(key)
             except OSError as exc:
-                raise LLMError(f"cannot write the cassette {path}: {exc.strerror or exc}") from exc
+                raise LLMConfigError(
+                    f"cannot write the cassette {path}: {exc.strerror or exc}"
+                ) from exc
         writer.users += 1
         return writer
 
@@ -167,16 +170,16 @@ class _Entry:
 
 
 def load_cassette(path: Path, where: str) -> dict[str, _Entry]:
-    """Read a cassette into key -> entry; `LLMError` (with the line) for anything malformed."""
+    """Read a cassette into key -> entry; `LLMConfigError` (with the line) if it is malformed."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise LLMError(
+        raise LLMConfigError(
             f"{where}: the cassette {path} does not exist (write one with "
             f"`regions run --record {path}`)"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise LLMError(f"{where}: cannot read the cassette {path}: {exc}") from exc
+        raise LLMConfigError(f"{where}: cannot read the cassette {path}: {exc}") from exc
     entries: dict[str, _Entry] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -203,7 +206,9 @@ def load_cassette(path: Path, where: str) -> dict[str, _Entry]:
             )
         except (ValueError, KeyError, TypeError) as exc:
             detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise LLMError(f"{where}: {path}:{number}: not a cassette entry ({detail})") from exc
+            raise LLMConfigError(
+                f"{where}: {path}:{number}: not a cassette entry ({detail})"
+            ) from exc
         key = str(item.get("key") or _key_of(canonical))
         entry = entries.setdefault(key, _Entry(canonical, str(item.get("purpose", ""))))
         entry.completions.append(completion)

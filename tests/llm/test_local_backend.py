@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMError
+from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMConfigError, LLMError
 from regions_cli.llm.local import INSTALL_HINT, LocalModel, bounded_schema, default_model_path
 from regions_cli.workflow.model import LLMConfig
 
@@ -52,16 +52,9 @@ def test_missing_llama_cpp_names_the_pip_command(monkeypatch: pytest.MonkeyPatch
         return None if name == "llama_cpp" else real(name, *args)
 
     monkeypatch.setattr(importlib.util, "find_spec", without_llama)
-    model = LocalModel("default", Path(__file__))  # any existing file: loading fails first
-
-    async def go() -> None:
-        try:
-            await model.complete(ask("hi"))
-        finally:
-            await model.aclose()
-
-    with pytest.raises(LLMError) as err:
-        asyncio.run(go())
+    with pytest.raises(LLMConfigError) as err:  # at build time, before the run starts
+        LocalModel.from_config(LLMConfig("default", "local", {"_implied": True}))
+    assert isinstance(err.value, ValueError)  # builders catch configuration errors as such
     assert str(err.value) == (
         "llms.default: the local backend needs llama-cpp-python: pip install 'regions-cli[local]'"
     )
