@@ -144,11 +144,28 @@ try {
 
   // Connect it: drag Historian -> Critic on the canvas, and Critic -> Historian in the panel.
   await dragConnect(page, 'Historian', 'Critic');
-  await page.locator('[data-testid="rf__edge-Historian->Critic"]').waitFor();
+  await page.locator('[data-testid="rf__edge-Historian->Critic"]').waitFor({ state: 'attached' });
   await page.locator('[data-testid="rf__node-Critic"]').click();
   await page.locator('[data-testid="connect-to"]').selectOption('Historian');
   await page.locator('[data-testid="connect-add"]').click();
-  await page.locator('[data-testid="rf__edge-Critic->Historian"]').waitFor();
+  await page.locator('[data-testid="rf__edge-Critic->Historian"]').waitFor({ state: 'attached' });
+
+  // Delete: a region with its connections, and a single connection from the side panel.
+  await page.locator('[data-testid="add-type"]').selectOption('BroadcastRegion');
+  await page.locator('[data-testid="add-region"]').click();
+  await page.locator('[data-testid="rf__node-Broadcast_1"]').waitFor();
+  await page.locator('[data-testid="connect-to"]').selectOption('Critic');
+  await page.locator('[data-testid="connect-add"]').click();
+  await page.locator('[data-testid="rf__edge-Broadcast_1->Critic"]').waitFor({ state: 'attached' });
+  await page.locator('[data-testid="delete-region"]').click();
+  await page.locator('[data-testid="rf__node-Broadcast_1"]').waitFor({ state: 'detached' });
+  assert.equal(await page.locator('[data-testid="rf__edge-Broadcast_1->Critic"]').count(), 0);
+  await page.locator('[data-testid="rf__node-Critic"]').click();
+  await page.locator('[data-testid="connect-to"]').selectOption('HistoricalFacts');
+  await page.locator('[data-testid="connect-add"]').click();
+  await page.locator('[data-testid="rf__edge-Critic->HistoricalFacts"]').waitFor({ state: 'attached' });
+  await page.locator('button[title="Delete the connection to HistoricalFacts"]').click();
+  await page.locator('[data-testid="rf__edge-Critic->HistoricalFacts"]').waitFor({ state: 'detached' });
 
   // Add a step: the method picker offers only a Region's methods.
   const adder = page.locator('[data-testid="add-step-2-chain0"]');
@@ -167,7 +184,7 @@ try {
   const box = await nodeBox(page, 'Critic');
   await page.mouse.move(box.x + 60, box.y + 12);
   await page.mouse.down();
-  await page.mouse.move(box.x + 160, box.y + 112, { steps: 8 });
+  await page.mouse.move(box.x - 200, box.y + 122, { steps: 8 });
   await page.mouse.up();
 
   assert.equal(await page.locator('[data-testid="problem-count"]').innerText(), '✓ valid');
@@ -217,6 +234,22 @@ try {
   assert.match(await runPage.locator('[data-testid="run-result"]').innerText(), /^Run ok/);
   assert.ok((await runPage.locator('.event-message').count()) >= 3, 'messages are in the feed');
   await runPage.screenshot({ path: join(results, '04-run.png') });
+
+  // Import the original framework's JSON (a registry and a plan), as `regions import` does.
+  const registry = [
+    { name: 'foo', type: 'Region', task: 'Important job', connections: { bar: 'Does things' } },
+    { name: 'bar', type: 'Region', task: 'Does things', connections: {} },
+  ];
+  const plan = { layer_config: [{ chain0: ['foo'] }, { chain0: ['bar'] }], execution_config: [[['foo', 'make_questions']], [['bar', 'make_replies']]], execution_order: [0, 1] };
+  await runPage.locator('input[type="file"]').setInputFiles([
+    { name: 'demo_regions.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(registry)) },
+    { name: 'demo_executions.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(plan)) },
+  ]);
+  await runPage.locator('[data-testid="rf__edge-foo->bar"]').waitFor({ state: 'attached' });
+  assert.match(await runPage.locator('[data-testid="status"]').innerText(), /^Imported demo_regions\.json, demo_executions\.json/);
+  assert.equal(await runPage.locator('[data-testid="problem-count"]').innerText(), '✓ valid');
+  await runPage.screenshot({ path: join(results, '05-imported.png') });
+  assert.equal(readFileSync(runFile, 'utf8'), SCRIPTED, 'an import is not saved until the user saves');
 
   assert.deepEqual(pageErrors, [], 'no errors in the page');
   console.log('e2e: ok (screenshots in gui/test-results/)');

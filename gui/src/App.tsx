@@ -342,7 +342,7 @@ export function App() {
             deleteKeyCode={['Delete', 'Backspace']}
           >
             <Background gap={20} />
-            <MiniMap pannable zoomable nodeColor={(n) => typeStyle((n as RegionFlowNode).data.type).color} />
+            <MiniMap pannable zoomable style={{ width: 150, height: 100 }} nodeColor={(n) => typeStyle((n as RegionFlowNode).data.type).color} />
             <Controls />
           </ReactFlow>
         </section>
