@@ -36,6 +36,13 @@ def gui(
             _fail(f"{file}: is a directory, not a workflow file")
         if not file.parent.resolve().is_dir():
             _fail(f"{file}: the folder {file.parent} does not exist")
+        if file.exists():
+            try:
+                file.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                _fail(f"{file}: not UTF-8 text")
+            except OSError as exc:
+                _fail(f"{file}: cannot read it: {exc.strerror or exc}")
     try:
         gui_server.serve(
             file,

@@ -76,6 +76,14 @@ def test_a_missing_folder_is_refused(tmp_path: Path) -> None:
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_a_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    binary = tmp_path / "image.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    result = CliRunner().invoke(app, ["gui", str(binary), "--no-browser"])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {binary}: not UTF-8 text"
+
+
 def test_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
     busy = gui_server.GuiServer(None)
     try:
