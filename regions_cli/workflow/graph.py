@@ -2,7 +2,7 @@
 plan, as Mermaid or Graphviz dot text, so a plan can be seen without the GUI.
 
 The diagram has two parts: the region graph (an arrow for each connection, a dashed arrow from
-each external sender of an ``inject:`` message) and the plan (one box per layer, in order; each
+each external sender of an ``inject:`` message, a dotted "tap" arrow into each listener) and the plan (one box per layer, in order; each
 chain is a row of its steps).
 """
 
@@ -27,6 +27,9 @@ def to_mermaid(workflow: Workflow) -> str:
         for target in region.connections:
             if target in ids:
                 out.append(f"  {ids[name]} --> {ids[target]}")
+        for tapped in region.taps:  # a listener copies this region's traffic
+            if tapped in ids:
+                out.append(f"  {ids[tapped]} -. tap .-> {ids[name]}")
     externals: dict[str, str] = {}
     for injection in workflow.inject:
         if injection.source not in ids and injection.source not in externals:
@@ -75,6 +78,9 @@ def to_dot(workflow: Workflow) -> str:
         for target in region.connections:
             if target in workflow.regions:
                 out.append(f"  {_dot(name)} -> {_dot(target)};")
+        for tapped in region.taps:
+            if tapped in workflow.regions:
+                out.append(f'  {_dot(tapped)} -> {_dot(name)} [style=dotted, label="tap"];')
     for injection in workflow.inject:
         if injection.source not in workflow.regions:
             out.append(f"  {_dot(injection.source)} [shape=ellipse, style=dashed];")

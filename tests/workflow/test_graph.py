@@ -25,6 +25,7 @@ def test_mermaid_shows_regions_connections_injections_and_plan() -> None:
     assert set(ids) == set(workflow.regions)
     assert f"  {ids['Historian']} --> {ids['HistoricalFacts']}" in lines
     assert f"  {ids['Relay']} --> {ids['Writer']}" in lines
+    assert f"  {ids['Historian']} -. tap .-> {ids['Trace']}" in lines
     assert '  x0(["user"])' in lines and f"  x0 -. request .-> {ids['Historian']}" in lines
     assert '    subgraph L0["layer 1: ask"]' in lines
     assert '      L1c0s0["facts: HistoricalFacts.make_replies"]' in lines
