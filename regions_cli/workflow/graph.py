@@ -2,8 +2,8 @@
 plan, as Mermaid or Graphviz dot text, so a plan can be seen without the GUI.
 
 The diagram has two parts: the region graph (an arrow for each connection, a dashed arrow from
-each external sender of an ``inject:`` message, a dotted "tap" arrow into each listener) and the plan (one box per layer, in order; each
-chain is a row of its steps).
+each external sender of an ``inject:`` message, a dotted "tap" arrow into each listener) and
+the plan (one box per layer, in order; each chain is a row of its steps).
 """
 
 from __future__ import annotations
