@@ -700,8 +700,7 @@ class Recorder:
         self._event_seq, self._message_seq, self._step_seq, self._llm_seq = (int(v) for v in row)
         # ids of messages a resume re-delivers (already journaled): not recorded twice
         self._redelivered = set(redelivered)
-        self.status: str | None = None
-        self.exit_code: int | None = None
+        self._deferred: tuple[int, Mapping[str, Mapping[str, Any]]] | None = None
 
     # -- the EventBus subscriber ---------------------------------------------------------------
 
@@ -723,6 +722,8 @@ class Recorder:
             return
         elif isinstance(event, ev.LayerStarted):
             self._layer_failed = False
+            if self._deferred is not None:  # the run went on after a failed layer: commit it
+                self._commit(*self._deferred, take_injections=False)
         elif isinstance(event, ev.LayerFinished):
             self._layer_failed = self._layer_failed or not event.ok
         elif isinstance(event, ev.RunFinished):
@@ -865,12 +866,23 @@ class Recorder:
 
         One ``BEGIN IMMEDIATE`` transaction writes the buffered events, the changed region
         states, the plan position, and marks the pending injections consumed: a crash leaves
-        either all of it or none. After a failed layer nothing is committed (the position stays,
-        so a resume re-runs the failed chains) and injections wait for a later barrier.
+        either all of it or none.
+
+        After a failed layer the commit waits: if the run goes on (``on_failure: continue``)
+        it happens when the next layer starts; if the run stops there, the position stays, so
+        a resume runs the failed chains again (the completed ones are kept). Injections wait
+        for the next committed barrier.
         """
         if self._layer_failed and next_layer > 0:
+            self._deferred = (next_layer, states)
             self.flush()
             return []
+        return self._commit(next_layer, states, take_injections=True)
+
+    def _commit(
+        self, next_layer: int, states: Mapping[str, Mapping[str, Any]], *, take_injections: bool
+    ) -> list[Message]:
+        self._deferred = None
         with self.run.transaction() as conn:
             self._write_buffer(conn)
             committed = conn.execute(
@@ -894,6 +906,8 @@ class Recorder:
                     changed,
                 )
                 conn.execute("DELETE FROM chains_done WHERE layer < ?", (next_layer,))
+            if not take_injections:
+                return []
             rows = conn.execute(
                 "SELECT id, source, destination, role, content, ordinal, created, consumed_at "
                 "FROM injections WHERE consumed_at IS NULL ORDER BY id"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from journal_helpers import FIXTURES, drive, traffic
 
+from regions_cli.engine.events import StepStarted
 from regions_cli.engine.journal import RunFile
 from regions_cli.run_journal import JournalError
 
@@ -70,3 +71,43 @@ async def test_resume_after_a_crash_mid_layer(fanout: Path, tmp_path: Path) -> N
     assert len(traffic(crashed)) == len(set(traffic(crashed)))
     with RunFile.open(whole) as a, RunFile.open(crashed) as b:
         assert a.states() == b.states()
+
+
+async def test_resume_after_a_failed_step_reruns_only_the_failed_chain(tmp_path: Path) -> None:
+    workflow = tmp_path / "failing.yaml"
+    text = (FIXTURES / "failing.yaml").read_text(encoding="utf-8")
+    workflow.write_text(text, encoding="utf-8")
+    code, _, path = await drive(workflow, run_file=tmp_path / "r.db")
+    assert code == 3
+    with RunFile.open(path) as run:
+        assert run.position == 0  # the failed layer's barrier is not committed
+        assert set(run.chains_done(0)) == {"a"}
+        assert run.injections() == []
+    with pytest.raises(JournalError, match=r"timeout changed.*--force"):
+        workflow.write_text(text.replace("timeout: 0.2", "timeout: 5"), encoding="utf-8")
+        await drive(workflow, resume=path)
+    code, events, _ = await drive(workflow, resume=path, force=True)
+    assert code == 0
+    started = [(e.layer, e.chain) for e in events if isinstance(e, StepStarted)]
+    assert started == [(0, "s"), (1, "a")]  # chain a of layer 1 is not run again
+    with RunFile.open(path) as run:
+        assert run.position == 2
+        outcomes = [(s["layer"], s["chain"], s["outcome"]) for s in run.steps()]
+        assert outcomes == [(0, "a", "ok"), (0, "s", "ok"), (1, "a", "nothing")]
+        outputs = sorted(m["content"] for m in run.messages() if m["delivery"] == "output")
+        assert len(outputs) == 2  # A and Slow each answered once
+
+
+async def test_failed_layer_with_continue_is_committed_when_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    workflow = tmp_path / "failing.yaml"
+    text = (FIXTURES / "failing.yaml").read_text(encoding="utf-8")
+    workflow.write_text(text.replace("on_failure: stop", "on_failure: continue"), "utf-8")
+    code, _, path = await drive(workflow, run_file=tmp_path / "r.db")
+    assert code == 3
+    with RunFile.open(path) as run:
+        barriers = run.conn.execute("SELECT position FROM barriers ORDER BY position")
+        # layer 1 failed, but the run went on: its barrier is committed when layer 2 starts
+        assert barriers.fetchall() == [(0,), (1,), (2,)]
+        assert [s["outcome"] for s in run.steps()] == ["ok", "timeout", "nothing"]
