@@ -30,21 +30,25 @@ from regions_cli.engine.regions import make_region  # noqa: E402
 from regions_cli.workflow.model import RegionConfig, Workflow, build_workflow  # noqa: E402
 
 
-def best_async(repeats: int, make: Callable[[], Coroutine[Any, Any, float]]) -> float:
-    """The smallest of `repeats` figures measured by the coroutine `make` (seconds).
+def best_of_each(
+    repeats: int, makers: dict[str, Callable[[], Coroutine[Any, Any, float]]]
+) -> dict[str, float]:
+    """The smallest figure each coroutine maker gives over `repeats` rounds (seconds).
 
-    The garbage collector is off while timing, as `timeit` does, so that a collection
-    triggered by earlier allocations does not land in one side of a ratio.
+    The makers take turns within each round, so a baseline and the figure compared with it
+    see the same load on a shared machine. The garbage collector is off while timing, as
+    `timeit` does, so a collection triggered by earlier allocations lands on neither side.
     """
-    figures: list[float] = []
+    best = dict.fromkeys(makers, float("inf"))
     for _ in range(repeats):
-        gc.collect()
-        gc.disable()
-        try:
-            figures.append(asyncio.run(make()))
-        finally:
-            gc.enable()
-    return min(figures)
+        for name, make in makers.items():
+            gc.collect()
+            gc.disable()
+            try:
+                best[name] = min(best[name], asyncio.run(make()))
+            finally:
+                gc.enable()
+    return best
 
 
 # -- a hop ---------------------------------------------------------------------------------
@@ -213,35 +217,35 @@ def main(quick: bool = False) -> list[Row]:
     repeats = 2 if quick else 5
     rows: list[Row] = []
 
-    baselines = {
-        "vs asyncio.Queue put+get in one task": best_async(repeats, lambda: queue_hop(hops)),
-        "vs asyncio.Queue hop between two tasks": best_async(repeats, lambda: task_hop(hops)),
-    }
-    figures = {"journal off": (best_async(repeats, lambda: postmaster_hop(hops, EventBus())), 5.0)}
     with tempfile.TemporaryDirectory() as folder:
+        makers: dict[str, Callable[[], Coroutine[Any, Any, float]]] = {
+            "queue": lambda: queue_hop(hops),
+            "tasks": lambda: task_hop(hops),
+            "journal off": lambda: postmaster_hop(hops, EventBus()),
+            "bare call": lambda: bare_call(steps),
+            "step": lambda: engine_step(steps),
+        }
         journaled = journal_bus(Path(folder))
         if journaled is not None:
             bus, flush = journaled
-            on = best_async(repeats, lambda: postmaster_hop(hops, bus, flush))
-            figures["journal on"] = (on, 20.0)
-    for label, (figure, target) in figures.items():
+            makers["journal on"] = lambda: postmaster_hop(hops, bus, flush)
+        best = best_of_each(repeats, makers)
+    baselines = {
+        "vs asyncio.Queue put+get in one task": best["queue"],
+        "vs asyncio.Queue hop between two tasks": best["tasks"],
+    }
+    for label, target in (("journal off", 5.0), ("journal on", 20.0)):
+        if label not in best:
+            continue
         for versus, baseline in baselines.items():
             rows.append(
-                Row(f"engine: routing per message hop, {label}", figure * 1e6, "us",
+                Row(f"engine: routing per message hop, {label}", best[label] * 1e6, "us",
                     baseline * 1e6, target, note=versus)
             )  # fmt: skip
-
-    bare = best_async(repeats, lambda: bare_call(steps))
-    step = best_async(repeats, lambda: engine_step(steps))
     rows.append(
-        Row(
-            "engine: step per no-op method",
-            step * 1e6,
-            "us",
-            bare * 1e6,
-            note="vs bare coroutine call; no target",
-        )
-    )
+        Row("engine: step per no-op method", best["step"] * 1e6, "us", best["bare call"] * 1e6,
+            note="vs bare coroutine call; no target")
+    )  # fmt: skip
 
     regions, layers = (100, 10) if quick else (1000, 100)
     workflow = generated_workflow(regions, layers, chains=10 if quick else 50)
