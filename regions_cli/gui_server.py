@@ -9,6 +9,7 @@ needs from the machine goes through these endpoints:
 ``GET  /api/schema``   the workflow JSON Schema
 ``POST /api/verify``   ``{text}`` -> the findings of `regions verify` for that text
 ``POST /api/import``   ``{files: {name: json text}}`` -> ``{text, warnings}`` (``regions import``)
+``POST /api/export``   ``{text}`` -> ``{files: {name: json text}, dropped}`` (``regions export``)
 ``POST /api/run``      run the saved file as ``regions run --json`` does; 409 while one runs
 ``GET  /api/events``   server-sent events: every ``--json`` line of the current or last run
 =====================  ====================================================================
@@ -252,6 +253,36 @@ class GuiServer(ThreadingHTTPServer):
                 raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
             return {"text": result.dump(), "warnings": list(result.warnings)}
 
+    def export_json(self, text: str) -> dict[str, Any]:
+        """`text` as the original's registry and plan JSON (``regions export``'s rules)."""
+        from regions_cli.workflow.api import check_document
+        from regions_cli.workflow.load import load_text
+        from regions_cli.workflow.model import build_workflow
+        from regions_cli.workflow.seed_json import export_workflow
+
+        folder = self.workflow.parent if self.workflow is not None else Path.cwd()
+        shown = self.workflow.name if self.workflow is not None else "workflow.yaml"
+        doc = load_text(text, file=shown, base_dir=folder)
+        errors = [f for f in check_document(doc) if f.is_error]
+        if errors or doc.data is None:
+            first = f"{errors[0].location()}: {errors[0].message}" if errors else "no data"
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"fix the workflow first: {first}")
+        try:
+            result = export_workflow(build_workflow(doc.data, base_dir=folder))
+        except (ValueError, OSError) as exc:
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"cannot export: {exc}") from exc
+        files = {
+            f"{result.name}_regions.json": result.regions,
+            f"{result.name}_executions.json": result.executions,
+        }
+        return {
+            "files": {
+                name: json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+                for name, data in files.items()
+            },
+            "dropped": list(result.dropped),
+        }
+
     def run(self) -> dict[str, Any]:
         path = self.workflow
         if path is None or not path.exists():
@@ -364,6 +395,8 @@ class _Handler(BaseHTTPRequestHandler):
             ):
                 raise ApiError(HTTPStatus.BAD_REQUEST, "files must map file names to JSON text")
             self._json(server.import_json(files))
+        elif route == ("POST", "/api/export"):
+            self._json(server.export_json(_string(self._body(), "text")))
         elif route == ("POST", "/api/run"):
             self._body()
             self._json(server.run(), HTTPStatus.ACCEPTED)

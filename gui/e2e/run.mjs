@@ -249,6 +249,17 @@ try {
   assert.match(await runPage.locator('[data-testid="status"]').innerText(), /^Imported demo_regions\.json, demo_executions\.json/);
   assert.equal(await runPage.locator('[data-testid="problem-count"]').innerText(), '✓ valid');
   await runPage.screenshot({ path: join(results, '05-imported.png') });
+  // …and export it back to the original's files (two downloads).
+  const downloads = [];
+  const bothDownloaded = new Promise((resolve) => {
+    runPage.on('download', (download) => {
+      downloads.push(download.suggestedFilename());
+      if (downloads.length === 2) resolve();
+    });
+  });
+  await runPage.getByRole('button', { name: 'Export JSON' }).click();
+  await bothDownloaded;
+  assert.deepEqual(downloads.sort(), ['demo_executions.json', 'demo_regions.json']);
   assert.equal(readFileSync(runFile, 'utf8'), SCRIPTED, 'an import is not saved until the user saves');
 
   assert.deepEqual(pageErrors, [], 'no errors in the page');

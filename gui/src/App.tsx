@@ -82,13 +82,19 @@ export function App() {
 
   // Load the file `regions gui` was started with (standalone: a new workflow).
   useEffect(() => {
-    void api.loadFile().then((state) => {
-      if (!state) return;
-      setServer(true);
-      setFile(state);
-      if (state.exists) open(state.text);
-      else open(NEW_WORKFLOW, null);
-    });
+    api.loadFile().then(
+      (state) => {
+        if (!state) return;
+        setServer(true);
+        setFile(state);
+        if (state.exists) open(state.text);
+        else open(NEW_WORKFLOW, null);
+      },
+      (error: Error) => {
+        setServer(true);
+        setStatus({ text: `Cannot open the file: ${error.message}`, error: true });
+      },
+    );
   }, [open]);
 
   /** Apply one change to the document; a refused change (bad name...) is shown, not thrown. */
@@ -213,6 +219,17 @@ export function App() {
     }
   };
 
+  const exportOriginal = async () => {
+    try {
+      const result = await api.exportJson(text);
+      for (const [name, body] of Object.entries(result.files)) api.download(name, body, 'application/json');
+      const dropped = result.dropped.length ? `; not expressible there, left out: ${result.dropped.join('; ')}` : '';
+      setStatus({ text: `Exported ${Object.keys(result.files).join(', ')}${dropped}` });
+    } catch (error) {
+      setStatus({ text: `Export JSON: ${(error as Error).message}`, error: true });
+    }
+  };
+
   const verifyOnServer = async () => {
     try {
       setServerFindings(await api.verifyText(text));
@@ -290,6 +307,11 @@ export function App() {
           {server ? 'Save' : 'Export YAML'}
         </button>
         {server && <button onClick={() => api.download(file?.path?.split('/').pop() ?? 'workflow.yaml', text)}>Export</button>}
+        {server && (
+          <button onClick={() => void exportOriginal()} title="Download the original framework's regions.json and executions.json">
+            Export JSON
+          </button>
+        )}
         <span className="sep" />
         <select value={addType} data-testid="add-type" onChange={(e) => setAddType(e.target.value)}>
           {REGION_TYPES.map((t) => (

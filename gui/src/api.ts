@@ -28,15 +28,21 @@ async function request<T>(method: string, url: string, body?: unknown): Promise<
   return payload as T;
 }
 
-/** The file `regions gui` was started with, or null when there is no server. */
+/**
+ * The file `regions gui` was started with, or null when no `regions gui` serves this page.
+ * Throws (with the server's one-line message) when the server cannot read the file.
+ */
 export async function loadFile(): Promise<FileState | null> {
+  let response: Response;
   try {
-    const response = await fetch('api/file');
-    if (!response.ok || !(response.headers.get('content-type') ?? '').includes('json')) return null;
-    return (await response.json()) as FileState;
+    response = await fetch('api/file');
   } catch {
     return null;
   }
+  if (!(response.headers.get('content-type') ?? '').includes('json')) return null;
+  const payload = (await response.json()) as FileState & { error?: string };
+  if (!response.ok) throw new Error(payload.error ?? `HTTP ${response.status}`);
+  return payload;
 }
 
 export function saveFile(text: string, baseHash: string | null): Promise<{ hash: string; path: string }> {
@@ -50,6 +56,11 @@ export function verifyText(text: string): Promise<VerifyResult> {
 /** Convert the original framework's JSON files to workflow YAML (same rules as `regions import`). */
 export function importJson(files: Record<string, string>): Promise<{ text: string }> {
   return request('POST', 'api/import', { files });
+}
+
+/** The workflow as the original's registry and plan JSON (same rules as `regions export`). */
+export function exportJson(text: string): Promise<{ files: Record<string, string>; dropped: string[] }> {
+  return request('POST', 'api/export', { text });
 }
 
 export function startRun(): Promise<{ run: number }> {

@@ -219,6 +219,26 @@ def test_import_rejects_bad_input_with_one_line(
     assert "\n" not in error
 
 
+def test_export_gives_the_originals_registry_and_plan(client: httpx.Client) -> None:
+    result = client.post("/api/export", json={"text": WORKFLOW})
+    assert result.status_code == 200, result.text
+    payload = result.json()
+    files = {name: json.loads(text) for name, text in payload["files"].items()}
+    registry = files["gui-test_regions.json"]
+    assert [r["name"] for r in registry] == ["Asker", "Expert"]
+    plan = files["gui-test_executions.json"]
+    assert plan["execution_config"][0] == [["Asker", "make_questions"]]
+    assert any("inject" in item for item in payload["dropped"])
+
+
+def test_export_refuses_an_invalid_workflow(client: httpx.Client) -> None:
+    result = client.post(
+        "/api/export", json={"text": WORKFLOW.replace("Asker.make_questions", "X.y")}
+    )
+    assert result.status_code == 422
+    assert result.json()["error"].startswith("fix the workflow first: demo.yaml:")
+
+
 def test_run_streams_the_same_events_as_run_json(
     client: httpx.Client, server: GuiServer, workflow_file: Path
 ) -> None:
