@@ -139,6 +139,11 @@ try {
   await page.locator('[data-testid="field-name"]').fill('Critic');
   await page.locator('[data-testid="field-name"]').press('Enter');
   await page.locator('[data-testid="rf__node-Critic"]').waitFor();
+  // A name that is taken is refused in one line and the field shows the current name again.
+  await page.locator('[data-testid="field-name"]').fill('Historian');
+  await page.locator('[data-testid="field-name"]').press('Enter');
+  await page.locator('[data-testid="status"]', { hasText: 'region Historian already exists' }).waitFor();
+  assert.equal(await page.locator('[data-testid="field-name"]').inputValue(), 'Critic');
   await page.locator('[data-testid="field-task"]').fill('Check the answer for mistakes.');
   await page.locator('[data-testid="field-task"]').blur();
 

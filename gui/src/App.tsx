@@ -184,21 +184,35 @@ export function App() {
     }
   };
 
-  const save = async () => {
+  /** Save to the file (or, standalone, download it); false when that did not happen. */
+  const save = async (): Promise<boolean> => {
     if (!server) {
       api.download(`${String(data.name ?? 'workflow')}.yaml`, text);
       setSavedText(text);
-      return;
+      return true;
     }
     try {
       const result = await api.saveFile(text, file?.hash ?? null);
       setFile((f) => (f ? { ...f, hash: result.hash, exists: true } : f));
       setSavedText(text);
       setStatus({ text: `Saved ${result.path}` });
+      return true;
     } catch (error) {
       setStatus({ text: `Not saved: ${(error as Error).message}`, error: true });
+      return false;
     }
   };
+
+  /** Replacing the document loses unsaved edits: ask first. */
+  const mayDiscard = () => !dirty || window.confirm('Discard the unsaved changes?');
+
+  // Closing or reloading the tab with unsaved edits asks first, too.
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (event: BeforeUnloadEvent) => event.preventDefault();
+    window.addEventListener('beforeunload', warn);
+    return () => window.removeEventListener('beforeunload', warn);
+  }, [dirty]);
 
   const importFiles = async (files: FileList) => {
     const list = [...files];
@@ -267,7 +281,7 @@ export function App() {
   }, [server]);
 
   const run = async () => {
-    if (dirty) await save();
+    if (dirty && !(await save())) return;
     try {
       setEvents([]);
       await api.startRun();
@@ -288,8 +302,8 @@ export function App() {
           {file?.path ?? 'standalone'}
           {dirty && <span className="dirty" title="unsaved changes"> ●</span>}
         </span>
-        <button onClick={() => open(NEW_WORKFLOW, null)}>New</button>
-        <button onClick={() => fileInput.current?.click()} title="Open a workflow YAML, or import the original's JSON (regions + plan, or a full state)">
+        <button onClick={() => mayDiscard() && open(NEW_WORKFLOW, null)}>New</button>
+        <button onClick={() => mayDiscard() && fileInput.current?.click()} title="Open a workflow YAML, or import the original's JSON (regions + plan, or a full state)">
           Open / Import…
         </button>
         <input

@@ -57,7 +57,9 @@ export function RegionPanel({ doc, data, name, help, problems, edit, onRenamed, 
           value={name}
           testId="field-name"
           onCommit={(value) => {
-            if (edit((d) => d.renameRegion(name, value.trim()))) onRenamed(value.trim());
+            const renamed = edit((d) => d.renameRegion(name, value.trim()));
+            if (renamed) onRenamed(value.trim());
+            return renamed;
           }}
         />
       </Field>

@@ -27,7 +27,8 @@ export function CommitInput({
   step,
 }: {
   value: string;
-  onCommit: (value: string) => void;
+  /** Return false to refuse the value (the field then shows the stored value again). */
+  onCommit: (value: string) => boolean | void;
   multiline?: boolean;
   type?: 'text' | 'number';
   testId?: string;
@@ -37,7 +38,7 @@ export function CommitInput({
   const [draft, setDraft] = useState(value);
   useEffect(() => setDraft(value), [value]);
   const commit = () => {
-    if (draft !== value) onCommit(draft);
+    if (draft !== value && onCommit(draft) === false) setDraft(value);
   };
   const common = {
     value: draft,
