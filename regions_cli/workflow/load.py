@@ -407,7 +407,7 @@ def _check_aliases(doc: Document, root: Any) -> bool:
     expanded = size(root)
     if expanded is None:
         return False
-    written = _count_distinct(root)
+    written = _count_written(root)
     if expanded - written > MAX_ALIAS_EXPANSION:
         doc.add(
             "alias-bomb",
@@ -420,22 +420,26 @@ def _check_aliases(doc: Document, root: Any) -> bool:
     return True
 
 
-def _count_distinct(root: Any) -> int:
-    """Nodes in the graph counting each node object once: what the file spells out."""
+def _count_written(root: Any) -> int:
+    """Node positions the file spells out: every node once, plus one per alias (``*name``)."""
     from ruamel.yaml.nodes import MappingNode, SequenceNode
 
     seen: set[int] = set()
+    references = 0
     stack = [root]
     while stack:
         node = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
+        children: list[Any] = []
         if isinstance(node, MappingNode):
-            stack.extend(n for pair in node.value for n in pair)
+            children = [n for pair in node.value for n in pair]
         elif isinstance(node, SequenceNode):
-            stack.extend(node.value)
-    return len(seen)
+            children = list(node.value)
+        references += len(children)
+        stack.extend(children)
+    return references + 1
 
 
 class _Converter:
