@@ -13,7 +13,7 @@ the ``message`` line that follows, and a line per token would drown the log.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from regions_cli.engine.events import (
     Event,
@@ -64,31 +64,11 @@ class PlainView:
 
     def line(self, event: Event) -> str | None:
         """The text of `event`'s line (without the time), or None for events not printed."""
-        match event:
-            case RunStarted():
-                return self._run_started(event)
-            case LayerStarted():
-                return self._layer_started(event)
-            case LayerFinished():
-                return self._layer_finished(event)
-            case StepStarted():
-                return self._step_started(event)
-            case StepFinished():
-                return self._step_finished(event)
-            case RegionStatus():
-                return self._region_status(event)
-            case MessageDelivered():
-                return self._message(event)
-            case MessageRejected():
-                return self._rejected(event)
-            case LLMCalled():
-                return self._llm_called(event)
-            case Notice():
-                return self._notice(event)
-            case RunFinished():
-                return self._run_finished(event)
-            case TokenStreamed():
-                return None
+        formatter = _formatter(type(event))
+        if formatter is not None:
+            return formatter(self, event)
+        if isinstance(event, TokenStreamed):
+            return None
         # A kind this view does not know yet (the engine may add some): still one line.
         fields = {k: v for k, v in event.to_json().items() if k not in ("kind", "t")}
         return clean(f"{event.kind} {fields}")
@@ -162,3 +142,31 @@ class PlainView:
 
     def _where(self, layer: int, chain: str, step: int) -> str:
         return f"{self.state.layer_label(layer)}/{chain}#{step + 1}"
+
+
+Formatter = Callable[[PlainView, Any], str]
+
+#: The line of each event type (a dict lookup: a view sees every event of a run).
+_FORMATTERS: dict[type, Formatter | None] = {
+    RunStarted: PlainView._run_started,
+    LayerStarted: PlainView._layer_started,
+    LayerFinished: PlainView._layer_finished,
+    StepStarted: PlainView._step_started,
+    StepFinished: PlainView._step_finished,
+    RegionStatus: PlainView._region_status,
+    MessageDelivered: PlainView._message,
+    MessageRejected: PlainView._rejected,
+    LLMCalled: PlainView._llm_called,
+    Notice: PlainView._notice,
+    RunFinished: PlainView._run_finished,
+}
+
+
+def _formatter(event_type: type) -> Formatter | None:
+    """The formatter of `event_type` or of the nearest event type it derives from."""
+    try:
+        return _FORMATTERS[event_type]
+    except KeyError:
+        found = next((_FORMATTERS[c] for c in event_type.__mro__ if c in _FORMATTERS), None)
+        _FORMATTERS[event_type] = found
+        return found

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from regions_cli.engine.events import (
     Event,
@@ -55,17 +57,17 @@ def first_line(text: str, limit: int = 100) -> str:
     """The first non-empty line of `text`, cleaned, cut to `limit` characters with an ellipsis.
 
     Says how many more lines there were, so a one-line feed never hides that text was cut.
+    Only that line is cleaned: a view calls this for every message, of any length.
     """
-    lines = [line.strip() for line in clean(text).replace("\t", " ").splitlines()]
-    lines = [line for line in lines if line]
-    if not lines:
+    lines = text.splitlines()
+    cleaned = ((i, clean(raw).replace("\t", " ").strip()) for i, raw in enumerate(lines))
+    index, head = next(((i, line) for i, line in cleaned if line), (-1, ""))
+    if index < 0:
         return "(empty)"
-    head = lines[0]
     if len(head) > limit:
         head = head[: limit - 1].rstrip() + "…"
-    if len(lines) > 1:
-        head += f" (+{len(lines) - 1} lines)"
-    return head
+    more = sum(1 for line in lines[index + 1 :] if line and not line.isspace())
+    return f"{head} (+{more} lines)" if more else head
 
 
 def seconds(value: float) -> str:
@@ -188,65 +190,68 @@ class RunState:
     def apply(self, event: Event) -> None:
         """Fold one event in. Unknown kinds are ignored (the engine may add kinds)."""
         self._ordinal += 1
-        if isinstance(event, RunStarted):
-            self._run_started(event)
-        elif isinstance(event, LayerStarted):
-            self.current_layer = event.layer
-            if 0 <= event.layer < len(self.layers):
-                self.layers[event.layer].state = "running"
-        elif isinstance(event, StepStarted):
-            self._step_started(event)
-        elif isinstance(event, StepFinished):
-            self._step_finished(event)
-        elif isinstance(event, RegionStatus):
-            row = self._region(event.region)
-            row.status = event.status
+        handler = _handler(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _layer_started(self, event: LayerStarted) -> None:
+        self.current_layer = event.layer
+        if 0 <= event.layer < len(self.layers):
+            self.layers[event.layer].state = "running"
+
+    def _layer_finished(self, event: LayerFinished) -> None:
+        if 0 <= event.layer < len(self.layers):
+            self.layers[event.layer].state = "ok" if event.ok else "failed"
+
+    def _region_status(self, event: RegionStatus) -> None:
+        row = self._region(event.region)
+        row.status = event.status
+        row.last_change = self._ordinal
+
+    def _rejected(self, event: MessageRejected) -> None:
+        self.rejected += 1
+        message = event.message
+        self.feed.append(
+            FeedEntry(
+                event.t,
+                "rejected",
+                f"{event.rule}: {event.reason} ({event.action})",
+                source=message.source,
+                destination=message.destination,
+                role=message.role,
+            )
+        )
+
+    def _token(self, event: TokenStreamed) -> None:
+        self.streams[event.region] = self.streams.get(event.region, "") + event.text
+        row = self._region(event.region)
+        if row.status == "waiting_llm":  # the model has started answering
+            row.status = "replying"
             row.last_change = self._ordinal
-        elif isinstance(event, MessageDelivered):
-            self._message(event)
-        elif isinstance(event, MessageRejected):
-            self.rejected += 1
-            message = event.message
+
+    def _llm_called(self, event: LLMCalled) -> None:
+        row = self._region(event.region)
+        row.calls += 1
+        row.tokens += event.prompt_tokens + event.completion_tokens
+        self.prompt_tokens += event.prompt_tokens
+        self.completion_tokens += event.completion_tokens
+
+    def _notice(self, event: Notice) -> None:
+        if event.level == "warning":
+            self.warnings += 1
+        elif event.level == "error":
+            self.errors += 1
+        if event.level in ("warning", "error"):
             self.feed.append(
                 FeedEntry(
-                    event.t,
-                    "rejected",
-                    f"{event.rule}: {event.reason} ({event.action})",
-                    source=message.source,
-                    destination=message.destination,
-                    role=message.role,
+                    event.t, "notice", event.text, source=event.region or "", level=event.level
                 )
             )
-        elif isinstance(event, TokenStreamed):
-            self.streams[event.region] = self.streams.get(event.region, "") + event.text
-            row = self._region(event.region)
-            if row.status == "waiting_llm":  # the model has started answering
-                row.status = "replying"
-                row.last_change = self._ordinal
-        elif isinstance(event, LLMCalled):
-            row = self._region(event.region)
-            row.calls += 1
-            row.tokens += event.prompt_tokens + event.completion_tokens
-            self.prompt_tokens += event.prompt_tokens
-            self.completion_tokens += event.completion_tokens
-        elif isinstance(event, LayerFinished):
-            if 0 <= event.layer < len(self.layers):
-                self.layers[event.layer].state = "ok" if event.ok else "failed"
-        elif isinstance(event, Notice):
-            if event.level == "warning":
-                self.warnings += 1
-            elif event.level == "error":
-                self.errors += 1
-            if event.level in ("warning", "error"):
-                self.feed.append(
-                    FeedEntry(
-                        event.t, "notice", event.text, source=event.region or "", level=event.level
-                    )
-                )
-        elif isinstance(event, RunFinished):
-            self.finished = event
-            self.current_layer = None
-            self.streams.clear()
+
+    def _run_finished(self, event: RunFinished) -> None:
+        self.finished = event
+        self.current_layer = None
+        self.streams.clear()
 
     def _run_started(self, event: RunStarted) -> None:
         self.started = event
@@ -255,7 +260,7 @@ class RunState:
                 index=index,
                 label=str(layer.get("label", f"layer-{index}")),
                 chains={
-                    str(name): ChainProgress(str(name), [str(step) for step in steps])
+                    str(name): ChainProgress(str(name), list(steps))
                     for name, steps in dict(layer.get("chains", {})).items()
                 },
                 state="skipped" if index < event.resumed_from_layer else "pending",
@@ -332,3 +337,33 @@ class RunState:
                 delivery=event.delivery,
             )
         )
+
+
+Handler = Callable[[RunState, Any], None]
+
+#: Which method folds in which event type (a dict lookup, not a chain of isinstance: views
+#: see every event of a run, hundreds of thousands in a big one).
+_HANDLERS: dict[type, Handler | None] = {
+    RunStarted: RunState._run_started,
+    LayerStarted: RunState._layer_started,
+    StepStarted: RunState._step_started,
+    StepFinished: RunState._step_finished,
+    RegionStatus: RunState._region_status,
+    MessageDelivered: RunState._message,
+    MessageRejected: RunState._rejected,
+    TokenStreamed: RunState._token,
+    LLMCalled: RunState._llm_called,
+    LayerFinished: RunState._layer_finished,
+    Notice: RunState._notice,
+    RunFinished: RunState._run_finished,
+}
+
+
+def _handler(event_type: type) -> Handler | None:
+    """The handler of `event_type` or of the nearest event type it derives from."""
+    try:
+        return _HANDLERS[event_type]
+    except KeyError:
+        found = next((_HANDLERS[c] for c in event_type.__mro__ if c in _HANDLERS), None)
+        _HANDLERS[event_type] = found
+        return found
