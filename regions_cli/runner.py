@@ -252,6 +252,7 @@ async def _execute(
     try:
         engine = build_engine(workflow, bus, llm_options)
     except (OSError, ValueError) as exc:  # BuildError is a ValueError with a located message
+        journal.finish(None, EXIT_USAGE)  # the run file says this run never started
         raise RunError(f"{options.workflow}: {exc}") from exc
     journal.attach(engine, view)
     bus.subscribe(view)

@@ -184,6 +184,26 @@ def test_usage_errors_exit_2_with_one_line(
     assert message in err and len(err.splitlines()) == 1
 
 
+def test_a_workflow_that_cannot_be_built_exits_2(tmp_path: Path) -> None:
+    """A RAG store whose folder is a file: one located line, and the run file says so."""
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    workflow = tmp_path / "store.yaml"
+    workflow.write_text(
+        "version: 1\nname: store\nllms: {default: {backend: scripted}}\n"
+        "embedders: {default: {backend: hash}}\n"
+        "rags: {facts: {path: blocker/facts.db}}\n"
+        "regions: {Facts: {type: RAGRegion, task: Facts, rag: facts}}\n"
+        "plan: [{chains: {main: [Facts.make_replies]}}]\n"
+    )
+    run_path = tmp_path / "run.db"
+    code, out, err = run(RunOptions(workflow, run_file=run_path))
+    assert (code, out) == (2, "")
+    *warnings, last = err.splitlines()  # the workflow's warnings come first, as in verify
+    assert last.startswith(f"error: {workflow}: rags.facts: ")
+    assert "warning[" in warnings[0]
+    assert [(i["status"], i["exit_code"]) for i in invocations(run_path)] == [("failed", 2)]
+
+
 def test_an_existing_run_file_is_never_overwritten(tmp_path: Path) -> None:
     existing = tmp_path / "precious.db"
     existing.write_bytes(b"not yours")
