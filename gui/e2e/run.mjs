@@ -265,6 +265,17 @@ try {
   await runPage.getByRole('button', { name: 'Export JSON' }).click();
   await bothDownloaded;
   assert.deepEqual(downloads.sort(), ['demo_executions.json', 'demo_regions.json']);
+  // Keyboard: select an arrow, press Delete; select a node, press Backspace.
+  const from = await runPage.locator('[data-testid="rf__node-foo"] .react-flow__handle.source').boundingBox();
+  const to = await runPage.locator('[data-testid="rf__node-bar"] .react-flow__handle.target').boundingBox();
+  await runPage.mouse.click((from.x + to.x + to.width) / 2, from.y + from.height / 2);
+  await runPage.keyboard.press('Delete');
+  await runPage.locator('[data-testid="rf__edge-foo->bar"]').waitFor({ state: 'detached' });
+  await runPage.locator('[data-testid="rf__node-bar"]').click();
+  await runPage.keyboard.press('Backspace');
+  await runPage.locator('[data-testid="rf__node-bar"]').waitFor({ state: 'detached' });
+  const chips = await runPage.locator('[data-testid="step-chip"]').allInnerTexts();
+  assert.ok(chips.length === 1 && chips[0].includes('foo.make_questions'), `bar's steps went with it: ${chips}`);
   assert.equal(readFileSync(runFile, 'utf8'), SCRIPTED, 'an import is not saved until the user saves');
 
   assert.deepEqual(pageErrors, [], 'no errors in the page');
