@@ -10,6 +10,7 @@ postmaster once the method has finished. A method returns an `Outcome`: ``ok``, 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -351,6 +352,13 @@ class BaseRegion:
         return text or None
 
 
-def names_json(entries: Sequence[Entry]) -> list[dict[str, str]]:
-    """Entries as the original's ``[{source: content}, ...]`` list, for prompts."""
-    return [{e.source: e.content} for e in entries]
+def entries_json(entries: Sequence[Entry]) -> str:
+    """Entries as the original's ``[{source: content}, ...]`` list, one item per line.
+
+    Written item by item so that the C JSON encoder does the work (``indent=`` would use the
+    pure-Python one); non-ASCII text is kept as is, for the model to read.
+    """
+    lines = ",\n".join(
+        "  " + json.dumps({e.source: e.content}, ensure_ascii=False) for e in entries
+    )
+    return f"[\n{lines}\n]"

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from regions_cli.engine.regions.base import BaseRegion, Entry, Outcome, names_json
+from regions_cli.engine.regions.base import BaseRegion, Entry, Outcome, entries_json
 
 
 def question_list_schema(recipients: Sequence[str]) -> dict[str, Any]:
@@ -48,27 +48,30 @@ def last_json_array(text: str) -> list[Any] | None:
 class Region(BaseRegion):
     """An LLM region: answers requests, asks its connections, summarises what it knows."""
 
+    _connections_json: str | None = None
+
     type_name: ClassVar[str] = "Region"
 
     # -- prompts ----------------------------------------------------------------------
 
+    @property
+    def connections_json(self) -> str:
+        """The connections as prompts show them (rendered once: they do not change)."""
+        if self._connections_json is None:
+            self._connections_json = json.dumps(self.connections, indent=2)
+        return self._connections_json
+
     def system_prompt(self, pending: Sequence[Entry]) -> str:
         t = self.context.templates
-        knowledge = (
-            t.render("knowledge", items=json.dumps(names_json(self.replies), indent=2))
-            if self.replies
-            else ""
-        )
-        requests = (
-            t.render("requests", items=json.dumps(names_json(pending), indent=2)) if pending else ""
-        )
+        knowledge = t.render("knowledge", items=entries_json(self.replies)) if self.replies else ""
+        requests = t.render("requests", items=entries_json(pending)) if pending else ""
         return t.render(
             "system",
             name=self.name,
             task=self.task,
             knowledge=knowledge,
             requests=requests,
-            connections=json.dumps(self.connections, indent=2),
+            connections=self.connections_json,
         )
 
     # -- methods ----------------------------------------------------------------------
@@ -90,7 +93,7 @@ class Region(BaseRegion):
                 task=self.task,
                 question=request.content,
                 source=request.source,
-                connections=json.dumps(self.connections, indent=2),
+                connections=self.connections_json,
             )
             answer = await self.complete("make_replies", system, user)
             if answer is None:
@@ -121,7 +124,7 @@ class Region(BaseRegion):
             "make_questions",
             name=self.name,
             task=self.task,
-            connections=json.dumps(self.connections, indent=2),
+            connections=self.connections_json,
         )
         answer = await self.complete(
             "make_questions",
