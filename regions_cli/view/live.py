@@ -321,8 +321,8 @@ def _layer_note(state: RunState) -> str:
 def _chain_note(chain: ChainProgress) -> Text:
     if chain.current:
         return Text(chain.current, style="cyan")
-    if chain.failed:
-        return Text("failed", style="red")
+    if chain.failure is not None:
+        return Text(chain.failure, style="red")
     if len(chain.done) == len(chain.steps):
         return Text("done", style="green")
     return Text("waiting", style="dim")

@@ -101,7 +101,11 @@ class ChainProgress:
     steps: list[str]
     done: set[int] = field(default_factory=set)
     current: str | None = None
-    failed: bool = False
+    failure: str | None = None  # the outcome of its first failed step (failed, timeout...)
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
 
 
 @dataclass
@@ -297,7 +301,8 @@ class RunState:
         if progress is not None:
             progress.current = None
             progress.done.add(event.step)
-            progress.failed = progress.failed or failed
+            if failed and progress.failure is None:
+                progress.failure = event.outcome
         if failed:
             self.steps_failed += 1
             self.failures.append(

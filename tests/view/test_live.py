@@ -10,10 +10,13 @@ from rich.console import Console
 
 from regions_cli.engine.events import (
     Event,
+    LayerFinished,
     LayerStarted,
     MessageDelivered,
     RegionStatus,
+    RunFinished,
     RunStarted,
+    StepFinished,
     StepStarted,
     TokenStreamed,
 )
@@ -170,3 +173,45 @@ def test_a_narrow_terminal_crops_lines_instead_of_wrapping() -> None:
     assert max(len(line) for line in narrow_lines) <= 40
     assert "messages" in narrow_lines  # a short line is untouched
     assert any(line.endswith("…") for line in narrow_lines)  # long ones end in an ellipsis
+
+
+def test_a_failed_run_shows_where_it_stopped(snapshot: Snapshot) -> None:
+    timeout = StepFinished(
+        t=sample.T0 + 2.2,
+        layer=1,
+        chain="main",
+        step=1,
+        region="Historian",
+        method="make_replies",
+        outcome="timeout",
+        duration=2.0,
+        error="timed out after 2.0 s",
+    )
+    end = [
+        timeout,
+        RegionStatus(t=sample.T0 + 2.2, region="Historian", status="failed"),
+        LayerFinished(t=sample.T0 + 2.3, layer=1, label="answer", ok=False, duration=2.1),
+        RunFinished(
+            t=sample.T0 + 2.3,
+            status="failed",
+            exit_code=3,
+            layers_run=2,
+            steps_ok=3,
+            steps_failed=1,
+            messages=2,
+            prompt_tokens=320,
+            completion_tokens=30,
+            duration=2.3,
+            run_file=sample.RUN_FILE,
+        ),
+    ]
+    view = LiveView(recording_console(), clock=lambda: sample.T0 + 5)
+    feed(view, sample.first_half() + end)
+    view.console.print(view.render())
+    view.report()
+    text = view.console.export_text()
+    snapshot("live_failed.txt", text)
+    assert "regions run lookup  failed  2.300s" in text
+    assert "2/2 timeout" in text  # the chain's bar says how it ended
+    assert "failed     answer/main Historian.make_replies (timeout): timed out after 2.0 s" in text
+    assert "Ada led the Zebras" not in text  # a failed step's stream is gone, not output
