@@ -78,6 +78,8 @@ class _Tally:
     outcomes: dict[str, int] = field(default_factory=dict)
     stop: bool = False
     first_error: str | None = None
+    delivered_before: int = 0  # the postmaster's counters when the run started
+    rejected_before: int = 0
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -231,8 +233,9 @@ class Engine:
         if not 0 <= start_layer <= len(plan):
             raise ValueError(f"start_layer {start_layer} is outside the plan (0..{len(plan)})")
         started = time.perf_counter()
-        tally = _Tally()
-        delivered_before = self.postmaster.seq
+        tally = _Tally(
+            delivered_before=self.postmaster.seq, rejected_before=self.postmaster.rejected_count
+        )
         usage_before = self._usage()
         status: RunStatus = "ok"
         layers_run = 0
@@ -292,9 +295,7 @@ class Engine:
             self.bus.emit(Notice(level="error", text=f"run aborted: {tally.first_error}"))
         if status == "ok" and tally.failed:
             status = "failed"
-        return self._finish(
-            status, tally, started, layers_run, next_layer, delivered_before, usage_before, run_file
-        )
+        return self._finish(status, tally, started, layers_run, next_layer, usage_before, run_file)
 
     def _usage(self) -> Usage:
         total = self.budget.total
@@ -307,7 +308,6 @@ class Engine:
         started: float,
         layers_run: int,
         next_layer: int,
-        delivered_before: int,
         usage_before: Usage,
         run_file: str | None,
     ) -> RunResult:
@@ -317,7 +317,7 @@ class Engine:
             now.prompt_tokens - usage_before.prompt_tokens,
             now.completion_tokens - usage_before.completion_tokens,
         )
-        messages = self.postmaster.seq - delivered_before
+        messages = self.postmaster.seq - tally.delivered_before
         exit_code = EXIT_CODES[status]
         self.bus.emit(
             RunFinished(
@@ -338,7 +338,7 @@ class Engine:
             "steps_ok": tally.ok,
             "steps_failed": tally.failed,
             "messages": messages,
-            "rejected": self.postmaster.rejected,
+            "rejected": self.postmaster.rejected_count - tally.rejected_before,
             "llm_calls": self.budget.total.calls,
             **{f"outcome_{k}": n for k, n in tally.outcomes.items()},
         }

@@ -104,7 +104,7 @@ class Postmaster:
         self.listeners = [r for r in regions.values() if isinstance(r, ListenerRegion)]
         self.seq = 0  # deliveries so far (the sequence number of the last one)
         self.outputs: list[Message] = []  # messages to external addresses, in order
-        self.rejected = 0
+        self.rejected_count = 0  # messages rejected so far
 
     # -- checking -----------------------------------------------------------------------
 
@@ -277,7 +277,7 @@ class Postmaster:
             await self.deliver(bounced, "returned" if action == "return" else "rerouted")
 
     def _rejected(self, sender: str | None, rejection: Rejection, action: str) -> None:
-        self.rejected += 1
+        self.rejected_count += 1
         self.emit(
             MessageRejected(
                 message=rejection.message,
