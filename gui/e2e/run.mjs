@@ -208,6 +208,12 @@ try {
   // Untouched parts are byte for byte the same: everything before `regions:`.
   assert.equal(saved.slice(0, saved.indexOf('\nregions:')), original.slice(0, original.indexOf('\nregions:')));
 
+  // The side panel of a region whose connections are described: one input per connection.
+  await page.locator('[data-testid="rf__node-Historian"]').click();
+  const descriptions = await page.locator('[data-testid="connection-list"] input').evaluateAll((inputs) => inputs.map((i) => i.value));
+  assert.deepEqual(descriptions, ['Provide historical figure information', 'Provide historical event information', 'Check the answer for mistakes.']);
+  await page.screenshot({ path: join(results, '06-panel.png') });
+
   // Reopen: the diagram comes back where it was.
   const placed = await flowPosition(page, 'Critic');
   const layout = /^ {2}Critic: \{x: (-?\d+), y: (-?\d+)\}$/m.exec(saved.slice(saved.indexOf('\nlayout:')));

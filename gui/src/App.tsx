@@ -398,6 +398,7 @@ export function App() {
                 data={data}
                 name={selectedRegion}
                 help={help.region}
+                prompts={help.prompts}
                 problems={problems.filter((p) => p.region === selectedRegion)}
                 edit={edit}
                 onRenamed={(name) => setSelection({ kind: 'region', name })}

@@ -66,6 +66,7 @@ describe('schema help', () => {
       expect(help.region[key], key).toBeTruthy();
     }
     expect(help.top.plan).toBeTruthy();
+    expect(Object.keys(help.prompts)).toEqual(expect.arrayContaining(['system', 'make_replies', 'make_questions', 'summarize_replies']));
   });
 });
 

@@ -148,6 +148,15 @@ describe('WorkflowDoc edits', () => {
     expect(doc.connections()).toEqual([['Facts', 'Trace'], ['Trace', 'Facts']]);
   });
 
+  it('edits what a described connection is for', () => {
+    const doc = WorkflowDoc.parse(SOURCE);
+    expect(doc.connectionDescriptions('Historian')).toBeUndefined();
+    expect(doc.connectionDescriptions('Facts')).toEqual({ Historian: 'the asker' });
+    doc.setConnectionDescription('Facts', 'Historian', 'who asks the questions');
+    expect(doc.toString()).toContain('connections: {Historian: "who asks the questions"}');
+    expect(() => doc.setConnectionDescription('Historian', 'Facts', 'x')).toThrow(/no described connection/);
+  });
+
   it('edits the plan: layers, chains, steps', () => {
     const doc = WorkflowDoc.parse(SOURCE);
     doc.moveStep(0, 'main', 1, -1);

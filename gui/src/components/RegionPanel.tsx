@@ -5,13 +5,13 @@ import type { Problem } from '../validate/problem';
 import { CommitInput, Field } from './fields';
 import { TypeIcon } from './TypeIcon';
 
-const PROMPTS = ['system', 'make_replies', 'make_questions', 'summarize_replies'] as const;
-
 interface Props {
   doc: WorkflowDoc;
   data: Record<string, unknown>;
   name: string;
   help: Record<string, string>;
+  /** Prompt template name -> description (from the schema). */
+  prompts: Record<string, string>;
   problems: Problem[];
   edit: (change: (doc: WorkflowDoc) => void) => boolean;
   onRenamed: (name: string) => void;
@@ -23,12 +23,13 @@ function keysOf(value: unknown): string[] {
 }
 
 /** The side panel for one region: every field of its type, with the schema's help. */
-export function RegionPanel({ doc, data, name, help, problems, edit, onRenamed, onDeleted }: Props) {
+export function RegionPanel({ doc, data, name, help, prompts: promptHelp, problems, edit, onRenamed, onDeleted }: Props) {
   const region = isRecord(data.regions) && isRecord(data.regions[name]) ? data.regions[name] : {};
   const type = typeof region.type === 'string' ? region.type : '';
   const regionNames = keysOf(data.regions);
   const targets = doc.connections().filter(([source]) => source === name).map(([, target]) => target);
   const [connectTo, setConnectTo] = useState('');
+  const described = doc.connectionDescriptions(name);
   const set = (key: string, value: unknown) => edit((d) => d.setRegionField(name, key, value));
   const text = (key: string) => (typeof region[key] === 'string' ? (region[key] as string) : region[key] === undefined ? '' : String(region[key]));
   const number = (raw: string) => (raw.trim() === '' ? undefined : Number(raw));
@@ -147,7 +148,14 @@ export function RegionPanel({ doc, data, name, help, problems, edit, onRenamed, 
           <ul className="connection-list" data-testid="connection-list">
             {targets.map((target) => (
               <li key={target}>
-                → {target}
+                <span className="connection-target">→ {target}</span>
+                {described && (
+                  <CommitInput
+                    value={described[target] ?? ''}
+                    placeholder="what it is for"
+                    onCommit={(v) => edit((d) => d.setConnectionDescription(name, target, v))}
+                  />
+                )}
                 <button className="small" title={`Delete the connection to ${target}`} onClick={() => edit((d) => d.deleteConnection(name, target))}>
                   ×
                 </button>
@@ -181,8 +189,8 @@ export function RegionPanel({ doc, data, name, help, problems, edit, onRenamed, 
       {LLM_REGION_TYPES.has(type) && (
         <details className="prompts">
           <summary title={help.prompts}>Prompt overrides ({Object.keys(prompts).length})</summary>
-          {PROMPTS.map((prompt) => (
-            <Field key={prompt} label={prompt}>
+          {Object.entries(promptHelp).map(([prompt, description]) => (
+            <Field key={prompt} label={prompt} help={description}>
               <CommitInput
                 multiline
                 value={typeof prompts[prompt] === 'string' ? (prompts[prompt] as string) : ''}

@@ -278,6 +278,20 @@ export class WorkflowDoc {
     }
   }
 
+  /** The descriptions of `source`'s connections when written as a mapping (else undefined). */
+  connectionDescriptions(source: string): Record<string, string> | undefined {
+    const raw = this.region(source)?.connections;
+    if (!isRecord(raw)) return undefined;
+    return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, v === null || v === undefined ? '' : String(v)]));
+  }
+
+  /** Set what a mapping-style connection is for (shown to the LLM). */
+  setConnectionDescription(source: string, target: string, text: string): void {
+    const connections = this.doc.getIn(['regions', source, 'connections']);
+    if (!isMap(connections) || !connections.has(target)) throw new Error(`${source} has no described connection to ${target}`);
+    setKeepingStyle(this.doc, connections, target, text);
+  }
+
   deleteConnection(source: string, target: string): void {
     const region = this.doc.getIn(['regions', source]);
     if (isMap(region)) removeFromNameList(region, 'connections', target);

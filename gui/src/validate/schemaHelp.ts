@@ -47,6 +47,8 @@ function mapValueSchema(root: Schema, node: Schema | undefined): Schema | undefi
 export interface Help {
   /** key -> description for the keys of one region. */
   region: Record<string, string>;
+  /** prompt template name -> description, in the schema's order (the `prompts:` keys). */
+  prompts: Record<string, string>;
   /** key -> description for the top-level keys. */
   top: Record<string, string>;
 }
@@ -58,5 +60,8 @@ export function schemaHelp(root: Schema): Help {
   collectProperties(root, mapValueSchema(root, top.get('regions')), region);
   const descriptions = (map: Map<string, Schema>) =>
     Object.fromEntries([...map].filter(([, s]) => typeof s.description === 'string').map(([k, s]) => [k, String(s.description)]));
-  return { region: descriptions(region), top: descriptions(top) };
+  const prompts = new Map<string, Schema>();
+  collectProperties(root, region.get('prompts'), prompts);
+  const promptHelp = Object.fromEntries([...prompts].map(([k, s]) => [k, typeof s.description === 'string' ? s.description : '']));
+  return { region: descriptions(region), prompts: promptHelp, top: descriptions(top) };
 }
