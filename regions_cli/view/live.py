@@ -78,7 +78,9 @@ class LiveView:
             refresh_per_second=self.refresh_per_second,
             get_renderable=self.render,
             transient=False,  # the last frame stays on screen above the report
-            redirect_stderr=False,  # errors must reach the user even if the view is stuck
+            # stray prints (a library's warning) appear above the view instead of tearing it
+            redirect_stdout=True,
+            redirect_stderr=True,
         )
         self._live.start()
         return self
