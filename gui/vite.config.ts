@@ -13,7 +13,14 @@ export default defineConfig({
   server: {
     host: '127.0.0.1',
     // `npm run dev` edits against a running `regions gui --port 8765 --no-browser FILE`.
-    proxy: { '/api': 'http://127.0.0.1:8765' },
+    // The server only answers its own origin, so the proxy presents requests as its own.
+    proxy: {
+      '/api': {
+        target: 'http://127.0.0.1:8765',
+        changeOrigin: true,
+        configure: (proxy) => proxy.on('proxyReq', (request) => request.removeHeader('origin')),
+      },
+    },
   },
   test: {
     include: ['test/**/*.test.ts'],
