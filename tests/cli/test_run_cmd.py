@@ -111,9 +111,10 @@ def test_llm_override_runs_a_workflow_without_its_model(tmp_path: Path) -> None:
     assert "── Slow -> user (reply)\nEcho: Hello?\n" in out  # the scripted backend's echo
 
 
-def test_streamed_tokens_are_events(tmp_path: Path) -> None:
+def test_streamed_tokens_are_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A streaming backend (a real OpenAI-compatible server on loopback) streams to the view."""
-    from tests.llm.openai_server import OpenAIServer
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "llm"))
+    from openai_server import OpenAIServer  # type: ignore[import-not-found]  # tests/llm
 
     with OpenAIServer() as server:
         code, out, err = run(
