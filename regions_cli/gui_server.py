@@ -4,7 +4,7 @@ The editor (``gui/``, built into ``regions_cli/gui_dist/``) is a static page; ev
 needs from the machine goes through these endpoints:
 
 =====================  ====================================================================
-``GET  /api/file``     the workflow file: ``{path, text, exists, hash}``
+``GET  /api/file``     the workflow file: ``{path, text, exists, hash, schema_ref}``
 ``PUT  /api/file``     save ``{text, base_hash}``; 409 if the file changed on disk since
 ``GET  /api/schema``   the workflow JSON Schema
 ``POST /api/verify``   ``{text}`` -> the findings of `regions verify` for that text
@@ -194,13 +194,19 @@ class GuiServer(ThreadingHTTPServer):
     # -- the API's work, independent of HTTP ------------------------------------------------
 
     def file_state(self) -> dict[str, Any]:
+        """The file's text and hash, and the ``$schema`` path a new file there should use."""
+        from regions_cli.workflow.seed_json import schema_reference
+
         path = self.workflow
+        state: dict[str, Any] = {"path": None, "text": "", "exists": False, "hash": None}
+        state["schema_ref"] = schema_reference(path)
         if path is None:
-            return {"path": None, "text": "", "exists": False, "hash": None}
-        if not path.exists():
-            return {"path": str(path), "text": "", "exists": False, "hash": None}
-        text = _read_text(path)
-        return {"path": str(path), "text": text, "exists": True, "hash": text_hash(text)}
+            return state
+        state["path"] = str(path)
+        if path.exists():
+            text = _read_text(path)
+            state.update(text=text, exists=True, hash=text_hash(text))
+        return state
 
     def save(self, text: str, base_hash: str | None) -> dict[str, Any]:
         path = self.workflow

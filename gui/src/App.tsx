@@ -17,7 +17,7 @@ import { RegionNode, type RegionFlowNode } from './components/RegionNode';
 import { RegionPanel } from './components/RegionPanel';
 import { TypeIcon } from './components/TypeIcon';
 import { REGION_TYPES, typeStyle } from './model/methods';
-import { isRecord, NEW_WORKFLOW, WorkflowDoc, type Position } from './model/workflowDoc';
+import { isRecord, NEW_WORKFLOW, newWorkflow, WorkflowDoc, type Position } from './model/workflowDoc';
 import { formatPath } from './validate/problem';
 import { help, validate } from './validate';
 
@@ -88,7 +88,11 @@ export function App() {
         setServer(true);
         setFile(state);
         if (state.exists) open(state.text);
-        else open(NEW_WORKFLOW, null);
+        else {
+          // A new file: the template, not saved yet (so marked as changed).
+          open(newWorkflow(state.schema_ref), null);
+          setSavedText('');
+        }
       },
       (error: Error) => {
         setServer(true);
@@ -302,7 +306,7 @@ export function App() {
           {file?.path ?? 'standalone'}
           {dirty && <span className="dirty" title="unsaved changes"> ●</span>}
         </span>
-        <button onClick={() => mayDiscard() && open(NEW_WORKFLOW, null)}>New</button>
+        <button onClick={() => mayDiscard() && open(newWorkflow(file?.schema_ref), null)}>New</button>
         <button onClick={() => mayDiscard() && fileInput.current?.click()} title="Open a workflow YAML, or import the original's JSON (regions + plan, or a full state)">
           Open / Import…
         </button>

@@ -10,6 +10,8 @@ export interface FileState {
   exists: boolean;
   /** sha256 of the text on disk; sent back on save so a file changed meanwhile is not overwritten. */
   hash: string | null;
+  /** The `$schema` path, relative to the file, for the comment line of a new workflow. */
+  schema_ref?: string;
 }
 
 export interface VerifyResult {

@@ -14,6 +14,7 @@ from gui_workflow import WORKFLOW
 from regions_cli.gui_server import GuiServer, text_hash
 
 JSON = {"Content-Type": "application/json"}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_serves_the_editor_page_and_its_assets(client: httpx.Client) -> None:
@@ -39,6 +40,8 @@ def test_refuses_paths_outside_the_build(server: GuiServer, workflow_file: Path)
 
 def test_get_file_returns_text_and_hash(client: httpx.Client, workflow_file: Path) -> None:
     state = client.get("/api/file").json()
+    schema = (workflow_file.parent / state.pop("schema_ref")).resolve()
+    assert schema == (ROOT / "regions_cli" / "workflow" / "workflow.schema.json").resolve()
     assert state == {
         "path": str(workflow_file.resolve()),
         "text": WORKFLOW,
@@ -130,12 +133,10 @@ def test_new_file_is_created_on_first_save(
     path = tmp_path / "new.yaml"
     server = make_server(path)
     with httpx.Client(base_url=server.url) as http:
-        assert http.get("/api/file").json() == {
-            "path": str(path.resolve()),
-            "text": "",
-            "exists": False,
-            "hash": None,
-        }
+        state = http.get("/api/file").json()
+        assert state["schema_ref"].endswith("workflow.schema.json")
+        del state["schema_ref"]
+        assert state == {"path": str(path.resolve()), "text": "", "exists": False, "hash": None}
         assert http.post("/api/run", json={}).status_code == 409
         assert http.put("/api/file", json={"text": WORKFLOW, "base_hash": None}).status_code == 200
     assert path.read_text("utf-8") == WORKFLOW
@@ -153,8 +154,7 @@ def test_without_a_file_nothing_can_be_saved(
 
 
 def test_schema_is_the_published_one(client: httpx.Client) -> None:
-    root = Path(__file__).resolve().parents[2]
-    published = json.loads((root / "schemas" / "workflow.schema.json").read_text("utf-8"))
+    published = json.loads((ROOT / "schemas" / "workflow.schema.json").read_text("utf-8"))
     assert client.get("/api/schema").json() == published
 
 

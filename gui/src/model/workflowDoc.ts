@@ -560,3 +560,8 @@ plan:
     chains:
       main: [Assistant.make_replies]
 `;
+
+/** The template with the `$schema` comment pointing where the server says the schema is. */
+export function newWorkflow(schemaRef?: string): string {
+  return schemaRef ? NEW_WORKFLOW.replace('../schemas/workflow.schema.json', schemaRef) : NEW_WORKFLOW;
+}
