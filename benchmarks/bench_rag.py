@@ -67,11 +67,15 @@ def bench_ingest_and_query(folder: Path, chunks: int, repeats: int) -> list[Row]
             top = np.argpartition(-scores, K - 1)[:K]
             top[np.argsort(-scores[top])]
 
-        # Interleaved rounds, best of each: load from elsewhere hits both sides alike.
-        ours = baseline = float("inf")
+        # Single calls, alternated, median of each: on a shared 2-core machine the fastest
+        # call is luck (a moment when the BLAS threads had both cores); the median under
+        # the same load compares like with like.
+        ours_times: list[float] = []
+        bare_times: list[float] = []
         for _ in range(repeats):
-            ours = min(ours, best_of(3, lambda: store.search_sync(query, k=K)))
-            baseline = min(baseline, best_of(3, bare))
+            ours_times.append(best_of(1, lambda: store.search_sync(query, k=K)))
+            bare_times.append(best_of(1, bare))
+        ours, baseline = float(np.median(ours_times)), float(np.median(bare_times))
     return [
         Row(
             f"rag query, {chunks:,} chunks x {DIMS} (k={K}, incl. embedding + row fetch)",
@@ -79,7 +83,7 @@ def bench_ingest_and_query(folder: Path, chunks: int, repeats: int) -> list[Row]
             "ms",
             baseline=baseline * 1000,
             target=1.5,
-            note="baseline: bare X @ q + argpartition",
+            note="median; baseline: bare X @ q + argpartition",
         ),
         Row(
             f"rag ingest, hash embedder ({chunks:,} chunks)",
@@ -133,7 +137,7 @@ def bench_local(folder: Path, chunks: int) -> list[Row]:
 def main(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-rag-") as tmp:
         folder = Path(tmp)
-        rows = bench_ingest_and_query(folder, 10_000 if quick else 100_000, 3 if quick else 8)
+        rows = bench_ingest_and_query(folder, 10_000 if quick else 100_000, 30 if quick else 60)
         rows += bench_local(folder, 32 if quick else 256)
     return rows
 
