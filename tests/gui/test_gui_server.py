@@ -295,3 +295,24 @@ def test_run_of_an_invalid_file_reports_its_findings(
     assert seen[-1]["exit_code"] == 1
     findings = next(e for e in seen if e["kind"] == "findings")
     assert any(f["rule"] == "unknown-method" for f in findings["findings"])
+
+
+def test_one_run_at_a_time(client: httpx.Client, server: GuiServer, workflow_file: Path) -> None:
+    slow = WORKFLOW.replace(
+        "backend: scripted   # deterministic, no model", "backend: scripted\n    latency: 1.0"
+    )
+    workflow_file.write_text(slow, "utf-8")
+    with client.stream("GET", "/api/events") as events:
+        assert client.post("/api/run", json={}).status_code == 202
+        second = client.post("/api/run", json={})
+        assert second.status_code == 409
+        assert second.json() == {"error": "a run is already in progress"}
+        for line in events.iter_lines():
+            if line.startswith("data: ") and '"run_exit"' in line:
+                assert json.loads(line.removeprefix("data: "))["exit_code"] == 0
+                break
+    # Free again once it ended (the run thread ends right after its last event).
+    server.hub.thread.join(timeout=30)  # type: ignore[union-attr]
+    assert client.post("/api/run", json={}).status_code == 202
+    with client.stream("GET", "/api/events") as events:  # replays this run from its start
+        assert any('"run_exit"' in line for line in events.iter_lines())
