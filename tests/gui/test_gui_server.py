@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -266,6 +268,15 @@ def test_run_streams_the_same_events_as_run_json(
     assert "run_finished" in kinds
     assert event["exit_code"] == 0
     assert any(m["source"] == "Expert" and m["destination"] == "Asker" for m in messages)
+    # The same events, in the same order, as `regions run --json` prints for the file.
+    cli = subprocess.run(
+        [sys.executable, "-m", "regions_cli", "run", "--json", str(workflow_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert [json.loads(line)["kind"] for line in cli.stdout.splitlines()] == kinds[:-1]
     # A page that connects after the run still gets the whole run.
     with (
         httpx.Client(base_url=server.url, timeout=60) as late,
