@@ -29,8 +29,7 @@ def report_lines(state: RunState) -> list[ReportLine]:
     """The output messages (full content), then the summary of `state`'s finished run."""
     lines: list[ReportLine] = []
     if state.outputs:
-        count = len(state.outputs)
-        lines.append(ReportLine(f"Output ({count} message{'s' if count != 1 else ''})", "heading"))
+        lines.append(ReportLine(f"Output ({plural(len(state.outputs), 'message')})", "heading"))
         for message in state.outputs:
             header = f"── {message.source} -> {message.destination} ({message.role})"
             lines.append(ReportLine(header, "label"))
@@ -47,7 +46,7 @@ def _summary(state: RunState) -> list[ReportLine]:
         status, ok = "unknown: the run did not report its end", False
         layers_run, steps_ok, steps_failed = state.layers_done, state.steps_ok, state.steps_failed
         messages, prompt, completion = state.messages, state.prompt_tokens, state.completion_tokens
-        duration = state.elapsed(state.started.t) if state.started else 0.0
+        duration = state.elapsed(state.last_t)
         run_file = state.started.run_file if state.started else None
     else:
         status, ok = STATUS_TEXT.get(finished.status, finished.status), finished.status == "ok"

@@ -169,6 +169,7 @@ class RunState:
         self.warnings = 0
         self.errors = 0
         self._ordinal = 0
+        self.last_t = 0.0  # time of the latest event
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -194,6 +195,7 @@ class RunState:
     def apply(self, event: Event) -> None:
         """Fold one event in. Unknown kinds are ignored (the engine may add kinds)."""
         self._ordinal += 1
+        self.last_t = event.t
         handler = _handler(type(event))
         if handler is not None:
             handler(self, event)

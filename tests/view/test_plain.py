@@ -63,6 +63,10 @@ def test_failed_step_shows_its_error_in_the_line_and_the_summary() -> None:
         "failed     answer/main Historian.make_replies (timeout): step timed out after 2.0s\n"
         in text
     )
+    # No run_finished came (the runner normally supplies one): the summary says so and is
+    # built from the events instead.
+    assert "\nstatus     unknown: the run did not report its end\n" in text
+    assert "\nsteps      3 ok, 1 failed\n" in text and "\nwall time  2.000s\n" in text
 
 
 def test_an_unknown_event_kind_still_gets_one_line() -> None:
