@@ -169,7 +169,11 @@ class LocalEmbedder:
         self._tokenizer_path = tokenizer_path
         self._batch_size = max(1, batch_size)
         self._max_length = max_length
-        self._model = LOCAL_MODEL if model_path is None else model_path.stem
+        # A custom model is named by its folder and file (``all-mpnet/model``): exports are
+        # usually all called model.onnx.
+        self._model = (
+            LOCAL_MODEL if model_path is None else f"{model_path.parent.name}/{model_path.stem}"
+        )
         self._dimensions: int | None = 384 if model_path is None else None
         self._lock = threading.Lock()
         self._session: Any = None
