@@ -225,6 +225,9 @@ try {
   // A broken reference shows on the node and in the problems list, with regions verify's rule id.
   await page.locator('[data-testid="rf__node-Biography"]').click();
   await page.locator('[data-testid="field-type"]').selectOption('ListenerRegion');
+  // As a listener it shows taps: tapping Historian draws a dashed arrow.
+  await page.locator('.checks label', { hasText: 'Historian' }).locator('input').check();
+  await page.locator('[data-testid="rf__edge-tap:Historian->Biography"]').waitFor({ state: 'attached' });
   await page.locator('[data-testid="tab-problems"]').click();
   await page.locator('[data-testid="problems"] code', { hasText: 'unknown-method' }).first().waitFor();
   assert.ok((await page.locator('[data-testid="rf__node-Biography"] .region-node-badge').innerText()) !== '');

@@ -149,7 +149,24 @@ export function App() {
 
   const edges: Edge[] = useMemo(() => {
     const names = new Set(wdoc.regionNames());
-    return wdoc
+    // A listener's taps: dashed, not connections (edit them in the listener's panel).
+    const regions = isRecord(data.regions) ? data.regions : {};
+    const taps: Edge[] = Object.entries(regions).flatMap(([listener, region]) =>
+      isRecord(region) && region.type === 'ListenerRegion' && Array.isArray(region.taps)
+        ? region.taps
+            .filter((tapped): tapped is string => typeof tapped === 'string' && names.has(tapped))
+            .map((tapped) => ({
+              id: `tap:${tapped}->${listener}`,
+              source: tapped,
+              target: listener,
+              type: 'smoothstep',
+              deletable: false,
+              selectable: false,
+              style: { stroke: '#94a3b8', strokeDasharray: '4 4' },
+            }))
+        : [],
+    );
+    const connections = wdoc
       .connections()
       .filter(([, target]) => names.has(target))
       .map(([source, target]) => {
@@ -166,7 +183,8 @@ export function App() {
           style: { stroke: on ? '#f59e0b' : '#64748b', strokeWidth: on ? 3 : 1.5 },
         };
       });
-  }, [wdoc, rev, lit, selection]); // eslint-disable-line react-hooks/exhaustive-deps
+    return [...connections, ...taps];
+  }, [wdoc, data, lit, selection]);
 
   const onNodesChange = useCallback((changes: NodeChange<RegionFlowNode>[]) => {
     // Removals go through onNodesDelete (the document decides); the rest is view state.

@@ -35,9 +35,7 @@ export function RegionNode({ data, selected }: NodeProps<RegionFlowNode>) {
         {data.status && <span className={`region-node-status status-${data.status}`}>{data.status}</span>}
       </div>
       {data.task && <div className="region-node-task">{data.task}</div>}
-      {data.type !== 'ListenerRegion' && (
-        <Handle type="source" position={Position.Right} style={{ background: style.color }} />
-      )}
+      <Handle type="source" position={Position.Right} style={{ background: style.color }} />
     </div>
   );
 }
