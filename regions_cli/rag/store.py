@@ -681,6 +681,10 @@ class RagStore:
             self._matrix = None
             self._conn.close()
 
+    async def aclose(self) -> None:
+        """`close` for async owners (the engine closes its stores this way at the end of a run)."""
+        await asyncio.to_thread(self.close)
+
     def __enter__(self) -> RagStore:
         return self
 

@@ -151,6 +151,9 @@ async def test_async_methods_run_off_the_event_loop(store: RagStore) -> None:
     assert (await store.search("flightless", k=1))[0].content == "Kiwis are flightless birds."
     assert await store.delete_chunks(ids) == 1
     assert await store.search("kiwis") == []
+    await store.aclose()
+    with pytest.raises(RagError, match="closed database"):  # closed for good
+        store.stats()
 
 
 def test_a_write_by_another_connection_is_seen_by_the_next_search(tmp_path: Path) -> None:
