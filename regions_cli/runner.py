@@ -15,7 +15,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -118,7 +118,7 @@ def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
         workflow = journal.prepare(workflow)
         stop = _Stop()
         view = _choose_view(options, out, stop)
-        return asyncio.run(_execute(workflow, options, view, journal, stop))
+        return asyncio.run(_execute(workflow, options, view, journal, stop, err))
     finally:
         journal.close()
 
@@ -235,7 +235,12 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 async def _execute(
-    workflow: Workflow, options: RunOptions, view: View, journal: RunJournal, stop: _Stop
+    workflow: Workflow,
+    options: RunOptions,
+    view: View,
+    journal: RunJournal,
+    stop: _Stop,
+    err: TextIO,
 ) -> int:
     """Build the engine, run it with the journal and the view subscribed, then report."""
     from regions_cli.build import build_engine
@@ -255,7 +260,7 @@ async def _execute(
         journal.finish(None, EXIT_USAGE)  # the run file says this run never started
         raise RunError(f"{options.workflow}: {exc}") from exc
     journal.attach(engine, view)
-    bus.subscribe(view)
+    bus.subscribe(_guarded(view, err))
     started = time.time()
     exit_code = EXIT_FAILED
     with view:
@@ -281,6 +286,24 @@ async def _execute(
     journal.finish(finished[-1] if finished else None, exit_code)
     view.report()
     return exit_code
+
+
+def _guarded(view: View, err: TextIO) -> Callable[[Event], None]:
+    """`view` as a subscriber that never raises into the engine: a view that fails (a bug, a
+    terminal gone) says so once on stderr and is dropped; the run and its journal go on."""
+    failed = False
+
+    def subscriber(event: Event) -> None:
+        nonlocal failed
+        if failed:
+            return
+        try:
+            view(event)
+        except Exception as exc:
+            failed = True
+            _error(err, f"the view stopped ({type(exc).__name__}: {exc}); the run goes on")
+
+    return subscriber
 
 
 def _uncancel() -> None:

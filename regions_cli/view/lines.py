@@ -1,4 +1,5 @@
-"""Writing whole lines to stdout when the reader may go away (``regions run ... | head``)."""
+"""Writing whole lines to stdout when the reader may go away (``regions run ... | head``) or
+cannot take every character (a stdout encoded in ASCII)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ class LineWriter:
         if self.closed:
             return
         try:
-            self.stream.write(text)
+            try:
+                self.stream.write(text)
+            except UnicodeEncodeError:  # e.g. PYTHONIOENCODING=ascii: "?" for what cannot be shown
+                encoding = getattr(self.stream, "encoding", None) or "ascii"
+                self.stream.write(text.encode(encoding, "replace").decode(encoding))
             self.stream.flush()
         except BrokenPipeError:
             self._reader_gone()

@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from regions_cli.cli.app import app
+from regions_cli.engine.events import Event, Notice
 from regions_cli.engine.journal import RunFile
 from regions_cli.runner import RunOptions, run_workflow
 
@@ -248,6 +249,28 @@ def test_an_exceeded_budget_exits_4(tmp_path: Path) -> None:
     assert "\nstatus     stopped: budget exceeded\nlayers     1 of 2 run\n" in out
 
 
+def test_a_failing_view_never_stops_the_run() -> None:
+    from regions_cli.runner import _guarded
+
+    seen: list[Event] = []
+
+    class Broken:
+        def __call__(self, event: Event) -> None:
+            seen.append(event)
+            if len(seen) == 2:
+                raise RuntimeError("terminal gone")
+
+    err = io.StringIO()
+    subscriber = _guarded(Broken(), err)  # type: ignore[arg-type]  # only __call__ is used
+    events = [Notice(level="info", text=str(i)) for i in range(4)]
+    for event in events:
+        subscriber(event)  # never raises
+    assert seen == events[:2]  # dropped after it failed
+    assert err.getvalue() == (
+        "error: the view stopped (RuntimeError: terminal gone); the run goes on\n"
+    )
+
+
 # -- the real command ----------------------------------------------------------------------------
 
 
@@ -302,6 +325,17 @@ def test_subprocess_run_of_an_example(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert "── Assistant -> user (reply)\nEcho: " in done.stdout
+
+
+def test_an_ascii_stdout_still_gets_the_whole_run(tmp_path: Path) -> None:
+    done = subprocess.run(
+        regions("run", str(fixture(tmp_path, "ask_answer.yaml"))),
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        timeout=120,
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert b"?? Historian -> user (reply)\n" + ANSWER.encode() in done.stdout
 
 
 def test_ctrl_c_cancels_cleanly_with_exit_130(tmp_path: Path) -> None:

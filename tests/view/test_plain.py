@@ -87,3 +87,16 @@ def test_control_characters_never_reach_the_log() -> None:
     text = run_plain([sample.started(), MessageDelivered(t=sample.T0, message=hostile)])
     assert "\x1b" not in text and "\x00" not in text and "\r" not in text
     assert "message Facts -> user reply: hi there (+1 lines)" in text
+
+
+def test_a_stdout_that_cannot_encode_everything_gets_question_marks() -> None:
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="ascii")
+    with PlainView(out) as view:
+        for event in sample.whole_run():
+            view(event)
+        view.report()
+    out.flush()
+    text = raw.getvalue().decode("ascii")
+    assert "?? Historian -> user (reply)\nAda led the Zebras in 1848.\n" in text  # "──" -> "??"
+    assert text.rstrip().endswith("run file   " + sample.RUN_FILE)
