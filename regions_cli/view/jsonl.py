@@ -18,9 +18,9 @@ from regions_cli.engine.events import Event
 from regions_cli.view.lines import LineWriter
 
 
-def event_line(event: Event) -> str:
+def event_line(event: Event, *, ascii_only: bool = False) -> str:
     """The JSON text of `event` (no newline): the same JSON as ``event.to_json()``."""
-    return encode(event_dict(event))
+    return encode(event_dict(event), ascii_only=ascii_only)
 
 
 # Field annotations whose values JSON takes as they are: no conversion needed.
@@ -72,13 +72,22 @@ def _fallback(value: object) -> object:
     return repr(value)
 
 
-# One encoder for every line: `json.dumps` with options builds a new one per call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_fallback)
+# One encoder per flavour for every line: `json.dumps` with options builds one per call.
+_ENCODERS = {
+    ascii_only: json.JSONEncoder(ensure_ascii=ascii_only, separators=(",", ":"), default=_fallback)
+    for ascii_only in (False, True)
+}
 
 
-def encode(data: dict[str, Any]) -> str:
-    """Compact JSON of `data`; paths and other odd values become strings, never an error."""
-    return _ENCODER.encode(data)
+def encode(data: dict[str, Any], *, ascii_only: bool = False) -> str:
+    """Compact JSON of `data`; paths and other odd values become strings, never an error.
+    With `ascii_only`, other characters are written as ``\\u`` escapes (still lossless)."""
+    return _ENCODERS[ascii_only].encode(data)
+
+
+def _utf(stream: TextIO) -> bool:
+    encoding = str(getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+    return encoding.startswith("utf")
 
 
 class JsonlView:
@@ -86,6 +95,7 @@ class JsonlView:
 
     def __init__(self, stream: TextIO, on_closed: Callable[[], None] | None = None) -> None:
         self.out = LineWriter(stream, on_closed)  # on_closed: the reader of stdout has gone
+        self.ascii_only = not _utf(stream)  # \u escapes rather than "?" on a narrow stdout
 
     def __enter__(self) -> JsonlView:
         return self
@@ -94,11 +104,11 @@ class JsonlView:
         self.out.flush()
 
     def __call__(self, event: Event) -> None:
-        self.out.write(event_line(event) + "\n")
+        self.out.write(event_line(event, ascii_only=self.ascii_only) + "\n")
 
     def write(self, data: dict[str, Any]) -> None:
         """A line that is not an engine event (e.g. ``findings`` before the run)."""
-        self.out.write(encode(data) + "\n")
+        self.out.write(encode(data, ascii_only=self.ascii_only) + "\n")
 
     def report(self) -> None:
         """Nothing: ``run_finished`` already carried the summary."""

@@ -54,3 +54,14 @@ def test_extra_lines_are_json_too() -> None:
     out = io.StringIO()
     JsonlView(out).write({"kind": "findings", "errors": 1, "path": sample.RUN_FILE})
     assert json.loads(out.getvalue()) == {"kind": "findings", "errors": 1, "path": sample.RUN_FILE}
+
+
+def test_an_ascii_stdout_gets_escapes_not_question_marks() -> None:
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="ascii")
+    message = Message("a", "b", "request", "Zürich … 東京")
+    JsonlView(out)(MessageDelivered(t=0.0, message=message))
+    out.flush()
+    line = raw.getvalue().decode("ascii")
+    assert "\\u00fc" in line and "?" not in line
+    assert json.loads(line)["message"]["content"] == "Zürich … 東京"  # lossless
