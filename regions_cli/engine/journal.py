@@ -48,6 +48,9 @@ SCHEMA_VERSION = 1
 #: How long a writer waits for another process's transaction (``inject`` vs a running run).
 BUSY_TIMEOUT_SECONDS = 30.0
 
+#: A chain that worked this long (seconds) has its completion committed at once.
+CHAIN_COMMIT_SECONDS = 0.05
+
 #: Flush the event buffer early when it grows past this many events (bounds memory).
 MAX_BUFFERED_EVENTS = 5000
 
@@ -488,6 +491,17 @@ class RunFile:
         ).fetchall()
         return {str(region): json.loads(state) for region, state in rows}
 
+    def state_texts(self, position: int | None = None) -> dict[str, str]:
+        """`states`, as the stored JSON text."""
+        if position is None:
+            position = self.position
+        rows = self.conn.execute(
+            "SELECT region, state FROM states s WHERE position = (SELECT MAX(position) FROM "
+            "states WHERE region = s.region AND position <= ?)",
+            (position,),
+        ).fetchall()
+        return {str(region): str(state) for region, state in rows}
+
     def chains_done(self, layer: int) -> dict[str, ChainDone]:
         """Chains of `layer` that completed after its barrier, in completion order."""
         return {
@@ -687,10 +701,10 @@ class Recorder:
         self._layer: int | None = None
         self._layer_failed = False
         self._chains = _chain_table(run.workflow.plan)
-        self._last_states: dict[str, str] = {
-            region: json.dumps(state, sort_keys=True, ensure_ascii=False)
-            for region, state in run.states().items()
-        }
+        # the JSON of each region's last committed state; only regions touched since (a step
+        # ran, a message arrived) are serialised again at the next barrier
+        self._last_states: dict[str, str] = run.state_texts()
+        self._touched: set[str] = set()
         row = run.conn.execute(
             "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events), "
             "(SELECT COALESCE(MAX(seq), 0) FROM messages), "
@@ -701,6 +715,8 @@ class Recorder:
         # ids of messages a resume re-delivers (already journaled): not recorded twice
         self._redelivered = set(redelivered)
         self._deferred: tuple[int, Mapping[str, Mapping[str, Any]]] | None = None
+        self._chain_work: dict[tuple[int, str], float] = {}  # seconds of steps, per chain
+        self._pending_chains: list[tuple[int, str, float, int, dict[str, Any]]] = []
 
     # -- the EventBus subscriber ---------------------------------------------------------------
 
@@ -713,12 +729,20 @@ class Recorder:
             if self._redelivered and event.message.id in self._redelivered:
                 self._redelivered.discard(event.message.id)
                 return
+            self._touched.add(event.recipient or event.message.destination)
         elif isinstance(event, ev.StepFinished):
             self._buffer.append(event)
+            self._touched.add(event.region)
+            key = (event.layer, event.chain)
+            work = self._chain_work.get(key, 0.0) + event.duration
             if event.outcome in ("failed", "timeout", "cancelled"):
                 self._layer_failed = True
+                self._chain_work[key] = work
             elif self._chain_complete(event):
-                self._record_chain_done(event.layer, event.chain)
+                self._chain_work.pop(key, None)
+                self._record_chain_done(event.layer, event.chain, work)
+            else:
+                self._chain_work[key] = work
             return
         elif isinstance(event, ev.LayerStarted):
             self._layer_failed = False
@@ -738,29 +762,25 @@ class Recorder:
         info = self._chains.get((event.layer, event.chain))
         return info is not None and event.step == info.steps - 1
 
-    def _record_chain_done(self, layer: int, chain: str) -> None:
+    def _record_chain_done(self, layer: int, chain: str, work: float) -> None:
+        """Keep the state of a chain that completed inside a layer (see `resume_point`).
+
+        A chain that worked for `CHAIN_COMMIT_SECONDS` or more is committed at once, so a
+        killed run does not redo it; a quicker one rides along with the next write (redoing
+        it would cost less than a commit per chain).
+        """
         if self.snapshot is None:
-            self.flush()
             return
         info = self._chains[(layer, chain)]
         states = {name: dict(state) for name, state in self.snapshot(info.regions).items()}
-        with self.run.transaction() as conn:
-            self._write_buffer(conn)
-            conn.execute(
-                "INSERT OR REPLACE INTO chains_done (layer, chain, t, event_seq, states) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (
-                    layer,
-                    chain,
-                    time.time(),
-                    self._event_seq,
-                    json.dumps(states, sort_keys=True, ensure_ascii=False),
-                ),
-            )
+        last_seq = self._event_seq + len(self._buffer)  # the seq its last event will get
+        self._pending_chains.append((layer, chain, time.time(), last_seq, states))
+        if work >= CHAIN_COMMIT_SECONDS:
+            self.flush()
 
     def flush(self) -> None:
-        """Write the buffered events in one transaction."""
-        if not self._buffer:
+        """Write the buffered events (and completed chains) in one transaction."""
+        if not self._buffer and not self._pending_chains:
             return
         with self.run.transaction() as conn:
             self._write_buffer(conn)
@@ -768,6 +788,16 @@ class Recorder:
     def _write_buffer(self, conn: sqlite3.Connection) -> None:
         """Insert the buffered events. Messages go to `messages` only (their event is rebuilt
         from the row: see `RunFile.events`); other events are stored as their JSON."""
+        if self._pending_chains:
+            chains, self._pending_chains = self._pending_chains, []
+            conn.executemany(
+                "INSERT OR REPLACE INTO chains_done (layer, chain, t, event_seq, states) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (layer, chain, t, seq, json.dumps(states, sort_keys=True, ensure_ascii=False))
+                    for layer, chain, t, seq, states in chains
+                ],
+            )
         if not self._buffer:
             return
         buffered, self._buffer = self._buffer, []
@@ -883,6 +913,8 @@ class Recorder:
         self, next_layer: int, states: Mapping[str, Mapping[str, Any]], *, take_injections: bool
     ) -> list[Message]:
         self._deferred = None
+        # chains of the layer that just ended need no record: the barrier covers them
+        self._pending_chains = [c for c in self._pending_chains if c[0] >= next_layer]
         with self.run.transaction() as conn:
             self._write_buffer(conn)
             committed = conn.execute(
@@ -893,10 +925,13 @@ class Recorder:
             if not committed:
                 changed: list[tuple[str, int, str]] = []
                 for region, state in states.items():
+                    if region in self._last_states and region not in self._touched:
+                        continue
                     text = json.dumps(state, sort_keys=True, ensure_ascii=False)
                     if self._last_states.get(region) != text:
                         changed.append((region, next_layer, text))
                         self._last_states[region] = text
+                self._touched.clear()
                 conn.execute(
                     "INSERT INTO barriers (position, t, invocation, event_seq) VALUES (?, ?, ?, ?)",
                     (next_layer, time.time(), self.invocation, self._event_seq),

@@ -60,7 +60,7 @@ async def drive(
     finally:
         await engine.aclose()
     if die_at_barrier is not None:
-        journal.recorder._buffer.clear()  # what a killed process had not written is lost
+        journal.recorder._buffer.clear()  # the events after the "death"
         path = journal.path
         journal.close()
         return result.exit_code, events, path
@@ -86,6 +86,8 @@ class _Dying:
         self.layer = layer
 
     async def at_barrier(self, barrier: Any) -> Any:
-        if barrier.next_layer == self.layer:
+        if barrier.next_layer == self.layer:  # what a killed process had not written is lost
+            self.journal.recorder._buffer.clear()
+            self.journal.recorder._pending_chains.clear()
             raise asyncio.CancelledError
         return await self.journal.at_barrier(barrier)

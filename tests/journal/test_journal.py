@@ -182,20 +182,36 @@ def feed(recorder: Recorder, layer: int, chain: str, steps: int) -> None:
                                  outcome="ok", duration=0.0))
 
 
-def test_events_are_buffered_until_a_chain_ends(run: RunFile) -> None:
-    recorder = Recorder(run, run.begin_invocation("run"))
+def test_events_are_buffered_until_a_slow_chain_ends(run: RunFile) -> None:
+    recorder = Recorder(run, run.begin_invocation("run"), snapshot=lambda names: {
+        n: {"n": 1} for n in names})
     recorder(ev.LayerStarted(layer=0, label="ask"))
     recorder(ev.StepStarted(layer=0, chain="a", step=0, region="A", method="make_questions"))
     recorder(ev.MessageDelivered(message=message("q")))
     assert run.messages() == []  # not written per message
     recorder(ev.StepFinished(layer=0, chain="a", step=0, region="A", method="make_questions",
-                             outcome="ok", duration=0.0))
+                             outcome="ok", duration=0.03))
     assert run.messages() == []  # chain a has two steps
     recorder(ev.StepFinished(layer=0, chain="a", step=1, region="A", method="make_replies",
-                             outcome="ok", duration=0.0))
-    rows = run.messages()
+                             outcome="ok", duration=0.03))
+    rows = run.messages()  # 0.06 s of work: worth a commit of its own
     assert [r["content"] for r in rows] == ["q"]
     assert [s["outcome"] for s in run.steps()] == ["ok", "ok"]
+    assert set(run.chains_done(0)) == {"a"}
+
+
+def test_a_quick_chain_rides_along_with_the_next_write(run: RunFile) -> None:
+    recorder = Recorder(run, run.begin_invocation("run"), snapshot=lambda names: {
+        n: {"n": 1} for n in names})
+    recorder(ev.LayerStarted(layer=0, label="ask"))
+    recorder(ev.MessageDelivered(message=message("b0", chain="b")))
+    recorder(ev.StepFinished(layer=0, chain="b", step=0, region="B", method="make_replies",
+                             outcome="ok", duration=0.001))
+    assert run.chains_done(0) == {}  # 1 ms of work: not worth a commit
+    recorder.flush()
+    done = run.chains_done(0)
+    assert set(done) == {"b"} and done["b"].states == {"B": {"n": 1}}
+    assert done["b"].event_seq == 3  # LayerStarted, the message, StepFinished
 
 
 def test_barrier_commits_changed_states_and_consumes_injections(run: RunFile) -> None:
@@ -245,7 +261,7 @@ def test_completed_chain_is_kept_and_the_rest_rolled_back(run: RunFile) -> None:
         recorder(ev.StepStarted(layer=0, chain="a", step=step, region="A", method="m"))
         recorder(ev.MessageDelivered(message=message(f"a{step}")))
         recorder(ev.StepFinished(layer=0, chain="a", step=step, region="A", method="m",
-                                 outcome="ok", duration=0.0))
+                                 outcome="ok", duration=0.1))
     # ... then the process dies before chain b ends (nothing else is flushed)
     run.conn.execute("UPDATE invocations SET pid = 999999999")
     point = resume_point(run)
@@ -268,7 +284,7 @@ def test_completed_chain_touched_by_a_rerun_chain_runs_again(run: RunFile) -> No
     recorder(ev.MessageDelivered(message=to_a, recipient="A"))
     for step in range(2):
         recorder(ev.StepFinished(layer=0, chain="a", step=step, region="A", method="m",
-                                 outcome="ok", duration=0.0))
+                                 outcome="ok", duration=0.1))
     run.conn.execute("UPDATE invocations SET pid = 999999999")
     point = resume_point(run)
     assert point.skip_chains == frozenset()  # A's snapshot holds b's message: run a again

@@ -86,10 +86,14 @@ def ask_answer(tmp_path: Path) -> Path:
     return target
 
 
-def fanout(tmp_path: Path, latency: float = 0.0, name: str = "fanout.yaml") -> Path:
-    """The three-chain workflow with region C's model taking `latency` seconds per call."""
+def fanout(
+    tmp_path: Path, latency: float = 0.0, name: str = "fanout.yaml", quick: float = 0.0
+) -> Path:
+    """The three-chain workflow with region C's model taking `latency` seconds per call (and
+    A's and B's `quick`)."""
     text = (FIXTURES / "fanout.yaml").read_text(encoding="utf-8")
     text = text.replace("latency: 0  # the kill test raises it", f"latency: {latency}")
+    text = text.replace("latency: 0  # the quick chains", f"latency: {quick}")
     target = tmp_path / name
     target.write_text(text, encoding="utf-8")
     return target
@@ -231,7 +235,8 @@ def test_kill_9_mid_layer_then_resume_loses_and_duplicates_nothing(tmp_path: Pat
                            str(reference), "--no-live")
     assert code == 0, err
 
-    workflow = fanout(tmp_path, latency=1.5)
+    # A's and B's chains take 0.1 s: long enough that their completion is committed at once
+    workflow = fanout(tmp_path, latency=1.5, quick=0.1)
     path = tmp_path / "killed.db"
     running = Running("run", str(workflow), "--run", str(path), "--no-live")
     running.wait_for(r"layer 2/4 second started")

@@ -51,8 +51,11 @@ def fanout(tmp_path: Path) -> Path:
     return target
 
 
-async def test_resume_after_a_crash_mid_layer(fanout: Path, tmp_path: Path) -> None:
+async def test_resume_after_a_crash_mid_layer(
+    fanout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Chains a and b of layer 2 complete, c is cut off: the resume runs only c."""
+    monkeypatch.setattr("regions_cli.engine.journal.CHAIN_COMMIT_SECONDS", 0.0)
     _, _, whole = await drive(fanout, run_file=tmp_path / "whole.db")
     crashed = tmp_path / "crashed.db"
     await drive(fanout, run_file=crashed, max_layers=1)
