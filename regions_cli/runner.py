@@ -216,7 +216,7 @@ def _choose_view(options: RunOptions, out: TextIO, stop: _Stop) -> View:
 
         return JsonlView(out, on_closed=stop)
     live = options.live if options.live is not None else _is_terminal(out)
-    if live:
+    if live and _utf(out):  # the view draws with box characters: plain lines elsewhere
         from rich.console import Console
 
         from regions_cli.view.live import LiveView
@@ -225,6 +225,11 @@ def _choose_view(options: RunOptions, out: TextIO, stop: _Stop) -> View:
     from regions_cli.view.plain import PlainView
 
     return PlainView(out, on_closed=stop)
+
+
+def _utf(stream: TextIO) -> bool:
+    encoding = str(getattr(stream, "encoding", None) or "utf-8").lower()
+    return encoding.replace("_", "-").startswith("utf")
 
 
 def _is_terminal(stream: TextIO) -> bool:
