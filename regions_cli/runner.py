@@ -215,8 +215,10 @@ def _choose_view(options: RunOptions, out: TextIO, stop: _Stop) -> View:
         from regions_cli.view.jsonl import JsonlView
 
         return JsonlView(out, on_closed=stop)
+    from regions_cli.view.lines import is_utf
+
     live = options.live if options.live is not None else _is_terminal(out)
-    if live and _utf(out):  # the view draws with box characters: plain lines elsewhere
+    if live and is_utf(out):  # the view draws with box characters: plain lines elsewhere
         from rich.console import Console
 
         from regions_cli.view.live import LiveView
@@ -225,11 +227,6 @@ def _choose_view(options: RunOptions, out: TextIO, stop: _Stop) -> View:
     from regions_cli.view.plain import PlainView
 
     return PlainView(out, on_closed=stop)
-
-
-def _utf(stream: TextIO) -> bool:
-    encoding = str(getattr(stream, "encoding", None) or "utf-8").lower()
-    return encoding.replace("_", "-").startswith("utf")
 
 
 def _is_terminal(stream: TextIO) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from regions_cli.engine.events import Event
-from regions_cli.view.lines import LineWriter
+from regions_cli.view.lines import LineWriter, is_utf
 
 
 def event_line(event: Event, *, ascii_only: bool = False) -> str:
@@ -85,17 +85,12 @@ def encode(data: dict[str, Any], *, ascii_only: bool = False) -> str:
     return _ENCODERS[ascii_only].encode(data)
 
 
-def _utf(stream: TextIO) -> bool:
-    encoding = str(getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
-    return encoding.startswith("utf")
-
-
 class JsonlView:
     """Writes `event_line` of every event to `stream`, flushed per line."""
 
     def __init__(self, stream: TextIO, on_closed: Callable[[], None] | None = None) -> None:
         self.out = LineWriter(stream, on_closed)  # on_closed: the reader of stdout has gone
-        self.ascii_only = not _utf(stream)  # \u escapes rather than "?" on a narrow stdout
+        self.ascii_only = not is_utf(stream)  # \u escapes rather than "?" on a narrow stdout
 
     def __enter__(self) -> JsonlView:
         return self

@@ -53,3 +53,9 @@ class LineWriter:
             pass
         if self.on_closed is not None:
             self.on_closed()
+
+
+def is_utf(stream: TextIO) -> bool:
+    """Whether `stream` encodes all of Unicode (UTF-8 and friends); assumed when unknown."""
+    encoding = str(getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+    return encoding.startswith("utf")
