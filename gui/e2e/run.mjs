@@ -287,6 +287,22 @@ try {
   assert.ok(chips.length === 1 && chips[0].includes('foo.make_questions'), `bar's steps went with it: ${chips}`);
   assert.equal(readFileSync(runFile, 'utf8'), SCRIPTED, 'an import is not saved until the user saves');
 
+  // Broken YAML typed in the source tab: one problem, edits refused until it parses again.
+  const countBefore = await runPage.locator('[data-testid="problem-count"]').innerText();
+  await runPage.locator('[data-testid="tab-source"]').click();
+  const source = runPage.locator('[data-testid="source"]');
+  const good = await source.inputValue();
+  await source.fill(`${good}plan: [oops\n`);
+  await runPage.getByRole('button', { name: 'Apply text' }).click();
+  await runPage.locator('[data-testid="tab-problems"]').click();
+  assert.deepEqual(await runPage.locator('[data-testid="problems"] code').allInnerTexts(), ['yaml-syntax']);
+  await runPage.locator('[data-testid="add-region"]').click();
+  await runPage.locator('[data-testid="status"]', { hasText: 'Fix the YAML first' }).waitFor();
+  await runPage.locator('[data-testid="tab-source"]').click();
+  await source.fill(good);
+  await runPage.getByRole('button', { name: 'Apply text' }).click();
+  assert.equal(await runPage.locator('[data-testid="problem-count"]').innerText(), countBefore);
+
   assert.deepEqual(pageErrors, [], 'no errors in the page');
   console.log('e2e: ok (screenshots in gui/test-results/)');
 } catch (error) {

@@ -77,7 +77,7 @@ export function App() {
     if (saved !== null) setSavedText(next.toString());
     setSelection(null);
     setServerFindings(null);
-    if (next.errors.length) setStatus({ text: `YAML: ${next.errors[0]}`, error: true });
+    setStatus(next.errors.length ? { text: `YAML: ${next.errors[0]}`, error: true } : null);
   }, []);
 
   // Load the file `regions gui` was started with (standalone: a new workflow).

@@ -79,8 +79,11 @@ describe('WorkflowDoc round trip', () => {
     expect(doc.toString().trimEnd().split('\n').slice(-2)).toEqual(['layout:', '  A: {x: 1, y: 2}']);
   });
 
-  it('reports syntax errors without throwing', () => {
-    expect(WorkflowDoc.parse('regions: [a\n').errors.length).toBeGreaterThan(0);
+  it('reports syntax errors without throwing, and gives the text back untouched', () => {
+    const broken = 'regions: [a\n# a comment\n';
+    const doc = WorkflowDoc.parse(broken);
+    expect(doc.errors.length).toBeGreaterThan(0);
+    expect(doc.toString()).toBe(broken);
   });
 });
 
