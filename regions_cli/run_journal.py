@@ -9,9 +9,11 @@ each barrier, delivering queued injections, and in interactive mode asking the u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -238,7 +240,7 @@ class RunJournal:
         if live is not None:
             live.stop()
         try:
-            return await asyncio.to_thread(self._dialogue, barrier)
+            return await _in_daemon_thread(lambda: self._dialogue(barrier))
         finally:
             if live is not None:
                 live.start()
@@ -299,6 +301,32 @@ class RunJournal:
             return
         queued = self.run.add_injection(source, to, role, text)
         out.write(f"  queued message {queued.message.id} for {to}\n")
+
+
+async def _in_daemon_thread(work: Callable[[], bool]) -> bool:
+    """Run blocking terminal input off the event loop, in a daemon thread: unlike
+    `asyncio.to_thread`, a Ctrl-C while it waits for a line does not hang the exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[bool] = loop.create_future()
+
+    def settle(result: bool | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(bool(result))
+
+    def run() -> None:
+        try:
+            result, error = work(), None
+        except Exception as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="regions-interactive", daemon=True).start()
+    return await future
 
 
 def injection_problem(workflow: WorkflowRecord, to: str, role: str) -> str | None:

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from journal_helpers import FIXTURES, traffic
@@ -41,9 +42,10 @@ def regions(*args: str, stdin: str | None = None, cwd: Path | None = None) -> tu
 class Running:
     """A ``regions`` process whose stdout lines arrive on a queue (read by a thread)."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, watch: str = "stdout") -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "regions_cli", *args],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -51,11 +53,13 @@ class Running:
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        stream = self.proc.stdout if watch == "stdout" else self.proc.stderr
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+        other = self.proc.stderr if watch == "stdout" else self.proc.stdout
+        threading.Thread(target=other.read, daemon=True).start()  # type: ignore[union-attr]
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+    def _read(self, stream: Any) -> None:
+        for line in stream:
             self.lines.put(line)
         self.lines.put(None)
 
@@ -304,6 +308,17 @@ def test_interactive_show_inject_continue_then_quit_and_resume(
     assert code == 0, err
     with RunFile.open(path) as run:
         assert run.position == 3
+
+
+def test_ctrl_c_at_the_interactive_prompt_exits_130(ask_answer: Path, tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    running = Running("run", str(ask_answer), "--run", str(path), "--interactive", "--no-live",
+                      watch="stderr")
+    running.wait_for(r"paused before layer 1/3 ask")
+    running.proc.send_signal(signal.SIGINT)
+    assert running.finish() == 130
+    with RunFile.open(path) as run:
+        assert run.position == 0 and run.invocations()[-1]["status"] == "interrupted"
 
 
 def test_interactive_end_of_input_quits_instead_of_hanging(
