@@ -214,7 +214,7 @@ async def run_generated(workflow: Workflow) -> tuple[float, dict[str, int]]:
 def main(quick: bool = False) -> list[Row]:
     hops = 2_000 if quick else 50_000
     steps = 500 if quick else 10_000
-    repeats = 2 if quick else 5
+    repeats = 2 if quick else 15  # many short rounds: a quiet moment for every side
     rows: list[Row] = []
 
     with tempfile.TemporaryDirectory() as folder:
