@@ -191,6 +191,7 @@ class Engine:
         self.workflow_hash = workflow_hash(workflow)
         self._closers = list(closers)
         self._closed = False
+        self._running = False
 
     # -- state --------------------------------------------------------------------------
 
@@ -232,6 +233,27 @@ class Engine:
         plan = self.workflow.plan
         if not 0 <= start_layer <= len(plan):
             raise ValueError(f"start_layer {start_layer} is outside the plan (0..{len(plan)})")
+        if self._running:
+            raise RuntimeError("this engine is already running; runs cannot overlap")
+        self._running = True
+        try:
+            return await self._run(
+                barrier_hook, start_layer, max_layers, states, inject_initial, run_id, run_file
+            )
+        finally:
+            self._running = False
+
+    async def _run(
+        self,
+        barrier_hook: BarrierHook | None,
+        start_layer: int,
+        max_layers: int | None,
+        states: Mapping[str, Mapping[str, Any]] | None,
+        inject_initial: bool,
+        run_id: str | None,
+        run_file: str | None,
+    ) -> RunResult:
+        plan = self.workflow.plan
         started = time.perf_counter()
         tally = _Tally(
             delivered_before=self.postmaster.seq, rejected_before=self.postmaster.rejected_count

@@ -149,9 +149,9 @@ class Postmaster:
             if rejection is not None:
                 rejected[i] = rejection
         routing = Routing(sender.name, messages, rejected)
-        if self.delivery.undeliverable == "error" and (rejections := routing.rejections):
+        if rejected and self.delivery.undeliverable == "error":
             self.discard(routing, action="error")
-            raise UndeliverableError(rejections)
+            raise UndeliverableError(routing.rejections)
         return routing
 
     def discard(self, routing: Routing, *, action: str = "drop") -> None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from engine_helpers import FakeModel, engine_for, layer, workflow
 
 from regions_cli.engine.barrier import Barrier
@@ -445,3 +446,29 @@ async def test_a_resumed_listener_keeps_writing_to_its_sink(tmp_path: Path) -> N
     await second.aclose()
     lines = [json.loads(line) for line in sink.read_text().splitlines()]
     assert [(m["source"], m["destination"]) for m in lines] == [("A", "B"), ("B", "A")]
+
+
+async def test_an_empty_plan_runs_its_injections_and_one_barrier() -> None:
+    wf = workflow(pair(), [], inject=[{"from": "u", "to": "A", "role": "reply", "content": "c"}])
+    engine, _rec = engine_for(wf)
+    hook = Hook()
+    result = await engine.run(barrier_hook=hook)
+    assert result.ok and result.counts["layers_run"] == 0 and result.next_layer == 0
+    assert [b.next_layer for b in hook.barriers] == [0]
+    assert len(engine.regions["A"].replies) == 1
+
+
+async def test_runs_of_one_engine_cannot_overlap() -> None:
+    wf = workflow(
+        pair(),
+        [layer(main=["B.make_replies"])],
+        llms={"default": {"backend": "scripted", "latency": 0.05}},
+        inject=[{"from": "u", "to": "B", "role": "request", "content": "q"}],
+    )
+    engine, _ = engine_for(wf)
+    first = asyncio.create_task(engine.run())
+    await asyncio.sleep(0)  # let the first run start
+    with pytest.raises(RuntimeError, match="already running"):
+        await engine.run()
+    assert (await first).ok
+    assert (await engine.run(start_layer=1)).ok  # after it ended, a new run may start
