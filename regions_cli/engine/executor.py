@@ -228,7 +228,8 @@ class Engine:
 
         `states` (region snapshots) are restored first; `inject_initial` delivers the
         workflow's ``inject:`` messages. Never raises for a failure of the run: the result
-        (and the `RunFinished` event) says how it ended.
+        (and the `RunFinished` event) says how it ended. Misuse raises: `ValueError` for a
+        `start_layer` outside the plan, `RuntimeError` while another run is in progress.
         """
         plan = self.workflow.plan
         if not 0 <= start_layer <= len(plan):
