@@ -205,7 +205,10 @@ class Engine:
         if unknown:
             raise ValueError(f"saved state names regions the workflow lacks: {', '.join(unknown)}")
         for name, state in states.items():
-            self.regions[name].restore(state)
+            try:
+                self.regions[name].restore(state)
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise ValueError(f"saved state of region {name} is malformed: {exc!r}") from None
 
     async def inject(self, messages: Sequence[Message]) -> None:
         """Deliver messages from outside now (between runs or layers)."""

@@ -472,3 +472,10 @@ async def test_runs_of_one_engine_cannot_overlap() -> None:
         await engine.run()
     assert (await first).ok
     assert (await engine.run(start_layer=1)).ok  # after it ended, a new run may start
+
+
+async def test_a_malformed_saved_state_is_a_clear_failure() -> None:
+    engine, _ = engine_for(workflow(pair(), [layer(main=["B.make_replies"])]))
+    result = await engine.run(states={"A": {"type": "Region", "replies": [{"oops": 1}]}})
+    assert result.status == "failed"
+    assert "saved state of region A is malformed" in (result.error or "")
