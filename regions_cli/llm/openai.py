@@ -325,12 +325,11 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
         if data == "[DONE]":
             break
 
-    async def drain() -> None:
-        async for _ in lines:
-            pass
-
-    with contextlib.suppress(Exception):  # the answer is complete; the tail does not matter
-        await asyncio.wait_for(drain(), _DRAIN_SECONDS)
+    # The answer is complete; a tail that errs or never ends only costs the connection.
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in lines:
+                pass
 
 
 async def _status(endpoint: HttpEndpoint, path: str) -> int | str:
