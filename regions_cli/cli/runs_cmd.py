@@ -109,7 +109,7 @@ def _print_pending(path: Path, file: Path) -> None:
         position = run.position
         typer.echo("")
         typer.echo(f"Run file {path}")
-        for name, state in sorted(run.states().items()):
+        for name, state in sorted(_current_states(run).items()):
             requests = state.get("requests") or []
             replies = state.get("replies") or []
             inbox = state.get("inbox") or []
@@ -127,8 +127,10 @@ def _print_pending(path: Path, file: Path) -> None:
             typer.echo(f"Plan finished ({len(plan)}/{len(plan)} layers).")
         else:
             label = plan[position].get("label", "")
+            done = sorted(run.chains_done(position))
+            again = f" (chains {', '.join(done)} done; the others run again)" if done else ""
             typer.echo(
-                f"Next: layer {position + 1}/{len(plan)} {label}: "
+                f"Next: layer {position + 1}/{len(plan)} {label}{again}: "
                 f"regions step {file} --run {path}"
             )
 
@@ -205,7 +207,7 @@ def show(
     console = Console(highlight=False, soft_wrap=True)
     with _open(run) as opened:
         if region is not None:
-            states = opened.states()
+            states = _current_states(opened)
             if region not in opened.workflow.regions:
                 names = ", ".join(sorted(opened.workflow.regions))
                 raise _fail(f"{run}: unknown region {region!r} (regions: {names})", EXIT_INVALID)
@@ -248,7 +250,7 @@ def summary_table(run: RunFile) -> Any:
     regions = Table(title="Regions", title_justify="left", show_edge=False)
     for column in ("region", "type", "pending requests", "held", "knowledge", "queued", "tokens"):
         regions.add_column(column)
-    states = run.states()
+    states = _current_states(run)
     queued: dict[str, int] = {}
     for item in run.injections(pending_only=True):
         queued[item.message.destination] = queued.get(item.message.destination, 0) + 1
@@ -278,6 +280,14 @@ def summary_table(run: RunFile) -> Any:
                           f"{m['reason']}")
         parts += [Text(""), table]
     return Group(*parts)
+
+
+def _current_states(run: RunFile) -> dict[str, dict[str, Any]]:
+    """The regions' state a continued run would start from: the last barrier's, with the
+    chains of the layer in progress that already completed."""
+    from regions_cli.engine.runfile import resume_point
+
+    return resume_point(run).states if run.started else {}
 
 
 def run_info(run: RunFile) -> dict[str, Any]:
