@@ -164,6 +164,10 @@ class Postmaster:
     async def commit(self, routing: Routing) -> None:
         """Deliver a routing's accepted messages and apply the policy to the rejected ones."""
         local, rejected = self._local, routing.rejected
+        if local is not None and not rejected:  # the common case, in-process and all accepted
+            for message in routing.messages:
+                self._deliver_locally(message, "delivered", local)
+            return
         for i, message in enumerate(routing.messages):
             if rejected and i in rejected:
                 await self._undeliverable(routing.sender, rejected[i])
@@ -237,6 +241,8 @@ class Postmaster:
         self.emit(
             MessageDelivered(message=message, delivery=delivery, seq=self.seq, recipient=dest)
         )
+        if not self.listeners:
+            return
         for listener in self.listeners:
             if listener.name != dest and listener.taps(message):
                 receivers[listener.name](message)
