@@ -120,6 +120,7 @@ def test_export_names_everything_it_drops(tmp_path: Path) -> None:
     assert export_workflow(workflow).dropped == [
         "CC: the listener's sink/taps",
         "layer labels (the original numbers its layers)",
+        "defaults:",
         "inject: (14 messages; the original injects in Python)",
         "llms: (default)",
         "rags: (songbook) and each RAGRegion's rag:",
