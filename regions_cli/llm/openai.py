@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -163,14 +164,16 @@ class OpenAIModel:
             stop = body.get("stop") or []
             stop = [stop] if isinstance(stop, str) else list(stop)
             body["stop"] = [*stop, "<|im_end|>"] if "<|im_end|>" not in stop else stop
-        schema = request.json_schema
+        schema = _plain(request.json_schema) if request.json_schema is not None else None
         if schema is not None and schema_style == "json_schema":
+            # OpenAI wants a name of [A-Za-z0-9_-]{1,64}.
+            name = re.sub(r"[^A-Za-z0-9_-]", "_", request.purpose)[:64] or "response"
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": request.purpose or "response", "schema": dict(schema)},
+                "json_schema": {"name": name, "schema": schema},
             }
         elif schema is not None and schema_style == "json_object":
-            body["response_format"] = {"type": "json_object", "schema": dict(schema)}
+            body["response_format"] = {"type": "json_object", "schema": schema}
         if stream:
             body["stream"] = True
             if stream_usage:
@@ -357,6 +360,15 @@ def _usage(raw: Any) -> Usage | None:
         return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
     except (TypeError, ValueError):
         return None
+
+
+def _plain(value: Any) -> Any:
+    """Mappings and sequences as JSON-ready dicts and lists (a schema may be a MappingProxy)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _excerpt(value: Any) -> str:

@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -128,6 +129,18 @@ async def test_structured_output_sends_json_schema(server: OpenAIServer) -> None
     assert req.body["response_format"] == {
         "type": "json_schema", "json_schema": {"name": "make_questions", "schema": SCHEMA}
     }
+
+
+async def test_schema_name_is_sanitised_and_read_only_schemas_work(server: OpenAIServer) -> None:
+    frozen = MappingProxyType({"type": "array", "items": MappingProxyType({"type": "string"})})
+    model = model_for(server.base_url)
+    try:
+        await model.complete(ask(json_schema=frozen, purpose="make questions/v2"))
+    finally:
+        await model.aclose()
+    (req,) = server.generation_requests()
+    assert req.body["response_format"]["json_schema"] == {"name": "make_questions_v2",
+                                                          "schema": SCHEMA}
 
 
 async def test_structured_output_falls_back_and_remembers() -> None:
