@@ -39,8 +39,7 @@ def import_command(
 ) -> None:
     """Convert the original framework's JSON into a workflow YAML file.
 
-    Pairs for regions outside their layer's chains are dropped (the original skips them), with
-    a warning naming them; each RAGRegion gets an empty store to fill.
+    Dropped pairs and values are named on stderr and in the file's comments.
     """
     from regions_cli.workflow.seed_json import SeedFormatError, import_files
 
@@ -78,7 +77,7 @@ def export_command(
 ) -> None:
     """Write a workflow as the original's registry and plan JSON (for its flow editor).
 
-    What those files cannot express (inject, llms, rags, policies...) is named on stderr.
+    What those files cannot express (inject, llms, rags...) is named on stderr.
     """
     from regions_cli.workflow.seed_json import export_workflow
 
