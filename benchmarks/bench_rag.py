@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -115,10 +116,9 @@ def bench_local(folder: Path, chunks: int) -> list[Row]:
     direct = stored = 0.0
     with RagStore(folder / "local.db", embedder, chunk_size=512, overlap=50) as store:
         for start in range(0, len(documents), per_round):
-            batch = texts[start : start + per_round]
-            direct += best_of(1, lambda batch=batch: embedder.embed_documents(batch))
-            part = documents[start : start + per_round]
-            stored += best_of(1, lambda part=part: store.ingest(part))
+            batch, part = texts[start : start + per_round], documents[start : start + per_round]
+            direct += best_of(1, partial(embedder.embed_documents, batch))
+            stored += best_of(1, partial(store.ingest, part))
     return [
         Row(
             f"rag local embedder through the store ({len(texts)} chunks)",
