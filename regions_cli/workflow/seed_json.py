@@ -308,6 +308,12 @@ def parse_registry(data: Any, file: str) -> tuple[list[SeedRegion], list[str]]:
     return regions, warnings
 
 
+def _list_or_empty(value: Any) -> Any:
+    # A missing key or null means "none" (the original resets missing keys to []); any other
+    # value is checked for its type by the caller.
+    return [] if value is None else value
+
+
 @dataclass
 class _PlanKeys:
     layers: str
@@ -330,7 +336,7 @@ def parse_plan(
         )
     types = {r.name: r.type for r in regions}
 
-    raw_layers = data.get(keys.layers) or []
+    raw_layers = _list_or_empty(data.get(keys.layers))
     _expect(raw_layers, list, file, f"$.{keys.layers}", "an array of layers")
     layer_config: list[dict[str, list[str]]] = []
     for i, layer in enumerate(raw_layers):
@@ -357,7 +363,7 @@ def parse_plan(
             chains[chain] = list(members)
         layer_config.append(chains)
 
-    raw_exec = data.get(keys.executions) or []
+    raw_exec = _list_or_empty(data.get(keys.executions))
     _expect(raw_exec, list, file, f"$.{keys.executions}", "an array of layers of pairs")
     execution_config: list[list[tuple[str, str]]] = []
     for i, pairs in enumerate(raw_exec):
@@ -390,7 +396,7 @@ def parse_plan(
             layer_pairs.append((region, method))
         execution_config.append(layer_pairs)
 
-    raw_order = data.get(keys.order) or []
+    raw_order = _list_or_empty(data.get(keys.order))
     _expect(raw_order, list, file, f"$.{keys.order}", "an array of layer indices")
     order: list[int] = []
     for k, index in enumerate(raw_order):
@@ -626,6 +632,12 @@ def _plan(seed: SeedWorkflow) -> tuple[CommentedSeq, list[str]]:
             layer["layer"] = label
         layer["chains"] = chains
         plan.append(layer)
+    extra = len(seed.execution_config) - len(seed.layer_config)
+    if extra > 0:
+        warnings.append(
+            f"execution_config has {extra} layer(s) more than layer_config: dropped "
+            "(they have no chains to run in)"
+        )
     for index in range(len(seed.layer_config)):
         if index not in runs:
             warnings.append(f"layer {index} is not in execution_order, so it never runs: dropped")

@@ -161,6 +161,11 @@ BAD_PAIRS = {
         "lookup_executions.json: $.layer_config[1].chain1[0]: region 'Biography' appears twice "
         "in layer 1 (chains 'chain0' and 'chain1')",
     ),
+    "layers-of-the-wrong-type": (
+        REGISTRY,
+        _edit(PLAN, ["layer_config"], {}),
+        "lookup_executions.json: $.layer_config: expected an array of layers, got an object",
+    ),
     "order-out-of-range": (
         REGISTRY,
         _edit(PLAN, ["execution_order", 1], 2),

@@ -281,3 +281,17 @@ def test_long_texts_fold_and_read_back_exactly(tmp_path: Path) -> None:
     result = import_files([_write(tmp_path, "r.json", registry)])
     assert result.data()["regions"]["A"]["task"] == task
     assert "task: >-" in result.dump()
+
+
+def test_execution_layers_beyond_the_layer_config_are_reported(tmp_path: Path) -> None:
+    plan = {
+        "layer_config": [{"c": ["A"]}],
+        "execution_config": [[["A", "make_questions"]], [["B", "make_replies"]]],
+        "execution_order": None,
+    }
+    result = import_files([_write(tmp_path, "r.json", REGISTRY), _write(tmp_path, "p.json", plan)])
+    assert [layer["chains"] for layer in result.data()["plan"]] == [{"c": ["A.make_questions"]}]
+    assert result.warnings == [
+        "execution_config has 1 layer(s) more than layer_config: dropped (they have no chains "
+        "to run in)"
+    ]
