@@ -7,8 +7,10 @@ A run file is what ``regions step``, ``inject``, ``run --resume``, ``show``, ``r
 * ``meta``        key/value: format marker, schema version, the workflow's raw text, canonical
                   text, hash and a small description of its regions and plan.
 * ``invocations`` one row per process that ran part of the run (``run``, ``step``, resume).
-* ``events``      every engine event as its documented JSON, in emission order (replay reads it).
-* ``messages``    every delivered or rejected message with its delivery sequence number.
+* ``events``      every engine event but messages, as its documented JSON, by emission order.
+* ``messages``    every delivered or rejected message with its delivery sequence number (and
+                  ``rejections`` the rule it broke); `RunFile.events` merges them back into
+                  the event stream, so replay sees exactly what the run emitted.
 * ``steps``       every finished step attempt: start, end, outcome, timing.
 * ``llm_calls``   every model call with its token usage.
 * ``barriers``    each committed layer barrier (``position`` = the next layer to run).
@@ -19,11 +21,11 @@ A run file is what ``regions step``, ``inject``, ``run --resume``, ``show``, ``r
 * ``injections``  messages queued by ``regions inject``; consumed (delivered) at a barrier in
                   the same transaction that commits the barrier's snapshot.
 
-Writes are batched: events are buffered in memory and written when a chain ends, at each
-barrier (one ``BEGIN IMMEDIATE`` transaction with the snapshot) and at the end of the run, so
-journaling costs a list append per event on the hot path. Rows written after the last barrier
-by a process that died are marked ``rolled_back`` when the run is resumed: the journal's
-traffic is then exactly what an uninterrupted run would have recorded.
+Writes are batched: events are buffered in memory and written when a chain that took a while
+ends, at each barrier (one ``BEGIN IMMEDIATE`` transaction with the snapshot) and at the end of
+the run, so journaling costs a list append per event on the hot path. Rows written after the
+last barrier by a process that died are marked ``rolled_back`` when the run is resumed: the
+journal's traffic is then exactly what an uninterrupted run would have recorded.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -691,12 +693,12 @@ class Recorder:
         run: RunFile,
         invocation: int,
         *,
-        snapshot: Any = None,
+        snapshot: Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]] | None = None,
         redelivered: Iterable[str] = (),
     ) -> None:
         self.run = run
         self.invocation = invocation
-        self.snapshot = snapshot  # Callable[[Iterable[str]], Mapping[str, dict]] | None
+        self.snapshot = snapshot
         self._buffer: list[ev.Event] = []
         self._layer: int | None = None
         self._layer_failed = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -281,23 +281,3 @@ def message_from_row(row: Mapping[str, Any]) -> Message:
         cause=row["cause"],
         id=row["id"],
     )
-
-
-def open_run(path: Path) -> RunFile:
-    """`RunFile.open` (kept here so commands import one module)."""
-    return RunFile.open(path)
-
-
-__all__: Sequence[str] = (
-    "ResumePoint",
-    "RunFileError",
-    "breaking_changes",
-    "canonical_text",
-    "check_workflow",
-    "default_run_path",
-    "describe_changes",
-    "open_run",
-    "resume_point",
-    "workflow_info",
-    "workflow_record",
-)
