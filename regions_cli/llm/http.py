@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -239,8 +241,7 @@ class HttpEndpoint:
             headers["Authorization"] = f"Bearer {s.api_key}"
         shards = -(-s.max_concurrency // self.CONNECTIONS_PER_CLIENT)  # ceiling division
         per_client = -(-s.max_concurrency // shards)
-        # One TLS context for all (building one costs ~40 ms; each client would build its own).
-        tls = httpx.create_ssl_context(verify=s.verify_tls)
+        tls = _tls_context(s.verify_tls)
         self._clients = [
             httpx.AsyncClient(
                 headers=headers,
@@ -424,6 +425,15 @@ class HttpStatusError(LLMError):
     def __init__(self, error: LLMError, status: int) -> None:
         super().__init__(str(error))
         self.status = status
+
+
+@functools.cache
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    """One TLS context per process and setting: building one (loading the CA bundle) costs
+    ~40 ms, and every `httpx.AsyncClient` would otherwise build its own."""
+    import httpx
+
+    return httpx.create_ssl_context(verify=verify)
 
 
 def _is_validation_error(body: str) -> bool:
