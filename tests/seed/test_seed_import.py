@@ -3,6 +3,7 @@ regions, connections, chains and step order of the original."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -295,3 +296,24 @@ def test_execution_layers_beyond_the_layer_config_are_reported(tmp_path: Path) -
         "execution_config has 1 layer(s) more than layer_config: dropped (they have no chains "
         "to run in)"
     ]
+
+
+@pytest.mark.parametrize("inputs", list(ALL_INPUTS.values()), ids=list(ALL_INPUTS))
+async def test_every_import_runs_as_it_is(seed: Path, tmp_path: Path, inputs: list[str]) -> None:
+    """No inject yet, empty stores: the plan still runs to the end (scripted LLM)."""
+    from regions_cli.build import build_engine
+    from regions_cli.engine.events import EventBus
+    from regions_cli.workflow.api import load_workflow
+    from regions_cli.workflow.model import LLMConfig
+
+    path = tmp_path / "imported.yaml"
+    path.write_text(_import(seed, inputs).dump(), encoding="utf-8")
+    workflow = load_workflow(path)
+    scripted = {name: LLMConfig(name, "scripted") for name in workflow.llms}
+    engine = build_engine(dataclasses.replace(workflow, llms=scripted), EventBus())
+    try:
+        result = await engine.run()
+    finally:
+        await engine.aclose()
+    assert result.ok, result.error
+    assert result.counts["layers_run"] == len(workflow.plan) > 0
