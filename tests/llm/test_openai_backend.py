@@ -456,3 +456,14 @@ def test_retry_after_and_redaction() -> None:
     assert redact("key sk-1 and sk-1", ("sk-1",)) == "key *** and ***"
     s = HttpSettings("http://h/v1", api_key="k1", headers={"X-Api-Key": "k2", "X-Org": "acme"})
     assert set(s.secrets) == {"k1", "k2"}
+
+
+def test_tls_is_verified_unless_switched_off() -> None:
+    import ssl
+
+    from regions_cli.llm.http import _tls_context
+
+    assert _tls_context(True).verify_mode == ssl.CERT_REQUIRED
+    assert _tls_context(True) is _tls_context(True)  # built once per process
+    assert _tls_context(False).verify_mode == ssl.CERT_NONE
+    assert HttpSettings.from_options({"base_url": "https://h"}, None, where="w").verify_tls
