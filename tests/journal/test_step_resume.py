@@ -114,3 +114,21 @@ async def test_failed_layer_with_continue_is_committed_when_the_run_goes_on(
         # layer 1 failed, but the run went on: its barrier is committed when layer 2 starts
         assert barriers.fetchall() == [(0,), (1,), (2,)]
         assert [s["outcome"] for s in run.steps()] == ["ok", "timeout", "nothing"]
+
+
+async def test_resume_when_every_chain_of_the_layer_had_completed(
+    fanout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("regions_cli.engine.journal.CHAIN_COMMIT_SECONDS", 0.0)
+    _, _, whole = await drive(fanout, run_file=tmp_path / "whole.db")
+    crashed = tmp_path / "crashed.db"
+    await drive(fanout, run_file=crashed, die_at_barrier=2)  # killed just before barrier 2
+    with RunFile.open(crashed) as run:
+        run.conn.execute("UPDATE invocations SET pid = 999999999")
+        assert run.position == 1 and set(run.chains_done(1)) == {"a", "b", "c"}
+    code, events, _ = await drive(fanout, resume=crashed)
+    assert code == 0
+    assert not [e for e in events if isinstance(e, StepStarted) and e.layer == 1]
+    assert sorted(traffic(crashed)) == sorted(traffic(whole))
+    with RunFile.open(whole) as a, RunFile.open(crashed) as b:
+        assert a.states() == b.states()
