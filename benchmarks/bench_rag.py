@@ -13,10 +13,12 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -96,6 +98,33 @@ def bench_ingest_and_query(folder: Path, chunks: int, repeats: int) -> list[Row]
     ]
 
 
+class _Instant:
+    """An embedder that costs nothing: what is left of an ingest is the store's own work."""
+
+    model = "instant"
+    dimensions = DIMS
+
+    def embed_documents(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        vectors = np.zeros((len(texts), DIMS), dtype=np.float32)
+        vectors[:, 0] = 1.0
+        return vectors
+
+    def embed_query(self, text: str) -> NDArray[np.float32]:
+        return self.embed_documents([text]).reshape(-1)
+
+
+def bench_store_overhead(folder: Path, documents: list[Document]) -> Row:
+    """Chunking, fingerprints and sqlite writes per chunk, with no model time at all."""
+    with RagStore(folder / "instant.db", _Instant(), chunk_size=512, overlap=50) as store:
+        seconds = best_of(3, partial(store.ingest, documents, force=True))
+    return Row(
+        f"rag ingest without a model ({len(documents)} one-chunk documents)",
+        seconds / len(documents) * 1e6,
+        "us/chunk",
+        note="the store's share of a local-embedder ingest",
+    )
+
+
 def bench_local(folder: Path, chunks: int) -> list[Row]:
     if not local_embedder_available():
         return [Row("rag local embedder (skipped: `local` extra missing)", 0.0, "chunks/s")]
@@ -112,14 +141,21 @@ def bench_local(folder: Path, chunks: int) -> list[Row]:
 
     # Alternate small rounds (the model directly, then the store) and add up each side's
     # time: load from elsewhere on a shared machine then hits both sides alike.
-    per_round = 16
+    per_round = 8
     direct = stored = 0.0
     with RagStore(folder / "local.db", embedder, chunk_size=512, overlap=50) as store:
         for start in range(0, len(documents), per_round):
             batch, part = texts[start : start + per_round], documents[start : start + per_round]
-            direct += best_of(1, partial(embedder.embed_documents, batch))
-            stored += best_of(1, partial(store.ingest, part))
+            # Twice each, alternating, the faster of each pair: a spike hits one try, not both.
+            # (force=True: the second ingest re-embeds instead of skipping unchanged documents.)
+            direct_times, stored_times = [], []
+            for _ in range(2):
+                direct_times.append(best_of(1, partial(embedder.embed_documents, batch)))
+                stored_times.append(best_of(1, partial(store.ingest, part, force=True)))
+            direct += min(direct_times)
+            stored += min(stored_times)
     return [
+        bench_store_overhead(folder, documents),
         Row(
             f"rag local embedder through the store ({len(texts)} chunks)",
             len(texts) / stored,
@@ -128,7 +164,7 @@ def bench_local(folder: Path, chunks: int) -> list[Row]:
             target=0.9,
             higher_is_better=True,
             note="baseline: the model called directly",
-        )
+        ),
     ]
 
 
@@ -136,7 +172,7 @@ def main(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-rag-") as tmp:
         folder = Path(tmp)
         rows = bench_ingest_and_query(folder, 10_000 if quick else 100_000, 30 if quick else 60)
-        rows += bench_local(folder, 32 if quick else 320)
+        rows += bench_local(folder, 64 if quick else 320)
     return rows
 
 
