@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -200,10 +201,16 @@ class RunJournal:
         bus.subscribe(self.recorder)
 
     def finish(self, finished: RunFinished | None, exit_code: int) -> None:
-        """Record how this invocation ended."""
-        self.recorder.flush()
+        """Record how this invocation ended (a run file that cannot be written is reported on
+        stderr: the run's own exit code stands)."""
         status = "paused" if self.paused else (finished.status if finished else "failed")
-        self.run.end_invocation(self.invocation, status, exit_code)
+        try:
+            self.recorder.flush()
+            self.run.end_invocation(self.invocation, status, exit_code)
+        except sqlite3.Error as exc:
+            self.recorder.failure = self.recorder.failure or f"{self.path}: {exc}"
+        if self.recorder.failure is not None:
+            sys.stderr.write(f"error: {self.recorder.failure}\n")
 
     def close(self) -> None:
         self.run.close()

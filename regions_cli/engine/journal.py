@@ -717,6 +717,7 @@ class Recorder:
         # ids of messages a resume re-delivers (already journaled): not recorded twice
         self._redelivered = set(redelivered)
         self._deferred: tuple[int, Mapping[str, Mapping[str, Any]]] | None = None
+        self.failure: str | None = None  # why the run file could not be written, if it failed
         self._chain_work: dict[tuple[int, str], float] = {}  # seconds of steps, per chain
         self._pending_chains: list[tuple[int, str, float, int, dict[str, Any]]] = []
 
@@ -725,8 +726,18 @@ class Recorder:
     def __call__(self, event: ev.Event) -> None:
         """Buffer `event`; flush at chain ends, barriers and the end of the run.
 
-        The hot path (a delivered message) is one type check and a list append.
+        The hot path (a delivered message) is one type check and a list append. A subscriber
+        must not raise: a failed write (disk full...) is kept in `failure` and stops the run
+        at its next barrier (`commit_barrier` raises it).
         """
+        if self.failure is not None:
+            return
+        try:
+            self._take(event)
+        except sqlite3.Error as exc:
+            self.failure = f"{self.run.path}: cannot write the run file: {exc}"
+
+    def _take(self, event: ev.Event) -> None:
         if isinstance(event, ev.MessageDelivered):
             if self._redelivered and event.message.id in self._redelivered:
                 self._redelivered.discard(event.message.id)
@@ -905,11 +916,17 @@ class Recorder:
         a resume runs the failed chains again (the completed ones are kept). Injections wait
         for the next committed barrier.
         """
-        if self._layer_failed and next_layer > 0:
-            self._deferred = (next_layer, states)
-            self.flush()
-            return []
-        return self._commit(next_layer, states, take_injections=True)
+        if self.failure is not None:
+            raise RunFileError(self.failure)
+        try:
+            if self._layer_failed and next_layer > 0:
+                self._deferred = (next_layer, states)
+                self.flush()
+                return []
+            return self._commit(next_layer, states, take_injections=True)
+        except sqlite3.Error as exc:
+            self.failure = f"{self.run.path}: cannot write the run file: {exc}"
+            raise RunFileError(self.failure) from exc
 
     def _commit(
         self, next_layer: int, states: Mapping[str, Mapping[str, Any]], *, take_injections: bool

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,6 +25,7 @@ async def drive(
     resume: Path | None = None,
     drop_chains: frozenset[str] = frozenset(),
     die_at_barrier: int | None = None,
+    subscribers: Sequence[Callable[[Event], None]] = (),
     **extra: Any,
 ) -> tuple[int, list[Event], Path]:
     """Run (or continue) `workflow_file` with the journal; returns exit code, events, run file.
@@ -50,6 +52,8 @@ async def drive(
     events: list[Event] = []
     journal.subscribe(bus)
     bus.subscribe(events.append)
+    for subscriber in subscribers:
+        bus.subscribe(subscriber)
     engine = build_engine(workflow, bus)
     journal.attach(engine)
     hook: Any = journal.barrier_hook

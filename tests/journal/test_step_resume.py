@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 from journal_helpers import FIXTURES, drive, traffic
 
-from regions_cli.engine.events import StepStarted
+from regions_cli.engine.events import Event, LayerStarted, Notice, StepStarted
 from regions_cli.engine.journal import RunFile
 from regions_cli.run_journal import JournalError
 
@@ -132,3 +133,23 @@ async def test_resume_when_every_chain_of_the_layer_had_completed(
     assert sorted(traffic(crashed)) == sorted(traffic(whole))
     with RunFile.open(whole) as a, RunFile.open(crashed) as b:
         assert a.states() == b.states()
+
+
+async def test_a_run_file_that_cannot_be_written_stops_the_run_cleanly(
+    workflow: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another process breaks the file mid-run: the run stops at the next barrier, exit 3."""
+    path = tmp_path / "r.db"
+
+    def vandal(event: Event) -> None:
+        if isinstance(event, LayerStarted) and event.layer == 1:
+            other = sqlite3.connect(path)
+            other.execute("DROP TABLE events")
+            other.commit()
+            other.close()
+
+    code, events, _ = await drive(workflow, run_file=path, subscribers=[vandal])
+    assert code == 3
+    notices = [e.text for e in events if isinstance(e, Notice) and e.level == "error"]
+    assert any("cannot write the run file" in text for text in notices)
+    assert "cannot write the run file" in capsys.readouterr().err
