@@ -141,12 +141,15 @@ def _print_pending(path: Path, file: Path) -> None:
 
 def inject(
     text: str | None = typer.Argument(
-        None, metavar="[TEXT]", help="The message text (or use --file).", show_default=False
+        None, metavar="TEXT", help="The message text (or use --file).", show_default=False
     ),
     run: Path = typer.Option(..., "--run", metavar="RUN", help="The run file.", show_default=False),
     to: str = typer.Option(..., "--to", metavar="REGION", help="The receiving region."),
     source: str = typer.Option("user", "--from", metavar="NAME", help="The sender's name."),
-    role: str = typer.Option("request", "--role", help="request (to be answered) or reply."),
+    role: str = typer.Option(
+        "request", "--role", metavar="request|reply",
+        help="request (a question to answer) or reply (knowledge to keep).",
+    ),
     file: Path | None = typer.Option(
         None, "--file", metavar="F", help="Read the message text from this file.",
         show_default=False,
@@ -154,7 +157,7 @@ def inject(
 ) -> None:
     """Queue a message for a region of a run; delivered at the run's next layer barrier.
 
-    Safe while ``regions run`` works on the same run file: it takes the message at its next
+    Safe while 'regions run' works on the same run file: it takes the message at its next
     barrier, exactly once.
     """
     from regions_cli.engine.journal import RunFileError
