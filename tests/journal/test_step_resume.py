@@ -153,3 +153,17 @@ async def test_a_run_file_that_cannot_be_written_stops_the_run_cleanly(
     notices = [e.text for e in events if isinstance(e, Notice) and e.level == "error"]
     assert any("cannot write the run file" in text for text in notices)
     assert "cannot write the run file" in capsys.readouterr().err
+
+
+async def test_stepping_concurrent_chains_equals_one_run(fanout: Path, tmp_path: Path) -> None:
+    _, _, whole = await drive(fanout, run_file=tmp_path / "whole.db")
+    stepped = tmp_path / "stepped.db"
+    await drive(fanout, run_file=stepped, max_layers=2, kind="step")
+    await drive(fanout, resume=stepped, max_layers=1, kind="step")
+    await drive(fanout, resume=stepped, max_layers=1, kind="step")
+    assert traffic(stepped) == traffic(whole)  # same ids, same order
+    with RunFile.open(whole) as a, RunFile.open(stepped) as b:
+        assert a.states() == b.states() and b.position == 4
+        assert [m["delivery_seq"] for m in a.messages()] == [
+            m["delivery_seq"] for m in b.messages()
+        ]
