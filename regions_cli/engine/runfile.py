@@ -148,6 +148,11 @@ def check_workflow(run: RunFile, current: WorkflowRecord, *, force: bool) -> Non
     stored = run.workflow
     if stored.hash == current.hash:
         return
+    if stored.name != current.name:
+        raise RunFileError(
+            f"{run.path}: this run belongs to workflow {stored.name!r} ({stored.path}), "
+            f"not {current.name!r}"
+        )
     changes = describe_changes(stored.canonical, current.canonical) or ["the document changed"]
     shown = ", ".join(changes[:_MAX_CHANGES_SHOWN])
     if len(changes) > _MAX_CHANGES_SHOWN:

@@ -326,3 +326,11 @@ def test_describe_changes_lists_paths() -> None:
     assert describe_changes(old, new) == [
         "a.b changed", "a.c[1] changed", "d removed", "e added",
     ]
+
+
+def test_a_run_of_another_workflow_is_refused(run: RunFile) -> None:
+    import dataclasses
+
+    other = dataclasses.replace(record(name="other"), name="other")
+    with pytest.raises(RunFileError, match="belongs to workflow 'demo'"):
+        check_workflow(run, other, force=True)
