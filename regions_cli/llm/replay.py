@@ -13,8 +13,9 @@ The key is the SHA-256 of the canonical request (`canonical_request`): the llms 
 messages, the JSON schema and max_tokens. Nothing else goes in: no URL, header or API key, so
 a cassette is safe to commit. `RecordingModel` wraps a real backend and appends each answered
 call; `ReplayModel` answers from the file. When one request was made several times, the answers
-come back in recorded order (the last one repeats). A request that was never recorded fails
-loudly, naming the closest recorded request and how it differs.
+come back in recorded order (the last one repeats). A call that failed is recorded as
+``"response": {"error": "..."}`` and fails the same way on replay. A request that was never
+recorded fails loudly, naming the closest recorded request and how it differs.
 """
 
 from __future__ import annotations
@@ -124,27 +125,38 @@ class RecordingModel:
     async def complete(
         self, request: CompletionRequest, on_token: TokenCallback | None = None
     ) -> Completion:
-        completion = await self.inner.complete(request, on_token)
+        try:
+            completion = await self.inner.complete(request, on_token)
+        except LLMError as exc:  # a failed call replays as the same failure
+            self._write(request, {"error": str(exc)})
+            raise
+        self._write(
+            request,
+            {
+                "text": completion.text,
+                "usage": {
+                    "prompt_tokens": completion.usage.prompt_tokens,
+                    "completion_tokens": completion.usage.completion_tokens,
+                },
+                "model": completion.model,
+            },
+        )
+        return completion
+
+    def _write(self, request: CompletionRequest, response: Mapping[str, Any]) -> None:
         if self._writer is None:
             raise LLMError(f"llms.{self.name}: the cassette {self.cassette} is already closed")
+        canonical = canonical_request(self.name, request)
+        del canonical["llm"]
         self._writer.write(
             {
                 "key": request_key(self.name, request),
                 "llm": self.name,
                 "purpose": request.purpose,
-                "request": {k: v for k, v in canonical_request(self.name, request).items()
-                            if k != "llm"},
-                "response": {
-                    "text": completion.text,
-                    "usage": {
-                        "prompt_tokens": completion.usage.prompt_tokens,
-                        "completion_tokens": completion.usage.completion_tokens,
-                    },
-                    "model": completion.model,
-                },
+                "request": canonical,
+                "response": response,
             }
         )
-        return completion
 
     async def aclose(self) -> None:
         writer, self._writer = self._writer, None
@@ -165,7 +177,7 @@ class _Entry:
     def __init__(self, canonical: dict[str, Any], purpose: str) -> None:
         self.canonical = canonical
         self.purpose = purpose
-        self.completions: list[Completion] = []
+        self.completions: list[Completion | str] = []  # a str is a recorded failure
         self.served = 0
 
 
@@ -199,10 +211,15 @@ def load_cassette(path: Path, where: str) -> dict[str, _Entry]:
             }
             response = item["response"]
             usage = response.get("usage") or {}
-            completion = Completion(
-                str(response["text"]),
-                Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
-                str(response.get("model", "")),
+            completion: Completion | str = (
+                str(response["error"])
+                if "error" in response
+                else Completion(
+                    str(response["text"]),
+                    Usage(int(usage.get("prompt_tokens", 0)),
+                          int(usage.get("completion_tokens", 0))),
+                    str(response.get("model", "")),
+                )
             )
         except (ValueError, KeyError, TypeError) as exc:
             detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
@@ -231,7 +248,7 @@ class ReplayModel:
 
     @property
     def size(self) -> int:
-        """How many recorded calls this endpoint can answer."""
+        """How many recorded calls (answers and failures) this endpoint has."""
         return sum(len(e.completions) for e in self._entries.values()
                    if e.canonical["llm"] == self.name)
 
@@ -243,6 +260,8 @@ class ReplayModel:
             raise LLMError(self._miss(request))
         completion = entry.completions[min(entry.served, len(entry.completions) - 1)]
         entry.served += 1
+        if isinstance(completion, str):
+            raise LLMError(completion)
         if on_token is not None and completion.text:
             on_token(completion.text)
         return completion

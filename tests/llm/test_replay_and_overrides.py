@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai_server import OpenAIServer
+from openai_server import Fault, OpenAIServer
 
 from regions_cli.llm.base import ChatMessage, Completion, CompletionRequest, LLMError
 from regions_cli.llm.factory import LLMOptions, LLMOverrideError, apply_llm_overrides, make_llm
@@ -71,6 +71,25 @@ async def test_record_then_replay_gives_identical_completions(
     assert replayed[4] == recorded[2]
     assert streamed == ["answer 1"]
     assert len(server.generation_requests()) == 4  # replay never touched the server
+
+
+async def test_a_failed_call_replays_as_the_same_failure(
+    server: OpenAIServer, tmp_path: Path
+) -> None:
+    cassette = tmp_path / "c.jsonl"
+    server.faults.append(Fault(status=404, message="no such model"))
+    model = make_llm(openai_config(server), LLMOptions(record=cassette))
+    try:
+        with pytest.raises(LLMError) as recorded:
+            await model.complete(ask("one"))
+        ok = await model.complete(ask("one"))  # asked again, it works
+    finally:
+        await model.aclose()
+    replay = ReplayModel("default", cassette)
+    with pytest.raises(LLMError) as replayed:
+        await replay.complete(ask("one"))
+    assert str(replayed.value) == str(recorded.value) and "HTTP 404" in str(recorded.value)
+    assert await replay.complete(ask("one")) == ok
 
 
 async def test_cassette_holds_no_secret_or_url(server: OpenAIServer, tmp_path: Path) -> None:
