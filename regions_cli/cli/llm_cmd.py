@@ -25,7 +25,9 @@ llm_app = typer.Typer(
 
 @llm_app.command("check")
 def check(
-    file: Path = typer.Argument(..., help="The workflow file.", show_default=False),
+    file: Path = typer.Argument(
+        ..., metavar="FILE", help="The workflow file.", show_default=False
+    ),
     llm: list[str] = typer.Option(
         [], "--llm", metavar="NAME=URL",
         help="Override an endpoint: NAME=URL, NAME=local, NAME=scripted or NAME=replay:FILE.",
