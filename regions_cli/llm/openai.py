@@ -186,7 +186,10 @@ class OpenAIModel:
 
     async def _complete_once(self, payload: dict[str, Any]) -> Completion:
         data = await self.endpoint.post_json(self._path, payload)
-        what = f"POST {self.settings.url(self._path)}"
+        return self._parse_answer(payload, data, f"POST {self.settings.url(self._path)}")
+
+    def _parse_answer(self, payload: Mapping[str, Any], data: Any, what: str) -> Completion:
+        """A whole (non-streamed) completion answer as a `Completion`."""
         try:
             choice = data["choices"][0]
             raw = choice["message"].get("content") if self.api == "chat" else choice["text"]
@@ -204,6 +207,17 @@ class OpenAIModel:
 
         async def once() -> Completion:
             async with self.endpoint.open_stream(self._path, payload) as response:
+                if response.headers.get("content-type", "").startswith("application/json"):
+                    # A server that ignores `stream: true` answers in one piece.
+                    body = await response.aread()
+                    try:
+                        data = json.loads(body)
+                    except ValueError as exc:
+                        raise self.endpoint.error(f"{what}: the answer is not JSON") from exc
+                    completion = self._parse_answer(payload, data, what)
+                    if on_token is not None and completion.text:
+                        on_token(completion.text)
+                    return completion
                 return await self._read_events(response, payload, on_token, what)
 
         return await self.endpoint.retrying(what, once)

@@ -95,6 +95,7 @@ class OpenAIServer:
     health: bool = True  # serve /health (else 404: clients fall back to /v1/models)
     tokenize: bool = True  # serve /tokenize (else 404: clients fall back to /extras/tokenize)
     usage_in_stream: bool = True  # honour stream_options.include_usage
+    can_stream: bool = True  # False: ignore `stream: true` and answer in one JSON body
     reject: frozenset[str] = frozenset()  # body features answered with 400: e.g. "json_schema"
     api_key: str | None = None  # if set, other keys get a 401 that echoes what was sent
     faults: list[Fault] = field(default_factory=list)
@@ -314,7 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = json.dumps(body.get("messages")) if chat else str(body.get("prompt", ""))
         usage = {"prompt_tokens": len(_words(prompt)), "completion_tokens": len(pieces)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        if not body.get("stream"):
+        if not body.get("stream") or not app.can_stream:
             if chat:
                 message: dict[str, Any] = {"role": "assistant", "content": text}
                 if app.reasoning:
