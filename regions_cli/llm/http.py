@@ -317,8 +317,9 @@ class HttpEndpoint:
                 ) from exc
             except httpx.TimeoutException as exc:
                 raise self.error(f"{what}: timed out ({type(exc).__name__})") from exc
-            except httpx.RemoteProtocolError as exc:
-                # The server dropped the connection mid-answer (crash, restart, proxy): retry.
+            except (httpx.RemoteProtocolError, httpx.NetworkError) as exc:
+                # The server dropped the connection mid-answer (crash, restart, proxy, a
+                # kept-alive connection closed under us): retry.
                 last = f"the connection broke ({_reason(exc)})"
             except httpx.HTTPError as exc:
                 raise self.error(f"{what}: {type(exc).__name__}: {_reason(exc)}") from exc
