@@ -19,7 +19,8 @@ An embedder reuses it like this::
     ...
     await endpoint.aclose()
 
-Retries cover connect errors, 429 and 5xx (and a stream that breaks before its first byte);
+Retries cover connect errors, 429 and 5xx and a connection that breaks mid-answer (a
+streamed answer then starts again: its pieces reach ``on_token`` a second time);
 the wait is exponential backoff with full jitter, or the server's ``Retry-After`` when it sends
 one (a wait longer than ``max_retry_wait`` fails at once: better a clear error than an hour of
 silence). A read timeout is *not* retried: the server got the request and is slow, and asking
