@@ -5,9 +5,10 @@ One place decides how `regions` talks to a server:
 - `HttpSettings.from_options` reads the keys every HTTP endpoint shares (``base_url``,
   ``headers``, ``timeout``, ``retries``, ``max_concurrency``, ``verify_tls``...) from an
   ``llms:``/``embedders:`` entry, with the documented defaults and one-line errors.
-- `HttpEndpoint` owns the keep-alive `httpx.AsyncClient` (created lazily, so a model built but
-  never called opens nothing), the concurrency semaphore and the retry loop:
-  `HttpEndpoint.post_json` / `get_json` for plain calls and `HttpEndpoint.stream` for SSE.
+- `HttpEndpoint` owns the keep-alive `httpx.AsyncClient` pools (created lazily, so a model
+  built but never called opens nothing), the concurrency semaphore and the retry loop:
+  `HttpEndpoint.post_json` / `get_json` for plain calls, `HttpEndpoint.open_stream` inside
+  `HttpEndpoint.retrying` for SSE (see `regions_cli.llm.openai`), `probe` for a status.
 - Every failure ends in `LLMError` with the endpoint, the URL and the reason, secrets redacted
   (`redact`); never a hang: connect/read timeouts are always set and retries are bounded.
 
