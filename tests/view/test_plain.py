@@ -70,7 +70,7 @@ def test_failed_step_shows_its_error_in_the_line_and_the_summary() -> None:
 
 
 def test_an_unknown_event_kind_still_gets_one_line() -> None:
-    @dataclass(frozen=True, kw_only=True)
+    @dataclass(kw_only=True, slots=True)
     class BudgetWarning(Event):
         kind: ClassVar[str] = "budget_warning"
         used: int
