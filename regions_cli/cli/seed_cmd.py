@@ -45,6 +45,10 @@ def import_command(
 
     if len(files) > 2:
         raise _fail("regions import: give REGIONS.json [PLAN.json], or one STATE.json")
+    if output is not None and output.is_dir():
+        raise _fail(
+            f"{output}: is a folder; give the file to write, e.g. -o {output}/workflow.yaml"
+        )
     if output is not None and output.exists() and not force:
         raise _fail(f"{output}: exists (use --force to replace it)")
     try:
@@ -81,6 +85,8 @@ def export_command(
     """
     from regions_cli.workflow.seed_json import export_workflow
 
+    if output.exists() and not output.is_dir():
+        raise _fail(f"{output}: is a file; -o takes the folder to write the two JSON files into")
     loaded = _load_verified(workflow)
     try:
         result = export_workflow(loaded)

@@ -140,3 +140,23 @@ def test_export_refuses_invalid_and_inexpressible_workflows(tmp_path: Path) -> N
     assert result.exit_code == 1
     assert result.stderr.startswith(f"{interleaved}: cannot export: layer layer-0, chain c:")
     assert not (tmp_path / "mixed_regions.json").exists()
+
+
+def test_output_paths_of_the_wrong_kind(seed: Path, tmp_path: Path) -> None:
+    state = str(seed / STATES["refine"])
+    result = runner.invoke(app, ["import", state, "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{tmp_path}: is a folder; give the file to write")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    result = runner.invoke(
+        app, ["export", str(ROOT / "workflows" / "hello.yaml"), "-o", str(a_file)]
+    )
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"{a_file}: is a file; -o takes the folder to write the two JSON files into\n"
+    )
+    missing = runner.invoke(app, ["export", str(tmp_path / "nope.yaml"), "-o", str(tmp_path)])
+    assert missing.exit_code == 2
+    assert "nope.yaml" in missing.stderr
