@@ -32,7 +32,14 @@ from regions_cli.engine.events import (
 )
 from regions_cli.view.lines import LineWriter
 from regions_cli.view.report import plural, report_lines
-from regions_cli.view.state import STATUS_TEXT, RunState, clean, first_line, seconds
+from regions_cli.view.state import (
+    STATUS_TEXT,
+    RunState,
+    by_event_type,
+    clean,
+    first_line,
+    seconds,
+)
 
 
 class PlainView:
@@ -64,7 +71,7 @@ class PlainView:
 
     def line(self, event: Event) -> str | None:
         """The text of `event`'s line (without the time), or None for events not printed."""
-        formatter = _formatter(type(event))
+        formatter = by_event_type(_FORMATTERS, type(event))
         if formatter is not None:
             return formatter(self, event)
         if isinstance(event, TokenStreamed):
@@ -160,13 +167,3 @@ _FORMATTERS: dict[type, Formatter | None] = {
     Notice: PlainView._notice,
     RunFinished: PlainView._run_finished,
 }
-
-
-def _formatter(event_type: type) -> Formatter | None:
-    """The formatter of `event_type` or of the nearest event type it derives from."""
-    try:
-        return _FORMATTERS[event_type]
-    except KeyError:
-        found = next((_FORMATTERS[c] for c in event_type.__mro__ if c in _FORMATTERS), None)
-        _FORMATTERS[event_type] = found
-        return found

@@ -11,7 +11,7 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from regions_cli.engine.events import (
     Event,
@@ -196,7 +196,7 @@ class RunState:
         """Fold one event in. Unknown kinds are ignored (the engine may add kinds)."""
         self._ordinal += 1
         self.last_t = event.t
-        handler = _handler(type(event))
+        handler = by_event_type(_HANDLERS, type(event))
         if handler is not None:
             handler(self, event)
 
@@ -366,11 +366,15 @@ _HANDLERS: dict[type, Handler | None] = {
 }
 
 
-def _handler(event_type: type) -> Handler | None:
-    """The handler of `event_type` or of the nearest event type it derives from."""
+T = TypeVar("T")
+
+
+def by_event_type(table: dict[type, T | None], event_type: type) -> T | None:
+    """The entry of `event_type` in `table`, or of the nearest event type it derives from
+    (remembered in `table`, so each new event type is looked up once)."""
     try:
-        return _HANDLERS[event_type]
+        return table[event_type]
     except KeyError:
-        found = next((_HANDLERS[c] for c in event_type.__mro__ if c in _HANDLERS), None)
-        _HANDLERS[event_type] = found
+        found = next((table[c] for c in event_type.__mro__ if c in table), None)
+        table[event_type] = found
         return found
