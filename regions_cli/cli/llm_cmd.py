@@ -18,26 +18,22 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-llm_app = typer.Typer(
-    name="llm", help="Check the workflow's LLM endpoints.", no_args_is_help=True
-)
+llm_app = typer.Typer(name="llm", help="Check the workflow's LLM endpoints.", no_args_is_help=True)
 
 
 @llm_app.command("check")
 def check(
-    file: Path = typer.Argument(
-        ..., metavar="FILE", help="The workflow file.", show_default=False
-    ),
+    file: Path = typer.Argument(..., metavar="FILE", help="The workflow file.", show_default=False),
     llm: list[str] = typer.Option(
-        [], "--llm", metavar="NAME=URL",
+        [],
+        "--llm",
+        metavar="NAME=URL",
         help="Override an endpoint: NAME=URL, NAME=local, NAME=scripted or NAME=replay:FILE.",
     ),
     replay: Path | None = typer.Option(
         None, "--replay", metavar="FILE", help="Check a cassette instead of the endpoints."
     ),
-    timeout: float = typer.Option(
-        60.0, "--timeout", min=0.1, help="Seconds each probe may take."
-    ),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds each probe may take."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """For every llm of FILE: health, model list and a one-token generation, with latency.
@@ -94,9 +90,7 @@ def _print_table(results: list[LLMCheck]) -> None:
     for column in ("llm", "backend", "endpoint", "health", "generation", "detail"):
         table.add_column(column, overflow="fold")
     for r in results:
-        table.add_row(
-            r.name, r.backend, r.endpoint, cell(r.health), cell(r.generation), detail(r)
-        )
+        table.add_row(r.name, r.backend, r.endpoint, cell(r.health), cell(r.generation), detail(r))
     console = Console(highlight=False)
     console.print(table)
     failed = [r.name for r in results if not r.ok]

@@ -65,8 +65,9 @@ def run(
         help="Pause at each layer barrier: continue, inject, show a region's state, or quit.",
     ),
     force: bool = typer.Option(
-        False, "--force", help="With --resume: continue although the workflow was edited "
-        "(compatible edits only)."
+        False,
+        "--force",
+        help="With --resume: continue although the workflow was edited (compatible edits only).",
     ),
 ) -> None:
     """Verify FILE, then run its plan, showing the traffic live."""

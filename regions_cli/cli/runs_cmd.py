@@ -147,11 +147,16 @@ def inject(
     to: str = typer.Option(..., "--to", metavar="REGION", help="The receiving region."),
     source: str = typer.Option("user", "--from", metavar="NAME", help="The sender's name."),
     role: str = typer.Option(
-        "request", "--role", metavar="request|reply",
+        "request",
+        "--role",
+        metavar="request|reply",
         help="request (a question to answer) or reply (knowledge to keep).",
     ),
     file: Path | None = typer.Option(
-        None, "--file", metavar="F", help="Read the message text from this file.",
+        None,
+        "--file",
+        metavar="F",
+        help="Read the message text from this file.",
         show_default=False,
     ),
 ) -> None:
@@ -217,8 +222,10 @@ def show(
             lines = region_state_lines(region, states.get(region, {"type": "not started"}))
             for item in opened.injections(pending_only=True):
                 if item.message.destination == region:
-                    lines.append(f"  queued injection ({item.message.role}) from "
-                                 f"{item.message.source}: {item.message.content[:100]}")
+                    lines.append(
+                        f"  queued injection ({item.message.role}) from "
+                        f"{item.message.source}: {item.message.content[:100]}"
+                    )
             for line in lines:
                 console.print(line, markup=False)
             return
@@ -240,14 +247,18 @@ def summary_table(run: RunFile) -> Any:
     head.add_row("status", info["status"])
     head.add_row("plan", info["position_text"])
     head.add_row("started", _when(run.created))
-    head.add_row("invocations", ", ".join(
-        f"{i['kind']}:{i['status'] or 'running'}" for i in run.invocations()) or "none")
+    head.add_row(
+        "invocations",
+        ", ".join(f"{i['kind']}:{i['status'] or 'running'}" for i in run.invocations()) or "none",
+    )
     usage = run.usage()
     prompt = sum(u["prompt_tokens"] for u in usage.values())
     completion = sum(u["completion_tokens"] for u in usage.values())
     calls = sum(u["calls"] for u in usage.values())
-    head.add_row("tokens", f"{prompt + completion} ({prompt} prompt, {completion} completion), "
-                           f"{calls} LLM calls")
+    head.add_row(
+        "tokens",
+        f"{prompt + completion} ({prompt} prompt, {completion} completion), {calls} LLM calls",
+    )
     head.add_row("messages", str(len(run.messages())))
 
     regions = Table(title="Regions", title_justify="left", show_edge=False)
@@ -261,7 +272,8 @@ def summary_table(run: RunFile) -> Any:
         state = states.get(name, {})
         tokens = usage.get(name, {})
         regions.add_row(
-            name, kind,
+            name,
+            kind,
             str(len(state.get("requests") or [])),
             str(len(state.get("inbox") or [])),
             str(len(state.get("replies") or [])),
@@ -279,8 +291,9 @@ def summary_table(run: RunFile) -> Any:
             where = f"layer {s['layer'] + 1} {s['chain']} {s['region']}.{s['method']}"
             table.add_row(where, f"{s['outcome']}: {s['error'] or ''}")
         for m in rejected:
-            table.add_row(f"{m['source']} -> {m['destination']}", f"rejected ({m['rule']}): "
-                          f"{m['reason']}")
+            table.add_row(
+                f"{m['source']} -> {m['destination']}", f"rejected ({m['rule']}): {m['reason']}"
+            )
         parts += [Text(""), table]
     return Group(*parts)
 
@@ -323,9 +336,7 @@ def run_info(run: RunFile) -> dict[str, Any]:
             position_text += f" (chains done: {', '.join(done)})"
         if not run.started:
             position_text = f"not started ({len(plan)} layers)"
-    activity = max(
-        [run.created] + [float(i["finished"] or i["started"]) for i in invocations]
-    )
+    activity = max([run.created] + [float(i["finished"] or i["started"]) for i in invocations])
     outcome = "-"
     if last is not None and last["exit_code"] is not None:
         outcome = f"{last['status']} (exit {last['exit_code']})"
@@ -351,7 +362,9 @@ def _when(t: float) -> str:
 
 def runs(
     folder: Path | None = typer.Argument(
-        None, metavar="[DIR]", help="Where the run files are (default: .regions/runs).",
+        None,
+        metavar="[DIR]",
+        help="Where the run files are (default: .regions/runs).",
         show_default=False,
     ),
 ) -> None:
@@ -372,13 +385,24 @@ def runs(
             with RunFile.open(path) as run:
                 info = run_info(run)
                 position = f"{info['position']}/{info['layers']}"
-                rows.append((run.created, [
-                    path.name, run.workflow.name, info["status"], position,
-                    _when(run.created), _when(info["activity"]), info["outcome"],
-                ]))
+                rows.append(
+                    (
+                        run.created,
+                        [
+                            path.name,
+                            run.workflow.name,
+                            info["status"],
+                            position,
+                            _when(run.created),
+                            _when(info["activity"]),
+                            info["outcome"],
+                        ],
+                    )
+                )
         except RunFileError as exc:
-            rows.append((0.0, [path.name, "?", "unreadable", "", "", "",
-                               str(exc).split(": ", 1)[-1]]))
+            rows.append(
+                (0.0, [path.name, "?", "unreadable", "", "", "", str(exc).split(": ", 1)[-1]])
+            )
     if not rows:
         typer.echo(f"no run files in {folder}")
         return

@@ -639,11 +639,23 @@ def _message_event(row: Mapping[str, Any]) -> dict[str, Any]:
         "id": row["id"],
     }
     if row["delivery"] == "rejected":
-        return {"kind": ev.MessageRejected.kind, "t": row["t"], "message": message,
-                "rule": row["rule"], "reason": row["reason"], "action": row["action"],
-                "sender": row["sender"]}
-    return {"kind": ev.MessageDelivered.kind, "t": row["t"], "message": message,
-            "delivery": row["delivery"], "seq": row["delivery_seq"], "recipient": row["recipient"]}
+        return {
+            "kind": ev.MessageRejected.kind,
+            "t": row["t"],
+            "message": message,
+            "rule": row["rule"],
+            "reason": row["reason"],
+            "action": row["action"],
+            "sender": row["sender"],
+        }
+    return {
+        "kind": ev.MessageDelivered.kind,
+        "t": row["t"],
+        "message": message,
+        "delivery": row["delivery"],
+        "seq": row["delivery_seq"],
+        "recipient": row["recipient"],
+    }
 
 
 def _injected(row: Sequence[Any]) -> Injected:
@@ -838,9 +850,25 @@ class Recorder:
                         (message_seq, event.rule, event.reason, event.action, event.sender)
                     )
                 message_rows.append(
-                    (message_seq, seq, m.id, m.source, m.destination, m.role, m.content,
-                     o.layer, o.chain, o.step, o.ordinal, o.injected, m.cause, delivery,
-                     delivery_seq, recipient, event.t)
+                    (
+                        message_seq,
+                        seq,
+                        m.id,
+                        m.source,
+                        m.destination,
+                        m.role,
+                        m.content,
+                        o.layer,
+                        o.chain,
+                        o.step,
+                        o.ordinal,
+                        o.injected,
+                        m.cause,
+                        delivery,
+                        delivery_seq,
+                        recipient,
+                        event.t,
+                    )
                 )
                 continue
             chain: str | None = None
@@ -849,22 +877,51 @@ class Recorder:
             elif isinstance(event, ev.StepStarted | ev.StepFinished):
                 chain = event.chain
             event_rows.append(
-                (seq, invocation, event.kind, event.t, layer, chain,
-                 getattr(event, "region", None), dumps(event_json(event), ensure_ascii=False))
+                (
+                    seq,
+                    invocation,
+                    event.kind,
+                    event.t,
+                    layer,
+                    chain,
+                    getattr(event, "region", None),
+                    dumps(event_json(event), ensure_ascii=False),
+                )
             )
             if isinstance(event, ev.StepFinished):
                 self._step_seq += 1
                 step_rows.append(
-                    (self._step_seq, seq, event.layer, event.chain, event.step, event.region,
-                     event.method, event.outcome, event.t - event.duration, event.t,
-                     event.duration, event.error, event.detail)
+                    (
+                        self._step_seq,
+                        seq,
+                        event.layer,
+                        event.chain,
+                        event.step,
+                        event.region,
+                        event.method,
+                        event.outcome,
+                        event.t - event.duration,
+                        event.t,
+                        event.duration,
+                        event.error,
+                        event.detail,
+                    )
                 )
             elif isinstance(event, ev.LLMCalled):
                 self._llm_seq += 1
                 llm_rows.append(
-                    (self._llm_seq, seq, event.region, event.llm, event.purpose,
-                     event.prompt_tokens, event.completion_tokens, event.duration, event.error,
-                     event.t)
+                    (
+                        self._llm_seq,
+                        seq,
+                        event.region,
+                        event.llm,
+                        event.purpose,
+                        event.prompt_tokens,
+                        event.completion_tokens,
+                        event.duration,
+                        event.error,
+                        event.t,
+                    )
                 )
         self._event_seq, self._message_seq, self._layer = seq, message_seq, layer
         if event_rows:
@@ -983,9 +1040,7 @@ class _ChainTable(dict[tuple[int, str], ChainInfo]):
         return {r for (_, chain), info in self.items() if chain in wanted for r in info.regions}
 
 
-def _chain_table(
-    plan: Sequence[Mapping[str, Any]], *, only: int | None = None
-) -> _ChainTable:
+def _chain_table(plan: Sequence[Mapping[str, Any]], *, only: int | None = None) -> _ChainTable:
     table = _ChainTable()
     for index, layer in enumerate(plan):
         if only is not None and index != only:

@@ -89,12 +89,14 @@ def apply_llm_overrides(workflow: Workflow, overrides: Iterable[str]) -> Workflo
         name, sep, value = text.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not name or not value:
-            raise LLMOverrideError(f"--llm {text!r}: expected NAME=URL, NAME=local, "
-                                   "NAME=scripted or NAME=replay:FILE")
+            raise LLMOverrideError(
+                f"--llm {text!r}: expected NAME=URL, NAME=local, NAME=scripted or NAME=replay:FILE"
+            )
         if name not in llms:
             known = ", ".join(sorted(llms)) or "none"
-            raise LLMOverrideError(f"--llm {text!r}: the workflow has no llm {name!r} "
-                                   f"(its llms: {known})")
+            raise LLMOverrideError(
+                f"--llm {text!r}: the workflow has no llm {name!r} (its llms: {known})"
+            )
         llms[name] = _override(llms[name], value, text)
     return replace(workflow, llms=llms)
 
@@ -117,5 +119,6 @@ def _override(old: LLMConfig, value: str, text: str) -> LLMConfig:
         return LLMConfig(old.name, "scripted", keep)
     if lowered.startswith("replay:") and value[7:].strip():
         return LLMConfig(old.name, "replay", {**keep, "cassette": value[7:].strip()})
-    raise LLMOverrideError(f"--llm {text!r}: {value!r} is not an http(s) URL, local, scripted "
-                           "or replay:FILE")
+    raise LLMOverrideError(
+        f"--llm {text!r}: {value!r} is not an http(s) URL, local, scripted or replay:FILE"
+    )

@@ -119,7 +119,9 @@ class HttpSettings:
         and ``max_retry_wait`` (seconds) tune the retry wait.
         """
         if "base_url" not in options or not options["base_url"]:
-            raise LLMConfigError(f"{where}: the openai backend needs base_url (e.g. http://127.0.0.1:8080/v1)")
+            raise LLMConfigError(
+                f"{where}: the openai backend needs base_url (e.g. http://127.0.0.1:8080/v1)"
+            )
         connect, read = DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
         timeout = options.get("timeout")
         if isinstance(timeout, Mapping):

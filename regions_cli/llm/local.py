@@ -82,8 +82,9 @@ def bounded_schema(schema: Any) -> Any:
     return out
 
 
-def _int_option(options: Mapping[str, Any], key: str, default: int | None, minimum: int,
-                where: str) -> int | None:
+def _int_option(
+    options: Mapping[str, Any], key: str, default: int | None, minimum: int, where: str
+) -> int | None:
     value = options.get(key, default)
     if value is None:
         return None
@@ -181,8 +182,16 @@ class LocalModel:
         from llama_cpp import Llama
 
         known = set(inspect.signature(Llama.create_chat_completion).parameters) - {
-            "self", "messages", "stream", "grammar", "response_format", "logits_processor",
-            "functions", "function_call", "tools", "tool_choice",
+            "self",
+            "messages",
+            "stream",
+            "grammar",
+            "response_format",
+            "logits_processor",
+            "functions",
+            "function_call",
+            "tools",
+            "tool_choice",
         }
         unknown = sorted(set(self.params) - known)
         if unknown:

@@ -216,8 +216,9 @@ def load_cassette(path: Path, where: str) -> dict[str, _Entry]:
                 if "error" in response
                 else Completion(
                     str(response["text"]),
-                    Usage(int(usage.get("prompt_tokens", 0)),
-                          int(usage.get("completion_tokens", 0))),
+                    Usage(
+                        int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+                    ),
                     str(response.get("model", "")),
                 )
             )
@@ -249,8 +250,9 @@ class ReplayModel:
     @property
     def size(self) -> int:
         """How many recorded calls (answers and failures) this endpoint has."""
-        return sum(len(e.completions) for e in self._entries.values()
-                   if e.canonical["llm"] == self.name)
+        return sum(
+            len(e.completions) for e in self._entries.values() if e.canonical["llm"] == self.name
+        )
 
     async def complete(
         self, request: CompletionRequest, on_token: TokenCallback | None = None

@@ -67,23 +67,51 @@ def message(content: str, *, layer: int | None = 0, chain: str | None = "a") -> 
 
 
 ALL_EVENTS: list[ev.Event] = [
-    ev.RunStarted(run_id="r", workflow="demo", workflow_hash="h", run_file=None,
-                  layers=[{"label": "ask", "chains": {"a": ["A.make_replies"]}}],
-                  regions={"A": "Region"}),
+    ev.RunStarted(
+        run_id="r",
+        workflow="demo",
+        workflow_hash="h",
+        run_file=None,
+        layers=[{"label": "ask", "chains": {"a": ["A.make_replies"]}}],
+        regions={"A": "Region"},
+    ),
     ev.LayerStarted(layer=0, label="ask"),
     ev.StepStarted(layer=0, chain="a", step=0, region="A", method="make_replies"),
-    ev.StepFinished(layer=0, chain="a", step=0, region="A", method="make_replies",
-                    outcome="ok", duration=0.5, detail="x"),
+    ev.StepFinished(
+        layer=0,
+        chain="a",
+        step=0,
+        region="A",
+        method="make_replies",
+        outcome="ok",
+        duration=0.5,
+        detail="x",
+    ),
     ev.RegionStatus(region="A", status="idle"),
     ev.MessageDelivered(message=message("hi"), delivery="output"),
     ev.MessageRejected(message=message("no"), rule="not-connected", reason="r", action="drop"),
     ev.TokenStreamed(region="A", text="tok"),
-    ev.LLMCalled(region="A", llm="default", purpose="make_replies", prompt_tokens=3,
-                 completion_tokens=4, duration=0.1),
+    ev.LLMCalled(
+        region="A",
+        llm="default",
+        purpose="make_replies",
+        prompt_tokens=3,
+        completion_tokens=4,
+        duration=0.1,
+    ),
     ev.LayerFinished(layer=0, label="ask", ok=True, duration=1.0),
     ev.Notice(level="info", text="note"),
-    ev.RunFinished(status="ok", exit_code=0, layers_run=1, steps_ok=1, steps_failed=0,
-                   messages=1, prompt_tokens=3, completion_tokens=4, duration=1.0),
+    ev.RunFinished(
+        status="ok",
+        exit_code=0,
+        layers_run=1,
+        steps_ok=1,
+        steps_failed=0,
+        messages=1,
+        prompt_tokens=3,
+        completion_tokens=4,
+        duration=1.0,
+    ),
 ]
 
 
@@ -176,24 +204,53 @@ def feed(recorder: Recorder, layer: int, chain: str, steps: int) -> None:
     recorder(ev.LayerStarted(layer=layer, label=f"l{layer}"))
     for step in range(steps):
         recorder(ev.StepStarted(layer=layer, chain=chain, step=step, region="A", method="m"))
-        recorder(ev.MessageDelivered(message=message(f"{layer}{chain}{step}", layer=layer,
-                                                     chain=chain)))
-        recorder(ev.StepFinished(layer=layer, chain=chain, step=step, region="A", method="m",
-                                 outcome="ok", duration=0.0))
+        recorder(
+            ev.MessageDelivered(message=message(f"{layer}{chain}{step}", layer=layer, chain=chain))
+        )
+        recorder(
+            ev.StepFinished(
+                layer=layer,
+                chain=chain,
+                step=step,
+                region="A",
+                method="m",
+                outcome="ok",
+                duration=0.0,
+            )
+        )
 
 
 def test_events_are_buffered_until_a_slow_chain_ends(run: RunFile) -> None:
-    recorder = Recorder(run, run.begin_invocation("run"), snapshot=lambda names: {
-        n: {"n": 1} for n in names})
+    recorder = Recorder(
+        run, run.begin_invocation("run"), snapshot=lambda names: {n: {"n": 1} for n in names}
+    )
     recorder(ev.LayerStarted(layer=0, label="ask"))
     recorder(ev.StepStarted(layer=0, chain="a", step=0, region="A", method="make_questions"))
     recorder(ev.MessageDelivered(message=message("q")))
     assert run.messages() == []  # not written per message
-    recorder(ev.StepFinished(layer=0, chain="a", step=0, region="A", method="make_questions",
-                             outcome="ok", duration=0.03))
+    recorder(
+        ev.StepFinished(
+            layer=0,
+            chain="a",
+            step=0,
+            region="A",
+            method="make_questions",
+            outcome="ok",
+            duration=0.03,
+        )
+    )
     assert run.messages() == []  # chain a has two steps
-    recorder(ev.StepFinished(layer=0, chain="a", step=1, region="A", method="make_replies",
-                             outcome="ok", duration=0.03))
+    recorder(
+        ev.StepFinished(
+            layer=0,
+            chain="a",
+            step=1,
+            region="A",
+            method="make_replies",
+            outcome="ok",
+            duration=0.03,
+        )
+    )
     rows = run.messages()  # 0.06 s of work: worth a commit of its own
     assert [r["content"] for r in rows] == ["q"]
     assert [s["outcome"] for s in run.steps()] == ["ok", "ok"]
@@ -201,12 +258,22 @@ def test_events_are_buffered_until_a_slow_chain_ends(run: RunFile) -> None:
 
 
 def test_a_quick_chain_rides_along_with_the_next_write(run: RunFile) -> None:
-    recorder = Recorder(run, run.begin_invocation("run"), snapshot=lambda names: {
-        n: {"n": 1} for n in names})
+    recorder = Recorder(
+        run, run.begin_invocation("run"), snapshot=lambda names: {n: {"n": 1} for n in names}
+    )
     recorder(ev.LayerStarted(layer=0, label="ask"))
     recorder(ev.MessageDelivered(message=message("b0", chain="b")))
-    recorder(ev.StepFinished(layer=0, chain="b", step=0, region="B", method="make_replies",
-                             outcome="ok", duration=0.001))
+    recorder(
+        ev.StepFinished(
+            layer=0,
+            chain="b",
+            step=0,
+            region="B",
+            method="make_replies",
+            outcome="ok",
+            duration=0.001,
+        )
+    )
     assert run.chains_done(0) == {}  # 1 ms of work: not worth a commit
     recorder.flush()
     done = run.chains_done(0)
@@ -236,8 +303,18 @@ def test_failed_layer_does_not_commit_its_barrier(run: RunFile) -> None:
     recorder = Recorder(run, run.begin_invocation("run"))
     recorder.commit_barrier(0, {"A": {}, "B": {}})
     recorder(ev.LayerStarted(layer=0, label="ask"))
-    recorder(ev.StepFinished(layer=0, chain="b", step=0, region="B", method="m",
-                             outcome="failed", duration=0.0, error="boom"))
+    recorder(
+        ev.StepFinished(
+            layer=0,
+            chain="b",
+            step=0,
+            region="B",
+            method="m",
+            outcome="failed",
+            duration=0.0,
+            error="boom",
+        )
+    )
     recorder(ev.LayerFinished(layer=0, label="ask", ok=False, duration=0.0))
     run.add_injection("user", "A", "request", "later")
     assert recorder.commit_barrier(1, {"A": {}, "B": {"x": 1}}) == []
@@ -249,7 +326,8 @@ def test_failed_layer_does_not_commit_its_barrier(run: RunFile) -> None:
 def test_completed_chain_is_kept_and_the_rest_rolled_back(run: RunFile) -> None:
     snapshots = {"A": {"done": True}, "B": {"done": False}}
     recorder = Recorder(
-        run, run.begin_invocation("run"),
+        run,
+        run.begin_invocation("run"),
         snapshot=lambda names: {n: snapshots[n] for n in names},
     )
     recorder.commit_barrier(0, {"A": {}, "B": {}})
@@ -260,8 +338,11 @@ def test_completed_chain_is_kept_and_the_rest_rolled_back(run: RunFile) -> None:
     for step in range(2):
         recorder(ev.StepStarted(layer=0, chain="a", step=step, region="A", method="m"))
         recorder(ev.MessageDelivered(message=message(f"a{step}")))
-        recorder(ev.StepFinished(layer=0, chain="a", step=step, region="A", method="m",
-                                 outcome="ok", duration=0.1))
+        recorder(
+            ev.StepFinished(
+                layer=0, chain="a", step=step, region="A", method="m", outcome="ok", duration=0.1
+            )
+        )
     # ... then the process dies before chain b ends (nothing else is flushed)
     run.conn.execute("UPDATE invocations SET pid = 999999999")
     point = resume_point(run)
@@ -275,16 +356,20 @@ def test_completed_chain_is_kept_and_the_rest_rolled_back(run: RunFile) -> None:
 
 
 def test_completed_chain_touched_by_a_rerun_chain_runs_again(run: RunFile) -> None:
-    recorder = Recorder(run, run.begin_invocation("run"), snapshot=lambda names: {
-        n: {"done": True} for n in names})
+    recorder = Recorder(
+        run, run.begin_invocation("run"), snapshot=lambda names: {n: {"done": True} for n in names}
+    )
     recorder.commit_barrier(0, {"A": {}, "B": {}})
     recorder(ev.LayerStarted(layer=0, label="ask"))
     # chain b (region B) sends to A before chain a (region A) completes
     to_a = Message("B", "A", "request", "from b", origin=Origin(layer=0, chain="b", step=0))
     recorder(ev.MessageDelivered(message=to_a, recipient="A"))
     for step in range(2):
-        recorder(ev.StepFinished(layer=0, chain="a", step=step, region="A", method="m",
-                                 outcome="ok", duration=0.1))
+        recorder(
+            ev.StepFinished(
+                layer=0, chain="a", step=step, region="A", method="m", outcome="ok", duration=0.1
+            )
+        )
     run.conn.execute("UPDATE invocations SET pid = 999999999")
     point = resume_point(run)
     assert point.skip_chains == frozenset()  # A's snapshot holds b's message: run a again
@@ -304,8 +389,9 @@ def test_a_run_in_use_by_a_live_process_is_refused(run: RunFile, tmp_path: Path)
 
 
 def test_workflow_change_is_named_and_needs_force(run: RunFile) -> None:
-    changed = record(regions={"A": {"type": "Region", "task": "new task"},
-                              "B": {"type": "Region", "task": "b"}})
+    changed = record(
+        regions={"A": {"type": "Region", "task": "new task"}, "B": {"type": "Region", "task": "b"}}
+    )
     with pytest.raises(RunFileError, match=r"regions\.A\.task changed.*--force"):
         check_workflow(run, changed, force=False)
     check_workflow(run, changed, force=True)
@@ -324,7 +410,10 @@ def test_describe_changes_lists_paths() -> None:
     old = canonical_text({"a": {"b": 1, "c": [1, 2]}, "d": 1})
     new = canonical_text({"a": {"b": 2, "c": [1, 3]}, "e": 1})
     assert describe_changes(old, new) == [
-        "a.b changed", "a.c[1] changed", "d removed", "e added",
+        "a.b changed",
+        "a.c[1] changed",
+        "d removed",
+        "e added",
     ]
 
 

@@ -152,7 +152,15 @@ def test_inject_between_steps_is_delivered_at_the_next_barrier(
     path = tmp_path / "r.db"
     assert regions("step", str(ask_answer), "--run", str(path))[0] == 0
     code, out, err = regions(
-        "inject", "--run", str(path), "--to", "Facts", "--from", "docs", "--role", "reply",
+        "inject",
+        "--run",
+        str(path),
+        "--to",
+        "Facts",
+        "--from",
+        "docs",
+        "--role",
+        "reply",
         "Ada was born in 1815.",
     )
     assert code == 0, err
@@ -210,9 +218,21 @@ def test_inject_into_a_running_run_from_other_processes(tmp_path: Path) -> None:
     running.wait_for(r"layer 1/4 first started")
     injectors = [
         subprocess.Popen(
-            [sys.executable, "-m", "regions_cli", "inject", "--run", str(path), "--to", "A",
-             f"extra question {i}"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+            [
+                sys.executable,
+                "-m",
+                "regions_cli",
+                "inject",
+                "--run",
+                str(path),
+                "--to",
+                "A",
+                f"extra question {i}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
         )
         for i in range(5)
     ]
@@ -235,8 +255,9 @@ def test_inject_into_a_running_run_from_other_processes(tmp_path: Path) -> None:
 
 def test_kill_9_mid_layer_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     reference = tmp_path / "reference.db"
-    code, _, err = regions("run", str(fanout(tmp_path, name="fast.yaml")), "--run",
-                           str(reference), "--no-live")
+    code, _, err = regions(
+        "run", str(fanout(tmp_path, name="fast.yaml")), "--run", str(reference), "--no-live"
+    )
     assert code == 0, err
 
     # A's and B's chains take 0.1 s: long enough that their completion is committed at once
@@ -277,8 +298,9 @@ def test_resume_refuses_a_changed_workflow_unless_forced(ask_answer: Path, tmp_p
     broken = tmp_path / "broken.db"
     ask_answer.write_text(text, "utf-8")
     regions("step", str(ask_answer), "--run", str(broken))
-    ask_answer.write_text(text.replace("  Facts:\n    type: Region", "  Facts:\n    type: "
-                                       "FeedForwardRegion"), "utf-8")
+    ask_answer.write_text(
+        text.replace("  Facts:\n    type: Region", "  Facts:\n    type: FeedForwardRegion"), "utf-8"
+    )
     code, _, err = regions("step", str(ask_answer), "--run", str(broken), "--force")
     assert code == 2
     assert "region Facts changed type from Region to FeedForwardRegion" in err
@@ -312,8 +334,9 @@ def test_interactive_show_inject_continue_then_quit_and_resume(
 
 def test_ctrl_c_at_the_interactive_prompt_exits_130(ask_answer: Path, tmp_path: Path) -> None:
     path = tmp_path / "r.db"
-    running = Running("run", str(ask_answer), "--run", str(path), "--interactive", "--no-live",
-                      watch="stderr")
+    running = Running(
+        "run", str(ask_answer), "--run", str(path), "--interactive", "--no-live", watch="stderr"
+    )
     running.wait_for(r"paused before layer 1/3 ask")
     running.proc.send_signal(signal.SIGINT)
     assert running.finish() == 130
@@ -324,8 +347,15 @@ def test_ctrl_c_at_the_interactive_prompt_exits_130(ask_answer: Path, tmp_path: 
 def test_interactive_end_of_input_quits_instead_of_hanging(
     ask_answer: Path, tmp_path: Path
 ) -> None:
-    code, _, err = regions("run", str(ask_answer), "--run", str(tmp_path / "r.db"),
-                           "--interactive", "--no-live", stdin="")
+    code, _, err = regions(
+        "run",
+        str(ask_answer),
+        "--run",
+        str(tmp_path / "r.db"),
+        "--interactive",
+        "--no-live",
+        stdin="",
+    )
     assert code == 130 and "end of input" in err
 
 

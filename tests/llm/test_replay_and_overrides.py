@@ -32,8 +32,9 @@ def server() -> Iterator[OpenAIServer]:
 
 
 def openai_config(server: OpenAIServer, name: str = "default") -> LLMConfig:
-    return LLMConfig(name, "openai", {"base_url": server.base_url, "model": "m"},
-                     api_key="sk-do-not-leak")
+    return LLMConfig(
+        name, "openai", {"base_url": server.base_url, "model": "m"}, api_key="sk-do-not-leak"
+    )
 
 
 async def record(server: OpenAIServer, cassette: Path) -> list[Completion]:
@@ -184,15 +185,26 @@ def workflow(llms: dict[str, Any] | None = None) -> Any:
 
 
 def test_url_override_turns_an_entry_into_openai() -> None:
-    wf = workflow({"big": {"backend": "openai", "base_url": "http://a/v1", "model": "m",
-                           "api_key": "k", "params": {"temperature": 0}},
-                   "small": {"backend": "local", "n_ctx": 512, "params": {"top_k": 5}}})
+    wf = workflow(
+        {
+            "big": {
+                "backend": "openai",
+                "base_url": "http://a/v1",
+                "model": "m",
+                "api_key": "k",
+                "params": {"temperature": 0},
+            },
+            "small": {"backend": "local", "n_ctx": 512, "params": {"top_k": 5}},
+        }
+    )
     out = apply_llm_overrides(wf, ["big=http://127.0.0.1:9/v1", "small=https://h.example/v1"])
     big, small = out.llms["big"], out.llms["small"]
     assert big.backend == "openai" and big.options["base_url"] == "http://127.0.0.1:9/v1"
     assert big.options["model"] == "m" and big.api_key == "k"  # the rest of the entry stays
     assert small.backend == "openai" and dict(small.options) == {
-        "base_url": "https://h.example/v1", "params": {"top_k": 5}}
+        "base_url": "https://h.example/v1",
+        "params": {"top_k": 5},
+    }
     assert small.api_key is None
     assert wf.llms["big"].options["base_url"] == "http://a/v1"  # the input is not modified
 
