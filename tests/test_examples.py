@@ -150,3 +150,21 @@ def test_quick_start_example_runs_on_the_real_local_model(workflows: Path) -> No
     answer = done.stdout.split("── Assistant -> user (reply)\n", 1)[1].split("\n\nSummary", 1)[0]
     assert len(answer.split()) >= 3  # a real answer, not an echo of the question
     assert "Echo:" not in answer
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_runs_from_the_command_line_with_scripted_llms(
+    workflows: Path, example: Path
+) -> None:
+    """What CI does: `regions run FILE --llm default=scripted`, the answer in the output."""
+    from typer.testing import CliRunner
+
+    from regions_cli.cli.app import app
+
+    result = CliRunner().invoke(
+        app, ["run", str(workflows / example.name), "--llm", "default=scripted", "--no-live"]
+    )
+    assert result.exit_code == 0, result.output
+    address, speaker = OUTPUTS[example.stem]
+    assert f"── {speaker} -> {address} (reply)\n" in result.stdout
+    assert "\nstatus     ok\n" in result.stdout
