@@ -152,7 +152,7 @@ class ExportResult:
 
 def _read_json(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM, as some editors write, is fine
     except OSError as exc:
         raise SeedFormatError(path.name, "$", f"cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:

@@ -240,3 +240,9 @@ def test_missing_and_binary_files(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(SeedFormatError, match=r"^bin\.json: \$: not UTF-8 text$"):
         import_files([binary])
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom_regions.json"
+    path.write_bytes("\ufeff".encode() + json.dumps(REGISTRY).encode())
+    assert list(import_files([path]).data()["regions"]) == ["Historian", "Biography"]
