@@ -775,7 +775,7 @@ def to_document(seed: SeedWorkflow, *, schema_ref: str | None = None) -> ImportR
                 + "\nThe original builds its RAG stores in Python: one empty store per RAGRegion"
                 "\nhere. Add documents to each, e.g.\n"
                 "  documents: [{file: data/docs.json}]   # a JSON list of {content, actors}\n"
-                "or fill it with `regions rag add`."
+                "or add files with `regions rag ingest WORKFLOW STORE FILE...`."
             ),
         )
     else:
