@@ -16,36 +16,18 @@ import { PlanEditor } from './components/PlanEditor';
 import { RegionNode, type RegionFlowNode } from './components/RegionNode';
 import { RegionPanel } from './components/RegionPanel';
 import { TypeIcon } from './components/TypeIcon';
+import { autoPositions } from './model/layout';
 import { REGION_TYPES, typeStyle } from './model/methods';
-import { isRecord, NEW_WORKFLOW, newWorkflow, WorkflowDoc, type Position } from './model/workflowDoc';
+import { isRecord, NEW_WORKFLOW, newWorkflow, WorkflowDoc } from './model/workflowDoc';
 import { formatPath } from './validate/problem';
 import { help, validate } from './validate';
 
 const nodeTypes = { region: RegionNode };
+/** Fit the whole diagram, but never zoom in past 1:1 (a small workflow stays its real size). */
+const FIT_VIEW = { maxZoom: 1, padding: 0.1 };
 
 type Selection = { kind: 'region'; name: string } | { kind: 'edge'; source: string; target: string } | null;
 type Tab = 'inspect' | 'problems' | 'run' | 'source';
-
-/**
- * Where regions without a stored position go: a column per plan layer (the first layer a
- * region acts in), so an unpositioned file reads left to right in plan order.
- */
-function autoPositions(doc: WorkflowDoc): Record<string, Position> {
-  const column = new Map<string, number>();
-  doc.plan().forEach((layer, li) => {
-    for (const chain of layer.chains) for (const step of chain.steps) if (!column.has(step.region)) column.set(step.region, li);
-  });
-  const last = Math.max(-1, ...column.values()) + 1;
-  const rows = new Map<number, number>();
-  const out: Record<string, Position> = {};
-  for (const name of doc.regionNames()) {
-    const col = column.get(name) ?? last;
-    const row = rows.get(col) ?? 0;
-    rows.set(col, row + 1);
-    out[name] = { x: 40 + col * 280, y: 40 + row * 150 };
-  }
-  return out;
-}
 
 export function App() {
   const [wdoc, setWdoc] = useState(() => WorkflowDoc.parse(NEW_WORKFLOW));
@@ -64,6 +46,9 @@ export function App() {
   const [running, setRunning] = useState<Set<string>>(new Set());
   const [serverFindings, setServerFindings] = useState<api.VerifyResult | null>(null);
   const fileInput = useRef<HTMLInputElement>(null);
+  // Bumped by every open: the view then fits the new diagram (once its nodes exist).
+  const [fitRequest, setFitRequest] = useState(0);
+  const fitted = useRef(0);
 
   const data = useMemo(() => wdoc.toData(), [wdoc, rev]);
   const text = useMemo(() => wdoc.toString(), [wdoc, rev]);
@@ -77,6 +62,7 @@ export function App() {
     if (saved !== null) setSavedText(next.toString());
     setSelection(null);
     setServerFindings(null);
+    setFitRequest((r) => r + 1);
     setStatus(next.errors.length ? { text: `YAML: ${next.errors[0]}`, error: true } : null);
   }, []);
 
@@ -192,6 +178,11 @@ export function App() {
   }, []);
 
   const flow = useReactFlow();
+  useEffect(() => {
+    if (fitted.current === fitRequest || nodes.length === 0) return;
+    fitted.current = fitRequest;
+    void flow.fitView(FIT_VIEW);
+  }, [fitRequest, nodes, flow]);
   const canvas = useRef<HTMLElement>(null);
   const addRegion = () => {
     // In the middle of what the user is looking at, a little apart from the last one added.
@@ -396,7 +387,7 @@ export function App() {
             }}
             onPaneClick={() => setSelection(null)}
             fitView
-            fitViewOptions={{ maxZoom: 1 }}
+            fitViewOptions={FIT_VIEW}
             deleteKeyCode={['Delete', 'Backspace']}
           >
             <Background gap={20} />

@@ -1,0 +1,55 @@
+/**
+ * The automatic layout of regions that have no stored position (no `layout:` entry).
+ *
+ * A column per plan layer (the first layer a region acts in), so a file reads left to right
+ * in plan order; regions no step uses go in a last column. Inside a column, regions are
+ * ordered by the mean row of their neighbours in the columns already placed (the barycenter
+ * heuristic), which removes most edge crossings, and every column is centred on the tallest
+ * one so short columns sit in the middle rather than along the top edge.
+ */
+import type { Position, WorkflowDoc } from './workflowDoc';
+
+/** Room per node: a node is 200px wide and at most ~90px high (name, type, two task lines). */
+export const COLUMN_WIDTH = 300;
+export const ROW_HEIGHT = 130;
+const MARGIN = 40;
+
+export function autoPositions(doc: WorkflowDoc): Record<string, Position> {
+  const names = doc.regionNames();
+  const column = new Map<string, number>();
+  doc.plan().forEach((layer, li) => {
+    for (const chain of layer.chains) for (const step of chain.steps) if (!column.has(step.region)) column.set(step.region, li);
+  });
+  const used = [...new Set(column.values())].sort((a, b) => a - b);
+  // Empty layers (or layers that only repeat earlier regions) leave no gap.
+  const dense = new Map(used.map((li, i) => [li, i]));
+  const last = used.length;
+  const columns: string[][] = Array.from({ length: last + 1 }, () => []);
+  for (const name of names) columns[column.has(name) ? dense.get(column.get(name)!)! : last].push(name);
+
+  // Neighbours in either direction: a request channel ties two regions whichever way it points.
+  const neighbours = new Map<string, string[]>(names.map((n) => [n, []]));
+  for (const [source, target] of doc.connections()) {
+    neighbours.get(source)?.push(target);
+    neighbours.get(target)?.push(source);
+  }
+  const row = new Map<string, number>();
+  for (const members of columns) {
+    const weight = (name: string, index: number): number => {
+      const placed = neighbours.get(name)!.filter((n) => row.has(n)).map((n) => row.get(n)!);
+      // No placed neighbour: keep the file's order (stable among the others).
+      return placed.length ? placed.reduce((a, b) => a + b, 0) / placed.length : index - (members.length - 1) / 2;
+    };
+    const ordered = members.map((name, i) => ({ name, key: weight(name, i) })).sort((a, b) => a.key - b.key);
+    // Rows are centred: row 0 of a column of k sits (k - 1) / 2 above the middle.
+    ordered.forEach(({ name }, i) => row.set(name, i - (ordered.length - 1) / 2));
+  }
+
+  const tallest = Math.max(1, ...columns.map((c) => c.length));
+  const middle = MARGIN + ((tallest - 1) / 2) * ROW_HEIGHT;
+  const out: Record<string, Position> = {};
+  columns.forEach((members, ci) => {
+    for (const name of members) out[name] = { x: MARGIN + ci * COLUMN_WIDTH, y: Math.round(middle + row.get(name)! * ROW_HEIGHT) };
+  });
+  return out;
+}
