@@ -332,12 +332,15 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
 
     After ``[DONE]`` the rest of the body is read (for at most `_DRAIN_SECONDS`): a response
     left unread would close its connection instead of returning it to the keep-alive pool.
+
+    Lines are split as bytes (`_lines`): httpx's ``aiter_lines`` decodes and re-buffers every
+    chunk, which cost about a tenth of the client's CPU per streamed call.
     """
-    lines = response.aiter_lines()
+    lines = _lines(response)
     async for line in lines:
-        if not line.startswith("data:"):
+        if not line.startswith(b"data:"):
             continue  # blank separators, ": keep-alive" comments, event: names
-        data = line[5:].strip()
+        data = line[5:].strip().decode("utf-8", errors="replace")
         yield data
         if data == "[DONE]":
             break
@@ -347,6 +350,19 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
         async with asyncio.timeout(_DRAIN_SECONDS):
             async for _ in lines:
                 pass
+
+
+async def _lines(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body's lines as raw bytes (a line is decoded only once whole, so a character split
+    between two chunks is never cut)."""
+    pending = b""
+    async for chunk in response.aiter_bytes():
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line
+    if pending:
+        yield pending
 
 
 async def _status(endpoint: HttpEndpoint, path: str) -> int | str:
