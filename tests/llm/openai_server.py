@@ -345,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
         def chunk(piece: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            choice = {"index": 0, "finish_reason": finish}
+            choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
             choice.update({"delta": piece} if chat else {"text": piece.get("content", "")})
             return {"id": "x", "model": app.model, "choices": [choice]}
 
