@@ -30,8 +30,16 @@ plan:
       main: [Trace.start, Historian.make_questions, Facts.make_replies, Historian.make_replies]
 `;
 
+/** Billion laughs: five levels of ten aliases each expand to 100,000 items. */
+const BOMB = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...['b', 'c', 'd', 'e'].map((n, i) => `${n}: &${n} [${Array(10).fill(`*${'abcd'[i]}`).join(', ')}]`)]
+  .map((line) => `x-${line}\n`)
+  .join('');
+
 export const CASES: Array<[string, (t: string) => string]> = [
   ['yaml-syntax', (t) => t + 'plan: [oops\n'],
+  ['non-string-key', (t) => t.replace('connections: [Facts]', 'connections: {Facts: ask, 2: who}')],
+  ['recursive-alias', (t) => t.replace('regions:\n', 'regions: &all\n').replace('    taps: [Historian]', '    taps: [Historian]\n    loop: *all')],
+  ['alias-bomb', (t) => t + BOMB],
   ['duplicate-key', (t) => t.replace('name: lookup', 'name: lookup\nname: again')],
   ['not-a-mapping', () => '- just\n- a list\n'],
   ['unknown-key', (t) => t.replace('    rag: facts', '    rag: facts\n    colour: red')],

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { WorkflowDoc } from '../src/model/workflowDoc';
 import { validate } from '../src/validate';
+import { RULE_SEVERITY } from '../src/validate/rules';
 import { BASE, CASES } from './cases';
 
 const python = process.env.REGIONS_PYTHON ?? 'python3';
@@ -20,7 +21,23 @@ const available = process.env.REGIONS_PYTHON !== undefined || spawnSync(python, 
 /** Rules only the Python side can check (files on disk, the environment, the loader's limits). */
 const PYTHON_ONLY = new Set(['missing-file', 'unset-variable', 'io-error', 'file-too-large', 'bad-encoding', 'internal-error']);
 
+/** Rule ids the editor reports before the cross-reference rules (src/validate/index.ts, schema.ts). */
+const LOADER_AND_SCHEMA = ['yaml-syntax', 'duplicate-key', 'not-a-mapping', 'non-string-key', 'recursive-alias', 'alias-bomb', 'unknown-key', 'key-not-for-type', 'missing-key', 'wrong-type', 'invalid-value'];
+
 describe.skipIf(!available)('parity with regions verify', () => {
+  it('knows every rule of regions verify, with the same severity', () => {
+    const code = 'import json; from regions_cli.workflow.rules import RULES; print(json.dumps({k: v.severity for k, v in RULES.items()}))';
+    const run = spawnSync(python, ['-c', code], { encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    const catalogue = JSON.parse(run.stdout) as Record<string, string>;
+    // A rule added to regions_cli/workflow/rules.py fails here until the editor checks it too
+    // (or it is listed in PYTHON_ONLY with the reason the browser cannot check it).
+    expect(Object.keys(catalogue).sort()).toEqual([...LOADER_AND_SCHEMA, ...Object.keys(RULE_SEVERITY), ...PYTHON_ONLY].sort());
+    for (const [rule, severity] of Object.entries(RULE_SEVERITY)) expect([rule, catalogue[rule]]).toEqual([rule, severity]);
+    // …and the cases below break the workflow once for each of them.
+    expect(new Set(CASES.map(([rule]) => rule))).toEqual(new Set([...LOADER_AND_SCHEMA, ...Object.keys(RULE_SEVERITY)]));
+  });
+
   it('reports the same rule ids for every case', () => {
     const folder = mkdtempSync(join(tmpdir(), 'regions-parity-'));
     try {

@@ -85,6 +85,20 @@ describe('WorkflowDoc round trip', () => {
     expect(doc.errors.length).toBeGreaterThan(0);
     expect(doc.toString()).toBe(broken);
   });
+
+  it('opens a self-containing alias without hanging, shows no data and gives the text back', () => {
+    const looped = 'version: 1\nregions: &all\n  A: {type: Region, task: t, loop: *all}\n';
+    const doc = WorkflowDoc.parse(looped);
+    expect(doc.loadProblems().map((p) => [p.rule, p.path])).toEqual([['recursive-alias', ['regions', 'A', 'loop']]]);
+    expect(doc.errors).toEqual(['alias *all refers to a node that contains it']);
+    expect(doc.toData()).toEqual({});
+    expect(doc.toString()).toBe(looped);
+  });
+
+  it('names a key that is not a string where it is', () => {
+    const doc = WorkflowDoc.parse('version: 1\nregions:\n  A: {type: Region, task: t, connections: {7: x}}\n');
+    expect(doc.loadProblems()).toEqual([{ rule: 'non-string-key', message: 'key 7 is not a string (quote it)', path: ['regions', 'A', 'connections'] }]);
+  });
 });
 
 describe('WorkflowDoc rename', () => {

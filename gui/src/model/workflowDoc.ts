@@ -8,11 +8,13 @@
 import {
   Document,
   isMap,
+  isPair,
   isScalar,
   isSeq,
   LineCounter,
   parseDocument,
   Scalar,
+  visit,
   YAMLMap,
   YAMLSeq,
   type Node as YamlNode,
@@ -20,6 +22,19 @@ import {
 } from 'yaml';
 import { TASK_REQUIRED, TYPE_ONLY_KEYS } from './methods';
 import { mergeFormatting } from './preserve';
+
+/**
+ * How far aliases may expand before the document counts as an alias bomb (billion laughs).
+ * `yaml` counts alias expansions, the Python loader nodes, so the two limits are alike, not equal.
+ */
+const MAX_ALIAS_COUNT = 10_000;
+
+/** What `regions verify`'s loader refuses beyond YAML syntax (same rule ids). */
+export interface LoadProblem {
+  rule: 'non-string-key' | 'recursive-alias' | 'alias-bomb';
+  message: string;
+  path: PathKey[];
+}
 
 /** Options used for every save: no line folding, `[a, b]` rather than `[ a, b ]`. */
 export const STRINGIFY_OPTIONS = { lineWidth: 0, flowCollectionPadding: false } as const;
@@ -62,8 +77,42 @@ export class WorkflowDoc {
     return new WorkflowDoc(doc, lineCounter, text);
   }
 
+  /** Why the document cannot be edited: YAML syntax errors, then what the loader refuses. */
   get errors(): string[] {
-    return this.doc.errors.map((e) => e.message.split('\n')[0]);
+    if (this.doc.errors.length) return this.doc.errors.map((e) => e.message.split('\n')[0]);
+    return this.loadProblems().map((p) => p.message);
+  }
+
+  /**
+   * Keys that are not strings and aliases that cannot be expanded: YAML allows them, a workflow
+   * does not. The editor then works on no data, as `regions verify` does.
+   */
+  loadProblems(): LoadProblem[] {
+    if (this.doc.errors.length) return [];
+    const out: LoadProblem[] = [];
+    const doc = this.doc;
+    visit(doc, {
+      Pair(_key, pair, ancestors) {
+        // Keys an edit created are plain strings; loaded ones are scalar nodes.
+        const key = pair.key;
+        if (typeof key === 'string' || (isScalar(key) && typeof key.value === 'string')) return;
+        const shown = isScalar(key) ? String(key.value) : 'a collection';
+        out.push({ rule: 'non-string-key', message: `key ${shown} is not a string (quote it)`, path: pathOf(ancestors) });
+      },
+      Alias(_key, alias, ancestors) {
+        const target = alias.resolve(doc);
+        if (target !== undefined && ancestors.includes(target)) {
+          out.push({ rule: 'recursive-alias', message: `alias *${alias.source} refers to a node that contains it`, path: pathOf(ancestors) });
+        }
+      },
+    });
+    if (out.some((p) => p.rule === 'recursive-alias')) return out;
+    try {
+      doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch {
+      out.push({ rule: 'alias-bomb', message: 'aliases expand past the safety limit (billion laughs); refusing to expand them', path: [] });
+    }
+    return out;
   }
 
   /**
@@ -71,7 +120,7 @@ export class WorkflowDoc {
    * one did. A document with syntax errors is returned as loaded (edits are refused then).
    */
   toString(): string {
-    if (this.doc.errors.length) return this.original;
+    if (this.errors.length) return this.original;
     const after = this.doc.toString(STRINGIFY_OPTIONS);
     const merged = mergeFormatting(this.original, this.rendered, after);
     if (merged === null || merged === after) return after;
@@ -83,7 +132,9 @@ export class WorkflowDoc {
 
   /** The document as plain data (what the validator and the views read). */
   toData(): Record<string, unknown> {
-    const data = this.doc.toJS({ maxAliasCount: 100 }) as unknown;
+    // A recursive or exploding alias has no finite data to show.
+    if (this.loadProblems().some((p) => p.rule !== 'non-string-key')) return {};
+    const data = this.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as unknown;
     return isRecord(data) ? data : {};
   }
 
@@ -565,3 +616,15 @@ plan:
 export function newWorkflow(schemaRef?: string): string {
   return schemaRef ? NEW_WORKFLOW.replace('../schemas/workflow.schema.json', schemaRef) : NEW_WORKFLOW;
 }
+
+/** The keys leading to a node, from `visit`'s ancestors (pairs give keys, sequences indexes). */
+function pathOf(ancestors: readonly unknown[]): PathKey[] {
+  const path: PathKey[] = [];
+  ancestors.forEach((node, i) => {
+    const child = ancestors[i + 1];
+    if (isPair(node)) path.push(isScalar(node.key) ? String(node.key.value) : String(node.key));
+    else if (isSeq(node) && child !== undefined) path.push(node.items.indexOf(child as never));
+  });
+  return path;
+}
+

@@ -1,6 +1,6 @@
 /** Live validation: YAML syntax, the CLI's JSON Schema, then the cross-reference rules. */
 import type { WorkflowDoc } from '../model/workflowDoc';
-import type { Problem } from './problem';
+import { regionOfPath, type Problem } from './problem';
 import { ruleProblems } from './rules';
 import { schema, schemaProblems } from './schema';
 import { schemaHelp } from './schemaHelp';
@@ -18,6 +18,9 @@ export function validate(data: Record<string, unknown>, doc?: WorkflowDoc): Prob
   // As in regions verify: a syntax error hides the duplicate keys the parser also noticed.
   const fatal = syntax.filter((p) => p.rule === 'yaml-syntax');
   if (syntax.length) return fatal.length ? fatal : syntax;
+  // What the loader refuses stops regions verify before the schema, so it stops the editor too.
+  const load = doc?.loadProblems() ?? [];
+  if (load.length) return load.map((p) => ({ ...p, severity: 'error', region: regionOfPath(p.path) }));
   if (Object.keys(data).length === 0) {
     return [{ rule: 'not-a-mapping', severity: 'error', message: 'the document is empty or is not a mapping', path: [] }];
   }
