@@ -1,11 +1,16 @@
 """Turn a validated `Workflow` into a ready `Engine`: models, stores, regions, postmaster.
 
 Backends and stores are imported lazily (a scripted workflow never imports httpx or llama.cpp).
-Nothing connects or loads here: models load on their first call, so building is cheap.
+Models load on their first call, so building them is cheap. Opening a RAG store is not: it
+ingests the store's new or changed ``documents:``, which with a local embedder can take
+minutes the first time. `build_engine_async` (what ``regions run`` uses) therefore opens the
+stores in a worker thread, so the event loop keeps drawing the view and answers Ctrl-C.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -23,6 +28,7 @@ from regions_cli.workflow.model import LLM_REGION_TYPES, Workflow
 
 if TYPE_CHECKING:
     from regions_cli.llm.factory import LLMOptions
+    from regions_cli.rag.documents import Document
 
 
 class BuildError(ValueError):
@@ -41,13 +47,107 @@ def build_engine(
     """Build the engine for `workflow`, reporting to `bus`.
 
     `llms` and `stores` (by ``llms:``/``rags:`` name) replace what the workflow would build:
-    for tests and embedding programs. Raises `BuildError` with a one-line message.
+    for tests and embedding programs (the caller closes them). Stores not given are opened
+    here, on the calling thread: from async code use `build_engine_async`. Raises
+    `BuildError` with a one-line message.
     """
+    return _build(workflow, bus, llm_options, llms, stores, transport, closers=[])
+
+
+async def build_engine_async(
+    workflow: Workflow,
+    bus: EventBus,
+    llm_options: LLMOptions | None = None,
+    *,
+    transport: Transport | None = None,
+) -> Engine:
+    """`build_engine` for code running on an event loop: the RAG stores are opened (and their
+    documents ingested) in a worker thread, and cancelling this coroutine stops the ingestion
+    after the batch in progress. The engine closes the stores in `Engine.aclose`."""
+    stores = await open_stores(workflow)
+    closers = [c for c in (getattr(s, "aclose", None) for s in stores.values()) if c is not None]
+    try:
+        return _build(workflow, bus, llm_options, None, stores, transport, closers=closers)
+    except BaseException:
+        for close in closers:
+            await close()
+        raise
+
+
+async def open_stores(workflow: Workflow) -> dict[str, KnowledgeStore]:
+    """Open every store a RAGRegion of `workflow` uses, one after another in a worker thread.
+
+    Stores that `build_engine` would reject (no ``rag``, an unknown name) are left for it to
+    report. On an error or a cancellation the stores already opened are closed.
+    """
+    names = dict.fromkeys(
+        config.rag
+        for config in workflow.regions.values()
+        if config.type == "RAGRegion" and config.rag and config.rag in workflow.rags
+    )
+    opened: dict[str, KnowledgeStore] = {}
+    cancelled = threading.Event()  # read by the worker between two ingested batches
+
+    def progress(document: Document) -> None:  # called in the worker after each document
+        if cancelled.is_set():
+            raise _IngestCancelled
+
+    def work(name: str) -> KnowledgeStore:
+        store = _open_store(workflow, name, progress=progress)
+        if cancelled.is_set():  # nobody is waiting for it any more
+            _close_now(store)
+            raise _IngestCancelled
+        return store
+
+    try:
+        for name in names:
+            opened[name] = await asyncio.to_thread(work, name)
+    except BaseException:
+        cancelled.set()
+        for store in opened.values():
+            _close_now(store)
+        raise
+    return opened
+
+
+class _IngestCancelled(Exception):
+    """Raised in the ingesting thread once `open_stores` has been cancelled."""
+
+
+def _close_now(store: KnowledgeStore) -> None:
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
+
+
+def _open_store(
+    workflow: Workflow,
+    name: str,
+    progress: Callable[[Document], None] | None = None,
+) -> KnowledgeStore:
+    """Open ``rags.<name>`` (ingesting its new or changed documents); `BuildError` if it fails."""
+    from regions_cli.rag.factory import open_store
+
+    try:
+        return open_store(workflow, name, progress=progress)
+    except (ValueError, OSError, ImportError, RagError) as exc:
+        raise BuildError(_located(f"rags.{name}", exc)) from None
+
+
+def _build(
+    workflow: Workflow,
+    bus: EventBus,
+    llm_options: LLMOptions | None,
+    llms: Mapping[str, CompletionModel] | None,
+    stores: Mapping[str, KnowledgeStore] | None,
+    transport: Transport | None,
+    closers: list[Callable[[], Awaitable[None]]],
+) -> Engine:
+    """`build_engine`, with `closers` (of what the caller opened) for the engine to run."""
     from regions_cli.llm.factory import make_llm
 
     models: dict[str, CompletionModel] = dict(llms or {})
     knowledge: dict[str, KnowledgeStore] = dict(stores or {})
-    closers: list[Callable[[], Awaitable[None]]] = []
     budget = BudgetTracker(workflow.budget)
     names = frozenset(workflow.regions)
 
@@ -67,12 +167,7 @@ def build_engine(
         if name not in knowledge:
             if name not in workflow.rags:
                 raise BuildError(f"regions.{region}.rag: no rags entry named {name!r}")
-            from regions_cli.rag.factory import open_store
-
-            try:
-                knowledge[name] = open_store(workflow, name)
-            except (ValueError, OSError, ImportError, RagError) as exc:
-                raise BuildError(_located(f"rags.{name}", exc)) from None
+            knowledge[name] = _open_store(workflow, name)
             close = getattr(knowledge[name], "aclose", None)
             if close is not None:
                 closers.append(close)

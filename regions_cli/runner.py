@@ -245,7 +245,7 @@ async def _execute(
     err: TextIO,
 ) -> int:
     """Build the engine, run it with the journal and the view subscribed, then report."""
-    from regions_cli.build import build_engine
+    from regions_cli.build import build_engine_async
     from regions_cli.engine.events import EventBus, Notice, RunFinished
     from regions_cli.llm.factory import LLMOptions
 
@@ -256,11 +256,14 @@ async def _execute(
     llm_options = LLMOptions(
         record=options.record, replay=options.replay, base_dir=workflow.base_dir
     )
-    try:
-        engine = build_engine(workflow, bus, llm_options)
+    try:  # RAG stores ingest their new documents here, off the event loop
+        engine = await build_engine_async(workflow, bus, llm_options)
     except (OSError, ValueError) as exc:  # BuildError is a ValueError with a located message
         journal.finish(None, EXIT_USAGE)  # the run file says this run never started
         raise RunError(f"{options.workflow}: {exc}") from exc
+    except asyncio.CancelledError:  # Ctrl-C while the stores were being opened
+        journal.finish(_finished_event(EXIT_INTERRUPTED, 0.0, journal.path_text), EXIT_INTERRUPTED)
+        raise RunError("interrupted while opening the RAG stores", EXIT_INTERRUPTED) from None
     journal.attach(engine, view)
     bus.subscribe(_guarded(view, err))
     started = time.time()

@@ -7,6 +7,7 @@ the live view on a pseudo-terminal).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import json
@@ -55,7 +56,8 @@ def invocations(path: Path) -> list[dict[str, object]]:
 
 def test_plain_run_prints_events_output_and_summary(tmp_path: Path) -> None:
     run_path = tmp_path / "run.db"
-    code, out, err = run(RunOptions(fixture(tmp_path, "ask_answer.yaml"), run_file=run_path))
+    workflow = fixture(tmp_path, "ask_answer.yaml")
+    code, out, err = run(RunOptions(workflow, run_file=run_path))
     assert (code, err) == (0, "")
     events, output, summary = out.split("\n\n")
     lines = events.splitlines()
@@ -75,6 +77,19 @@ def test_plain_run_prints_events_output_and_summary(tmp_path: Path) -> None:
     ]
     with RunFile.open(run_path) as run_file:
         contents = [m["content"] for m in run_file.messages()]
+        record = run_file.workflow
+        assert record.text == workflow.read_text(encoding="utf-8")
+        assert record.hash == hashlib.sha256(record.canonical.encode()).hexdigest()
+        steps = run_file.steps()
+        assert [(s["region"], s["method"], s["outcome"]) for s in steps] == [
+            ("Historian", "make_questions", "ok"),
+            ("Facts", "make_replies", "ok"),
+            ("Historian", "make_replies", "ok"),
+        ]
+        assert all(s["finished"] >= s["started"] and s["duration"] >= 0 for s in steps)
+        barriers = run_file.conn.execute("SELECT position FROM barriers ORDER BY position")
+        assert [row[0] for row in barriers] == [0, 1, 2, 3]
+        assert set(run_file.states(3)) == {"Historian", "Facts"}
     assert ANSWER in contents and "The Zebras were led by Ada." in contents
 
 
@@ -359,6 +374,27 @@ def test_ctrl_c_cancels_cleanly_with_exit_130(tmp_path: Path) -> None:
     assert "Traceback" not in err and err == ""
     assert "cancelled" in out and "\nstatus     interrupted\n" in out
     assert [(i["status"], i["exit_code"]) for i in invocations(run_path)] == [("interrupted", 130)]
+    # The journal is consistent: the barrier before layer 1 is committed, the cancelled step
+    # is recorded, nothing of the interrupted layer counts as done, the run's end is recorded.
+    with RunFile.open(run_path) as run_file:
+        assert (run_file.position, run_file.started) == (0, True)
+        assert run_file.chains_done(0) == {}
+        steps = [(s["region"], s["method"], s["outcome"]) for s in run_file.steps()]
+        assert steps == [("Asker", "make_questions", "cancelled")]
+        assert [m["delivery"] for m in run_file.messages()] == ["injected"]
+        assert [e["kind"] for e in run_file.events()][-1] == "run_finished"
+    # ... and it can be continued: the resumed run answers the user once.
+    resumed = subprocess.run(
+        regions("run", str(run_path.parent / "slow.yaml"), "--resume", str(run_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (resumed.returncode, resumed.stderr) == (0, ""), resumed.stdout
+    with RunFile.open(run_path) as run_file:
+        assert run_file.position == 3
+        deliveries = [m["delivery"] for m in run_file.messages()]
+        assert deliveries.count("injected") == 1 and deliveries.count("output") == 1
 
 
 def test_a_closed_stdout_stops_the_run_quietly(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +68,40 @@ async def test_steps_of_a_chain_run_in_order_not_concurrently() -> None:
     steps.sort(key=rec.events.index)
     kinds = [(e.kind, e.region) for e in steps]
     assert kinds == [(k, f"R{i}") for i in range(3) for k in ("step_started", "step_finished")]
+
+
+async def test_sync_methods_run_in_order_on_the_loop() -> None:
+    """Methods without I/O (broadcast, clear_replies...) run on the event loop's thread, one
+    after the other: none is started early in a thread pool (the original's weak point)."""
+    regions = {
+        "Hub": {"type": "BroadcastRegion", "task": "relay", "connections": ["A"]},
+        "A": {"type": "Region", "task": "listen"},
+    }
+    wf = workflow(
+        regions,
+        [layer(main=["Hub.broadcast", "A.keep_last_reply_per_source", "A.clear_replies"])],
+        inject=[{"from": "x", "to": "Hub", "role": "reply", "content": "news"}],
+    )
+    engine, rec = engine_for(wf)
+    calls: list[tuple[str, int, int]] = []
+    for label in ("Hub.broadcast", "A.keep_last_reply_per_source", "A.clear_replies"):
+        name, method = label.split(".")
+        original = getattr(engine.regions[name], method)
+
+        async def traced(original: Any = original, label: str = label) -> Any:
+            calls.append((label, threading.get_ident(), len(engine.regions["A"].replies)))
+            return await original()
+
+        setattr(engine.regions[name], method, traced)
+    assert (await engine.run()).ok
+    loop_thread = threading.get_ident()
+    assert calls == [  # A saw the broadcast copy before pruning and clearing it
+        ("Hub.broadcast", loop_thread, 0),
+        ("A.keep_last_reply_per_source", loop_thread, 1),
+        ("A.clear_replies", loop_thread, 1),
+    ]
+    assert [e.outcome for e in rec.of("step_finished")] == ["ok", "ok", "ok"]
+    assert engine.regions["A"].replies == []
 
 
 async def test_a_method_with_nothing_to_do_is_reported() -> None:
@@ -194,19 +229,26 @@ async def test_on_failure_continue_runs_on_but_reports_failure() -> None:
     assert result.status == "failed" and result.counts["layers_run"] == 2
 
 
-async def test_a_failed_step_never_erases_knowledge() -> None:
-    class Wipe(FakeModel):
-        pass
-
+@pytest.mark.parametrize("failure", ["model error", "wipes then raises"])
+async def test_a_failed_step_never_erases_knowledge(failure: str) -> None:
     wf = workflow(
         pair(),
         [layer(main=[{"step": "A.summarize_replies", "on_false": "fail"}])],
         inject=[{"from": "x", "to": "A", "role": "reply", "content": "precious"}],
     )
-    engine, _rec = engine_for(wf, llms={"default": Wipe(LLMError("boom"))})
+    engine, rec = engine_for(wf, llms={"default": FakeModel(LLMError("boom"))})
+    region = engine.regions["A"]
+    if failure == "wipes then raises":  # a method that erased its knowledge before failing
+
+        async def wipe_then_fail() -> Any:
+            region.replies = []
+            raise RuntimeError("broken half way")
+
+        setattr(region, "summarize_replies", wipe_then_fail)
     result = await engine.run()
     assert result.status == "failed"
-    assert [e.content for e in engine.regions["A"].replies] == ["precious"]
+    assert [e.outcome for e in rec.of("step_finished")] == ["failed"]
+    assert [e.content for e in region.replies] == ["precious"]
 
 
 async def test_cancellation_ends_the_run_cleanly_with_exit_code_130() -> None:
