@@ -1,0 +1,61 @@
+"""Dependencies point one way: the CLI uses the core; the core never imports the CLI or a view.
+
+Checked on the source (every ``import``/``from ... import``, including the ones inside
+functions), so a lazy import cannot hide a wrong-way dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "regions_cli"
+
+#: package folder -> the regions_cli subpackages it must never import
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "workflow": ("cli", "view", "engine", "llm", "rag", "build", "runner", "run_journal"),
+    "engine": ("cli", "view", "build", "runner", "run_journal", "gui_server"),
+    "llm": ("cli", "view", "engine", "rag", "build", "runner", "run_journal"),
+    "rag": ("cli", "view", "engine", "build", "runner", "run_journal"),
+    "view": ("cli", "build", "runner", "run_journal", "llm", "rag"),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_the_package_folders_exist() -> None:
+    for folder in FORBIDDEN:
+        assert (PACKAGE / folder / "__init__.py").is_file(), folder
+
+
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
+def test_imports_point_one_way(folder: str) -> None:
+    wrong = []
+    for path in sorted((PACKAGE / folder).rglob("*.py")):
+        for module in imported_modules(path):
+            parts = module.split(".")
+            if parts[0] == "regions_cli" and len(parts) > 1 and parts[1] in FORBIDDEN[folder]:
+                wrong.append(f"{path.relative_to(PACKAGE.parent)} imports {module}")
+    assert wrong == []
+
+
+def test_the_engine_sees_models_and_stores_only_through_their_protocols() -> None:
+    allowed = {"regions_cli.llm.base", "regions_cli.rag.base"}
+    wrong = [
+        f"{path.relative_to(PACKAGE.parent)} imports {module}"
+        for path in sorted((PACKAGE / "engine").rglob("*.py"))
+        for module in imported_modules(path)
+        if module.startswith(("regions_cli.llm", "regions_cli.rag")) and module not in allowed
+    ]
+    assert wrong == []
