@@ -1,6 +1,7 @@
 // Writes (or, with --check, verifies) regions_cli/gui_dist/SOURCE_HASH: a sha256 over the
 // editor's sources, so a test can tell when the committed build is older than gui/src.
-// tests/gui/test_build_fresh.py computes the same hash in Python (keep the two in step).
+// tests/gui/test_gui_cli.py (test_the_committed_build_matches_the_sources) computes the same
+// hash in Python (keep the two in step).
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -26,7 +27,7 @@ const stamp = join(repo, 'regions_cli/gui_dist/SOURCE_HASH');
 if (process.argv.includes('--check')) {
   const stored = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '(none)';
   if (stored !== digest) {
-    console.error(`regions_cli/gui_dist is stale (built from ${stored}, sources are ${digest}): run npm run build in gui/`);
+    console.error(`regions_cli/gui_dist is stale (built from ${stored}, sources are ${digest}): run \`cd gui && npm run build\` and commit regions_cli/gui_dist with its SOURCE_HASH`);
     process.exit(1);
   }
   console.log(`gui_dist is fresh (${relative(repo, stamp)})`);

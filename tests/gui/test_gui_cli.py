@@ -122,13 +122,20 @@ def source_hash(root: Path) -> str:
 
 
 def test_the_committed_build_matches_the_sources() -> None:
-    """The wheel ships regions_cli/gui_dist; it must be built from the current gui/ sources."""
+    """The wheel ships regions_cli/gui_dist; it must be built from the current gui/ sources.
+
+    The bundle embeds the workflow schema too, so a schema edit also makes it stale.
+    """
     if not (ROOT / "gui" / "src").is_dir():
         pytest.skip("not a source checkout")
-    stamp = ROOT / "regions_cli" / "gui_dist" / "SOURCE_HASH"
-    assert stamp.is_file(), (
-        "regions_cli/gui_dist is not built: run `npm ci && npm run build` in gui/"
+    rebuild = (
+        "rebuild it with `cd gui && npm run build` (run `npm ci` in gui/ once first) and commit "
+        "regions_cli/gui_dist together with its SOURCE_HASH"
     )
-    assert stamp.read_text("utf-8").strip() == source_hash(ROOT), (
-        "regions_cli/gui_dist is older than gui/src: run `npm run build` in gui/ and commit it"
+    stamp = ROOT / "regions_cli" / "gui_dist" / "SOURCE_HASH"
+    assert stamp.is_file(), f"regions_cli/gui_dist is not built: {rebuild}"
+    built, current = stamp.read_text("utf-8").strip(), source_hash(ROOT)
+    assert built == current, (
+        f"regions_cli/gui_dist is stale: it was built from sources hashing to {built[:12]}, but "
+        f"{', '.join(BUILD_INPUTS)} now hash to {current[:12]}; {rebuild}"
     )
