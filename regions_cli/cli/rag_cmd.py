@@ -47,6 +47,8 @@ def load_workflow_file(path: Path) -> Workflow:
     """Load and validate a workflow, or exit 2 with its first error (file:line:col: message)."""
     from regions_cli.workflow.api import WorkflowInvalid, load_workflow
 
+    if not path.exists():
+        _fail(f"{path}: no such workflow file", EXIT_USAGE)
     try:
         return load_workflow(path)
     except WorkflowInvalid as exc:
@@ -121,7 +123,7 @@ def ingest(
     force: bool = typer.Option(False, "--force", help="Re-ingest unchanged documents too."),
 ) -> None:
     """Bring STORE up to date with its documents: (only new or changed ones), then add DOCS."""
-    from regions_cli.rag.documents import document_name, load_file
+    from regions_cli.rag.documents import document_name, is_inline_name, load_file
     from regions_cli.rag.factory import open_store, workflow_documents
     from regions_cli.rag.store import IngestReport
 
@@ -136,7 +138,7 @@ def ingest(
             rag = open_store(workflow, store, sync_documents=False)
             try:
                 report: IngestReport = rag.ingest(documents, force=force, progress=advance)
-                stats = rag.stats()
+                stats, stored = rag.stats(), rag.documents()
             finally:
                 rag.close()
     typer.echo(
@@ -144,6 +146,14 @@ def ingest(
         f"unchanged; {report.chunks} chunks written; the store holds {stats.chunks} chunks "
         f"in {stats.documents} documents ({stats.path})"
     )
+    listed = {document.name for document in documents}
+    if leftovers := [n for n, _ in stored if is_inline_name(n) and n not in listed]:
+        typer.echo(
+            f"note: {len(leftovers)} inline texts are no longer under rags.{store}.documents "
+            f"but stay in the store ({', '.join(leftovers)}); remove one with `regions rag "
+            f"delete {file} {store} --document NAME`",
+            err=True,
+        )
 
 
 @rag_app.command("query")
@@ -163,13 +173,22 @@ def query(
     """The chunks of STORE most similar to TEXT (brings the store up to date first)."""
     from regions_cli.rag.factory import open_store
 
+    if not text.strip():
+        _fail("the query text is empty", EXIT_USAGE)
     workflow = _workflow_and_config(file, store)
     with _rag_errors():
         rag = open_store(workflow, store)
         try:
             hits = rag.search_sync(text, k=k, threshold=threshold, actors=actor or None)
+            empty = not hits and rag.stats().chunks == 0
         finally:
             rag.close()
+    if empty:
+        typer.echo(
+            f"{store}: the store holds no chunks yet; add documents with "
+            f"`regions rag ingest {file} {store} FILES...`",
+            err=True,
+        )
     if as_json:
         for hit in hits:
             typer.echo(
@@ -186,7 +205,8 @@ def query(
             )
         return
     if not hits:
-        typer.echo(f"{store}: no chunk scores >= {threshold:g}")
+        if not empty:
+            typer.echo(f"{store}: no chunk scores >= {threshold:g}")
         return
     from rich.console import Console
     from rich.table import Table
@@ -270,12 +290,9 @@ def delete(
             if document is not None:
                 deleted = rag.delete_document_sync(document)
                 typer.echo(f"{store}: deleted document {document!r} ({deleted} chunks)")
-                from regions_cli.rag.documents import source_name
+                from regions_cli.rag.documents import source_names
 
-                sources = workflow.rags[store].documents
-                if any(
-                    source_name(s, workflow.base_dir, i) == document for i, s in enumerate(sources)
-                ):
+                if document in source_names(workflow.rags[store].documents, workflow.base_dir):
                     typer.echo(
                         f"note: {document!r} is listed under rags.{store}.documents and will be "
                         "ingested again on the next run; remove it there to keep it out",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,19 +102,43 @@ def document_name(path: Path, base_dir: Path) -> str:
         return path.resolve().as_posix()
 
 
-def source_name(source: DocumentSource, base_dir: Path, index: int) -> str:
-    """A ``documents:`` entry's name in the store: its ``id``, else the file's path (relative
-    to the workflow), else ``text-<index>`` for inline text."""
-    if source.id:
-        return source.id
-    if source.file is not None:
-        return document_name(source.file, base_dir)
-    return f"text-{index}"
+_INLINE_NAME = re.compile(r"text-[0-9a-f]{12}(-[0-9]+)?")
 
 
-def load_source(source: DocumentSource, base_dir: Path, index: int) -> Document:
-    """Turn one ``documents:`` entry (the `index`-th) into a `Document`."""
-    name = source_name(source, base_dir, index)
+def is_inline_name(name: str) -> bool:
+    """Whether `name` is one `source_names` gives an inline text without an ``id``."""
+    return _INLINE_NAME.fullmatch(name) is not None
+
+
+def source_names(sources: Sequence[DocumentSource], base_dir: Path) -> list[str]:
+    """Each ``documents:`` entry's name in the store, in order.
+
+    The name is the entry's ``id``, else the file's path (relative to the workflow), else
+    ``text-`` and 12 hex digits of a sha256 of the text and its actors. A name derived from the
+    content stays the same when entries are reordered or others are added, so re-ingesting
+    rewrites nothing that did not change (a name by position would swap contents, re-embedding
+    both and undoing edits made by `make_updates`). The same text for other actors is another
+    document; an entry listed twice over is told apart as ``text-<hash>-2``, ``-3``, ...
+    """
+    names: list[str] = []
+    repeats: Counter[str] = Counter()
+    for source in sources:
+        if source.id:
+            name = source.id
+        elif source.file is not None:
+            name = document_name(source.file, base_dir)
+        else:
+            identity = json.dumps([source.text or "", sorted(source.actors)], ensure_ascii=False)
+            name = "text-" + hashlib.sha256(identity.encode("utf-8")).hexdigest()[:12]
+            repeats[name] += 1
+            if repeats[name] > 1:
+                name = f"{name}-{repeats[name]}"
+        names.append(name)
+    return names
+
+
+def load_source(source: DocumentSource, name: str) -> Document:
+    """Turn one ``documents:`` entry, named `name` in the store, into a `Document`."""
     if source.file is not None:
         return load_file(source.file, source.actors, name)
     return Document(name, (Passage(source.text or "", source.actors),))

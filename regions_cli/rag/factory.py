@@ -12,7 +12,7 @@ from pathlib import Path
 
 from regions_cli.rag.base import RagError
 from regions_cli.rag.chunking import validate_chunking
-from regions_cli.rag.documents import Document, load_source
+from regions_cli.rag.documents import Document, load_source, source_names
 from regions_cli.rag.embedders import (
     Embedder,
     HashEmbedder,
@@ -46,8 +46,9 @@ def make_embedder(config: EmbedderConfig) -> Embedder:
 
 def workflow_documents(workflow: Workflow, rag_name: str) -> list[Document]:
     """The ``documents:`` of a ``rags:`` entry, read from their files (or inline text)."""
-    config = workflow.rags[rag_name]
-    return [load_source(source, workflow.base_dir, i) for i, source in enumerate(config.documents)]
+    sources = workflow.rags[rag_name].documents
+    names = source_names(sources, workflow.base_dir)
+    return [load_source(source, name) for source, name in zip(sources, names, strict=True)]
 
 
 def open_store(

@@ -22,6 +22,7 @@ import hashlib
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -158,6 +159,8 @@ class RagStore:
     # --- opening -----------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        if self.path.is_dir():
+            raise RagError(f"{self.path}: is a folder, not a RAG store file")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -345,8 +348,16 @@ class RagStore:
         A document whose content, actors and chunking are unchanged is skipped (so ingestion is
         idempotent) unless `force`. Chunks of several documents are embedded together, up to
         `batch_chunks` at a time; each group is written in one transaction. `progress` is called
-        once per document as it is done.
+        once per document as it is done. Two documents of one name are refused before anything
+        is written: the second would silently replace the first.
         """
+        documents = list(documents)
+        names = Counter(document.name for document in documents)
+        if repeated := [name for name, count in names.items() if count > 1]:
+            raise RagError(
+                f"{self.path}: the document {repeated[0]!r} is given twice in one ingest; "
+                "names must be unique (give `documents:` entries distinct ids)"
+            )
         added = replaced = unchanged = total = pending = 0
         group: list[_Prepared] = []
 

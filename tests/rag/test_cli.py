@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -66,13 +68,15 @@ def test_ingest_query_stats_delete(wf: Path) -> None:
 
     code, out, _ = run("stats", wf, "facts")
     assert code == 0 and "chunks     10" in out and "hash-v1 (64 dimensions)" in out
-    assert "bio.json" in out and "text-1" in out
+    identity = '["Zebras are striped. Kiwis are birds.", ["Narrator"]]'
+    inline = "text-" + hashlib.sha256(identity.encode()).hexdigest()[:12]
+    assert "bio.json" in out and inline in out
     stats = json.loads(run("stats", wf, "facts", "--json")[1])
-    assert stats["documents"] == {"bio.json": 4, "history.json": 5, "text-1": 1}
+    assert stats["documents"] == {"bio.json": 4, "history.json": 5, inline: 1}
 
     code, out, err = run("delete", wf, "facts", "--chunk", str(hits[0]["id"]), "--chunk", "999")
     assert code == 1 and "deleted 1 of 2 chunks" in out and "1 of the chunk ids" in err
-    code, out, err = run("delete", wf, "facts", "--document", "text-1")
+    code, out, err = run("delete", wf, "facts", "--document", inline)
     assert code == 0 and "(1 chunks)" in out and "will be ingested again" in err
     assert json.loads(run("stats", wf, "facts", "--json")[1])["chunks"] == 8
 
@@ -126,3 +130,46 @@ def test_the_installed_command_runs_without_a_traceback(wf: Path) -> None:
     )
     assert broken.returncode == 1 and "Traceback" not in broken.stderr
     assert "no document named 'nope'" in broken.stderr
+
+
+def test_by_hand_bad_inputs_get_one_line_and_the_right_code(wf: Path, tmp_path: Path) -> None:
+    code, _, err = run("query", tmp_path / "nothere.yaml", "facts", "x")
+    assert (code, err) == (2, f"error: {tmp_path / 'nothere.yaml'}: no such workflow file\n")
+    code, _, err = run("query", wf, "facts", "   ")
+    assert (code, err) == (2, "error: the query text is empty\n")
+    (tmp_path / "facts.db").mkdir()
+    code, _, err = run("ingest", wf, "facts")
+    assert (code, err) == (
+        1,
+        f"error: {tmp_path / 'facts.db'}: is a folder, not a RAG store file\n",
+    )
+    (tmp_path / "facts.db").rmdir()
+    foreign = sqlite3.connect(tmp_path / "facts.db")
+    foreign.execute("CREATE TABLE chunks (id INTEGER PRIMARY KEY, content TEXT)")
+    foreign.close()
+    code, _, err = run("query", wf, "facts", "x")
+    assert code == 1 and err.count("\n") == 1 and "another program (tables: chunks)" in err
+
+
+def test_a_query_on_an_empty_store_says_so(wf: Path) -> None:
+    lines = WORKFLOW.splitlines(keepends=True)
+    kept = "".join(line for line in lines if not line.startswith("      - "))
+    wf.write_text(kept.replace("documents:", "documents: []"))
+    code, out, err = run("query", wf, "facts", "zebra")
+    assert code == 0 and out == ""
+    assert err == (
+        f"facts: the store holds no chunks yet; add documents with "
+        f"`regions rag ingest {wf} facts FILES...`\n"
+    )
+
+
+def test_ingest_names_inline_texts_left_behind_by_an_edit(wf: Path) -> None:
+    assert run("ingest", wf, "facts")[0] == 0
+    wf.write_text(WORKFLOW.replace("Kiwis are birds.", "Kiwis are flightless birds."))
+    code, out, err = run("ingest", wf, "facts")
+    assert code == 0 and "1 added, 0 replaced, 1 unchanged" in out
+    [old] = [n for n in json.loads(run("stats", wf, "facts", "--json")[1])["documents"]
+             if n.startswith("text-") and n in err]  # fmt: skip
+    assert err.startswith("note: 1 inline texts are no longer under rags.facts.documents")
+    assert run("delete", wf, "facts", "--document", old)[0] == 0
+    assert run("ingest", wf, "facts")[2] == ""  # nothing left behind

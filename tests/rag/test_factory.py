@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from regions_cli.rag.base import RagError
 from regions_cli.rag.embedders import HashEmbedder, LocalEmbedder
 from regions_cli.rag.factory import make_embedder, open_store
+from regions_cli.rag.store import RagStore
 from regions_cli.workflow.model import EmbedderConfig, Workflow, build_workflow
 
 
@@ -95,3 +97,42 @@ def test_the_implied_default_embedder_is_the_local_model(tmp_path: Path) -> None
     wf = workflow(tmp_path, {"path": "f.db"}, embedders=False)
     assert isinstance(make_embedder(wf.embedders["default"]), LocalEmbedder)
     assert make_embedder(EmbedderConfig("x", "hash")).dimensions == 384
+
+
+def test_inline_texts_are_named_by_content_so_reordering_rewrites_nothing(tmp_path: Path) -> None:
+    rome = {"text": "Rome fell in 476 AD.", "actors": ["historian"]}
+    zebra = {"text": "Zebras are striped."}
+    again = {"text": "Rome fell in 476 AD.", "actors": ["archivist"]}  # same text, other actors
+    with open_store(workflow(tmp_path, {"path": "f.db", "documents": [rome, zebra]}), "facts") as s:
+        before = {h.chunk_id: h.content for h in s.search_sync("x", k=10)}
+        assert {name for name, _ in s.documents()} == {
+            "text-" + hashlib.sha256(b'["Rome fell in 476 AD.", ["historian"]]').hexdigest()[:12],
+            "text-" + hashlib.sha256(b'["Zebras are striped.", []]').hexdigest()[:12],
+        }
+        # make_updates edits chunks in place: a reorder must not undo that edit
+        edited = next(i for i, content in before.items() if content.startswith("Zebras"))
+        s.update_chunk_sync(edited, "Zebras are striped (black on white).")
+    reordered = workflow(tmp_path, {"path": "f.db", "documents": [again, zebra, rome]})
+    with open_store(reordered, "facts") as s:
+        after = {h.chunk_id: h for h in s.search_sync("x", k=10)}
+        assert set(before) < set(after)  # the old chunks kept their ids: nothing was rewritten
+        assert after[edited].content == "Zebras are striped (black on white)."
+        # the same text for other actors is a document of its own, not collapsed into the first
+        assert sorted(h.actors for h in after.values() if h.content.startswith("Rome")) == [
+            ("archivist",),
+            ("historian",),
+        ]
+    twice = workflow(tmp_path, {"path": "g.db", "documents": [zebra, zebra]})
+    with open_store(twice, "facts") as s:  # an entry listed twice over is not an error
+        assert sorted(n for n, _ in s.documents())[1].endswith("-2")
+
+
+def test_two_documents_of_one_name_are_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    docs = [{"text": "first", "id": "note"}, {"text": "second", "id": "note"}]
+    wf = workflow(tmp_path, {"path": "f.db", "documents": docs})
+    with pytest.raises(RagError, match=r"f.db: the document 'note' is given twice"):
+        open_store(wf, "facts")
+    with RagStore(tmp_path / "f.db", HashEmbedder(64)) as store:
+        assert store.stats().chunks == 0
