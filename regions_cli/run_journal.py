@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from regions_cli.engine.barrier import Barrier
+from regions_cli.engine.budget import Spend
 from regions_cli.engine.events import EventBus, Notice, RunFinished
 from regions_cli.engine.journal import Recorder, RunFile, RunFileError, WorkflowRecord
 from regions_cli.engine.message import ROLES, Message
@@ -97,7 +98,7 @@ class RunJournal:
         self.max_layers = max_layers
         self.interactive = interactive
         self.invocation = run.begin_invocation(kind, keep_chains=point.skip_chains)
-        self.recorder = Recorder(run, self.invocation, redelivered=[m.id for m in point.redeliver])
+        self.recorder = Recorder(run, self.invocation)
         self.barrier_hook = self
         self.paused = False
         self._first_barrier = True
@@ -105,6 +106,7 @@ class RunJournal:
         self._prompt_in = prompt_in
         self._prompt_out = prompt_out
         self._bus: EventBus | None = None
+        self._postmaster: Any = None
 
     # -- what the runner calls -------------------------------------------------------------------
 
@@ -167,7 +169,8 @@ class RunJournal:
 
     def attach(self, engine: Any, view: Any = None) -> None:
         """Let the journal snapshot `engine`'s regions at chain ends; remember the view
-        (interactive mode pauses it to ask). Delivery numbers continue the run's."""
+        (interactive mode pauses it to ask). Delivery numbers continue the run's, and the
+        budget counts what the earlier invocations of the run file spent."""
         regions: Mapping[str, Any] = engine.regions
 
         def snapshot(names: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -176,13 +179,13 @@ class RunJournal:
         self.recorder.snapshot = snapshot
         self._view = view
         self._bus = engine.bus
+        self._postmaster = engine.postmaster
         row = self.run.conn.execute(
-            "SELECT COUNT(*) FROM messages WHERE rolled_back = 0 "
-            "AND delivery NOT IN ('cc', 'rejected')"
+            "SELECT COALESCE(MAX(delivery_seq), 0) FROM messages WHERE rolled_back = 0"
         ).fetchone()
-        postmaster = getattr(engine, "postmaster", None)
-        if postmaster is not None and hasattr(postmaster, "seq"):
-            postmaster.seq = int(row[0])
+        self._postmaster.seq = int(row[0])
+        for region, used in self.run.usage(include_rolled_back=True).items():
+            engine.budget.add(region, Spend(**used))
 
     @property
     def run_kwargs(self) -> dict[str, Any]:
@@ -219,7 +222,7 @@ class RunJournal:
         messages: list[Message] = []
         if self._first_barrier:
             self._first_barrier = False
-            messages.extend(self.point.messages)
+            await self._hand_back()
             if self.point.skip_chains and self._bus is not None:
                 self._bus.emit(
                     Notice(
@@ -237,18 +240,24 @@ class RunJournal:
             messages.extend(self.recorder.commit_barrier(barrier.next_layer, barrier.states))
         return messages
 
+    async def _hand_back(self) -> None:
+        """Give back what the regions restored from the last barrier had received after it:
+        the injections taken at that barrier (delivered and journaled again, in their order),
+        then what the completed chains had delivered (put back only, see `Postmaster.hand_back`:
+        no delivery number is taken, so numbers stay unique)."""
+        if self.point.reinject:
+            await self._postmaster.inject(list(self.point.reinject))
+        for recipient, message in self.point.redeliver:
+            await self._postmaster.hand_back(recipient, message)
+            self.recorder.touch(recipient)
+
     # -- interactive mode ------------------------------------------------------------------------
 
     async def _ask(self, barrier: Barrier) -> bool:
-        """Prompt until the user continues (False) or quits (True)."""
-        live = getattr(self._view, "_live", None)
-        if live is not None:
-            live.stop()
-        try:
+        """Prompt until the user continues (False) or quits (True), the live view paused."""
+        paused = getattr(self._view, "paused", None)
+        with paused() if paused is not None else contextlib.nullcontext():
             return await _in_daemon_thread(lambda: self._dialogue(barrier))
-        finally:
-            if live is not None:
-                live.start()
 
     def _dialogue(self, barrier: Barrier) -> bool:
         out = self._prompt_out or sys.stderr

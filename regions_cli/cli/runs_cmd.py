@@ -449,6 +449,7 @@ def replay(
         raise _fail(f"--speed {speed}: use recorded or instant")
     with _open(run) as opened:
         events = [e for e in map(event_from_json, opened.events()) if e is not None]
+        spent = sum(i["finished"] - i["started"] for i in opened.invocations() if i["finished"])
     if not events:
         raise _fail(f"{run}: no recorded events (the run has not started)", EXIT_INVALID)
     view: Any
@@ -476,7 +477,35 @@ def replay(
             previous = event.t
             view(event)
     if not json_events:
+        view.state.finished = whole_run_finished(events, spent) or view.state.finished
         view.report()
+
+
+def whole_run_finished(events: list[Any], spent: float) -> Any:
+    """The `RunFinished` of a run that several invocations (``step``, resumes) wrote: the last
+    one's status with the totals of all (`spent`: their seconds), so the replay's summary is
+    the run's, not the last step's. None for a run of one invocation (its own event stands)
+    or one whose last invocation did not finish."""
+    import dataclasses
+
+    from regions_cli.engine import events as ev
+    from regions_cli.view.state import FAILED_OUTCOMES
+
+    finished = [e for e in events if isinstance(e, ev.RunFinished)]
+    if not finished or sum(isinstance(e, ev.RunStarted) for e in events) < 2:
+        return None
+    steps = [e.outcome for e in events if isinstance(e, ev.StepFinished)]
+    calls = [e for e in events if isinstance(e, ev.LLMCalled)]
+    return dataclasses.replace(
+        finished[-1],
+        layers_run=sum(isinstance(e, ev.LayerFinished) for e in events),
+        steps_ok=sum(outcome not in FAILED_OUTCOMES for outcome in steps),
+        steps_failed=sum(outcome in FAILED_OUTCOMES for outcome in steps),
+        messages=sum(isinstance(e, ev.MessageDelivered) and e.delivery != "cc" for e in events),
+        prompt_tokens=sum(e.prompt_tokens for e in calls),
+        completion_tokens=sum(e.completion_tokens for e in calls),
+        duration=spent,
+    )
 
 
 #: Longest pause `regions replay --speed recorded` makes between two events (seconds).
@@ -485,8 +514,17 @@ MAX_REPLAY_GAP = 2.0
 
 def register(app: typer.Typer) -> None:
     """Add ``step``, ``inject``, ``show``, ``replay`` and ``runs`` to `app`."""
-    app.command("step")(step)
-    app.command("inject")(inject)
-    app.command("show")(show)
-    app.command("replay")(replay)
+    # short_help: the one line `regions --help` shows (80 columns); the docstring has the rest.
+    app.command("step", short_help="Run FILE's next layer (or N) in a run file; show what waits.")(
+        step
+    )
+    app.command("inject", short_help="Queue a message for a region; delivered at the next layer.")(
+        inject
+    )
+    app.command("show", short_help="A run's status: plan position, pending messages, failures.")(
+        show
+    )
+    app.command("replay", short_help="Re-render a run's recorded traffic: no model, no network.")(
+        replay
+    )
     app.command("runs")(runs)

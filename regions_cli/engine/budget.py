@@ -36,10 +36,15 @@ class BudgetTracker:
         self.per_region: defaultdict[str, Spend] = defaultdict(Spend)
 
     def record(self, region: str, usage: Usage) -> None:
+        self.add(region, Spend(1, usage.prompt_tokens, usage.completion_tokens))
+
+    def add(self, region: str, spent: Spend) -> None:
+        """Count `spent` against `region` and the run (one call, or what earlier invocations
+        of a run file used: a budget covers the whole run, not one ``step``)."""
         for spend in (self.total, self.per_region[region]):
-            spend.calls += 1
-            spend.prompt_tokens += usage.prompt_tokens
-            spend.completion_tokens += usage.completion_tokens
+            spend.calls += spent.calls
+            spend.prompt_tokens += spent.prompt_tokens
+            spend.completion_tokens += spent.completion_tokens
 
     def exceeded(self) -> str | None:
         """Why the run is over budget (one line), or None while it is within every limit."""

@@ -80,6 +80,7 @@ class _Tally:
     first_error: str | None = None
     delivered_before: int = 0  # the postmaster's counters when the run started
     rejected_before: int = 0
+    calls_before: int = 0  # model calls counted before (an engine run again, a resumed budget)
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -260,7 +261,9 @@ class Engine:
         plan = self.workflow.plan
         started = time.perf_counter()
         tally = _Tally(
-            delivered_before=self.postmaster.seq, rejected_before=self.postmaster.rejected_count
+            delivered_before=self.postmaster.seq,
+            rejected_before=self.postmaster.rejected_count,
+            calls_before=self.budget.total.calls,
         )
         usage_before = self._usage()
         status: RunStatus = "ok"
@@ -365,7 +368,7 @@ class Engine:
             "steps_failed": tally.failed,
             "messages": messages,
             "rejected": self.postmaster.rejected_count - tally.rejected_before,
-            "llm_calls": self.budget.total.calls,
+            "llm_calls": self.budget.total.calls - tally.calls_before,
             **{f"outcome_{k}": n for k, n in tally.outcomes.items()},
         }
         return RunResult(

@@ -591,12 +591,14 @@ class RunFile:
     def steps(self) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM steps WHERE rolled_back = 0 ORDER BY seq"))
 
-    def usage(self) -> dict[str, dict[str, int]]:
-        """Tokens and calls per region."""
+    def usage(self, *, include_rolled_back: bool = False) -> dict[str, dict[str, int]]:
+        """Tokens and calls per region (with `include_rolled_back`, also the calls of work a
+        dead process did after its last barrier, redone since: what was spent)."""
         out: dict[str, dict[str, int]] = {}
+        where = "" if include_rolled_back else " WHERE rolled_back = 0"
         for row in self.db.query(
             "SELECT region, COUNT(*) AS calls, SUM(prompt_tokens) AS prompt_tokens, "
-            "SUM(completion_tokens) AS completion_tokens FROM llm_calls WHERE rolled_back = 0 "
+            f"SUM(completion_tokens) AS completion_tokens FROM llm_calls{where} "
             "GROUP BY region ORDER BY region"
         ):
             out[str(row["region"])] = {
@@ -706,7 +708,6 @@ class Recorder:
         invocation: int,
         *,
         snapshot: Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]] | None = None,
-        redelivered: Iterable[str] = (),
     ) -> None:
         self.run = run
         self.invocation = invocation
@@ -726,8 +727,6 @@ class Recorder:
             "(SELECT COALESCE(MAX(seq), 0) FROM llm_calls)"
         ).fetchone()
         self._event_seq, self._message_seq, self._step_seq, self._llm_seq = (int(v) for v in row)
-        # ids of messages a resume re-delivers (already journaled): not recorded twice
-        self._redelivered = set(redelivered)
         self._deferred: tuple[int, Mapping[str, Mapping[str, Any]]] | None = None
         self.failure: str | None = None  # why the run file could not be written, if it failed
         self._chain_work: dict[tuple[int, str], float] = {}  # seconds of steps, per chain
@@ -751,9 +750,6 @@ class Recorder:
 
     def _take(self, event: ev.Event) -> None:
         if isinstance(event, ev.MessageDelivered):
-            if self._redelivered and event.message.id in self._redelivered:
-                self._redelivered.discard(event.message.id)
-                return
             self._touched.add(event.recipient or event.message.destination)
         elif isinstance(event, ev.StepFinished):
             self._buffer.append(event)
@@ -782,6 +778,11 @@ class Recorder:
         self._buffer.append(event)
         if len(self._buffer) >= MAX_BUFFERED_EVENTS:
             self.flush()
+
+    def touch(self, region: str) -> None:
+        """Say that `region`'s state changed without an event (a resume handing a message
+        back): its state is written again at the next barrier."""
+        self._touched.add(region)
 
     def _chain_complete(self, event: ev.StepFinished) -> bool:
         info = self._chains.get((event.layer, event.chain))

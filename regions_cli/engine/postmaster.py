@@ -202,6 +202,12 @@ class Postmaster:
             else:
                 await self.deliver(message, "injected")
 
+    async def hand_back(self, recipient: str, message: Message) -> None:
+        """Put `message` back into `recipient` (a region) without counting or reporting a
+        delivery: a resumed run restoring what a region had received before the process died
+        (the delivery is in the run file already; listeners got their own copies then)."""
+        await self.transport.send(recipient, message)
+
     async def deliver(self, message: Message, delivery: str = "delivered") -> None:
         """Hand `message` to its destination (or the run's output) and CC the listeners."""
         if self._local is not None:

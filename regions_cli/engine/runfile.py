@@ -182,13 +182,10 @@ class ResumePoint:
     states: dict[str, dict[str, Any]]  # region -> state to restore
     skip_chains: frozenset[str]  # chains of `start_layer` that completed: not run again
     reinject: tuple[Message, ...]  # injections to deliver again (journaled again)
-    redeliver: tuple[Message, ...]  # completed chains' messages to deliver again (not journaled)
+    # (recipient, message): what completed chains delivered (copies to listeners included) to
+    # a region whose state was not kept; put back into that region without a new delivery
+    redeliver: tuple[tuple[str, Message], ...]
     fresh: bool  # nothing committed yet: apply the workflow's ``inject:`` first
-
-    @property
-    def messages(self) -> tuple[Message, ...]:
-        """What the first barrier of the continued run delivers, in order."""
-        return self.reinject + self.redeliver
 
 
 def resume_point(run: RunFile) -> ResumePoint:
@@ -198,8 +195,9 @@ def resume_point(run: RunFile) -> ResumePoint:
     by their state when that chain ended. A completed chain counts only if no chain that has
     to run again touched its regions before it ended (shared region, or a message delivered
     to it); otherwise it runs again too. Messages delivered after the barrier whose recipient's
-    state was not kept are delivered again: injections taken at the barrier, and what the
-    completed chains posted.
+    state was not kept are handed to it again: injections taken at the barrier (delivered and
+    journaled again), and what the completed chains delivered, listener copies included (put
+    back into the recipient only: their deliveries are in the journal already).
     """
     if not run.started:
         return ResumePoint(0, {}, frozenset(), (), (), True)
@@ -248,22 +246,18 @@ def resume_point(run: RunFile) -> ResumePoint:
         for item in run.injections()
         if item.consumed_at == position and item.message.destination not in owner
     )
-    redeliver: list[Message] = []
-    seen: set[str] = set()
+    redeliver: list[tuple[str, Message]] = []
     for row in rows:
         recipient = row["recipient"] or row["destination"]
         if (
             row["rolled_back"]
             or row["layer"] != position
             or row["chain"] not in done
-            or recipient != row["destination"]  # CC copies follow their message
-            or recipient not in run.workflow.regions
-            or row["id"] in seen
+            or recipient not in run.workflow.regions  # an output: nothing to put back
             or kept(recipient, int(row["event_seq"]))
         ):
             continue
-        seen.add(row["id"])
-        redeliver.append(message_from_row(row))
+        redeliver.append((recipient, message_from_row(row)))
     return ResumePoint(position, states, frozenset(done), reinject, tuple(redeliver), False)
 
 

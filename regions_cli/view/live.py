@@ -13,9 +13,10 @@ tests print to a recording console.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group, RenderableType
@@ -89,6 +90,20 @@ class LiveView:
         if self._live is not None:
             self._live.stop()  # renders one final frame
             self._live = None
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop redrawing (the terminal is free for a prompt) inside the ``with``; the view
+        takes up again after it, with every event received meanwhile."""
+        live = self._live
+        if live is None:
+            yield
+            return
+        live.stop()
+        try:
+            yield
+        finally:
+            live.start()
 
     def __call__(self, event: Event) -> None:
         with self._lock:

@@ -349,7 +349,7 @@ def test_completed_chain_is_kept_and_the_rest_rolled_back(run: RunFile) -> None:
     assert point.start_layer == 0
     assert point.skip_chains == frozenset({"a"})
     assert point.states["A"] == {"done": True} and point.states["B"] == {}
-    assert [m.content for m in point.redeliver] == ["a0", "a1"]
+    assert [(to, m.content) for to, m in point.redeliver] == [("B", "a0"), ("B", "a1")]
     run.begin_invocation("resume", keep_chains=point.skip_chains)
     assert [m["content"] for m in run.messages()] == ["a0", "a1"]  # "from b" rolled back
     assert len(run.messages(include_rolled_back=True)) == 3

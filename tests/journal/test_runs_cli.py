@@ -446,3 +446,23 @@ def test_corrupt_or_foreign_run_file_is_a_clear_error(
         assert code == 2, (path, out, err)
         assert message in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1, err
+
+
+def test_replay_of_a_stepped_run_sums_up_every_step(ask_answer: Path, tmp_path: Path) -> None:
+    """The replay's summary covers the whole run file, as one uninterrupted run's does."""
+    whole, stepped = tmp_path / "whole.db", tmp_path / "stepped.db"
+    code, _, err = regions("run", str(ask_answer), "--run", str(whole), "--no-live")
+    assert code == 0, err
+    for _ in range(3):
+        code, _, err = regions("step", str(ask_answer), "--run", str(stepped))
+        assert code == 0, err
+
+    def summary(path: Path) -> list[str]:
+        code, out, err = regions("replay", str(path), "--no-live", "--speed", "instant")
+        assert code == 0, err
+        lines = out.split("\nSummary\n", 1)[1].splitlines()
+        return [line for line in lines if not line.startswith(("wall time", "run file"))]
+
+    expected = summary(whole)
+    assert "layers     3 of 3 run" in expected
+    assert summary(stepped) == expected

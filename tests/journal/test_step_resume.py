@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from journal_helpers import FIXTURES, drive, traffic
 
-from regions_cli.engine.events import Event, LayerStarted, Notice, StepStarted
+from regions_cli.engine.events import Event, LayerStarted, MessageDelivered, Notice, StepStarted
 from regions_cli.engine.journal import RunFile
 from regions_cli.run_journal import JournalError
 
@@ -69,7 +69,7 @@ async def test_resume_after_a_crash_mid_layer(
         assert set(run.chains_done(1)) == {"a", "b"}
     code, events, _ = await drive(fanout, resume=crashed)
     assert code == 0
-    started = [e for e in events if e.kind == "step_started"]
+    started = [e for e in events if isinstance(e, StepStarted)]
     assert [(e.layer, e.chain) for e in started][:1] == [(1, "c")]  # a and b not run again
     assert sorted(traffic(crashed)) == sorted(traffic(whole))
     assert len(traffic(crashed)) == len(set(traffic(crashed)))
@@ -167,3 +167,56 @@ async def test_stepping_concurrent_chains_equals_one_run(fanout: Path, tmp_path:
         assert [m["delivery_seq"] for m in a.messages()] == [
             m["delivery_seq"] for m in b.messages()
         ]
+
+
+async def test_a_budget_covers_every_invocation_of_the_run_file(
+    fanout: Path, tmp_path: Path
+) -> None:
+    """Each layer makes three model calls and four are allowed: the second layer passes the
+    budget whether the run goes in one invocation or one `step` at a time (a step counts
+    what the earlier ones spent)."""
+    workflow = fanout
+    with workflow.open("a", encoding="utf-8") as handle:
+        handle.write("budget: {max_calls: 4}\n")
+    code, _, whole = await drive(workflow, run_file=tmp_path / "whole.db")
+    assert code == 4
+    stepped = tmp_path / "stepped.db"
+    codes = [(await drive(workflow, run_file=stepped, max_layers=1, kind="step"))[0]]
+    codes.append((await drive(workflow, resume=stepped, max_layers=1, kind="step"))[0])
+    assert codes == [0, 4]
+    with RunFile.open(whole) as a, RunFile.open(stepped) as b:
+        assert a.position == b.position == 2
+    assert traffic(stepped) == traffic(whole)
+
+
+async def test_resume_hands_messages_back_without_new_deliveries(
+    fanout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What chains a and b delivered before the crash (to S, and the copies to listener L,
+    which holds them until started) is put back into S and L: states equal an uninterrupted
+    run's, nothing is journaled twice and no delivery number is taken twice."""
+    monkeypatch.setattr("regions_cli.engine.journal.CHAIN_COMMIT_SECONDS", 0.0)
+    text = fanout.read_text(encoding="utf-8").replace(
+        "  S: {type: Region, task: Answer everyone.}\n",
+        "  S: {type: Region, task: Answer everyone.}\n  L: {type: ListenerRegion}\n",
+    )
+    fanout.write_text(text, encoding="utf-8")
+    _, _, whole = await drive(fanout, run_file=tmp_path / "whole.db")
+    crashed = tmp_path / "crashed.db"
+    await drive(fanout, run_file=crashed, max_layers=1)
+    await drive(fanout, resume=crashed, drop_chains=frozenset({"c"}), die_at_barrier=2)
+    with RunFile.open(crashed) as run:
+        run.conn.execute("UPDATE invocations SET pid = 999999999")
+    code, events, _ = await drive(fanout, resume=crashed)
+    assert code == 0
+    delivered = [e for e in events if isinstance(e, MessageDelivered)]
+    assert all(
+        e.message.origin.chain not in ("a", "b") or e.message.origin.layer != 1 for e in delivered
+    )  # handed back, not delivered again
+    with RunFile.open(whole) as a, RunFile.open(crashed) as b:
+        assert a.states() == b.states()
+        numbers = [m["delivery_seq"] for m in b.messages() if m["delivery"] != "cc"]
+        assert len(b.states()["L"]["inbox"]) == len(numbers)  # a copy of every message
+        assert len(numbers) == len(set(numbers))
+        assert sorted(numbers) == numbers  # in journal order
+    assert sorted(traffic(crashed)) == sorted(traffic(whole))
