@@ -61,4 +61,6 @@ def _fail(message: str) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``regions gui`` to `app`."""
-    app.command("gui")(gui)
+    app.command("gui", short_help="Edit a workflow as a graph in the browser; check and run it.")(
+        gui
+    )

@@ -120,4 +120,6 @@ def _load_verified(path: Path) -> Workflow:
 def register(app: typer.Typer) -> None:
     """Add ``import`` and ``export`` to `app`."""
     app.command("import")(import_command)
-    app.command("export")(export_command)
+    app.command("export", short_help="Write a workflow as the original's registry and plan JSON.")(
+        export_command
+    )

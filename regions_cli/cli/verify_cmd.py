@@ -34,8 +34,15 @@ def _use_color(stream: object) -> bool:
 
 
 def verify(
+    # readable/exists off: an unreadable path is an io-error finding (exit 2) reported with the
+    # other files' findings, not a usage error that stops before any file is checked.
     files: list[Path] = typer.Argument(
-        ..., metavar="FILE...", help="Workflow files to check.", show_default=False
+        ...,
+        metavar="FILE",
+        help="Workflow files to check.",
+        show_default=False,
+        exists=False,
+        readable=False,
     ),
     output_format: OutputFormat = typer.Option(
         OutputFormat.text, "--format", "-f", help="Output format.", case_sensitive=False
@@ -68,7 +75,9 @@ def schema() -> None:
 
 
 def graph(
-    file: Path = typer.Argument(..., help="The workflow file.", show_default=False),
+    file: Path = typer.Argument(
+        ..., help="The workflow file.", show_default=False, exists=False, readable=False
+    ),
     output_format: GraphFormat = typer.Option(
         GraphFormat.mermaid, "--format", "-f", help="Diagram language.", case_sensitive=False
     ),
@@ -90,6 +99,9 @@ def graph(
 
 def register(app: typer.Typer) -> None:
     """Add ``verify``, ``schema`` and ``graph`` to `app`."""
-    app.command("verify")(verify)
-    app.command("schema")(schema)
-    app.command("graph")(graph)
+    # short_help: the one line `regions --help` shows (80 columns); the docstring has the rest.
+    app.command("verify", short_help="Check workflow files; every problem at file:line:col.")(
+        verify
+    )
+    app.command("schema", short_help="Print the workflow JSON Schema (for editors).")(schema)
+    app.command("graph", short_help="Draw a workflow's regions and plan (Mermaid or dot).")(graph)

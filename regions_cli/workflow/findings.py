@@ -102,6 +102,11 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+# C0 controls and DEL as their Unicode "control picture" (U+2400...), one column each, so a
+# binary or hostile file cannot drive the terminal and the caret stays under its column.
+_VISIBLE = {**{c: 0x2400 + c for c in range(0x20) if c != 0x09}, 0x7F: 0x2421}
+
+
 def _read_lines(file: str) -> list[str]:
     try:
         return Path(file).read_text(encoding="utf-8-sig", errors="replace").splitlines()
@@ -136,7 +141,7 @@ def format_text(
                 cache[f.file] = read(f.file)
             lines = cache[f.file]
             if f.line <= len(lines):
-                text = lines[f.line - 1].expandtabs(1)
+                text = lines[f.line - 1].expandtabs(1).translate(_VISIBLE)
                 gutter = str(f.line)
                 pad = " " * len(gutter)
                 width = 1

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,72 @@ def test_unreadable_paths_exit_2(tmp_path: Path, kind: str) -> None:
     assert "error[unknown-region]" in out  # the other files are still checked
 
 
+BAD_FILES = {
+    # name: (content, exit code, rule, words of the message)
+    "binary.yaml": (bytes(range(256)) * 8, 1, "bad-encoding", "not valid UTF-8"),
+    "empty.yaml": (b"", 1, "not-a-mapping", "the file is empty"),
+    "list.yaml": (b"- a\n- b\n", 1, "not-a-mapping", "is a list"),
+    "big.yaml": (b"a: " + b"x" * (2 * 1024 * 1024) + b"\n", 1, "file-too-large", "1 MiB"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_bad_files_get_one_finding_and_no_traceback(tmp_path: Path, name: str) -> None:
+    content, exit_code, rule, words = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    code, out = run("verify", str(path))
+    assert code == exit_code
+    first = out.splitlines()[0]
+    assert first.startswith(f"{path}") and f"error[{rule}]" in first and words in first
+    assert out.endswith("1 error, 0 warnings in 1 file.\n")
+
+
+def test_control_characters_of_a_binary_file_are_not_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "escape.yaml"
+    path.write_bytes(b"a: \x1b]0;pwned\x07\x1b[2J\xff\n")
+    code, out = run("verify", str(path))
+    assert code == 1 and "error[bad-encoding]" in out
+    assert "\x1b" not in out and "\x07" not in out  # shown as visible symbols instead
+    assert "\u241b]0;pwned\u2407\u241b[2J" in out
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX only")
+def test_a_named_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    code, out = run("verify", str(fifo))
+    assert code == 2 and "error[io-error]" in out and "not a regular file" in out
+
+
+def test_a_file_without_read_permission_exits_2() -> None:
+    """The file exists but may not be read: an io-error among the other files' findings.
+
+    Root reads any file, so as root the check runs as user nobody (via util-linux setpriv).
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o711)  # nobody may pass through, not list
+        locked = Path(folder) / "locked.yaml"
+        locked.write_bytes(VALID.read_bytes())
+        locked.chmod(0)
+        command = [sys.executable, "-m", "regions_cli", "verify", str(locked), str(ERRORS)]
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                pytest.skip("running as root without setpriv: no way to make a file unreadable")
+            command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+            probe = [*command[:4], sys.executable, "-c", "import regions_cli"]
+            if subprocess.run(probe, capture_output=True, cwd="/", check=False).returncode:
+                pytest.skip("user nobody cannot run this Python (its files are not readable)")
+        result = subprocess.run(
+            command, capture_output=True, text=True, cwd="/", timeout=60, check=False
+        )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout.startswith(f"{locked}: error[io-error] cannot read {locked}: Permission")
+    assert "error[unknown-region]" in result.stdout  # the other file is still checked
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_usage_errors_exit_2() -> None:
     assert run("verify")[0] == 2
     assert run("verify", "--format", "xml", str(VALID))[0] == 2
@@ -128,11 +196,21 @@ def test_graph_of_an_invalid_workflow_reports_and_exits_1(tmp_path: Path) -> Non
     assert runner.invoke(app, ["graph", str(tmp_path / "x.yaml")]).exit_code == 2
 
 
-def test_help_lists_the_commands() -> None:
-    code, out = run("--help")
-    assert code == 0
-    for command in ("verify", "schema", "graph"):
-        assert command in out
+def test_help_lists_every_command_on_one_line() -> None:
+    import typer.main
+
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if "Commands" in line)
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("╰"))
+    panel = [line[1:-1] for line in lines[start + 1 : end]]
+    wrapped = [row.strip() for row in panel if row.startswith("  ")]  # no name: a 2nd line
+    assert wrapped == [], "a command summary wraps at 80 columns"
+    rows = dict(row.strip().split(maxsplit=1) for row in panel)
+    assert set(rows) == set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    for name, summary in rows.items():
+        assert summary.endswith(".") and "…" not in summary, f"{name}: {summary!r}"
 
 
 def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
