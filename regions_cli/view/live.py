@@ -103,7 +103,7 @@ class LiveView:
         try:
             yield
         finally:
-            live.start()
+            live.start(refresh=True)  # draw at once, not at the next tick
 
     def __call__(self, event: Event) -> None:
         with self._lock:

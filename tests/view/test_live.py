@@ -215,3 +215,21 @@ def test_a_failed_run_shows_where_it_stopped(snapshot: Snapshot) -> None:
     assert "2/2 timeout" in text  # the chain's bar says how it ended
     assert "failed     answer/main Historian.make_replies (timeout): timed out after 2.0 s" in text
     assert "Ada led the Zebras" not in text  # a failed step's stream is gone, not output
+
+
+def test_paused_frees_the_terminal_and_resumes_with_the_events_meanwhile() -> None:
+    """`regions run --interactive` prompts inside `paused()`: nothing is drawn while it waits,
+    and the view goes on afterwards with what arrived meanwhile."""
+    out = io.StringIO()
+    console = Console(file=out, width=100, height=30, force_terminal=True, color_system=None)
+    view = LiveView(console, refresh_per_second=0.01, clock=lambda: sample.T0)
+    with view:
+        with view.paused():
+            written = len(out.getvalue())
+            out.write("prompt> ")  # what the prompt writes stays as it is
+            feed(view, sample.first_half())
+            assert out.getvalue()[written:] == "prompt> "
+        assert "2 messages" in out.getvalue()[written:]  # drawn again, with the new events
+    assert view.state.messages == 2
+    with view.paused():  # outside the `with`: nothing to pause, no error
+        pass
