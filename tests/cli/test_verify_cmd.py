@@ -237,9 +237,16 @@ def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
     assert "\033[" not in results["errors"].stdout  # not a terminal: no colour
 
 
-def test_verify_does_not_import_heavy_modules() -> None:
+#: What `regions --help` and `regions verify` must not load: heavy third-party packages and the
+#: parts of regions that pull them in.
+HEAVY = {"numpy", "httpx", "llama_cpp", "sqlite_utils", "onnxruntime", "tokenizers"}
+HEAVY_OURS = ("regions_cli.engine", "regions_cli.llm", "regions_cli.rag", "regions_cli.build")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["verify", str(VALID)]], ids=["help", "verify"])
+def test_start_up_imports_nothing_heavy(args: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "regions_cli", "verify", str(VALID)],
+        [sys.executable, "-X", "importtime", "-m", "regions_cli", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **ENV},
@@ -247,10 +254,15 @@ def test_verify_does_not_import_heavy_modules() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    imported = {
-        line.split("|")[-1].strip().split(".")[0]
+    modules = {
+        line.split("|")[-1].strip()
         for line in result.stderr.splitlines()
         if line.startswith("import time:")
     }
-    assert "regions_cli" in imported and "ruamel" in imported  # the probe works
-    assert imported.isdisjoint({"numpy", "httpx", "llama_cpp", "sqlite_utils"})
+    assert "regions_cli.cli.verify_cmd" in modules and "typer" in modules  # the probe works
+    assert {name.split(".")[0] for name in modules}.isdisjoint(HEAVY)
+    assert not [name for name in modules if name.startswith(HEAVY_OURS)]
+    if args == ["--help"]:
+        assert not [name for name in modules if name.startswith(("ruamel", "jsonschema"))]
+    else:
+        assert "ruamel.yaml" in modules and "regions_cli.workflow.rules" in modules
