@@ -149,9 +149,12 @@ def _document_for(schema: Mapping[str, Any], prompt: str) -> Any:
         for key, prop in props.items():
             if isinstance(prop, Mapping) and "enum" in prop:
                 return [
-                    {k: (value if k == key else _question(value, prompt)) for k in props}
+                    {
+                        k: (value if k == key else _fit(_question(value, prompt), props[k]))
+                        for k in props
+                    }
                     for value in prop["enum"]
-                ]
+                ][: schema.get("maxItems")]
         return []
     if kind == "object":
         props = schema.get("properties") or {}
@@ -161,6 +164,12 @@ def _document_for(schema: Mapping[str, Any], prompt: str) -> Any:
     if kind == "boolean":
         return False
     return prompt
+
+
+def _fit(text: str, schema: Any) -> str:
+    """`text` cut to the schema's ``maxLength``, if it has one."""
+    limit = schema.get("maxLength") if isinstance(schema, Mapping) else None
+    return text[:limit].rstrip() if isinstance(limit, int) else text
 
 
 def _question(addressee: str, focus: str) -> str:

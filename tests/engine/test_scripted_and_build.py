@@ -55,6 +55,16 @@ async def test_json_schema_gets_a_question_to_every_allowed_name() -> None:
     assert all(isinstance(i["question"], str) and i["question"] for i in items)
 
 
+async def test_the_scripted_question_list_fits_the_schema_bounds() -> None:
+    import jsonschema
+
+    schema = question_list_schema(["A"])
+    long_focus = ChatMessage("system", "Your focus: " + "zebras and kiwis, " * 20)
+    request = CompletionRequest((long_focus, ChatMessage("user", "ask")), json_schema=schema)
+    completion = await scripted().complete(request)
+    jsonschema.validate(json.loads(completion.text), schema)  # maxLength of the question
+
+
 async def test_latency_and_streaming() -> None:
     model = scripted(latency=0.05, stream=True, fallback="a b c")
     pieces: list[str] = []

@@ -8,16 +8,25 @@ from typing import Any, ClassVar
 
 from regions_cli.engine.regions.base import BaseRegion, Entry, Outcome, entries_json
 
+#: The longest question `make_questions` asks for (characters): a question is a sentence.
+MAX_QUESTION_CHARS = 160
+
 
 def question_list_schema(recipients: Sequence[str]) -> dict[str, Any]:
-    """The JSON Schema of ``make_questions``' answer: ``[{source, question}]`` to `recipients`."""
+    """The JSON Schema of ``make_questions``' answer: ``[{source, question}]`` to `recipients`.
+
+    At most one question per recipient, each at most `MAX_QUESTION_CHARS` long: backends that
+    enforce the schema with a grammar (the local one) then always close the list within a
+    small ``max_tokens`` (about 50 tokens a question) instead of being cut off mid-document.
+    """
     return {
         "type": "array",
+        "maxItems": len(recipients),
         "items": {
             "type": "object",
             "properties": {
                 "source": {"type": "string", "enum": list(recipients)},
-                "question": {"type": "string"},
+                "question": {"type": "string", "minLength": 1, "maxLength": MAX_QUESTION_CHARS},
             },
             "required": ["source", "question"],
         },
