@@ -534,9 +534,9 @@ def starter_plan(seed: SeedWorkflow) -> SeedWorkflow:
     seed.execution_order = list(range(len(layers)))
     if layers:
         seed.notes.append(
-            "the registry came without a plan: this starter plan was generated (ask, look up,"
+            "the registry came without a plan: this starter plan was generated (ask, look up, "
+            "answer); edit it to suit"
         )
-        seed.notes.append("    answer); edit it to suit")
     return seed
 
 
@@ -548,7 +548,7 @@ def read_seed(paths: Sequence[Path]) -> SeedWorkflow:
     file = paths[0].name
     if len(paths) == 1 and isinstance(first, dict) and "flowNodes" in first:
         return parse_state(first, file)
-    if len(paths) == 1 and isinstance(first, dict) and any(k in first for k in PLAN_KEYS):
+    if isinstance(first, dict) and any(k in first for k in PLAN_KEYS):
         raise SeedFormatError(
             file,
             "$",
@@ -737,33 +737,35 @@ def to_document(seed: SeedWorkflow, *, schema_ref: str | None = None) -> ImportR
         doc["layout"] = layout
 
     # --- comments: what was converted and what was dropped ---
+    converted = [
+        "each layer's chains list Region.method steps: a chain's regions in order, each with "
+        "its methods in execution_config order"
+    ]
+    if seed.execution_order and seed.execution_order != list(range(len(seed.layer_config))):
+        converted.append(
+            f"execution_order {seed.execution_order} is spelled out as layers in that order "
+            "(labels name the original layer)"
+        )
+    converted += seed.notes
+    converted.append(
+        "`terminal` and the original's injector names are external addresses here: messages "
+        "sent to them are the run's output"
+    )
+    listeners = [r.name for r in seed.regions if r.type == "ListenerRegion"]
+    if listeners:
+        converted.append(
+            f"listener {', '.join(listeners)}: records the traffic between its start and stop "
+            "steps (kept); give it a `sink:` file to write that traffic as JSONL"
+        )
     header = [
         f"yaml-language-server: $schema={schema_ref or '../schemas/workflow.schema.json'}",
         f"Converted by `regions import` from {' + '.join(seed.sources)}.",
         "Converted:",
-        "  - each layer's chains list Region.method steps: a chain's regions in order, each",
-        "    with its methods in execution_config order",
+        *_bullets(converted),
     ]
-    if seed.execution_order and seed.execution_order != list(range(len(seed.layer_config))):
-        header.append(
-            f"  - execution_order {seed.execution_order} is spelled out as layers in that order "
-            "(labels name the original layer)"
-        )
-    header += [f"  - {note}" for note in seed.notes]
-    header.append("  - `terminal` and the original's injector names are external addresses here:")
-    header.append("    messages sent to them are the run's output")
-    listeners = [r.name for r in seed.regions if r.type == "ListenerRegion"]
-    if listeners:
-        header.append(
-            f"  - listener {', '.join(listeners)}: records the traffic between its start and stop"
-        )
-        header.append("    steps (kept); add `sink: FILE.jsonl` to write that traffic to a file")
     if warnings:
         header.append("Dropped:")
-        for warning in warnings:
-            header += textwrap.wrap(
-                warning, _FOLD_WIDTH, initial_indent="  - ", subsequent_indent="    "
-            )
+        header += _bullets(warnings)
     doc.yaml_set_start_comment("\n".join(header))
 
     if rag_regions:
@@ -787,6 +789,14 @@ def to_document(seed: SeedWorkflow, *, schema_ref: str | None = None) -> ImportR
         plan_comment += "\n\nThe input has no plan and no region that could answer: add layers."
     doc.yaml_set_comment_before_after_key("plan", before=plan_comment)
     return ImportResult(doc, warnings)
+
+
+def _bullets(items: Sequence[str]) -> list[str]:
+    """Header comment lines: each item a ``  - `` bullet, wrapped with its continuation indented."""
+    lines: list[str] = []
+    for item in items:
+        lines += textwrap.wrap(item, _FOLD_WIDTH, initial_indent="  - ", subsequent_indent="    ")
+    return lines
 
 
 def _first_speaker(plan: Sequence[Mapping[str, Any]], by_name: Mapping[str, SeedRegion]) -> str:

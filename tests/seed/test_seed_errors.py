@@ -182,6 +182,12 @@ BAD_PAIRS = {
         "lookup_regions.json: $: this is a plan; give the registry first: regions import "
         "REGIONS.json PLAN.json",
     ),
+    "plan-and-registry-swapped": (
+        PLAN,
+        REGISTRY,
+        "lookup_regions.json: $: this is a plan; give the registry first: regions import "
+        "REGIONS.json PLAN.json",
+    ),
 }
 
 

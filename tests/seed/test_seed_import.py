@@ -55,6 +55,25 @@ def test_every_seed_example_imports_and_verifies(
     assert keys == [k for k in canonical if k in keys]
 
 
+@pytest.mark.parametrize("inputs", list(ALL_INPUTS.values()), ids=list(ALL_INPUTS))
+def test_the_header_comment_is_a_tidy_list(seed: Path, inputs: list[str]) -> None:
+    """Each converted/dropped item is one bullet, wrapped with its continuation indented."""
+    text = _import(seed, inputs).dump()
+    lines = text.splitlines()
+    header = [line[2:] for line in lines[1 : lines.index("version: 1")]]
+    assert header[0].startswith("Converted by `regions import` from ")
+    assert header[1] == "Converted:"
+    items = header[2:]
+    assert items[0].startswith("  - each layer's chains list Region.method steps")
+    for line in items:
+        assert line == "Dropped:" or line.startswith(("  - ", "    "))
+        assert not line.startswith("  -  ") and len(line) <= 92, line
+    if inputs == ["minimal_regions.json"]:
+        assert "this starter plan was generated (ask, look up, answer); edit it to suit" in (
+            " ".join(line.strip() for line in items)
+        )
+
+
 @pytest.mark.parametrize("name", list(PAIRS))
 def test_pairs_keep_regions_connections_and_plan(seed: Path, name: str) -> None:
     data = _import(seed, list(PAIRS[name])).data()
@@ -191,6 +210,26 @@ def test_registry_alone_gets_a_starter_plan(seed: Path) -> None:
     assert data["regions"]["foo"] == {"type": "Region", "task": "Important job",
                                       "connections": ["bar"]}  # fmt: skip
     assert "starter plan was generated" in result.dump()
+
+
+def test_the_minimal_example_is_the_registrys_import_plus_a_store(seed: Path) -> None:
+    """What workflows/minimal.yaml's header says: same regions, same steps as the import."""
+    from conftest import ROOT
+    from ruamel.yaml import YAML
+
+    imported = _import(seed, ["minimal_regions.json"]).data()
+    example = YAML(typ="safe").load((ROOT / "workflows" / "minimal.yaml").read_text())
+
+    def steps(data: dict[str, Any]) -> list[list[str]]:
+        return [[s for chain in layer["chains"].values() for s in chain] for layer in data["plan"]]
+
+    def shape(data: dict[str, Any]) -> dict[str, Any]:
+        return {name: (r["type"], r["task"], list(r.get("connections") or []))
+                for name, r in data["regions"].items()}  # fmt: skip
+
+    assert steps(example) == steps(imported)
+    assert shape(example) == shape(imported)
+    assert imported["rags"] == {"bar_store": {"path": "bar.db"}}  # empty: no documents
 
 
 def test_starter_plan_without_askers_answers_in_one_layer(tmp_path: Path) -> None:
