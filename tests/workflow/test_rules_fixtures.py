@@ -3,6 +3,7 @@ fixtures (which use every key of the format) trigger nothing."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,61 @@ def test_findings_span_the_whole_name_when_written_on_one_line() -> None:
     assert (broadcast.end_col or 0) - broadcast.col == len("broadcast")
     (bad,) = verify(RULE_FIXTURES / "unknown-key.yaml", env=FIXTURE_ENV)
     assert (bad.end_line, bad.end_col) == (bad.line, bad.col + len("conections"))
+
+
+# One small edit turns each near miss of valid/near-misses.yaml into the finding it sits beside:
+# together with that file verifying clean, a positive and a negative case per rule.
+NEAR_MISS_EDITS = [
+    ("version: 1  ", "version: 2  ", "unsupported-version"),
+    ("overlap: 99", "overlap: 100", "overlap-too-large"),
+    ("embedder: words", "embedder: word", "unknown-embedder"),
+    ("rag: facts", "rag: fact", "unknown-rag"),
+    ("data/facts.txt", "data/fact.txt", "missing-file"),
+    (
+        "    task: Take what cannot be delivered.\n    llm: main\n",
+        "    task: T.\n",
+        "missing-default-llm",
+    ),
+    ("    embedder: words", "    # embedder: words", "missing-default-embedder"),
+    ("write: [Writer.make_replies]", "write: [Facts.make_replies]", "region-in-two-chains"),
+    ("    type: ListenerRegion", "    type: BroadcastRegion", "unused-region"),
+    ("reroute_to: Spare}", "reroute_to: Asker}", "unreachable-replies"),
+    (
+        "{undeliverable: reroute, reroute_to: Spare}",
+        "{undeliverable: reroute}",
+        "missing-reroute-target",
+    ),
+    ("layer: layer-1 ", "layer: layer-0 ", "duplicate-layer-label"),
+    ("${WHO:-nobody}", "${WHO}", "unset-variable"),
+    ("$${PRICE}", "${PRICE", "bad-interpolation"),
+    ("    threshold: 1 ", "    timeout: 1 ", "unknown-key"),
+    ("connections: [Writer]", "connections: [Writer, Relay]", "self-connection"),
+    ("taps: [Asker]", "taps: [Askr]", "unknown-region"),
+    ("Relay.broadcast]", "Relay.make_replies]", "unknown-method"),
+    (
+        "    llm: main                                # missing",
+        "    llm: mian  # missing",
+        "unknown-llm",
+    ),
+    ("ask: [Asker.make_questions, Relay.broadcast]", "ask: []", "empty-chain"),
+]
+
+
+def test_near_misses_cover_every_cross_reference_rule() -> None:
+    # An empty plan or layer has no near miss worth writing: every valid file is its positive.
+    covered = {rule for *_, rule in NEAR_MISS_EDITS}
+    assert set(rules.CHECKS) - covered == {"empty-plan", "empty-layer"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "rule"), NEAR_MISS_EDITS, ids=[r for *_, r in NEAR_MISS_EDITS]
+)
+def test_near_misses_turn_into_their_finding(tmp_path: Path, old: str, new: str, rule: str) -> None:
+    source = VALID_FIXTURES / "near-misses.yaml"
+    text = source.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    shutil.copytree(source.parent / "data", tmp_path / "data")
+    edited = tmp_path / "near-misses.yaml"
+    edited.write_text(text.replace(old, new), encoding="utf-8")
+    found = {f.rule for f in verify(edited, env=FIXTURE_ENV)}
+    assert rule in found  # (an edit may have knock-on findings: a region no longer used...)
