@@ -308,13 +308,13 @@ def _yaml_load(doc: Document, text: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
         context = f" ({exc.context})" if exc.context and exc.problem else ""
+        hint = "check indentation, quotes and brackets around this position"
         if "expected a single document" in str(exc):
             problem, context = "the file holds more than one YAML document", ""
+        elif "'\\t'" in problem:
+            hint = "indent with spaces: YAML does not allow tabs for indentation"
         doc.add(
-            "yaml-syntax",
-            f"{problem}{context}",
-            _mark_pos(mark) if mark else (1, 1),
-            hint="check indentation, quotes and brackets around this position",
+            "yaml-syntax", f"{problem}{context}", _mark_pos(mark) if mark else (1, 1), hint=hint
         )
     except ReaderError as exc:
         pos = _offset_pos(text, int(exc.position))

@@ -213,6 +213,14 @@ def test_help_lists_every_command_on_one_line() -> None:
         assert summary.endswith(".") and "…" not in summary, f"{name}: {summary!r}"
 
 
+def test_version() -> None:
+    from regions_cli import __version__
+
+    assert run("--version") == (0, f"regions {__version__}\n")
+    version = run_process("--version")
+    assert (version.returncode, version.stdout) == (0, f"regions {__version__}\n")
+
+
 def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(b"version: 1\nname: [\n\xff")

@@ -75,6 +75,13 @@ def test_bad_documents(text: str, rule: str, pos: tuple[int, int]) -> None:
     assert doc.data is None
 
 
+def test_a_tab_indent_gets_its_own_hint() -> None:
+    doc = load_text("regions:\n  A:\n\ttype: Region\n")
+    assert rules_at(doc) == [("yaml-syntax", 3, 1)]
+    assert doc.findings[0].hint == "indent with spaces: YAML does not allow tabs for indentation"
+    assert "tabs" not in (load_text("a: [1\n").findings[0].hint or "")
+
+
 def test_deep_nesting_is_refused_not_a_crash() -> None:
     doc = load_text("a: " + "[" * 100 + "]" * 100 + "\n")
     assert [f.rule for f in doc.findings] == ["yaml-syntax"]
