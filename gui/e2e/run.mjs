@@ -1,22 +1,29 @@
 // End-to-end test of the flow editor: a real `regions gui` process, Debian's chromium driven by
 // playwright-core, and `regions verify` on the saved file.
 //
+// 1. Every example in workflows/ opens read-only (names taken from the file, so editing an
+//    example never breaks this test). 2. The editing scenario runs on gui/e2e/lookup.yaml, the
+//    test's own copy of workflows/lookup.yaml, whose saved text it checks line by line. 3. A live
+//    run shows the same messages as `regions run --json` and lights the edges they travel.
+//
 //   node e2e/run.mjs            (from gui/; needs the build in regions_cli/gui_dist)
 //
 // Environment: REGIONS_PYTHON (the Python with regions installed; default python3),
 // CHROMIUM (default /usr/bin/chromium). Screenshots go to gui/test-results/.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { parse } from 'yaml';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const python = process.env.REGIONS_PYTHON ?? 'python3';
 const results = join(repo, 'gui', 'test-results');
+rmSync(results, { recursive: true, force: true }); // no screenshot of an earlier run is left to mislead
 mkdirSync(results, { recursive: true });
 
 /** Start `regions gui FILE --no-browser`; resolves with its URL once it prints it. */
@@ -33,6 +40,24 @@ function startGui(file) {
     child.once('exit', (code) => reject(new Error(`regions gui exited with ${code}: ${stderr}`)));
   });
   return { child, url };
+}
+
+/** The events `regions run --json FILE` prints, parsed. */
+function runJson(file) {
+  const result = spawnSync(python, ['-m', 'regions_cli', 'run', '--json', file], { encoding: 'utf8' });
+  assert.equal(result.status, 0, `regions run --json ${file}:\n${result.stderr}`);
+  return result.stdout.trim().split('\n').map((line) => JSON.parse(line));
+}
+
+/** Pairs of node boxes that overlap on screen. */
+function overlapping(boxes) {
+  const out = [];
+  boxes.forEach(([a, p], i) => {
+    for (const [b, q] of boxes.slice(i + 1)) {
+      if (p.x < q.x + q.width && q.x < p.x + p.width && p.y < q.y + q.height && q.y < p.y + p.height) out.push(`${a}/${b}`);
+    }
+  });
+  return out;
 }
 
 function verify(file) {
@@ -113,18 +138,58 @@ const browser = await chromium.launch({
 });
 let failed = false;
 let current; // the page in use, for a screenshot when a step fails
+const pageErrors = [];
 try {
+  // Every example in workflows/ opens as it is: a node per region (names read from the file),
+  // the verdict of regions verify, all nodes in view and none on another, nothing written.
   cpSync(join(repo, 'workflows'), join(work, 'workflows'), { recursive: true });
-  const file = join(work, 'workflows', 'lookup.yaml');
+  const examples = readdirSync(join(work, 'workflows')).filter((f) => f.endsWith('.yaml')).sort();
+  assert.ok(examples.length > 0, 'workflows/ has examples');
+  for (const name of examples) {
+    const example = join(work, 'workflows', name);
+    const text = readFileSync(example, 'utf8');
+    const data = parse(text);
+    assert.equal(verify(example).code, 0, `${name} verifies`);
+    const gui = startGui(example);
+    servers.push(gui.child);
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    current = page;
+    page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`));
+    await page.goto(await gui.url);
+    const regions = Object.keys(data.regions);
+    await page.locator(`[data-testid="rf__node-${regions[0]}"]`).waitFor();
+    const ids = await page.locator('.react-flow__node').evaluateAll((nodes) => nodes.map((n) => n.getAttribute('data-id')));
+    assert.deepEqual(ids.sort(), [...regions].sort(), `${name}: a node per region`);
+    assert.equal(await page.locator('[data-testid="problem-count"]').innerText(), '✓ valid', name);
+    // The view fits the diagram once the nodes are measured: wait for every node to be inside.
+    await page.waitForFunction(() => {
+      const pane = document.querySelector('.react-flow').getBoundingClientRect();
+      return [...document.querySelectorAll('.react-flow__node')].every((n) => {
+        const r = n.getBoundingClientRect();
+        return r.width > 0 && r.left >= pane.left && r.right <= pane.right && r.top >= pane.top && r.bottom <= pane.bottom;
+      });
+    }, undefined, { timeout: 5_000 }).catch(() => assert.fail(`${name}: some nodes are outside the view`));
+    if (data.layout === undefined) {
+      const boxes = await page.locator('.react-flow__node').evaluateAll((nodes) => nodes.map((n) => [n.getAttribute('data-id'), n.getBoundingClientRect().toJSON()]));
+      assert.deepEqual(overlapping(boxes), [], `${name}: the automatic layout puts no node on another`);
+    }
+    await page.screenshot({ path: join(results, `example-${name.replace(/\.yaml$/, '')}.png`) });
+    await page.close();
+    gui.child.kill('SIGTERM');
+    assert.equal(readFileSync(example, 'utf8'), text, `${name}: opening writes nothing`);
+  }
+
+  // The editing scenario works on the test's own copy of workflows/lookup.yaml (see its header).
+  const file = join(work, 'lookup.yaml');
+  cpSync(join(repo, 'gui', 'e2e', 'lookup.yaml'), file);
   const original = readFileSync(file, 'utf8');
   const before = verify(file);
-  assert.equal(before.code, 0, `the example verifies before editing:\n${before.output}`);
+  assert.equal(before.code, 0, `the fixture verifies before editing:\n${before.output}`);
 
   const gui = startGui(file);
   servers.push(gui.child);
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
   current = page;
-  const pageErrors = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
   await page.goto(await gui.url);
   await page.locator('[data-testid="rf__node-Historian"]').waitFor();
@@ -243,10 +308,30 @@ try {
   runPage.on('pageerror', (error) => pageErrors.push(error.message));
   await runPage.goto(await runGui.url);
   await runPage.locator('[data-testid="rf__node-Asker"]').waitFor();
+  // What `regions run --json` reports for the same file: the page must show the same traffic.
+  const cliMessages = runJson(runFile).filter((e) => e.kind === 'message').map((e) => e.message);
+  const connections = Object.entries(parse(SCRIPTED).regions).flatMap(([source, r]) => r.connections.map((target) => `${source}->${target}`));
+  // Every edge that lights up during the run, however briefly (each stays lit 1.5 s).
+  await runPage.evaluate(() => {
+    window.litEdges = new Set();
+    const record = (el) => el instanceof Element && el.classList.contains('lit') && window.litEdges.add(el.getAttribute('data-testid'));
+    new MutationObserver((changes) => changes.forEach((c) => [c.target, ...c.addedNodes].forEach(record))).observe(document.body, {
+      subtree: true,
+      childList: true,
+      attributes: true,
+      attributeFilter: ['class'],
+    });
+  });
   await runPage.locator('[data-testid="run"]').click();
   await runPage.locator('[data-testid="run-result"]').waitFor({ timeout: 60_000 });
   assert.match(await runPage.locator('[data-testid="run-result"]').innerText(), /^Run ok/);
-  assert.ok((await runPage.locator('.event-message').count()) >= 3, 'messages are in the feed');
+  // The feed lists the CLI's messages, in its order; the edges they travelled lit up.
+  const feed = (await runPage.locator('.event-message').allInnerTexts()).map((line) => /^✉ (\S+) → (\S+) \((\w+)\)/.exec(line)?.slice(1));
+  assert.deepEqual(feed, cliMessages.map((m) => [m.source, m.destination, m.role]), 'the feed has the messages of regions run --json');
+  const travelled = [...new Set(cliMessages.map((m) => `${m.source}->${m.destination}`).filter((id) => connections.includes(id)))].sort();
+  assert.ok(travelled.length >= 2, `messages went along connections: ${travelled}`);
+  const lit = await runPage.evaluate(() => [...window.litEdges].sort());
+  assert.deepEqual(lit, travelled.map((id) => `rf__edge-${id}`), 'the edges the messages travelled lit up');
   await runPage.screenshot({ path: join(results, '04-run.png') });
 
   // Import the original framework's JSON (a registry and a plan), as `regions import` does.

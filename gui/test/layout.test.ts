@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { autoPositions, COLUMN_WIDTH, ROW_HEIGHT } from '../src/model/layout';
+import { autoPositions, BAND_COLUMNS, COLUMN_WIDTH, ROW_HEIGHT } from '../src/model/layout';
 import { WorkflowDoc } from '../src/model/workflowDoc';
 
 /** Node boxes (200 x 90 at most) overlap when two positions are closer than that. */
@@ -48,6 +48,17 @@ describe('automatic layout', () => {
   it('centres a short column on the tallest one', () => {
     const at = autoPositions(WorkflowDoc.parse(CROSSED));
     expect(at.Idle.y).toBe((at.A.y + at.B.y) / 2);
+  });
+
+  it('wraps a long plan into bands of columns, like lines of text', () => {
+    const names = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6'];
+    const regions = names.map((n, i) => `  ${n}: {type: Region, task: t${i ? `, connections: [${names[i - 1]}]` : ''}}`).join('\n');
+    const plan = names.map((n) => `  - chains: {c: [${n}.make_replies]}`).join('\n');
+    const at = autoPositions(WorkflowDoc.parse(`version: 1\nname: long\nregions:\n${regions}\nplan:\n${plan}\n`));
+    expect(names.map((n) => at[n].x)).toEqual(names.map((_, i) => at.S1.x + (i % BAND_COLUMNS) * COLUMN_WIDTH));
+    const [last, next] = [names[BAND_COLUMNS - 1], names[BAND_COLUMNS]];
+    expect(at[next].y).toBeGreaterThan(at[last].y + ROW_HEIGHT);
+    expect(at.S6.y).toBe(at.S5.y);
   });
 
   it('places no node on another in any example workflow', () => {

@@ -1,5 +1,6 @@
 """The flow editor end to end: `node gui/e2e/run.mjs` drives Debian's chromium (playwright-core)
-against a real `regions gui` process, saves, and checks the file with `regions verify`.
+against a real `regions gui` process: opens every workflows/ example, edits and saves a copy of
+one (checked with `regions verify`), and watches a live run (see the script's header).
 
 Needs node, `npm ci` in gui/ and /usr/bin/chromium. Without them the test is skipped, unless
 REGIONS_GUI_E2E=1 (as in CI), where a missing piece is a failure.
@@ -46,5 +47,6 @@ def test_edit_save_verify_and_run_in_chromium() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "e2e: ok" in result.stdout
-    for shot in ("01-opened.png", "02-edited.png", "03-problems.png", "04-run.png"):
+    examples = [f"example-{path.stem}.png" for path in sorted((ROOT / "workflows").glob("*.yaml"))]
+    for shot in ["01-opened.png", "02-edited.png", "03-problems.png", "04-run.png", *examples]:
         assert (ROOT / "gui" / "test-results" / shot).stat().st_size > 10_000, shot

@@ -5,13 +5,17 @@
  * in plan order; regions no step uses go in a last column. Inside a column, regions are
  * ordered by the mean row of their neighbours in the columns already placed (the barycenter
  * heuristic), which removes most edge crossings, and every column is centred on the tallest
- * one so short columns sit in the middle rather than along the top edge.
+ * one so short columns sit in the middle rather than along the top edge. A long plan wraps
+ * like text: at most `BAND_COLUMNS` columns side by side, then a new band below, so a fitted
+ * view of a nine-layer pipeline keeps its labels readable.
  */
 import type { Position, WorkflowDoc } from './workflowDoc';
 
 /** Room per node: a node is 200px wide and at most ~90px high (name, type, two task lines). */
 export const COLUMN_WIDTH = 300;
 export const ROW_HEIGHT = 130;
+export const BAND_COLUMNS = 4;
+const BAND_GAP = 60;
 const MARGIN = 40;
 
 export function autoPositions(doc: WorkflowDoc): Record<string, Position> {
@@ -45,11 +49,17 @@ export function autoPositions(doc: WorkflowDoc): Record<string, Position> {
     ordered.forEach(({ name }, i) => row.set(name, i - (ordered.length - 1) / 2));
   }
 
-  const tallest = Math.max(1, ...columns.map((c) => c.length));
-  const middle = MARGIN + ((tallest - 1) / 2) * ROW_HEIGHT;
   const out: Record<string, Position> = {};
-  columns.forEach((members, ci) => {
-    for (const name of members) out[name] = { x: MARGIN + ci * COLUMN_WIDTH, y: Math.round(middle + row.get(name)! * ROW_HEIGHT) };
-  });
+  const filled = columns.filter((members) => members.length > 0);
+  let top = MARGIN;
+  for (let first = 0; first < filled.length; first += BAND_COLUMNS) {
+    const band = filled.slice(first, first + BAND_COLUMNS);
+    const tallest = Math.max(1, ...band.map((c) => c.length));
+    const middle = top + ((tallest - 1) / 2) * ROW_HEIGHT;
+    band.forEach((members, ci) => {
+      for (const name of members) out[name] = { x: MARGIN + ci * COLUMN_WIDTH, y: Math.round(middle + row.get(name)! * ROW_HEIGHT) };
+    });
+    top += tallest * ROW_HEIGHT + BAND_GAP;
+  }
   return out;
 }
