@@ -201,6 +201,15 @@ def _threshold(value: Any, file: str, path: str) -> float | None:
     return number
 
 
+def _region_type(value: Any, file: str, path: str) -> str:
+    """`value` if it names one of our region types (the original's test doubles do not)."""
+    if value not in REGION_TYPES:
+        raise SeedFormatError(
+            file, path, f"unknown region type {value!r} (expected one of {', '.join(REGION_TYPES)})"
+        )
+    return str(value)
+
+
 def _region_entry(item: Any, index: int, file: str, warnings: list[str]) -> SeedRegion:
     """One registry entry -> `SeedRegion` (connections are checked later, against all names)."""
     base = f"$[{index}]"
@@ -216,13 +225,7 @@ def _region_entry(item: Any, index: int, file: str, warnings: list[str]) -> Seed
         raise SeedFormatError(
             file, f"{base}.name", f"{name!r} is not a valid region name ([A-Za-z_][A-Za-z0-9_-]*)"
         )
-    rtype = item.get("type")
-    if rtype not in REGION_TYPES:
-        raise SeedFormatError(
-            file,
-            f"{base}.type",
-            f"unknown region type {rtype!r} (expected one of {', '.join(REGION_TYPES)})",
-        )
+    rtype = _region_type(item.get("type"), file, f"{base}.type")
     task = item.get("task")
     if task is None:
         task = ""
@@ -428,13 +431,7 @@ def parse_state(data: Any, file: str) -> SeedWorkflow:
         _expect(node, dict, file, npath, "a node object")
         node_data = node.get("data")
         _expect(node_data, dict, file, f"{npath}.data", "an object with typeName and params")
-        rtype = node_data.get("typeName")
-        if rtype not in REGION_TYPES:
-            raise SeedFormatError(
-                file,
-                f"{npath}.data.typeName",
-                f"unknown region type {rtype!r} (expected one of {', '.join(REGION_TYPES)})",
-            )
+        rtype = _region_type(node_data.get("typeName"), file, f"{npath}.data.typeName")
         params = node_data.get("params")
         _expect(params, dict, file, f"{npath}.data.params", "an object")
         # The editor keeps a stale `type` key and its own `connections` copy in params; the
