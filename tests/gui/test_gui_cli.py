@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,38 @@ def test_serves_the_built_editor_and_prints_its_url(tmp_path: Path) -> None:
             assert bundle.status_code == 200
             assert "javascript" in bundle.headers["content-type"]
             assert http.get("/api/file").json()["text"] == WORKFLOW
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_opens_the_browser_at_its_url_unless_told_not_to(tmp_path: Path) -> None:
+    """`webbrowser` honours $BROWSER: a stand-in browser writes the URL it was given to a FIFO."""
+    if gui_server.missing_build_message() is not None:
+        pytest.fail(gui_server.missing_build_message() or "")
+    opened = tmp_path / "opened"
+    os.mkfifo(opened)
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n', "utf-8")
+    browser.chmod(0o755)
+    # Opened non-blocking before the browser writes, so select() can wait with a deadline.
+    reader = os.open(opened, os.O_RDONLY | os.O_NONBLOCK)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "regions_cli", "gui"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BROWSER": f"{browser} %s"},
+        cwd=tmp_path,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[2]
+        ready, _, _ = select.select([reader], [], [], 30)
+        assert ready, "no browser was opened within 30 s"
+        os.set_blocking(reader, True)  # then read up to the stand-in's end of file
+        with os.fdopen(reader, "r") as fifo:
+            assert fifo.read().strip() == url
     finally:
         process.terminate()
         process.wait(timeout=30)
