@@ -90,15 +90,5 @@ def load_workflow(
     try:
         return build_workflow(doc.data, source=source, base_dir=source.parent)
     except OSError as exc:  # e.g. an inject file that vanished or became unreadable since
-        raise WorkflowInvalid(
-            [
-                Finding(
-                    file=doc.file,
-                    line=0,
-                    col=0,
-                    rule="io-error",
-                    severity="error",
-                    message=f"cannot read {exc.filename or 'a referenced file'}: {exc.strerror}",
-                )
-            ]
-        ) from exc
+        message = f"cannot read {exc.filename or 'a referenced file'}: {exc.strerror}"
+        raise WorkflowInvalid([doc.finding("io-error", message, (0, 0))]) from exc

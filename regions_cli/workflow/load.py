@@ -93,6 +93,29 @@ class Document:
     unset_paths: set[PathT] = field(default_factory=set)
     _lines: list[str] | None = field(default=None, repr=False, compare=False)
 
+    def finding(
+        self,
+        rule: str,
+        message: str,
+        pos: Pos = (1, 1),
+        *,
+        hint: str | None = None,
+        severity: str = "error",
+        end: Pos | None = None,
+    ) -> Finding:
+        """A finding in this file at `pos` (``(0, 0)``: the whole file), spanning to `end`."""
+        return Finding(
+            file=self.file,
+            line=pos[0],
+            col=pos[1],
+            rule=rule,
+            severity="warning" if severity == "warning" else "error",
+            message=message,
+            hint=hint,
+            end_line=end[0] if end else None,
+            end_col=end[1] if end else None,
+        )
+
     def add(
         self,
         rule: str,
@@ -103,18 +126,9 @@ class Document:
         severity: str = "error",
         end: Pos | None = None,
     ) -> None:
+        """Record a finding of the reading stage (see `finding`)."""
         self.findings.append(
-            Finding(
-                file=self.file,
-                line=pos[0],
-                col=pos[1],
-                rule=rule,
-                severity="warning" if severity == "warning" else "error",
-                message=message,
-                hint=hint,
-                end_line=end[0] if end else None,
-                end_col=end[1] if end else None,
-            )
+            self.finding(rule, message, pos, hint=hint, severity=severity, end=end)
         )
 
     def span_end(self, pos: Pos, value: Any) -> Pos | None:

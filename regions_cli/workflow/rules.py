@@ -204,17 +204,8 @@ class Context:
                 value = self.lookup(path)
                 token = value if isinstance(value, str) else None
         end = self.doc.span_end((line, col), token) if exact and token else None
-        return Finding(
-            file=self.doc.file,
-            line=line,
-            col=col,
-            rule=rule,
-            severity="warning" if RULES[rule].severity == "warning" else "error",
-            message=message,
-            hint=hint,
-            end_line=end[0] if end else None,
-            end_col=end[1] if end else None,
-        )
+        severity = RULES[rule].severity
+        return self.doc.finding(rule, message, (line, col), hint=hint, severity=severity, end=end)
 
     def lookup(self, path: PathT) -> Any:
         """The raw (un-interpolated) value at `path`, or None."""
@@ -622,15 +613,7 @@ def run_checks(doc: Document) -> list[Finding]:
         try:
             findings.extend(fn(ctx))
         except Exception as exc:  # a bug in a check must not hide the other findings
-            findings.append(
-                Finding(
-                    file=doc.file,
-                    line=0,
-                    col=0,
-                    rule="internal-error",
-                    severity="error",
-                    message=f"check '{rule_id}' crashed: {type(exc).__name__}: {exc}",
-                    hint="please report this with the workflow file",
-                )
-            )
+            message = f"check '{rule_id}' crashed: {type(exc).__name__}: {exc}"
+            hint = "please report this with the workflow file"
+            findings.append(doc.finding("internal-error", message, (0, 0), hint=hint))
     return findings

@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Any
 
 from regions_cli.workflow.findings import Finding
-from regions_cli.workflow.load import Document, PathT, Pos
+from regions_cli.workflow.load import Document, PathT
 
 SCHEMA_FILE = "workflow.schema.json"
 
@@ -60,32 +60,11 @@ def validate(doc: Document) -> list[Finding]:
     try:
         errors = list(_validator().iter_errors(doc.data))
     except RecursionError:  # the loader caps nesting, so this is a last line of defence
-        return [_finding(doc, "wrong-type", "the document is nested too deeply", (1, 1))]
+        return [doc.finding("wrong-type", "the document is nested too deeply")]
     for error in errors:
         for f in explain(error):
             found.setdefault((f.rule, f.line, f.col, f.message), f)
     return list(found.values())
-
-
-def _finding(
-    doc: Document,
-    rule: str,
-    message: str,
-    pos: Pos,
-    hint: str | None = None,
-    end: Pos | None = None,
-) -> Finding:
-    return Finding(
-        file=doc.file,
-        line=pos[0],
-        col=pos[1],
-        rule=rule,
-        severity="error",
-        message=message,
-        hint=hint,
-        end_line=end[0] if end else None,
-        end_col=end[1] if end else None,
-    )
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
@@ -234,7 +213,7 @@ class _Explainer:
         pos = positions.key(path) if key else positions.value(path)
         written = (path[-1] if path else None) if key else self._raw(path)
         end = self.doc.span_end(pos, written) if exact else None
-        return _finding(self.doc, rule, message, pos, hint, end)
+        return self.doc.finding(rule, message, pos, hint=hint, end=end)
 
     def _raw(self, path: PathT) -> Any:
         return _lookup(self.doc.raw, path)
