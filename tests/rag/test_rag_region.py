@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from regions_cli.build import build_engine
+from regions_cli.engine.events import EventBus
 from regions_cli.engine.message import Message
 from regions_cli.engine.regions.base import RegionContext
 from regions_cli.engine.regions.rag import RAGRegion
 from regions_cli.rag.embedders import HashEmbedder, LocalEmbedder, local_embedder_available
 from regions_cli.rag.store import RagStore
-from regions_cli.workflow.model import RegionConfig
+from regions_cli.workflow.model import RegionConfig, build_workflow
 
 FACTS = {
     "The Roman Empire in the West collapsed in 476 AD.": ("historian",),
@@ -75,3 +77,69 @@ async def test_updates_replace_the_best_match_and_survive_reopening(tmp_path: Pa
         updated = reopened.search_sync(correction, k=1)[0]
         assert updated.score == pytest.approx(1.0)
         assert updated.actors in (("historian",), ("copyist",))  # the best hit's actors kept
+
+
+async def test_a_workflow_asks_for_summaries_and_writes_them_back_losing_nothing(
+    tmp_path: Path,
+) -> None:
+    """request_summaries -> the connection answers -> make_updates writes the answer into the
+    real store; meanwhile make_replies answers with JSON (actors included) and an unrelated
+    question gets the empty answer ``[]``, all through `regions_cli.build` and the executor."""
+    summary = "Kiwis are flightless birds of New Zealand."
+    data = {
+        "version": 1,
+        "name": "memory",
+        "llms": {
+            "default": {
+                "backend": "scripted",
+                "rules": [{"match": "Summarize the knowledge you have", "reply": summary}],
+            }
+        },
+        "embedders": {"default": {"backend": "hash", "dimensions": 128}},
+        "rags": {
+            "facts": {
+                "path": "facts.db",
+                "documents": [{"text": t, "actors": list(a)} for t, a in FACTS.items()],
+            }
+        },
+        "regions": {
+            "Memory": {
+                "type": "RAGRegion",
+                "task": "remember",
+                "rag": "facts",
+                "connections": ["Scribe"],
+                "threshold": 0.3,
+                "reply_with_actors": True,
+            },
+            "Scribe": {"type": "Region", "task": "Knows about birds."},
+        },
+        "inject": [
+            {"from": "user", "to": "Memory", "role": "request", "content": "Roman Empire 476"},
+            {"from": "user", "to": "Memory", "role": "request", "content": "football cup 1998"},
+        ],
+        "plan": [
+            {"chains": {"ask": ["Memory.make_replies", "Memory.request_summaries"]}},
+            {"chains": {"answer": ["Scribe.make_replies"]}},
+            {"chains": {"write": ["Memory.make_updates"]}},
+        ],
+    }
+    engine = build_engine(build_workflow(data, base_dir=tmp_path), EventBus())
+    try:
+        result = await engine.run()
+        assert result.ok, result.error
+        rome, football = (json.loads(m.content) for m in result.outputs)
+        assert rome == [
+            {
+                "memory_fragment": "The Roman Empire in the West collapsed in 476 AD.",
+                "actors": ["historian"],
+            }
+        ]
+        assert football == []  # nothing above the threshold: an ordinary empty answer
+        assert engine.regions["Memory"].replies == []  # written, then forgotten
+        assert list(engine.regions["Memory"].connections) == ["Scribe"]  # the asker not added
+    finally:
+        await engine.aclose()
+    with RagStore(tmp_path / "facts.db", HashEmbedder(128)) as store:
+        stored = {h.content: (h.document, h.actors) for h in store.search_sync("x", k=100)}
+    assert stored[summary] == ("Scribe", ())  # the summary, filed under who wrote it
+    assert set(FACTS) < set(stored) and len(stored) == len(FACTS) + 1  # nothing lost
