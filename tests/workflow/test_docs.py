@@ -37,6 +37,34 @@ def test_the_complete_example_verifies(tmp_path: Path) -> None:
     assert verify(path) == []
 
 
+def test_the_sample_output_is_what_verify_prints(tmp_path: Path, monkeypatch: Any) -> None:
+    """The `regions verify` sample in the docs: the complete example with two typos."""
+    from regions_cli.workflow.findings import format_text
+
+    example = next(b for b in yaml_blocks(FORMAT) if b.startswith("# yaml") and "plan:" in b)
+    typos = example.replace("    connections: [Historical", "    conections: [Historical", 1)
+    typos = typos.replace("[HistoricalFacts.make_replies]", "[HistoricalFacts.make_reply]", 1)
+    assert typos.count("conections") == typos.count(".make_reply]") == 1
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "facts.txt").write_text("The Zebras were led by Zed.\n")
+    (tmp_path / "lookup.yaml").write_text(typos)
+    monkeypatch.chdir(tmp_path)
+    printed = format_text(verify("lookup.yaml"), files=1)
+    sample = VERIFY.read_text(encoding="utf-8").split("$ regions verify lookup.yaml\n", 1)[1]
+    assert sample.startswith(printed + "```")
+
+
+def test_the_graph_sample_is_what_graph_prints() -> None:
+    from regions_cli.workflow.api import load_workflow
+    from regions_cli.workflow.graph import to_mermaid
+
+    sample = VERIFY.read_text(encoding="utf-8").split("$ regions graph workflows/lookup.yaml\n")[1]
+    shown = sample.split("  ...\n", 1)[0]
+    assert shown.count("\n") > 10
+    lookup = Path(__file__).resolve().parents[2] / "workflows" / "lookup.yaml"
+    assert to_mermaid(load_workflow(lookup)).startswith(shown)
+
+
 def _known(node: dict[str, Any], key: str) -> dict[str, Any] | None:
     if key in node.get("properties", {}):
         return node["properties"][key]  # type: ignore[no-any-return]
