@@ -6,6 +6,8 @@ import asyncio
 import re
 import sqlite3
 import struct
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 
 from regions_cli.rag.base import KnowledgeStore, RagError
 from regions_cli.rag.documents import Document, Passage, load_file
-from regions_cli.rag.embedders import HashEmbedder
+from regions_cli.rag.embedders import HashEmbedder, Vectors
 from regions_cli.rag.store import SCHEMA_VERSION, RagStore
 
 ZEBRA = "Operation Razzle Dazzle was the Zebra code name for The Great Kiwi Massacre."
@@ -278,3 +280,24 @@ def test_a_search_reads_only_the_hits_once_the_matrix_is_cached(store: RagStore)
     assert len(hits) == 3
     assert not any("FROM embeddings" in s for s in statements), statements  # no reload
     assert len(statements) == 3  # data_version, the 3 chunk rows, their actors
+
+
+async def test_embedding_and_sqlite_run_in_worker_threads(tmp_path: Path) -> None:
+    loop_thread = threading.get_ident()
+    seen: set[int] = set()
+
+    class Recording(HashEmbedder):
+        def embed_documents(self, texts: Sequence[str]) -> Vectors:
+            seen.add(threading.get_ident())
+            return super().embed_documents(texts)
+
+    with RagStore(tmp_path / "t.db", Recording(64)) as store:
+        traced: set[int] = set()
+        store._conn.set_trace_callback(lambda _sql: traced.add(threading.get_ident()))
+        [chunk] = await store.add_text("Kiwis cannot fly.", ["bird"])
+        await store.search("kiwis")
+        await store.update_chunk(chunk, "Kiwis are flightless.")
+        await store.by_actors(["bird"])
+        await store.delete_chunks([chunk])
+        store._conn.set_trace_callback(None)
+    assert seen and traced and loop_thread not in seen | traced
