@@ -399,7 +399,8 @@ class RunFile:
         Rows a dead process wrote after the last committed barrier are marked rolled back in
         the same transaction (they are about to be redone), except those of `keep_chains`:
         chains of the next layer that completed and will not run again (see
-        `regions_cli.engine.runfile.resume_point`). The other chains' completion records go.
+        `regions_cli.engine.runfile.resume_point`), and the deliveries of the injections the
+        barrier took. The other chains' completion records go.
         """
         with self.transaction():
             for inv_id, pid in self.conn.execute(
@@ -445,23 +446,34 @@ class RunFile:
 
     def _roll_back_uncommitted(self, position: int, keep: set[str]) -> None:
         """Mark what was journaled after barrier `position` as rolled back, except the rows of
-        the completed chains in `keep` (their steps, messages, and their regions' events)."""
+        the completed chains in `keep` (their steps, messages, their regions' events, and the
+        layer's own events: its start, the run's start) and the injections the barrier took
+        (delivered as part of it; a resume hands them back, see `resume_point`).
+
+        Every condition is wrapped in ``COALESCE(..., 0)``: a NULL column (an injection has no
+        layer) means "not kept", never "unknown"."""
         after = self.barrier_seq(position)
         chains = sorted(keep)
         regions = sorted(_chain_table(self.workflow.plan, only=position).regions_of(keep))
         in_chains = f"(layer = ? AND chain IN ({', '.join('?' * len(chains))}))"
         in_regions = f"(layer = ? AND region IN ({', '.join('?' * len(regions))}))"
-        kept_events = f"{in_chains} OR {in_regions}" if chains else "0"
+        unplaced = "(chain IS NULL AND region IS NULL)"
+        kept_events = f"{in_chains} OR {in_regions} OR {unplaced}" if chains else "0"
         self.conn.execute(
-            f"UPDATE events SET rolled_back = 1 WHERE seq > ? AND NOT ({kept_events})",
+            f"UPDATE events SET rolled_back = 1 WHERE seq > ? AND NOT COALESCE({kept_events}, 0)",
             (after, *((position, *chains, position, *regions) if chains else ())),
         )
-        for table in ("messages", "steps"):
-            self.conn.execute(
-                f"UPDATE {table} SET rolled_back = 1 WHERE event_seq > ? AND NOT "
-                f"({in_chains if chains else '0'})",
-                (after, *((position, *chains) if chains else ())),
-            )
+        chain_args = (position, *chains) if chains else ()
+        self.conn.execute(
+            "UPDATE messages SET rolled_back = 1 WHERE event_seq > ? AND NOT "
+            f"COALESCE({in_chains if chains else '0'} OR injected = 1, 0)",
+            (after, *chain_args),
+        )
+        self.conn.execute(
+            "UPDATE steps SET rolled_back = 1 WHERE event_seq > ? AND NOT "
+            f"COALESCE({in_chains if chains else '0'}, 0)",
+            (after, *chain_args),
+        )
         self.conn.execute(
             "UPDATE llm_calls SET rolled_back = 1 WHERE event_seq > ? AND NOT "
             f"(region IN ({', '.join('?' * len(regions))}))",

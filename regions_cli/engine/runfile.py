@@ -181,9 +181,10 @@ class ResumePoint:
     start_layer: int
     states: dict[str, dict[str, Any]]  # region -> state to restore
     skip_chains: frozenset[str]  # chains of `start_layer` that completed: not run again
-    reinject: tuple[Message, ...]  # injections to deliver again (journaled again)
-    # (recipient, message): what completed chains delivered (copies to listeners included) to
-    # a region whose state was not kept; put back into that region without a new delivery
+    reinject: tuple[Message, ...]  # injections taken but never journaled: delivered again
+    # (recipient, message): what the barrier's injections and the completed chains delivered
+    # (copies to listeners included) to a region whose state was not kept: put back into that
+    # region without a new delivery
     redeliver: tuple[tuple[str, Message], ...]
     fresh: bool  # nothing committed yet: apply the workflow's ``inject:`` first
 
@@ -194,10 +195,10 @@ def resume_point(run: RunFile) -> ResumePoint:
     The restored state is the barrier's snapshot with each completed chain's regions replaced
     by their state when that chain ended. A completed chain counts only if no chain that has
     to run again touched its regions before it ended (shared region, or a message delivered
-    to it); otherwise it runs again too. Messages delivered after the barrier whose recipient's
-    state was not kept are handed to it again: injections taken at the barrier (delivered and
-    journaled again), and what the completed chains delivered, listener copies included (put
-    back into the recipient only: their deliveries are in the journal already).
+    to it); otherwise it runs again too. Messages delivered after the barrier to a region whose
+    state was not kept are handed back to it (their deliveries are in the journal already):
+    the injections the barrier took and what the completed chains delivered, listener copies
+    included. Injections the barrier took that were never journaled are delivered again.
     """
     if not run.started:
         return ResumePoint(0, {}, frozenset(), (), (), True)
@@ -241,18 +242,18 @@ def resume_point(run: RunFile) -> ResumePoint:
         chain = owner.get(recipient)
         return chain is not None and event_seq <= completed[chain].event_seq
 
-    reinject = tuple(
+    journaled = {row["id"] for row in rows if row["injected"] and not row["rolled_back"]}
+    reinject = tuple(  # taken at the barrier by a process that died before writing them
         item.message
         for item in run.injections()
-        if item.consumed_at == position and item.message.destination not in owner
+        if item.consumed_at == position and item.message.id not in journaled
     )
     redeliver: list[tuple[str, Message]] = []
     for row in rows:
         recipient = row["recipient"] or row["destination"]
         if (
             row["rolled_back"]
-            or row["layer"] != position
-            or row["chain"] not in done
+            or not (row["injected"] or (row["layer"] == position and row["chain"] in done))
             or recipient not in run.workflow.regions  # an output: nothing to put back
             or kept(recipient, int(row["event_seq"]))
         ):

@@ -220,3 +220,43 @@ async def test_resume_hands_messages_back_without_new_deliveries(
         assert len(numbers) == len(set(numbers))
         assert sorted(numbers) == numbers  # in journal order
     assert sorted(traffic(crashed)) == sorted(traffic(whole))
+
+
+@pytest.mark.parametrize("written", [True, False], ids=["journaled", "never-journaled"])
+async def test_resume_keeps_an_injection_taken_at_the_barrier(
+    fanout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: bool
+) -> None:
+    """Messages injected before layer 2, to a region (A) whose chain completed before the
+    crash and to one (S) whose state is restored from the barrier: both end as in a run that
+    was not interrupted, and the journal records each injection once. Journaled: the dead
+    process wrote them with chains a and b; never journaled: it died before writing anything
+    after the barrier (which had marked them taken)."""
+    monkeypatch.setattr("regions_cli.engine.journal.CHAIN_COMMIT_SECONDS", 0.0 if written else 1e9)
+    text = fanout.read_text(encoding="utf-8").replace(
+        "  S: {type: Region, task: Answer everyone.}\n",
+        "  S: {type: Region, task: Answer everyone.}\n  L: {type: ListenerRegion}\n",
+    )
+    fanout.write_text(text, encoding="utf-8")
+
+    async def first_layer_then_inject(path: Path) -> None:
+        await drive(fanout, run_file=path, max_layers=1, kind="step")
+        with RunFile.open(path) as run:
+            run.add_injection("user", "A", "request", "Also this, A")
+            run.add_injection("user", "S", "reply", "A fact for S")
+
+    whole, crashed = tmp_path / "whole.db", tmp_path / "crashed.db"
+    await first_layer_then_inject(whole)
+    await drive(fanout, resume=whole)
+    await first_layer_then_inject(crashed)
+    await drive(fanout, resume=crashed, drop_chains=frozenset({"c"}), die_at_barrier=2)
+    with RunFile.open(crashed) as run:
+        run.conn.execute("UPDATE invocations SET pid = 999999999")
+        assert set(run.chains_done(1)) == ({"a", "b"} if written else set())
+        assert len(run.injections(pending_only=True)) == 0
+    code, _, _ = await drive(fanout, resume=crashed)
+    assert code == 0
+    assert sorted(traffic(crashed)) == sorted(traffic(whole))
+    with RunFile.open(whole) as a, RunFile.open(crashed) as b:
+        assert a.states() == b.states()
+        injected = [m["content"] for m in b.messages() if m["injected"] and m["delivery"] != "cc"]
+        assert injected.count("Also this, A") == injected.count("A fact for S") == 1
