@@ -221,12 +221,13 @@ class HttpEndpoint:
     Safe to share between concurrent tasks of one event loop. `aclose` releases the
     connections; the next call opens new clients (so a model survives ``asyncio.run`` twice).
 
-    Connections are spread over a few `httpx.AsyncClient` of at most `CONNECTIONS_PER_CLIENT`
-    each: httpcore's pool bookkeeping grows with the cube of its size per burst of requests
-    (64 concurrent calls cost ~0.25-0.6 s of client CPU in one pool of 64, ~0.06 s in 16 of 4).
+    Each connection has an `httpx.AsyncClient` of its own (`CONNECTIONS_PER_CLIENT`), and
+    `_lease` hands a request the least busy one: httpcore's pool bookkeeping grows with the
+    cube of its size per burst of requests (64 concurrent calls cost ~0.25-0.6 s of client CPU
+    in one pool of 64, ~0.065 s in 16 pools of 4, ~0.055 s in 64 pools of 1).
     """
 
-    CONNECTIONS_PER_CLIENT = 4
+    CONNECTIONS_PER_CLIENT = 1
 
     def __init__(self, settings: HttpSettings) -> None:
         self.settings = settings

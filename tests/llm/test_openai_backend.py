@@ -262,6 +262,21 @@ async def test_keep_alive_reuses_one_connection(server: OpenAIServer, stream: bo
     assert len({r.client_port for r in server.generation_requests()}) == 1
 
 
+async def test_a_burst_reuses_the_connections_of_the_last_burst(server: OpenAIServer) -> None:
+    """HTTP/1.1 keep-alive under concurrency: 8 calls at once open 8 connections, and the next
+    8 at once go over the same 8."""
+    server.latency = 0.05  # long enough for all 8 to be in flight together
+    model = model_for(server.base_url, max_concurrency=8)
+    try:
+        await asyncio.gather(*(model.complete(ask(str(i))) for i in range(8)))
+        first = {r.client_port for r in server.generation_requests()}
+        await asyncio.gather(*(model.complete(ask(str(i))) for i in range(8)))
+    finally:
+        await model.aclose()
+    ports = [r.client_port for r in server.generation_requests()]
+    assert len(first) == 8 and set(ports[8:]) == first
+
+
 async def test_max_concurrency_bounds_requests_in_flight() -> None:
     with OpenAIServer(latency=0.05) as server:
         model = model_for(server.base_url, max_concurrency=2)
