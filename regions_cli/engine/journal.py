@@ -296,6 +296,8 @@ class RunFile:
     def open(cls, path: Path) -> RunFile:
         """Open an existing run file, checking that it is one and that this version can read it."""
         path = Path(path)
+        if path.is_dir():
+            raise RunFileError(f"{path}: is a directory, not a run file")
         if not path.is_file():
             raise RunFileError(f"{path}: no such run file")
         try:
@@ -339,7 +341,10 @@ class RunFile:
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise RunFileError(f"{path}: corrupt run file ({exc})") from exc
-        except (KeyError, ValueError) as exc:
+        except KeyError as exc:
+            conn.close()
+            raise RunFileError(f"{path}: corrupt run file (no {exc} in its meta table)") from exc
+        except ValueError as exc:
             conn.close()
             raise RunFileError(f"{path}: corrupt run file (bad workflow record: {exc})") from exc
         return run

@@ -198,6 +198,17 @@ def test_truncated_run_file_is_a_clear_error(run: RunFile) -> None:
 def test_missing_run_file(tmp_path: Path) -> None:
     with pytest.raises(RunFileError, match="no such run file"):
         RunFile.open(tmp_path / "nope.db")
+    with pytest.raises(RunFileError, match="is a directory, not a run file"):
+        RunFile.open(tmp_path)
+
+
+def test_meta_without_a_workflow_record_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "half.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('format', 'regions-run'), ('schema_version', '1')")
+    with pytest.raises(RunFileError, match=r"corrupt run file \(no 'workflow_name' in its meta"):
+        RunFile.open(path)
 
 
 def feed(recorder: Recorder, layer: int, chain: str, steps: int) -> None:
