@@ -501,14 +501,7 @@ class RunFile:
 
     def states(self, position: int | None = None) -> dict[str, dict[str, Any]]:
         """Every region's committed state at barrier `position` (default: the latest)."""
-        if position is None:
-            position = self.position
-        rows = self.conn.execute(
-            "SELECT region, state FROM states s WHERE position = (SELECT MAX(position) FROM "
-            "states WHERE region = s.region AND position <= ?)",
-            (position,),
-        ).fetchall()
-        return {str(region): json.loads(state) for region, state in rows}
+        return {region: json.loads(text) for region, text in self.state_texts(position).items()}
 
     def state_texts(self, position: int | None = None) -> dict[str, str]:
         """`states`, as the stored JSON text."""

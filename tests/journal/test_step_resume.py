@@ -52,6 +52,23 @@ def fanout(tmp_path: Path) -> Path:
     return target
 
 
+async def die_in_layer_2_after_a_and_b(workflow: Path, path: Path) -> None:
+    """Simulate the death of a process in layer 2 after chains a and b ended: run the layer
+    without chain c, and die before its barrier (a pid that is not alive)."""
+    await drive(workflow, resume=path, drop_chains=frozenset({"c"}), die_at_barrier=2)
+    with RunFile.open(path) as run:
+        run.conn.execute("UPDATE invocations SET pid = 999999999")
+
+
+def add_listener(workflow: Path) -> None:
+    """Add a listener L (never started: it holds its copies in its state)."""
+    text = workflow.read_text(encoding="utf-8").replace(
+        "  S: {type: Region, task: Answer everyone.}\n",
+        "  S: {type: Region, task: Answer everyone.}\n  L: {type: ListenerRegion}\n",
+    )
+    workflow.write_text(text, encoding="utf-8")
+
+
 async def test_resume_after_a_crash_mid_layer(
     fanout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,11 +77,8 @@ async def test_resume_after_a_crash_mid_layer(
     _, _, whole = await drive(fanout, run_file=tmp_path / "whole.db")
     crashed = tmp_path / "crashed.db"
     await drive(fanout, run_file=crashed, max_layers=1)
-    # simulate the death of a process in layer 2 after chains a and b ended: run the layer
-    # without chain c, and die before its barrier.
-    await drive(fanout, resume=crashed, drop_chains=frozenset({"c"}), die_at_barrier=2)
+    await die_in_layer_2_after_a_and_b(fanout, crashed)
     with RunFile.open(crashed) as run:
-        run.conn.execute("UPDATE invocations SET pid = 999999999")
         assert run.position == 1
         assert set(run.chains_done(1)) == {"a", "b"}
     code, events, _ = await drive(fanout, resume=crashed)
@@ -196,17 +210,11 @@ async def test_resume_hands_messages_back_without_new_deliveries(
     which holds them until started) is put back into S and L: states equal an uninterrupted
     run's, nothing is journaled twice and no delivery number is taken twice."""
     monkeypatch.setattr("regions_cli.engine.journal.CHAIN_COMMIT_SECONDS", 0.0)
-    text = fanout.read_text(encoding="utf-8").replace(
-        "  S: {type: Region, task: Answer everyone.}\n",
-        "  S: {type: Region, task: Answer everyone.}\n  L: {type: ListenerRegion}\n",
-    )
-    fanout.write_text(text, encoding="utf-8")
+    add_listener(fanout)
     _, _, whole = await drive(fanout, run_file=tmp_path / "whole.db")
     crashed = tmp_path / "crashed.db"
     await drive(fanout, run_file=crashed, max_layers=1)
-    await drive(fanout, resume=crashed, drop_chains=frozenset({"c"}), die_at_barrier=2)
-    with RunFile.open(crashed) as run:
-        run.conn.execute("UPDATE invocations SET pid = 999999999")
+    await die_in_layer_2_after_a_and_b(fanout, crashed)
     code, events, _ = await drive(fanout, resume=crashed)
     assert code == 0
     delivered = [e for e in events if isinstance(e, MessageDelivered)]
@@ -232,11 +240,7 @@ async def test_resume_keeps_an_injection_taken_at_the_barrier(
     process wrote them with chains a and b; never journaled: it died before writing anything
     after the barrier (which had marked them taken)."""
     monkeypatch.setattr("regions_cli.engine.journal.CHAIN_COMMIT_SECONDS", 0.0 if written else 1e9)
-    text = fanout.read_text(encoding="utf-8").replace(
-        "  S: {type: Region, task: Answer everyone.}\n",
-        "  S: {type: Region, task: Answer everyone.}\n  L: {type: ListenerRegion}\n",
-    )
-    fanout.write_text(text, encoding="utf-8")
+    add_listener(fanout)
 
     async def first_layer_then_inject(path: Path) -> None:
         await drive(fanout, run_file=path, max_layers=1, kind="step")
@@ -248,9 +252,8 @@ async def test_resume_keeps_an_injection_taken_at_the_barrier(
     await first_layer_then_inject(whole)
     await drive(fanout, resume=whole)
     await first_layer_then_inject(crashed)
-    await drive(fanout, resume=crashed, drop_chains=frozenset({"c"}), die_at_barrier=2)
+    await die_in_layer_2_after_a_and_b(fanout, crashed)
     with RunFile.open(crashed) as run:
-        run.conn.execute("UPDATE invocations SET pid = 999999999")
         assert set(run.chains_done(1)) == ({"a", "b"} if written else set())
         assert len(run.injections(pending_only=True)) == 0
     code, _, _ = await drive(fanout, resume=crashed)
