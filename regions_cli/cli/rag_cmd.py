@@ -55,7 +55,8 @@ def load_workflow_file(path: Path) -> Workflow:
         _fail(f"{exc} (see `regions verify {path}`)", EXIT_USAGE)
 
 
-def _workflow_and_config(file: Path, store: str) -> Workflow:
+def _workflow_with_store(file: Path, store: str) -> Workflow:
+    """The workflow in `file`, or exit 2 unless it declares the store `store`."""
     workflow = load_workflow_file(file)
     if store not in workflow.rags:
         known = ", ".join(sorted(workflow.rags)) or "none"
@@ -122,12 +123,12 @@ def ingest(
     ),
     force: bool = typer.Option(False, "--force", help="Re-ingest unchanged documents too."),
 ) -> None:
-    """Bring STORE up to date with its documents: (only new or changed ones), then add DOCS."""
+    """Bring STORE up to date with its documents (only new or changed ones), then add DOCS."""
     from regions_cli.rag.documents import document_name, is_inline_name, load_file
     from regions_cli.rag.factory import open_store, workflow_documents
     from regions_cli.rag.store import IngestReport
 
-    workflow = _workflow_and_config(file, store)
+    workflow = _workflow_with_store(file, store)
     with _rag_errors():
         documents: list[Document] = workflow_documents(workflow, store)
         documents += [
@@ -175,7 +176,7 @@ def query(
 
     if not text.strip():
         _fail("the query text is empty", EXIT_USAGE)
-    workflow = _workflow_and_config(file, store)
+    workflow = _workflow_with_store(file, store)
     with _rag_errors():
         rag = open_store(workflow, store)
         try:
@@ -230,7 +231,7 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="A JSON object, not text."),
 ) -> None:
     """Counts, embedder and documents of STORE (reads the file as it is; builds nothing)."""
-    workflow = _workflow_and_config(file, store)
+    workflow = _workflow_with_store(file, store)
     with _rag_errors():
         rag = _open_existing(workflow, store)
         try:
@@ -283,7 +284,7 @@ def delete(
     """Delete chunks by id, or a whole document, from STORE."""
     if bool(chunk) == (document is not None):
         _fail("give either --chunk ID (repeatable) or --document NAME", EXIT_USAGE)
-    workflow = _workflow_and_config(file, store)
+    workflow = _workflow_with_store(file, store)
     with _rag_errors():
         rag = _open_existing(workflow, store)
         try:
