@@ -63,7 +63,8 @@ _ERROR_BODY_CHARS = 300
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """`text` with every secret (and any ``Bearer <token>``) replaced by ``***``."""
+    """`text` with every secret (`HttpSettings.secrets`: the key, credential headers)
+    replaced by ``***``."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")

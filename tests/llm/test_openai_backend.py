@@ -13,9 +13,15 @@ from typing import Any
 import pytest
 from openai_server import Fault, OpenAIServer, closed_port
 
-from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMError
-from regions_cli.llm.http import HttpSettings, normalise_base_url, parse_retry_after, redact
-from regions_cli.llm.openai import OpenAIModel, chatml_prompt
+from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMError, strip_thinking
+from regions_cli.llm.http import (
+    HttpSettings,
+    backoff_delay,
+    normalise_base_url,
+    parse_retry_after,
+    redact,
+)
+from regions_cli.llm.openai import OpenAIModel, _sse_data, chatml_prompt
 from regions_cli.workflow.model import LLMConfig
 
 SCHEMA = {"type": "array", "items": {"type": "string"}}
@@ -494,6 +500,35 @@ def test_retry_after_and_redaction() -> None:
     assert redact("key sk-1 and sk-1", ("sk-1",)) == "key *** and ***"
     s = HttpSettings("http://h/v1", api_key="k1", headers={"X-Api-Key": "k2", "X-Org": "acme"})
     assert set(s.secrets) == {"k1", "k2"}
+
+
+def test_backoff_is_exponential_jittered_and_capped() -> None:
+    for attempt, bound in ((0, 0.5), (1, 1.0), (3, 4.0), (10, 30.0)):
+        delays = [backoff_delay(attempt, 0.5, 30.0) for _ in range(200)]
+        assert all(0.0 <= d <= bound for d in delays)
+        assert max(delays) > bound * 0.8 and min(delays) < bound * 0.2  # spread: jitter
+
+
+def test_thinking_blocks_go_with_or_without_a_newline() -> None:
+    assert strip_thinking("<think>a\nb</think>\nAnswer.") == "Answer."
+    assert strip_thinking("<think>a</think>Answer.") == "Answer."
+    assert strip_thinking("One <think>x</think>two") == "One two"
+    assert strip_thinking("<think>never closed") == "<think>never closed"
+
+
+async def test_sse_lines_split_anywhere_in_the_bytes() -> None:
+    """Events cut mid-line and mid-character by the network still arrive whole."""
+    import httpx
+
+    body = 'data: {"a": "Zürich"}\r\n\n: keep-alive\n\ndata: [DONE]'.encode()
+    cut = body.index("ü".encode()) + 1  # inside the two bytes of ü
+
+    async def chunks() -> Any:
+        for piece in (body[:5], body[5:cut], body[cut:]):
+            yield piece
+
+    response = httpx.Response(200, content=chunks())
+    assert [d async for d in _sse_data(response)] == ['{"a": "Zürich"}', "[DONE]"]
 
 
 def test_tls_is_verified_unless_switched_off() -> None:
