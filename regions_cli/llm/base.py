@@ -105,6 +105,16 @@ def strip_thinking(text: str) -> str:
     return _THINK.sub("", text).strip()
 
 
+def json_ready(value: Any) -> Any:
+    """Mappings and sequences as plain dicts and lists, ready for ``json.dumps`` (a request's
+    schema may arrive as a read-only MappingProxy)."""
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value
+
+
 def prompt_text(messages: Sequence[ChatMessage]) -> str:
     """A canonical flat rendering of a chat, for rule matching and display."""
     return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)

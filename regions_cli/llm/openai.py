@@ -31,6 +31,7 @@ from regions_cli.llm.base import (
     LLMError,
     TokenCallback,
     Usage,
+    json_ready,
     strip_thinking,
 )
 from regions_cli.llm.http import HttpEndpoint, HttpSettings, HttpStatusError, RetryableError
@@ -164,7 +165,7 @@ class OpenAIModel:
             stop = body.get("stop") or []
             stop = [stop] if isinstance(stop, str) else list(stop)
             body["stop"] = [*stop, "<|im_end|>"] if "<|im_end|>" not in stop else stop
-        schema = _plain(request.json_schema) if request.json_schema is not None else None
+        schema = json_ready(request.json_schema) if request.json_schema is not None else None
         if schema is not None and schema_style == "json_schema":
             # OpenAI wants a name of [A-Za-z0-9_-]{1,64}.
             name = re.sub(r"[^A-Za-z0-9_-]", "_", request.purpose)[:64] or "response"
@@ -390,15 +391,6 @@ def _usage(raw: Any) -> Usage | None:
         return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
     except (TypeError, ValueError):
         return None
-
-
-def _plain(value: Any) -> Any:
-    """Mappings and sequences as JSON-ready dicts and lists (a schema may be a MappingProxy)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _excerpt(value: Any) -> str:

@@ -37,6 +37,7 @@ from regions_cli.llm.base import (
     LLMError,
     TokenCallback,
     Usage,
+    json_ready,
     prompt_text,
 )
 
@@ -44,21 +45,12 @@ CASSETTE_VERSION = 1
 _DIFF_LINES = 24
 
 
-def _plain(value: Any) -> Any:
-    """Mappings and sequences as plain dicts/lists (a schema may arrive as a MappingProxy)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def canonical_request(llm: str, request: CompletionRequest) -> dict[str, Any]:
     """What identifies a call in a cassette (secrets and transport details excluded)."""
     return {
         "llm": llm,
         "messages": [[m.role, m.content] for m in request.messages],
-        "json_schema": _plain(request.json_schema) if request.json_schema is not None else None,
+        "json_schema": json_ready(request.json_schema) if request.json_schema is not None else None,
         "max_tokens": request.max_tokens,
     }
 
