@@ -173,9 +173,9 @@ def _rows(path: Path, query: str) -> list[tuple[Any, ...]]:
 # -- secrets -------------------------------------------------------------------------------------
 
 
-def _every_output(tmp_path: Path, *results: subprocess.CompletedProcess[str]) -> dict[str, bytes]:
-    """Every stream of `results` and every file under `tmp_path` (run files, their -wal and
-    -shm companions, cassettes, anything else the runs wrote)."""
+def _leaks(secret: str, tmp_path: Path, *results: subprocess.CompletedProcess[str]) -> list[str]:
+    """Where `secret` shows: any stream of `results`, any file under `tmp_path` (run files,
+    their -wal and -shm companions, cassettes, anything else the runs wrote)."""
     found = {
         f"stream {i}.{name}": text.encode()
         for i, r in enumerate(results)
@@ -184,90 +184,52 @@ def _every_output(tmp_path: Path, *results: subprocess.CompletedProcess[str]) ->
     for path in tmp_path.rglob("*"):
         if path.is_file():
             found[str(path.relative_to(tmp_path))] = path.read_bytes()
-    return found
+    return [name for name, data in found.items() if secret.encode() in data]
+
+
+def _run_all_ways(
+    tmp_path: Path, server: OpenAIServer, key: str
+) -> tuple[subprocess.CompletedProcess[str], ...]:
+    """``run --json --record``, a plain ``run`` and ``llm check`` with `key` in the environment."""
+    workflow = str(write_workflow(tmp_path, server))
+    recorded = regions(
+        "run", workflow, "--json", "--record", str(tmp_path / "spend.cassette.jsonl"),
+        "--run", str(tmp_path / "json.db"), key=key, cwd=tmp_path,
+    )  # fmt: skip
+    plain = regions(
+        "run", workflow, "--no-live", "--run", str(tmp_path / "plain.db"), key=key, cwd=tmp_path
+    )
+    check = regions("llm", "check", workflow, "--json", key=key, cwd=tmp_path)
+    return recorded, plain, check
 
 
 def test_the_api_key_never_reaches_an_output_stream_or_file(tmp_path: Path) -> None:
     secret = f"sk-audit-{uuid.uuid4().hex}"
     with OpenAIServer(api_key=secret) as server:
-        workflow = write_workflow(tmp_path, server)
-        cassette = tmp_path / "spend.cassette.jsonl"
-        recorded = regions(
-            "run",
-            str(workflow),
-            "--json",
-            "--record",
-            str(cassette),
-            "--run",
-            str(tmp_path / "ok.db"),
-            key=secret,
-            cwd=tmp_path,
-        )
-        plain = regions(
-            "run",
-            str(workflow),
-            "--no-live",
-            "--run",
-            str(tmp_path / "plain.db"),
-            key=secret,
-            cwd=tmp_path,
-        )
-        check = regions("llm", "check", str(workflow), "--json", key=secret, cwd=tmp_path)
+        recorded, plain, check = _run_all_ways(tmp_path, server, secret)
         sent = {r.headers.get("authorization") for r in server.generation_requests()}
     assert (recorded.returncode, plain.returncode, check.returncode) == (0, 0, 0), (
         recorded.stderr + plain.stderr + check.stdout
     )
     assert sent == {f"Bearer {secret}"}  # the key was really used
-    assert cassette.stat().st_size > 0
-    leaks = [
-        name
-        for name, data in _every_output(tmp_path, recorded, plain, check).items()
-        if secret.encode() in data
-    ]
-    assert leaks == []
+    assert (tmp_path / "spend.cassette.jsonl").stat().st_size > 0
+    assert _leaks(secret, tmp_path, recorded, plain, check) == []
 
 
 def test_a_rejected_key_is_redacted_from_the_errors(tmp_path: Path) -> None:
     """The server answers 401 and echoes the key it got: the error must not repeat it."""
     secret = f"sk-audit-{uuid.uuid4().hex}"
     with OpenAIServer(api_key="the-right-key") as server:
-        workflow = write_workflow(tmp_path, server)
-        cassette = tmp_path / "spend.cassette.jsonl"
-        json_run = regions(
-            "run",
-            str(workflow),
-            "--json",
-            "--record",
-            str(cassette),
-            "--run",
-            str(tmp_path / "j.db"),
-            key=secret,
-            cwd=tmp_path,
-        )
-        plain = regions(
-            "run",
-            str(workflow),
-            "--no-live",
-            "--run",
-            str(tmp_path / "p.db"),
-            key=secret,
-            cwd=tmp_path,
-        )
-        check = regions("llm", "check", str(workflow), key=secret, cwd=tmp_path)
+        recorded, plain, check = _run_all_ways(tmp_path, server, secret)
         echoed = [
             r for r in server.requests if r.headers.get("authorization") == f"Bearer {secret}"
         ]
     assert echoed  # the server saw (and echoed back) the wrong key
     # A failed call leaves its request pending (the engine's rule) and is recorded as such.
-    failed = [e["error"] for e in events(json_run.stdout) if e["kind"] == "llm_call"]
+    failed = [e["error"] for e in events(recorded.stdout) if e["kind"] == "llm_call"]
     assert failed and all("HTTP 401: " in error for error in failed)
     assert all("invalid api key: 'Bearer ***'" in error for error in failed)
     assert "invalid api key: 'Bearer ***'" in plain.stdout
     assert check.returncode == 1
     assert "HTTP 401" in check.stdout
-    leaks = [
-        name
-        for name, data in _every_output(tmp_path, json_run, plain, check).items()
-        if secret.encode() in data
-    ]
-    assert leaks == []
+    assert _leaks(secret, tmp_path, recorded, plain, check) == []
