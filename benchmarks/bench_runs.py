@@ -40,7 +40,7 @@ async def run_once(workflow: Workflow, run_path: Path | None) -> float:
         journal = RunJournal(run, resume_point(run), kind="run")
         journal.subscribe(bus)
         journal.attach(engine)
-        hook, kwargs = journal.barrier_hook, journal.run_kwargs
+        hook, kwargs = journal, journal.run_kwargs
     gc.collect()
     start = time.perf_counter()
     result = await engine.run(barrier_hook=hook, **kwargs)

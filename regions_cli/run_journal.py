@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from regions_cli.engine.barrier import Barrier
 from regions_cli.engine.budget import Spend
@@ -32,28 +32,26 @@ from regions_cli.engine.runfile import (
 )
 from regions_cli.workflow.model import Workflow
 
-EXIT_USAGE = 2
+if TYPE_CHECKING:
+    from regions_cli.runner import RunOptions
+    from regions_cli.workflow.load import Document
 
 
 class JournalError(Exception):
-    """The run file cannot be used for this run; one line, with the exit code to use."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    """The run file cannot be used for this run (a usage error); the message is one line."""
 
 
-def current_record(source: Path, workflow: Workflow, verified: Any = None) -> WorkflowRecord:
-    """The `WorkflowRecord` of the workflow file as it is now (raw text, no secrets)."""
-    document = getattr(verified, "document", None)
-    text = getattr(document, "text", None)
-    raw = getattr(document, "raw", None)
-    if text is None or raw is None:
+def current_record(
+    source: Path, workflow: Workflow, document: Document | None = None
+) -> WorkflowRecord:
+    """The `WorkflowRecord` of the workflow file as it is now (raw text, no secrets).
+
+    `document` is the file as verification parsed it; without it the file is read again."""
+    if document is None or document.raw is None:
         from regions_cli.workflow.load import load_file
 
-        loaded = load_file(source)
-        text, raw = loaded.text, loaded.raw or {}
-    return workflow_record(source, workflow, text, raw)
+        document = load_file(source)
+    return workflow_record(source, workflow, document.text, document.raw or {})
 
 
 def latest_run(source: Path, name: str, *, unfinished: bool = True) -> Path | None:
@@ -76,9 +74,7 @@ def latest_run(source: Path, name: str, *, unfinished: bool = True) -> Path | No
 class RunJournal:
     """The run file of one invocation (``run``, ``step`` or a resume), as the runner uses it.
 
-    Options come from ``RunOptions.extra``: ``resume`` (an existing run file to continue),
-    ``force`` (accept a compatible workflow edit), ``max_layers`` (``step``), ``interactive``
-    and ``kind`` (``run`` | ``step`` | ``resume``, recorded with the invocation).
+    It is the executor's barrier hook: ``engine.run(barrier_hook=journal, **journal.run_kwargs)``.
     """
 
     def __init__(
@@ -99,7 +95,6 @@ class RunJournal:
         self.interactive = interactive
         self.invocation = run.begin_invocation(kind, keep_chains=point.skip_chains)
         self.recorder = Recorder(run, self.invocation)
-        self.barrier_hook = self
         self.paused = False
         self._first_barrier = True
         self._view: Any = None
@@ -119,25 +114,26 @@ class RunJournal:
         return str(self.run.path)
 
     @classmethod
-    def open(cls, options: Any, workflow: Workflow, verified: Any = None) -> RunJournal:
-        """Create the run file (or open the one to continue); `JournalError` if unusable."""
-        extra: Mapping[str, Any] = getattr(options, "extra", None) or {}
+    def open(
+        cls, options: RunOptions, workflow: Workflow, document: Document | None = None
+    ) -> RunJournal:
+        """Create the run file (``options.run_file``, or the default path) or open the one to
+        continue (``options.resume``); `JournalError` if it cannot be used for this run."""
         source = Path(options.workflow)
-        resume = extra.get("resume")
         try:
-            current = current_record(source, workflow, verified)
-            if resume is not None:
-                run = RunFile.open(Path(resume))
+            current = current_record(source, workflow, document)
+            if options.resume is not None:
+                run = RunFile.open(Path(options.resume))
                 try:
-                    check_workflow(run, current, force=bool(extra.get("force")))
+                    check_workflow(run, current, force=options.force)
                 except RunFileError:
                     run.close()
                     raise
-                kind = str(extra.get("kind") or "resume")
+                kind = options.kind or "resume"
             else:
                 path = options.run_file or default_run_path(source, workflow.name)
                 run = RunFile.create(Path(path), workflow=current)
-                kind = str(extra.get("kind") or "run")
+                kind = options.kind or "run"
             point = resume_point(run)
             if not point.fresh and point.start_layer >= len(workflow.plan):
                 run.close()
@@ -148,8 +144,8 @@ class RunJournal:
                 run,
                 point,
                 kind=kind,
-                max_layers=extra.get("max_layers"),
-                interactive=bool(extra.get("interactive")),
+                max_layers=options.max_layers,
+                interactive=options.interactive,
             )
         except RunFileError as exc:
             raise JournalError(str(exc)) from exc
@@ -201,9 +197,11 @@ class RunJournal:
     def subscribe(self, bus: EventBus) -> None:
         bus.subscribe(self.recorder)
 
-    def finish(self, finished: RunFinished | None, exit_code: int) -> None:
+    def finish(
+        self, finished: RunFinished | None, exit_code: int, err: TextIO | None = None
+    ) -> None:
         """Record how this invocation ended (a run file that cannot be written is reported on
-        stderr: the run's own exit code stands)."""
+        `err`, default stderr: the run's own exit code stands)."""
         status = "paused" if self.paused else (finished.status if finished else "failed")
         try:
             self.recorder.flush()
@@ -211,7 +209,7 @@ class RunJournal:
         except sqlite3.Error as exc:
             self.recorder.failure = self.recorder.failure or f"{self.path}: {exc}"
         if self.recorder.failure is not None:
-            sys.stderr.write(f"error: {self.recorder.failure}\n")
+            (err or sys.stderr).write(f"error: {self.recorder.failure}\n")
 
     def close(self) -> None:
         self.run.close()

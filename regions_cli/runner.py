@@ -16,13 +16,14 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
     from regions_cli.engine.events import Event, RunFinished
     from regions_cli.run_journal import RunJournal
+    from regions_cli.workflow.load import Document
     from regions_cli.workflow.model import Workflow
 
 EXIT_OK = 0
@@ -62,9 +63,12 @@ class RunOptions:
     replay: Path | None = None  # answer every LLM call from this cassette
     llm_overrides: tuple[str, ...] = ()  # NAME=URL | NAME=scripted | ... (``--llm``)
     live: bool | None = None  # None: the live view when stdout is a terminal
-    # Later flags without a field of their own (``resume``, ``force``, ``interactive``,
-    # ``max_layers``, ``kind``): read by `regions_cli.run_journal.RunJournal`.
-    extra: dict[str, Any] = field(default_factory=dict)
+    # What the run file does (read by `regions_cli.run_journal.RunJournal.open`):
+    resume: Path | None = None  # continue this run file instead of creating one
+    force: bool = False  # with `resume`: accept a compatible edit of the workflow
+    interactive: bool = False  # pause at every barrier and ask (``--interactive``)
+    max_layers: int | None = None  # run at most this many layers (``regions step``)
+    kind: str | None = None  # recorded with the invocation; None: "run" or "resume"
 
 
 class View(Protocol):
@@ -108,12 +112,12 @@ def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
     loaded = _load_and_verify(options, out, err)
     if loaded is None:
         return EXIT_INVALID
-    workflow, verified = loaded
+    workflow, document = loaded
     workflow = _apply_overrides(workflow, options.llm_overrides)
     try:
-        journal = RunJournal.open(options, workflow, verified)
+        journal = RunJournal.open(options, workflow, document)
     except JournalError as exc:
-        raise RunError(str(exc), exc.exit_code) from exc
+        raise RunError(str(exc)) from exc
     try:
         workflow = journal.prepare(workflow)
         stop = _Stop()
@@ -138,18 +142,12 @@ def _check_files(options: RunOptions) -> None:
         raise RunError(f"--record {options.record}: is a directory")
 
 
-@dataclass(frozen=True)
-class _Verified:
-    """The parsed file, handed to the journal so it does not read the file again."""
-
-    document: Any
-
-
 def _load_and_verify(
     options: RunOptions, out: TextIO, err: TextIO
-) -> tuple[Workflow, _Verified] | None:
-    """The validated workflow, or None after printing the findings that make it invalid:
-    the same findings ``regions verify`` reports (warnings are printed and the run goes on).
+) -> tuple[Workflow, Document] | None:
+    """The validated workflow and the parsed file (the journal records its text), or None
+    after printing the findings that make it invalid: the same findings ``regions verify``
+    reports (warnings are printed and the run goes on).
     """
     from regions_cli.workflow.api import WorkflowInvalid, check_document, load_workflow
     from regions_cli.workflow.findings import count, format_text
@@ -183,7 +181,7 @@ def _load_and_verify(
             err.flush()
     if workflow is None:
         return None
-    return workflow, _Verified(document)
+    return workflow, document
 
 
 def _apply_overrides(workflow: Workflow, overrides: Sequence[str]) -> Workflow:
@@ -259,10 +257,11 @@ async def _execute(
     try:  # RAG stores ingest their new documents here, off the event loop
         engine = await build_engine_async(workflow, bus, llm_options)
     except (OSError, ValueError) as exc:  # BuildError is a ValueError with a located message
-        journal.finish(None, EXIT_USAGE)  # the run file says this run never started
+        journal.finish(None, EXIT_USAGE, err)  # the run file says this run never started
         raise RunError(f"{options.workflow}: {exc}") from exc
     except asyncio.CancelledError:  # Ctrl-C while the stores were being opened
-        journal.finish(_finished_event(EXIT_INTERRUPTED, 0.0, journal.path_text), EXIT_INTERRUPTED)
+        interrupted = _finished_event(EXIT_INTERRUPTED, 0.0, journal.path_text)
+        journal.finish(interrupted, EXIT_INTERRUPTED, err)
         raise RunError("interrupted while opening the RAG stores", EXIT_INTERRUPTED) from None
     journal.attach(engine, view)
     bus.subscribe(_guarded(view, err))
@@ -272,9 +271,7 @@ async def _execute(
         # The engine runs in its own task: Ctrl-C (asyncio cancels this task, which passes the
         # cancellation on to the one it awaits) and a closed stdout (`stop`) both cancel it,
         # and the engine turns that into an orderly "interrupted" end.
-        run = asyncio.create_task(
-            engine.run(barrier_hook=journal.barrier_hook, **journal.run_kwargs)
-        )
+        run = asyncio.create_task(engine.run(barrier_hook=journal, **journal.run_kwargs))
         stop.task = run
         try:
             exit_code = (await run).exit_code
@@ -288,7 +285,7 @@ async def _execute(
             await engine.aclose()
         if not finished:  # the engine ended without saying so: tell the view and journal
             bus.emit(_finished_event(exit_code, time.time() - started, journal.path_text))
-    journal.finish(finished[-1] if finished else None, exit_code)
+    journal.finish(finished[-1] if finished else None, exit_code, err)
     view.report()
     return exit_code
 

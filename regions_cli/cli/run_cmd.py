@@ -85,7 +85,9 @@ def run(
         replay=replay,
         llm_overrides=tuple(llm),
         live=False if no_live else None,
-        extra={"resume": resume, "interactive": interactive, "force": force},
+        resume=resume,
+        interactive=interactive,
+        force=force,
     )
     raise typer.Exit(run_workflow(options))
 

@@ -80,7 +80,10 @@ def step(
         workflow=file,
         run_file=None if resume is not None else run,
         live=False,
-        extra={"resume": resume, "max_layers": layers, "kind": "step", "force": force},
+        resume=resume,
+        force=force,
+        max_layers=layers,
+        kind="step",
     )
     code = run_workflow(options)
     path = resume or run or _latest_unfinished(file, unfinished=False)

@@ -6,13 +6,13 @@ import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from regions_cli.build import build_engine
 from regions_cli.engine.events import Event, EventBus, RunFinished
 from regions_cli.engine.journal import RunFile
 from regions_cli.run_journal import RunJournal
+from regions_cli.runner import RunOptions
 from regions_cli.workflow.api import load_workflow
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -35,11 +35,7 @@ async def drive(
     process had been killed there.
     """
     workflow = load_workflow(workflow_file)
-    options = SimpleNamespace(
-        workflow=workflow_file,
-        run_file=run_file,
-        extra={"resume": resume, **extra},
-    )
+    options = RunOptions(workflow_file, run_file=run_file, resume=resume, **extra)
     journal = RunJournal.open(options, workflow)
     workflow = journal.prepare(workflow)
     if drop_chains:  # simulate chains that never finish (a process killed mid-layer)
@@ -56,7 +52,7 @@ async def drive(
         bus.subscribe(subscriber)
     engine = build_engine(workflow, bus)
     journal.attach(engine)
-    hook: Any = journal.barrier_hook
+    hook: Any = journal
     if die_at_barrier is not None:
         hook = _Dying(journal, die_at_barrier)
     try:
