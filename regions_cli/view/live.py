@@ -2,8 +2,8 @@
 
 Top to bottom: a header (workflow, current layer, elapsed time), the plan as progress bars
 (layers, then the chains of the running layer with the step each is on), a table of regions
-(state, messages sent/received, LLM calls, tokens), a scrolling feed of messages with the
-text still streaming from the model, and a line of totals.
+(state, messages sent/received, LLM calls, tokens in all and of the last call), a scrolling
+feed of messages with the text still streaming from the model, and a line of totals.
 
 Events only update `RunState` (under a lock, quickly); rich's Live thread renders on its own
 timer (``refresh_per_second``), never once per event, so a burst of thousands of messages costs
@@ -203,7 +203,7 @@ class LiveView:
 
     def _regions(self, state: RunState, limit: int) -> list[Text]:
         """The regions table: a head, a rule, then at most `limit` rows."""
-        head = ["region", "type", "state", "step", "sent", "recv", "calls", "tokens"]
+        head = ["region", "type", "state", "step", "sent", "recv", "calls", "tokens", "last call"]
         rows: list[list[Text]] = [[Text(title, style="bold") for title in head]]
         shown, hidden = _pick_regions(list(state.regions.values()), limit)
         for row in shown:
@@ -220,6 +220,7 @@ class LiveView:
                     Text(str(row.received)),
                     Text(str(row.calls)),
                     Text(f"{row.tokens:,}"),
+                    Text(row.last_call, style="dim"),
                 ]
             )
         if hidden:
@@ -229,10 +230,13 @@ class LiveView:
             summary = ", ".join(f"{n} {STATUS_TEXT.get(s, s)}" for s, n in sorted(counts.items()))
             rows.append(
                 [Text(f"… {len(hidden)} more", style="dim"), Text(""), Text(summary, style="dim")]
-                + [Text("")] * 5
+                + [Text("")] * 6
             )
         lines = _columns(
-            rows, max_widths=(28, 16, 19, 22, None, None, None, None), right=(4, 5, 6, 7), gap=3
+            rows,
+            max_widths=(28, 16, 19, 22, None, None, None, None, None),
+            right=(4, 5, 6, 7, 8),
+            gap=3,
         )
         rule = Text("─" * max(line.cell_len for line in lines))
         return [lines[0], rule, *lines[1:]]

@@ -92,6 +92,7 @@ class RegionRow:
     received: int = 0
     calls: int = 0
     tokens: int = 0
+    last_call: str = ""  # the last call's tokens, "prompt+completion"
     last_change: int = 0  # event ordinal of the last status change, to sort recent ones first
 
 
@@ -239,6 +240,7 @@ class RunState:
         row = self._region(event.region)
         row.calls += 1
         row.tokens += event.prompt_tokens + event.completion_tokens
+        row.last_call = f"{event.prompt_tokens:,}+{event.completion_tokens:,}"
         self.prompt_tokens += event.prompt_tokens
         self.completion_tokens += event.completion_tokens
 

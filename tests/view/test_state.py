@@ -21,6 +21,7 @@ def test_the_sample_run_adds_up() -> None:
     assert state.layers_done == 2 and state.streams == {}
     historian = state.regions["Historian"]
     assert (historian.sent, historian.received, historian.calls, historian.tokens) == (2, 1, 3, 600)
+    assert historian.last_call == "210+40"  # tokens per call: the last one's, prompt+completion
 
 
 def test_first_token_means_the_region_is_replying() -> None:
