@@ -26,19 +26,13 @@ if TYPE_CHECKING:
     from regions_cli.workflow.load import Document
     from regions_cli.workflow.model import Workflow
 
+# The exit codes of a run's statuses are the engine's (`regions_cli.engine.executor.EXIT_CODES`).
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_FAILED = 3
 EXIT_BUDGET = 4
 EXIT_INTERRUPTED = 130
-
-_STATUS_EXIT = {
-    "ok": EXIT_OK,
-    "failed": EXIT_FAILED,
-    "budget_exceeded": EXIT_BUDGET,
-    "interrupted": EXIT_INTERRUPTED,
-}
 
 
 class RunError(Exception):
@@ -317,8 +311,9 @@ def _uncancel() -> None:
 
 def _finished_event(exit_code: int, duration: float, run_file: str | None) -> RunFinished:
     from regions_cli.engine.events import RunFinished
+    from regions_cli.engine.executor import EXIT_CODES
 
-    status = next((s for s, c in _STATUS_EXIT.items() if c == exit_code), "failed")
+    status = next((s for s, c in EXIT_CODES.items() if c == exit_code), "failed")
     return RunFinished(
         status=status,
         exit_code=exit_code,

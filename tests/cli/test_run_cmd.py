@@ -444,3 +444,15 @@ def test_live_view_on_a_terminal(tmp_path: Path) -> None:
     assert "Historian -> Facts" in screen  # its feed
     assert "Output (1 message)" in screen and "Ada led the Zebras in 1848." in screen
     assert screen.index("regions run ask_answer  ok") < screen.index("Summary")
+
+
+def test_the_exit_codes_of_the_runner_are_the_engines() -> None:
+    from regions_cli import runner
+    from regions_cli.engine.executor import EXIT_CODES
+
+    assert EXIT_CODES == {
+        "ok": runner.EXIT_OK,
+        "failed": runner.EXIT_FAILED,
+        "budget_exceeded": runner.EXIT_BUDGET,
+        "interrupted": runner.EXIT_INTERRUPTED,
+    }
