@@ -7,7 +7,6 @@ The ids are stable: docs, the GUI and users' CI configurations refer to them.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -17,7 +16,12 @@ from typing import Any, NamedTuple
 from regions_cli.workflow.findings import Finding
 from regions_cli.workflow.load import Document, PathT
 from regions_cli.workflow.model import FORMAT_VERSION, LLM_REGION_TYPES, METHODS
-from regions_cli.workflow.schema import describe
+from regions_cli.workflow.schema import describe, did_you_mean
+
+#: Name comparisons "did you mean" may spend on one file. Plenty for the typos of a real
+#: workflow; a generated file with thousands of unknown names among thousands of regions would
+#: otherwise take minutes (each suggestion compares the name with every candidate).
+SUGGESTION_BUDGET = 100_000
 
 #: `rags:` defaults the overlap check must apply (they match `model.RagConfig`).
 DEFAULT_CHUNK_SIZE = 512
@@ -146,6 +150,7 @@ class Context:
             if isinstance(spec, dict)
         }
         self.steps: list[StepRef] = list(self._steps())
+        self._suggestions_left = SUGGESTION_BUDGET
 
     def _steps(self) -> Iterator[StepRef]:
         for i, layer in enumerate(_list(self.data.get("plan"))):
@@ -219,17 +224,22 @@ class Context:
                 return None
         return node
 
+    def suggest(self, name: str, choices: Iterable[str]) -> str:
+        """`` (did you mean 'X'?)`` for a close match of `name` among `choices`, else ``""``
+        (also once the file's `SUGGESTION_BUDGET` is spent)."""
+        choices = list(choices)
+        if len(choices) > self._suggestions_left:
+            return ""
+        self._suggestions_left -= len(choices)
+        close = did_you_mean(name, choices)
+        return f" (did you mean '{close}'?)" if close else ""
+
     def plan_path(self, layer: int) -> PathT:
         return ("plan", layer)
 
     def resolve(self, value: str) -> Path:
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.doc.base_dir / path
-
-
-def _suggest(name: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _names(names: Iterable[str], limit: int = 8) -> str:
@@ -258,7 +268,7 @@ def unknown_region(ctx: Context) -> Iterator[Finding]:
     def unknown(
         target: str, what: str, path: PathT, *, key: bool = False, char: int | None = None
     ) -> Finding:
-        message = f"{what} unknown region '{target}'{_suggest(target, names)}"
+        message = f"{what} unknown region '{target}'{ctx.suggest(target, names)}"
         return ctx.finding(
             "unknown-region", message, path, hint=hint, key=key, char=char, token=target
         )
@@ -294,7 +304,7 @@ def unknown_method(ctx: Context) -> Iterator[Finding]:
             yield ctx.finding(
                 "unknown-method",
                 f"{step.region} ({rtype}) has no method '{step.method}'"
-                f"{_suggest(step.method, offered)}",
+                f"{ctx.suggest(step.method, offered)}",
                 step.path,
                 char=len(step.region) + 1,
                 token=step.method,
@@ -331,7 +341,7 @@ def _reference_check(
         if name not in names:
             yield ctx.finding(
                 rule,
-                f"{owner} uses unknown {kind} '{name}'{_suggest(name, names)}",
+                f"{owner} uses unknown {kind} '{name}'{ctx.suggest(name, names)}",
                 path,
                 hint=f"{block} defined: {_names(names)}"
                 + ("" if defined is not None else f" (implied: there is no `{block}:` block)"),
@@ -356,7 +366,7 @@ def unknown_rag(ctx: Context) -> Iterator[Finding]:
         if spec.get("type") == "RAGRegion" and isinstance(rag, str) and rag not in rags:
             yield ctx.finding(
                 "unknown-rag",
-                f"region '{name}' uses unknown rag '{rag}'{_suggest(rag, rags)}",
+                f"region '{name}' uses unknown rag '{rag}'{ctx.suggest(rag, rags)}",
                 ("regions", name, "rag"),
                 hint=f"rags defined: {_names(rags)}" if rags else "define the store under `rags:`",
             )

@@ -10,7 +10,7 @@ import pytest
 from workflow_helpers import FIXTURE_ENV, RULE_FIXTURES, VALID_FIXTURES, expectations
 
 from regions_cli.workflow import rules
-from regions_cli.workflow.api import verify
+from regions_cli.workflow.api import verify, verify_text
 from regions_cli.workflow.findings import Finding
 
 RULE_FILES = sorted(RULE_FIXTURES.glob("*.yaml"))
@@ -163,3 +163,21 @@ def test_near_misses_turn_into_their_finding(tmp_path: Path, old: str, new: str,
     edited.write_text(text.replace(old, new), encoding="utf-8")
     found = {f.rule for f in verify(edited, env=FIXTURE_ENV)}
     assert rule in found  # (an edit may have knock-on findings: a region no longer used...)
+
+
+def test_did_you_mean_has_a_budget_per_file() -> None:
+    # n unknown names among n regions: n * n comparisons without a budget (minutes for n in the
+    # thousands). The first suggestions are still made; then the budget is spent.
+    n = 2 * int(rules.SUGGESTION_BUDGET**0.5)
+    lines = ["version: 1", "name: many", "regions:"]
+    lines += [f"  Region{i}: {{type: Region, task: t, connections: [Regoin{i}]}}" for i in range(n)]
+    lines += [
+        "plan:",
+        "  - chains:",
+        f"      c: [{', '.join(f'Region{i}.make_questions' for i in range(n))}]",
+    ]
+    findings = verify_text("\n".join(lines) + "\n")
+    assert [f.rule for f in findings] == ["unknown-region"] * n
+    suggested = [f for f in findings if "did you mean" in f.message]
+    assert "(did you mean 'Region0'?)" in findings[0].message
+    assert len(suggested) == rules.SUGGESTION_BUDGET // n
