@@ -136,6 +136,32 @@ async def test_timeout_then_retry_succeeds() -> None:
     assert [m.content for m in result.outputs] == ["answer"]  # answered once, not twice
 
 
+async def test_timeout_and_retries_come_from_defaults_unless_a_step_overrides_them() -> None:
+    class Hang(FakeModel):
+        async def complete(self, request: CompletionRequest, on_token: Any = None) -> Any:
+            await asyncio.sleep(10)
+
+    wf = workflow(
+        {**pair(), "C": {"type": "Region", "task": "t"}},
+        [{"chains": {"a": ["B.make_replies"], "c": [{"step": "C.make_replies", "retries": 0}]}}],
+        inject=[
+            {"from": "user", "to": "B", "role": "request", "content": "q"},
+            {"from": "user", "to": "C", "role": "request", "content": "q"},
+        ],
+        defaults={"timeout": 0.05, "retries": 2},
+    )
+    engine, rec = engine_for(wf, llms={"default": Hang()})
+    result = await engine.run()
+    assert result.status == "failed"
+    attempts = [(e.region, e.outcome, e.attempt) for e in rec.of("step_finished")]
+    assert sorted(attempts) == [
+        ("B", "timeout", 1),
+        ("B", "timeout", 2),
+        ("B", "timeout", 3),  # defaults: 0.05 s, 2 retries
+        ("C", "timeout", 1),  # its own retries: 0 wins over the defaults
+    ]
+
+
 async def test_timeout_without_retries_fails_and_keeps_state() -> None:
     class Hang(FakeModel):
         async def complete(self, request: CompletionRequest, on_token: Any = None) -> Any:
@@ -244,7 +270,7 @@ async def test_a_failed_step_never_erases_knowledge(failure: str) -> None:
             region.replies = []
             raise RuntimeError("broken half way")
 
-        setattr(region, "summarize_replies", wipe_then_fail)
+        region.summarize_replies = wipe_then_fail  # type: ignore[method-assign]
     result = await engine.run()
     assert result.status == "failed"
     assert [e.outcome for e in rec.of("step_finished")] == ["failed"]
