@@ -70,7 +70,8 @@ def step(
         try:
             with RunFile.open(run) as existing:
                 plan = existing.workflow.plan
-                if existing.started and existing.position >= len(plan):
+                ours = existing.workflow.path == str(file.resolve())  # else the run says why not
+                if ours and existing.started and existing.position >= len(plan):
                     typer.echo(f"{run}: the run has finished all {len(plan)} layers; nothing to do")
                     raise typer.Exit(0)
         except RunFileError as exc:
@@ -180,6 +181,8 @@ def inject(
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise _fail(f"--file {file}: cannot read: {reason or exc}") from None
     assert text is not None
+    if not text.strip():
+        raise _fail(f"{file if file is not None else 'TEXT'}: the message is empty", EXIT_INVALID)
     with _open(run) as opened:
         problem = injection_problem(opened.workflow, to, role)
         if problem is not None:
@@ -381,7 +384,7 @@ def runs(
     if (folder / ".regions" / "runs").is_dir():
         folder = folder / ".regions" / "runs"
     if not folder.is_dir():
-        raise _fail(f"{folder}: no such folder")
+        raise _fail(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
     rows: list[tuple[float, list[str]]] = []
     for path in sorted(folder.glob("*.db")):
         try:

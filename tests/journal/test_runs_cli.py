@@ -195,6 +195,8 @@ def test_inject_from_a_file(ask_answer: Path, tmp_path: Path) -> None:
         (["--to", "Facts", "--role", "update", "hi"], 1, "bad role 'update'"),
         (["--to", "Facts"], 2, "give the message as TEXT or with --file"),
         (["--to", "Facts", "--file", "missing.txt"], 2, "cannot read"),
+        (["--to", "Facts", "--file", "."], 2, "cannot read: Is a directory"),
+        (["--to", "Facts", " \n"], 1, "TEXT: the message is empty"),
     ],
 )
 def test_inject_bad_input(
@@ -466,3 +468,16 @@ def test_replay_of_a_stepped_run_sums_up_every_step(ask_answer: Path, tmp_path: 
     expected = summary(whole)
     assert "layers     3 of 3 run" in expected
     assert summary(stepped) == expected
+
+
+def test_runs_and_step_name_the_wrong_file(ask_answer: Path, tmp_path: Path) -> None:
+    code, _, err = regions("runs", str(ask_answer))
+    assert code == 2 and err == f"error: {ask_answer}: not a folder\n"
+    finished = tmp_path / "finished.db"
+    assert regions("run", str(ask_answer), "--run", str(finished), "--no-live")[0] == 0
+    other = fanout(tmp_path)  # a run file of another workflow: refused, not "nothing to do"
+    code, out, err = regions("step", str(other), "--run", str(finished))
+    assert code == 2 and "belongs to workflow 'ask_answer'" in err, (out, err)
+    assert len(err.strip().splitlines()) == 1
+    code, out, _ = regions("step", str(ask_answer), "--run", str(finished))
+    assert code == 0 and "nothing to do" in out
