@@ -87,23 +87,26 @@ async def open_stores(workflow: Workflow) -> dict[str, KnowledgeStore]:
     )
     opened: dict[str, KnowledgeStore] = {}
     cancelled = threading.Event()  # read by the worker between two ingested batches
+    lock = threading.Lock()  # a store is either handed over in `opened` or closed by the worker
 
     def progress(document: Document) -> None:  # called in the worker after each document
         if cancelled.is_set():
             raise _IngestCancelled
 
-    def work(name: str) -> KnowledgeStore:
+    def work(name: str) -> None:
         store = _open_store(workflow, name, progress=progress)
-        if cancelled.is_set():  # nobody is waiting for it any more
-            _close_now(store)
-            raise _IngestCancelled
-        return store
+        with lock:
+            if not cancelled.is_set():
+                opened[name] = store
+                return
+        _close_now(store)  # nobody is waiting for it any more
 
     try:
         for name in names:
-            opened[name] = await asyncio.to_thread(work, name)
+            await asyncio.to_thread(work, name)
     except BaseException:
-        cancelled.set()
+        with lock:
+            cancelled.set()
         for store in opened.values():
             _close_now(store)
         raise

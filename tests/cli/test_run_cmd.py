@@ -456,3 +456,49 @@ def test_the_exit_codes_of_the_runner_are_the_engines() -> None:
         "budget_exceeded": runner.EXIT_BUDGET,
         "interrupted": runner.EXIT_INTERRUPTED,
     }
+
+
+RAG_WORKFLOW = """\
+version: 1
+name: rag
+llms: {default: {backend: scripted}}
+embedders: {default: {backend: hash}}
+rags:
+  facts:
+    path: facts.db
+    documents: [{text: "The Zebras were led by Ada."}]
+regions:
+  Facts: {type: RAGRegion, task: Facts., rag: facts}
+inject: [{from: user, to: Facts, role: request, content: Who led the Zebras?}]
+plan: [{chains: {main: [Facts.make_replies]}}]
+"""
+
+
+def test_ctrl_c_while_a_store_ingests_exits_130_and_records_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stores are opened off the event loop: Ctrl-C during the first ingest is handled
+    at once (one line, exit 130, the run file says interrupted), not after the ingest."""
+    import _thread
+
+    from regions_cli.rag import factory
+
+    real_open = factory.open_store
+
+    def interrupted_open(*args: object, **kwargs: object) -> object:
+        _thread.interrupt_main()  # Ctrl-C, delivered to the thread running the event loop
+        return real_open(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(factory, "open_store", interrupted_open)
+    workflow = tmp_path / "rag.yaml"
+    workflow.write_text(RAG_WORKFLOW, encoding="utf-8")
+    code, out, err = run(RunOptions(workflow, run_file=tmp_path / "r.db"))
+    assert (code, out) == (130, "")
+    assert err == "error: interrupted while opening the RAG stores\n"
+    assert [(i["status"], i["exit_code"]) for i in invocations(tmp_path / "r.db")] == [
+        ("interrupted", 130)
+    ]
+    monkeypatch.undo()  # and the next run is not disturbed by the interrupted one
+    code, out, err = run(RunOptions(workflow, run_file=tmp_path / "r2.db"))
+    assert (code, err) == (0, ""), out
+    assert "The Zebras were led by Ada." in out
