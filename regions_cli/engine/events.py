@@ -147,6 +147,9 @@ class RunFinished(Event):
     completion_tokens: int
     duration: float
     run_file: str | None = None
+    # Tokens per region in this run: {region: {prompt_tokens, completion_tokens}} (regions that
+    # spent none are left out).
+    region_tokens: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 Subscriber = Callable[[Event], None]

@@ -81,6 +81,7 @@ class _Tally:
     delivered_before: int = 0  # the postmaster's counters when the run started
     rejected_before: int = 0
     calls_before: int = 0  # model calls counted before (an engine run again, a resumed budget)
+    region_usage_before: dict[str, Usage] = field(default_factory=dict)
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -264,6 +265,7 @@ class Engine:
             delivered_before=self.postmaster.seq,
             rejected_before=self.postmaster.rejected_count,
             calls_before=self.budget.total.calls,
+            region_usage_before=self._region_usage(),
         )
         usage_before = self._usage()
         status: RunStatus = "ok"
@@ -330,6 +332,23 @@ class Engine:
         total = self.budget.total
         return Usage(total.prompt_tokens, total.completion_tokens)
 
+    def _region_usage(self) -> dict[str, Usage]:
+        return {
+            name: Usage(spend.prompt_tokens, spend.completion_tokens)
+            for name, spend in self.budget.per_region.items()
+        }
+
+    def _region_tokens(self, before: dict[str, Usage]) -> dict[str, dict[str, int]]:
+        """Tokens each region spent since `before`: {region: {prompt_tokens, completion_tokens}}."""
+        spent: dict[str, dict[str, int]] = {}
+        for name, now in self._region_usage().items():
+            was = before.get(name, Usage())
+            prompt = now.prompt_tokens - was.prompt_tokens
+            completion = now.completion_tokens - was.completion_tokens
+            if prompt or completion:
+                spent[name] = {"prompt_tokens": prompt, "completion_tokens": completion}
+        return spent
+
     def _finish(
         self,
         status: RunStatus,
@@ -360,6 +379,7 @@ class Engine:
                 completion_tokens=tokens.completion_tokens,
                 duration=duration,
                 run_file=run_file,
+                region_tokens=self._region_tokens(tally.region_usage_before),
             )
         )
         counts = {

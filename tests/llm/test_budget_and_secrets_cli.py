@@ -1,9 +1,9 @@
 """``regions run`` as a user starts it (a real process) against the loopback OpenAI server.
 
-- Budgets: the server's token usage reaches every place the issue names (per call and per
-  run in the JSON events, per call, per region and per run in the run file and ``regions
-  show``); a ``budget:`` limit stops the run at the next layer barrier with exit code 4, one
-  clear message, and what was done before is kept.
+- Budgets: the server's token usage reaches every place the issue names (per call, per
+  region and per run in the JSON events, the run file and ``regions show``); a ``budget:``
+  limit stops the run at the next layer barrier with exit code 4, one clear message, and
+  what was done before is kept.
 - Secrets: an API key taken from the environment reaches the server, and no output stream
   or file of the run (events, plain output, errors, cassette, run file) ever contains it.
 """
@@ -131,6 +131,8 @@ def test_a_budget_stops_the_run_at_the_barrier_with_exit_4_and_keeps_the_results
     )
     tokens = sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls)
     assert finished["prompt_tokens"] + finished["completion_tokens"] == tokens
+    talker = finished["region_tokens"]["Talker"]  # per region
+    assert talker == {k: sum(c[k] for c in calls) for k in ("prompt_tokens", "completion_tokens")}
     message = f"budget exceeded: {reason.format(tokens=tokens)}; stopping"
     assert [e["text"] for e in seen if e["kind"] == "notice"] == [message]
     replies = [e for e in seen if e["kind"] == "message" and e["delivery"] == "output"]
