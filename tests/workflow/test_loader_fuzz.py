@@ -3,6 +3,7 @@ pipeline: it must always return findings, never raise."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -10,7 +11,9 @@ from hypothesis import strategies as st
 
 from regions_cli.workflow.api import check_document
 from regions_cli.workflow.findings import Finding
+from regions_cli.workflow.graph import to_dot, to_mermaid
 from regions_cli.workflow.load import load_bytes, load_text
+from regions_cli.workflow.model import METHODS, REGION_TYPES, build_workflow
 from regions_cli.workflow.rules import RULES
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -122,3 +125,59 @@ def test_structured_documents(doc: dict[str, Any]) -> None:
 )
 def test_nearly_valid_workflows(doc: dict[str, Any]) -> None:
     assert_sane(check_document(load_text(_to_yaml(doc), env={})))
+
+
+def mostly(good: list[Any], bad: Any) -> st.SearchStrategy[Any]:
+    """One of `good`, and now and then `bad` (so that about half the workflows are valid)."""
+    return st.sampled_from([*good * 12, bad])
+
+
+@st.composite
+def workflows(draw: st.DrawFn) -> dict[str, Any]:
+    """Workflows of the right shape, mostly valid: a stray name, method or type now and then."""
+    names = draw(st.lists(st.sampled_from("ABCD"), min_size=1, max_size=4, unique=True))
+    name = mostly(names, "ghost")
+    regions: dict[str, Any] = {}
+    for region in names:
+        rtype = draw(mostly(list(REGION_TYPES), "Regoin"))
+        spec: dict[str, Any] = {"type": rtype, "task": "t"}
+        if rtype == "RAGRegion":
+            spec["rag"] = draw(mostly(["facts"], "fact"))
+        elif rtype == "ListenerRegion":
+            spec = {"type": rtype, "taps": draw(st.lists(name, max_size=2, unique=True))}
+        else:
+            spec["connections"] = draw(st.lists(name, max_size=3, unique=True))
+        regions[region] = spec
+
+    @st.composite
+    def step(draw: st.DrawFn) -> str:
+        region = draw(name)
+        offered = METHODS.get(regions.get(region, {}).get("type", ""), ("make_replies",))
+        return f"{region}.{draw(mostly(list(offered), 'make_reply'))}"
+
+    steps = st.lists(step(), min_size=1, max_size=3)
+    layer = st.fixed_dictionaries(
+        {"chains": st.dictionaries(st.sampled_from("xy"), steps, min_size=1)}
+    )
+    return {
+        "version": 1,
+        "name": "fuzz",
+        "rags": {"facts": {"path": "f.db", "chunk_size": draw(mostly([512], 40)), "overlap": 40}},
+        "embedders": {"default": {"backend": "hash"}},
+        "regions": regions,
+        "inject": draw(st.lists(st.fixed_dictionaries({"to": name, "content": st.just("hi")}))),
+        "plan": draw(st.lists(layer, min_size=1, max_size=3)),
+    }
+
+
+@FUZZ
+@given(workflows())
+def test_a_workflow_without_errors_builds_and_draws(doc: dict[str, Any]) -> None:
+    loaded = load_text(_to_yaml(doc), env={})
+    findings = check_document(loaded)
+    assert_sane(findings)
+    if not any(f.is_error for f in findings):
+        assert loaded.data is not None
+        workflow = build_workflow(loaded.data, base_dir=Path("."))
+        assert set(workflow.regions) == set(doc["regions"])
+        assert to_mermaid(workflow).startswith("flowchart") and to_dot(workflow).endswith("}\n")
