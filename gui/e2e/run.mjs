@@ -98,37 +98,8 @@ async function dragConnect(page, source, target) {
   await page.mouse.up();
 }
 
-const SCRIPTED = `# A scripted copy for the live-run check (no model needed).
-version: 1
-name: e2e-run
-llms:
-  default:
-    backend: scripted
-    rules:   # make_questions asks for a JSON list of questions
-      - {match: "dictionary of sources", reply: '[{"source": "Expert", "question": "Who led the Zebras?"}]'}
-    fallback: "Zed led the Zebras."
-regions:
-  Asker:
-    type: Region
-    task: Ask the expert and answer the user.
-    connections: [Expert]
-  Expert:
-    type: Region
-    task: Answer questions about zebras.
-    connections: [Asker]
-inject:
-  - {from: user, to: Asker, role: request, content: "Who led the Zebras?"}
-plan:
-  - layer: ask
-    chains:
-      main: [Asker.make_questions]
-  - layer: answer
-    chains:
-      main: [Expert.make_replies]
-  - layer: reply
-    chains:
-      main: [Asker.make_replies]
-`;
+// The scripted workflow the Python gui tests run too (no model needed).
+const SCRIPTED = readFileSync(join(repo, 'tests', 'gui', 'scripted.yaml'), 'utf8');
 
 const work = mkdtempSync(join(tmpdir(), 'regions-gui-e2e-'));
 const servers = [];
