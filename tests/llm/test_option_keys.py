@@ -145,3 +145,24 @@ def test_the_shared_http_keys_are_allowed_for_openai_embedders_too() -> None:
     )
     assert seen <= openai_keys
     assert seen <= allowed_keys("openai")
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [
+        ('{match: a, reply: "b"}', None),
+        ('{match: a, error: "overloaded"}', None),
+        ('{match: a, reply: "b", error: "c"}', "a rule needs exactly one of 'reply'"),
+        ("{match: a}", "a rule needs exactly one of 'reply'"),
+    ],
+)
+def test_a_scripted_rule_has_a_reply_or_an_error(rule: str, problem: str | None) -> None:
+    from regions_cli.workflow.api import verify_text
+
+    text = (
+        "version: 1\nname: t\nllms:\n  default:\n    backend: scripted\n"
+        f"    rules: [{rule}]\n"
+        "regions: {A: {type: Region, task: t}}\nplan: [{chains: {main: [A.make_replies]}}]\n"
+    )
+    messages = [f.message for f in verify_text(text) if f.severity == "error"]
+    assert (messages == []) if problem is None else any(problem in m for m in messages), messages
