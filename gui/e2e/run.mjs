@@ -258,6 +258,18 @@ try {
   await page.locator('[data-testid="rf__node-Critic"]').waitFor();
   assert.deepEqual(await flowPosition(page, 'Critic'), { x: Math.round(placed.x), y: Math.round(placed.y) }, 'same position after reload');
 
+  // Reorder and remove steps, move a layer: the chips and the source follow.
+  const answer = page.locator('[data-testid="chain-2-chain0"] [data-testid="step-chip"]');
+  await answer.filter({ hasText: 'Critic.make_replies' }).locator('button[title="Move left"]').click();
+  assert.deepEqual(await answer.allInnerTexts().then((t) => t.map((c) => /\w+\.\w+/.exec(c)[0])), ['Critic.make_replies', 'Historian.make_replies']);
+  await answer.filter({ hasText: 'Critic.make_replies' }).locator('button[title="Remove step"]').click();
+  assert.equal(await answer.count(), 1);
+  await page.locator('button[title="Move layer up"]').nth(1).click(); // look-up before ask
+  await page.locator('[data-testid="tab-source"]').click();
+  assert.match(await page.locator('[data-testid="source"]').inputValue(), /- layer: look-up[^\n]*\n[\s\S]*- layer: ask\n/);
+  await page.locator('button[title="Move layer down"]').first().click(); // and back
+  assert.equal(await page.locator('[data-testid="source"]').inputValue(), saved.replace('chain0: [Historian.make_replies, Critic.make_replies]', 'chain0: [Historian.make_replies]'));
+
   // A broken reference shows on the node and in the problems list, with regions verify's rule id.
   await page.locator('[data-testid="rf__node-Biography"]').click();
   await page.locator('[data-testid="field-type"]').selectOption('ListenerRegion');
@@ -285,13 +297,8 @@ try {
   // Every edge that lights up during the run, however briefly (each stays lit 1.5 s).
   await runPage.evaluate(() => {
     window.litEdges = new Set();
-    const record = (el) => el instanceof Element && el.classList.contains('lit') && window.litEdges.add(el.getAttribute('data-testid'));
-    new MutationObserver((changes) => changes.forEach((c) => [c.target, ...c.addedNodes].forEach(record))).observe(document.body, {
-      subtree: true,
-      childList: true,
-      attributes: true,
-      attributeFilter: ['class'],
-    });
+    const record = () => document.querySelectorAll('.react-flow__edge.lit').forEach((edge) => window.litEdges.add(edge.getAttribute('data-testid')));
+    new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['class'] });
   });
   await runPage.locator('[data-testid="run"]').click();
   await runPage.locator('[data-testid="run-result"]').waitFor({ timeout: 60_000 });
