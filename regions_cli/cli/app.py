@@ -50,5 +50,27 @@ for module in (verify_cmd, run_cmd, runs_cmd, rag_cmd, llm_cmd, seed_cmd, gui_cm
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    Runs the app outside click's standalone mode so that a usage error (an unknown option or
+    command, a bad value) is one line on stderr with exit code 2, like every other error of
+    ``regions``, instead of a multi-line usage box.
+    """
+    try:
+        result = app(prog_name="regions", standalone_mode=False)
+    except Exception as exc:
+        # click's exceptions (vendored inside typer in recent versions, so matched by shape
+        # rather than by class): a usage or parameter error carries its exit code.
+        name = type(exc).__name__
+        if name == "Abort":  # Ctrl-C or end of input at a prompt
+            raise SystemExit(130) from None
+        if not (hasattr(exc, "exit_code") and hasattr(exc, "format_message")):
+            raise
+        if name == "NoArgsIsHelpError":  # bare `regions` or `regions rag`: the help
+            exc.show()  # type: ignore[attr-defined]
+        else:
+            ctx = getattr(exc, "ctx", None)
+            command = ctx.command_path if ctx is not None else "regions"
+            typer.echo(f"{command}: error: {exc.format_message()} (see --help)", err=True)
+        raise SystemExit(exc.exit_code) from None
+    raise SystemExit(result if isinstance(result, int) else 0)
