@@ -239,6 +239,8 @@ class HttpEndpoint:
     def _ensure_clients(self) -> None:
         if self._clients:
             return
+        import http.cookiejar
+
         import httpx
 
         s = self.settings
@@ -248,6 +250,9 @@ class HttpEndpoint:
         shards = -(-s.max_concurrency // self.CONNECTIONS_PER_CLIENT)  # ceiling division
         per_client = -(-s.max_concurrency // shards)
         tls = _tls_context(s.verify_tls)
+        cookies = (
+            http.cookiejar.CookieJar()
+        )  # one jar: a cookie set on one connection counts on all
         self._clients = [
             httpx.AsyncClient(
                 headers=headers,
@@ -259,6 +264,7 @@ class HttpEndpoint:
                     max_connections=per_client, max_keepalive_connections=per_client
                 ),
                 verify=tls,
+                cookies=cookies,
                 follow_redirects=True,
             )
             for _ in range(shards)

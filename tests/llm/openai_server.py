@@ -105,6 +105,7 @@ class OpenAIServer:
     can_stream: bool = True  # False: ignore `stream: true` and answer in one JSON body
     reject: frozenset[str] = frozenset()  # body features answered with 400: e.g. "json_schema"
     api_key: str | None = None  # if set, other keys get a 401 that echoes what was sent
+    set_cookie: str | None = None  # a Set-Cookie header for GET /v1/models (a sticky session)
     faults: list[Fault] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
 
@@ -264,7 +265,9 @@ class _Handler(BaseHTTPRequestHandler):
         handler(body, fault)
 
     def _models(self, body: Any, fault: Fault | None) -> None:
-        self._send(200, {"object": "list", "data": [{"id": self.app.model, "object": "model"}]})
+        cookie = {"Set-Cookie": self.app.set_cookie} if self.app.set_cookie else None
+        models = {"object": "list", "data": [{"id": self.app.model, "object": "model"}]}
+        self._send(200, models, cookie)
 
     def _health(self, body: Any, fault: Fault | None) -> None:
         if not self.app.health:

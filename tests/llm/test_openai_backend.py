@@ -283,6 +283,20 @@ async def test_a_burst_reuses_the_connections_of_the_last_burst(server: OpenAISe
     assert len(first) == 8 and set(ports[8:]) == first
 
 
+async def test_a_cookie_the_server_sets_goes_out_on_every_connection() -> None:
+    """A load balancer's sticky-session cookie, set on one connection, is sent on all."""
+    with OpenAIServer(latency=0.05, set_cookie="lb=node-2; Path=/") as server:
+        model = model_for(server.base_url, max_concurrency=4)
+        try:
+            await model.list_models()
+            await asyncio.gather(*(model.complete(ask(str(i))) for i in range(4)))
+        finally:
+            await model.aclose()
+        sent = server.generation_requests()
+    assert len({r.client_port for r in sent}) == 4
+    assert [r.headers.get("cookie") for r in sent] == ["lb=node-2"] * 4
+
+
 async def test_max_concurrency_bounds_requests_in_flight() -> None:
     with OpenAIServer(latency=0.05) as server:
         model = model_for(server.base_url, max_concurrency=2)
