@@ -246,8 +246,17 @@ try {
 
   // The side panel of a region whose connections are described: one input per connection.
   await page.locator('[data-testid="rf__node-Historian"]').click();
-  const descriptions = await page.locator('[data-testid="connection-list"] input').evaluateAll((inputs) => inputs.map((i) => i.value));
-  assert.deepEqual(descriptions, ['Provide historical figure information', 'Provide historical event information', 'Check the answer for mistakes.']);
+  // Each field's help is the published schema's description of that key, word for word.
+  const descriptions = new Set();
+  JSON.parse(readFileSync(join(repo, 'schemas', 'workflow.schema.json'), 'utf8'), (key, value) => (key === 'description' && descriptions.add(value), value));
+  // (Those in the closed "Prompt overrides" section have no visible text.)
+  const helps = (await page.locator('[data-testid="region-panel"] .field-help').allInnerTexts()).filter(Boolean);
+  assert.ok(helps.filter((text) => descriptions.has(text)).length >= 4, `the panel has the schema's help under its fields: ${helps}`);
+  // …all but the note on renaming, which is the editor's own.
+  assert.deepEqual(helps.filter((text) => !descriptions.has(text)), [helps[0]]);
+  assert.match(helps[0], /^Renaming updates every reference/);
+  const described = await page.locator('[data-testid="connection-list"] input').evaluateAll((inputs) => inputs.map((i) => i.value));
+  assert.deepEqual(described, ['Provide historical figure information', 'Provide historical event information', 'Check the answer for mistakes.']);
   await page.screenshot({ path: join(results, '06-panel.png') });
 
   // Reopen: the diagram comes back where it was.
@@ -308,8 +317,12 @@ try {
   assert.deepEqual(feed, cliMessages.map((m) => [m.source, m.destination, m.role]), 'the feed has the messages of regions run --json');
   const travelled = [...new Set(cliMessages.map((m) => `${m.source}->${m.destination}`).filter((id) => connections.includes(id)))].sort();
   assert.ok(travelled.length >= 2, `messages went along connections: ${travelled}`);
+  // React Flow redraws edges a frame after the app renders, so the last one may light up just
+  // after the result shows: wait for it (each stays lit 1.5 s), then compare.
+  const expectedLit = travelled.map((id) => `rf__edge-${id}`);
+  await runPage.waitForFunction((ids) => ids.every((id) => window.litEdges.has(id)), expectedLit, { timeout: 5_000 }).catch(() => undefined);
   const lit = await runPage.evaluate(() => [...window.litEdges].sort());
-  assert.deepEqual(lit, travelled.map((id) => `rf__edge-${id}`), 'the edges the messages travelled lit up');
+  assert.deepEqual(lit, expectedLit, 'the edges the messages travelled lit up');
   await runPage.screenshot({ path: join(results, '04-run.png') });
 
   // Import the original framework's JSON (a registry and a plan), as `regions import` does.
