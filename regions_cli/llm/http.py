@@ -250,9 +250,8 @@ class HttpEndpoint:
         shards = -(-s.max_concurrency // self.CONNECTIONS_PER_CLIENT)  # ceiling division
         per_client = -(-s.max_concurrency // shards)
         tls = _tls_context(s.verify_tls)
-        cookies = (
-            http.cookiejar.CookieJar()
-        )  # one jar: a cookie set on one connection counts on all
+        # One jar for all: a cookie set on one connection (a sticky session) counts on all.
+        cookies = http.cookiejar.CookieJar()
         self._clients = [
             httpx.AsyncClient(
                 headers=headers,
