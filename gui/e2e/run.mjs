@@ -114,6 +114,7 @@ try {
   // Every example in workflows/ opens as it is: a node per region (names read from the file),
   // the verdict of regions verify, all nodes in view and none on another, nothing written.
   cpSync(join(repo, 'workflows'), join(work, 'workflows'), { recursive: true });
+  const typeLooks = new Map(); // region type -> "colour icon-path"
   const examples = readdirSync(join(work, 'workflows')).filter((f) => f.endsWith('.yaml')).sort();
   assert.ok(examples.length > 0, 'workflows/ has examples');
   for (const name of examples) {
@@ -132,6 +133,18 @@ try {
     const ids = await page.locator('.react-flow__node').evaluateAll((nodes) => nodes.map((n) => n.getAttribute('data-id')));
     assert.deepEqual(ids.sort(), [...regions].sort(), `${name}: a node per region`);
     assert.equal(await page.locator('[data-testid="problem-count"]').innerText(), '✓ valid', name);
+    // Colour and icon by type: one look per type, across all the examples.
+    const looks = await page.locator('.react-flow__node').evaluateAll((nodes) =>
+      nodes.map((n) => {
+        const head = n.querySelector('.region-node-head');
+        return [n.getAttribute('data-id'), `${getComputedStyle(head).backgroundColor} ${head.querySelector('svg path')?.getAttribute('d')}`];
+      }),
+    );
+    for (const [id, look] of looks) {
+      const type = data.regions[id].type;
+      assert.equal(typeLooks.get(type) ?? look, look, `${name}: ${id} looks like the other ${type}s`);
+      typeLooks.set(type, look);
+    }
     // The view fits the diagram once the nodes are measured: wait for every node to be inside.
     await page.waitForFunction(() => {
       const pane = document.querySelector('.react-flow').getBoundingClientRect();
@@ -149,6 +162,9 @@ try {
     gui.child.kill('SIGTERM');
     assert.equal(readFileSync(example, 'utf8'), text, `${name}: opening writes nothing`);
   }
+
+  assert.ok(typeLooks.size >= 4, `the examples use several region types: ${[...typeLooks.keys()]}`);
+  assert.equal(new Set(typeLooks.values()).size, typeLooks.size, 'each region type has its own colour and icon');
 
   // The editing scenario works on the test's own copy of workflows/lookup.yaml (see its header).
   const file = join(work, 'lookup.yaml');
