@@ -225,7 +225,8 @@ class HttpEndpoint:
     Each connection has an `httpx.AsyncClient` of its own (`CONNECTIONS_PER_CLIENT`), and
     `_lease` hands a request the least busy one: httpcore's pool bookkeeping grows with the
     cube of its size per burst of requests (64 concurrent calls cost ~0.25-0.6 s of client CPU
-    in one pool of 64, ~0.065 s in 16 pools of 4, ~0.055 s in 64 pools of 1).
+    in one pool of 64, ~0.065 s in 16 pools of 4, ~0.055 s in 64 pools of 1). ``http://``
+    endpoints connect through plain asyncio streams (`asyncio_transport`: ~15% less CPU again).
     """
 
     CONNECTIONS_PER_CLIENT = 1
@@ -243,6 +244,8 @@ class HttpEndpoint:
 
         import httpx
 
+        from regions_cli.llm.asyncio_transport import asyncio_transport
+
         s = self.settings
         headers = {"Accept": "application/json", **s.headers}
         if s.api_key:
@@ -250,6 +253,8 @@ class HttpEndpoint:
         shards = -(-s.max_concurrency // self.CONNECTIONS_PER_CLIENT)  # ceiling division
         per_client = -(-s.max_concurrency // shards)
         tls = _tls_context(s.verify_tls)
+        limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+        plain_http = s.base_url.startswith("http://")
         # One jar for all: a cookie set on one connection (a sticky session) counts on all.
         cookies = http.cookiejar.CookieJar()
         self._clients = [
@@ -259,10 +264,9 @@ class HttpEndpoint:
                 timeout=httpx.Timeout(
                     connect=s.connect_timeout, read=s.read_timeout, write=s.read_timeout, pool=None
                 ),
-                limits=httpx.Limits(
-                    max_connections=per_client, max_keepalive_connections=per_client
-                ),
+                limits=limits,
                 verify=tls,
+                transport=asyncio_transport(limits, tls) if plain_http else None,
                 cookies=cookies,
                 follow_redirects=True,
             )

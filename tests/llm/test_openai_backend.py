@@ -257,6 +257,17 @@ async def test_health_reports_loading_and_unreachable(server: OpenAIServer) -> N
     assert not ok and "cannot connect" in detail
 
 
+async def test_https_goes_through_tls(server: OpenAIServer) -> None:
+    """An https:// endpoint takes httpx's TLS transport (plain http:// takes asyncio streams):
+    against a server that does not speak TLS the handshake fails, clearly."""
+    model = model_for(f"https://127.0.0.1:{server.port}/v1", retries=0, verify_tls=False)
+    try:
+        with pytest.raises(LLMError, match=r"https://127\.0\.0\.1:\d+/v1/chat/completions.*SSL"):
+            await model.complete(ask())
+    finally:
+        await model.aclose()
+
+
 @pytest.mark.parametrize("stream", [True, False])
 async def test_keep_alive_reuses_one_connection(server: OpenAIServer, stream: bool) -> None:
     model = model_for(server.base_url, stream=stream)
