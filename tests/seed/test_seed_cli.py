@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import PAIRS, ROOT, STATES
 from ruamel.yaml import YAML
+from seed_files import PAIRS, ROOT, STATES
 from typer.testing import CliRunner
 
 from regions_cli.cli.app import app

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ALL_INPUTS, ROOT
 from ruamel.yaml import YAML
+from seed_files import ALL_INPUTS, ROOT
 
 from regions_cli.workflow.model import Workflow, build_workflow
 from regions_cli.workflow.seed_json import export_workflow, import_files

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ALL_INPUTS, PAIRS, STATES, verify_errors
+from seed_files import ALL_INPUTS, PAIRS, STATES, verify_errors
 
 from regions_cli.workflow.seed_json import import_files
 
@@ -214,8 +214,8 @@ def test_registry_alone_gets_a_starter_plan(seed: Path) -> None:
 
 def test_the_minimal_example_is_the_registrys_import_plus_a_store(seed: Path) -> None:
     """What workflows/minimal.yaml's header says: same regions, same steps as the import."""
-    from conftest import ROOT
     from ruamel.yaml import YAML
+    from seed_files import ROOT
 
     imported = _import(seed, ["minimal_regions.json"]).data()
     example = YAML(typ="safe").load((ROOT / "workflows" / "minimal.yaml").read_text())
