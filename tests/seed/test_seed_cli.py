@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from ruamel.yaml import YAML
 from seed_files import PAIRS, ROOT, STATES
 from typer.testing import CliRunner
@@ -51,6 +52,46 @@ def test_import_writes_a_file_that_verifies_and_never_overwrites(
     forced = runner.invoke(app, ["import", str(seed / STATES["refine"]), "-o", str(out), "--force"])
     assert forced.exit_code == 0
     assert out.read_text() != "my edits"
+
+
+#: The issue's bad input classes, each as (registry text, plan text, the one stderr line).
+_REG = [{"name": "A", "type": "Region", "task": "t"}]
+BAD_INPUTS = {
+    "not-json": ("[{'name': 'A'}]", None, "r.json: $: not JSON: Expecting property name"),
+    "wrong-shape": (
+        json.dumps(_REG),
+        json.dumps({"layer_config": {"c": ["A"]}}),
+        "p.json: $.layer_config: expected an array of layers, got an object",
+    ),
+    "unknown-region-type": (
+        json.dumps([{"name": "A", "type": "MockRegion", "task": "t"}]),
+        None,
+        "r.json: $[0].type: unknown region type 'MockRegion'",
+    ),
+    "plan-names-a-missing-region": (
+        json.dumps(_REG),
+        json.dumps({"layer_config": [{"c": ["A", "Ghost"]}], "execution_config": [[]]}),
+        "p.json: $.layer_config[0].c[1]: region 'Ghost' is not in the registry",
+    ),
+}
+
+
+@pytest.mark.parametrize(("registry", "plan", "line"), BAD_INPUTS.values(), ids=list(BAD_INPUTS))
+def test_each_bad_input_class_exits_1_with_one_line(
+    tmp_path: Path, registry: str, plan: str | None, line: str
+) -> None:
+    files = [tmp_path / "r.json"]
+    files[0].write_text(registry)
+    if plan is not None:
+        files.append(tmp_path / "p.json")
+        files[1].write_text(plan)
+    out = tmp_path / "w.yaml"
+    result = runner.invoke(app, ["import", *map(str, files), "-o", str(out)])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(line)
+    assert result.stderr.count("\n") == 1
+    assert not out.exists()
 
 
 def test_bad_input_is_one_line_naming_file_and_path(tmp_path: Path) -> None:
