@@ -565,3 +565,26 @@ def test_tls_is_verified_unless_switched_off() -> None:
     assert _tls_context(True) is _tls_context(True)  # built once per process
     assert _tls_context(False).verify_mode == ssl.CERT_NONE
     assert HttpSettings.from_options({"base_url": "https://h"}, None, where="w").verify_tls
+
+
+async def test_http_endpoints_connect_through_asyncio_streams(
+    server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool httpx uses really is the one with our backend (httpx takes no backend, so
+    `asyncio_transport` swaps its pool: an httpx that renamed it would fail here)."""
+    from regions_cli.llm import asyncio_transport
+
+    connects: list[tuple[str, int]] = []
+    connect = asyncio_transport._Backend.connect_tcp
+
+    async def counting(self: Any, host: str, port: int, *args: Any, **kw: Any) -> Any:
+        connects.append((host, port))
+        return await connect(self, host, port, *args, **kw)
+
+    monkeypatch.setattr(asyncio_transport._Backend, "connect_tcp", counting)
+    model = model_for(server.base_url)
+    try:
+        assert (await model.complete(ask())).text == "echo: Who led the Zebras?"
+    finally:
+        await model.aclose()
+    assert connects == [("127.0.0.1", server.port)]
