@@ -207,7 +207,8 @@ def test_question_lists_fit_the_examples_max_tokens(example: str) -> None:
         region = workflow.regions[name]
         schema = question_list_schema(list(region.connections))
         longest = max(region.connections, key=len)
-        question = PROSE[: schema["items"]["properties"]["question"]["maxLength"]]
+        limit = schema["items"]["properties"]["question"]["maxLength"]
+        question = (PROSE * (limit // len(PROSE) + 1))[:limit]
         worst = json.dumps([{"source": longest, "question": question}] * schema["maxItems"])
         tokens = len(vocab.tokenize(worst.encode(), add_bos=False))
         max_tokens = workflow.llms[region.llm or "default"].options["params"]["max_tokens"]
