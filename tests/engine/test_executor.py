@@ -277,6 +277,23 @@ async def test_a_failed_step_never_erases_knowledge(failure: str) -> None:
     assert [e.content for e in region.replies] == ["precious"]
 
 
+async def test_a_model_that_fails_for_good_fails_the_run_and_keeps_the_request() -> None:
+    """A refused connection or a rejected key (the backend's retries spent) is a failed step,
+    exit code 3, not a run that "succeeds" with nothing answered; the request stays pending."""
+    wf = workflow(
+        pair(),
+        [layer(main=["B.make_replies"])],
+        inject=[{"from": "user", "to": "B", "role": "request", "content": "q"}],
+    )
+    engine, rec = engine_for(wf, llms={"default": FakeModel(LLMError("401 rejected"))})
+    result = await engine.run()
+    assert (result.status, result.exit_code) == ("failed", 3)
+    [finished] = rec.of("step_finished")
+    assert finished.outcome == "failed" and "401 rejected" in (finished.error or "")
+    assert [e.content for e in engine.regions["B"].requests] == ["q"]
+    assert result.outputs == []
+
+
 async def test_cancellation_ends_the_run_cleanly_with_exit_code_130() -> None:
     wf = workflow(
         {f"R{i}": {"type": "Region", "task": "t"} for i in range(2)},

@@ -297,10 +297,14 @@ class BaseRegion:
         *,
         json_schema: Mapping[str, Any] | None = None,
     ) -> str | None:
-        """Ask the region's model; the answer text, or None if the call failed or was empty.
+        """Ask the region's model; the answer text, or None if the answer was empty.
 
         Every call is recorded (`LLMCalled`, with the error if any) and counted against the
-        budget. Cancellation (a step timeout, Ctrl-C) passes through untouched.
+        budget. A call that fails for good (the backend's own retries spent: a refused
+        connection, a rejected API key) is re-raised, so the step fails as a whole: its state is
+        rolled back (requests stay pending, nothing is lost), the step's `retries` apply, and the
+        run ends with exit code 3 rather than succeeding with nothing answered. Cancellation
+        (a step timeout, Ctrl-C) passes through untouched.
         """
         llm = self.context.llm
         if llm is None:
@@ -321,7 +325,7 @@ class BaseRegion:
         start = time.perf_counter()
         try:
             completion = await llm.complete(request, on_token=on_token)
-        except Exception as exc:  # any backend failure is recorded, never a crash
+        except Exception as exc:  # recorded, then the step fails (see above)
             emit(
                 LLMCalled(
                     region=name,
@@ -334,7 +338,7 @@ class BaseRegion:
                 )
             )
             self.context.record_usage(name, Usage())
-            return None
+            raise
         self.context.record_usage(name, completion.usage)
         text = strip_thinking(completion.text)
         emit(
