@@ -47,8 +47,10 @@ def test_every_example_is_listed() -> None:
 
 
 def test_the_examples_table_in_the_docs_matches_the_files() -> None:
-    """docs/readme/60-examples.md: one row per example, in both tables, linking the file."""
-    text = (ROOT / "docs" / "readme" / "60-examples.md").read_text(encoding="utf-8")
+    """The README's examples section: one row per example, in both tables, linking the file."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("\n## Example workflows\n")
+    text = readme[start : readme.index("\n## ", start + 1)]
     linked = re.findall(r"^\| \[`(\w+)\.yaml`\]\(workflows/(\w+)\.yaml\) \|", text, re.M)
     assert [name for name, _ in linked] == [target for _, target in linked]
     timed = re.findall(r"^\| (\w+) \| [\d,]+ \| [\d,]+ \+ [\d,]+ \|", text, re.M)

@@ -13,17 +13,27 @@ from regions_cli.workflow.api import verify
 from regions_cli.workflow.rules import RULES
 from regions_cli.workflow.schema import schema
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "readme"
-FORMAT = DOCS / "10-workflow-format.md"
-VERIFY = DOCS / "11-verify.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def yaml_blocks(path: Path) -> list[str]:
-    return re.findall(r"```yaml\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+def readme_section(heading: str) -> str:
+    """The README's ``## heading`` section, up to the next ``## `` heading."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+FORMAT = readme_section("The workflow file")
+VERIFY = readme_section("Checking a workflow: `regions verify`")
+
+
+def yaml_blocks(text: str) -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", text, re.S)
 
 
 def test_every_rule_is_documented_with_its_severity() -> None:
-    text = VERIFY.read_text(encoding="utf-8")
+    text = VERIFY
     for rule_id, info in RULES.items():
         assert f"| `{rule_id}` | {info.severity} | {info.summary} |" in text
 
@@ -50,7 +60,7 @@ def test_the_sample_output_is_what_verify_prints(tmp_path: Path, monkeypatch: An
     (tmp_path / "lookup.yaml").write_text(typos)
     monkeypatch.chdir(tmp_path)
     printed = format_text(verify("lookup.yaml"), files=1)
-    sample = VERIFY.read_text(encoding="utf-8").split("$ regions verify lookup.yaml\n", 1)[1]
+    sample = VERIFY.split("$ regions verify lookup.yaml\n", 1)[1]
     assert sample.startswith(printed + "```")
 
 
@@ -58,7 +68,7 @@ def test_the_graph_sample_is_what_graph_prints() -> None:
     from regions_cli.workflow.api import load_workflow
     from regions_cli.workflow.graph import to_mermaid
 
-    sample = VERIFY.read_text(encoding="utf-8").split("$ regions graph workflows/lookup.yaml\n")[1]
+    sample = VERIFY.split("$ regions graph workflows/lookup.yaml\n")[1]
     shown = sample.split("  ...\n", 1)[0]
     assert shown.count("\n") > 10
     lookup = Path(__file__).resolve().parents[2] / "workflows" / "lookup.yaml"
