@@ -61,8 +61,13 @@ class _Stream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError("the connection is closed")
         with _mapped(httpcore.WriteTimeout, httpcore.WriteError):
             self._writer.write(buffer)
+            if not self._writer.transport.get_write_buffer_size():
+                # The socket took it all: `drain` cannot block (it only reports a lost
+                # connection), so it needs no timeout (a timer per write, twice a request).
+                await self._writer.drain()
+                return
             async with asyncio.timeout(timeout):
-                await self._writer.drain()  # returns at once unless the send buffer is full
+                await self._writer.drain()  # waits while the send buffer is above its limit
 
     async def aclose(self) -> None:
         self._writer.close()

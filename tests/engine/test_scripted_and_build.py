@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import string
 import time
 
 import pytest
 from engine_helpers import engine_for, layer, workflow
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from regions_cli.build import BuildError, build_engine
 from regions_cli.engine.events import EventBus
@@ -102,6 +105,31 @@ def test_prompt_override_is_used() -> None:
     t = PromptTemplates({"make_replies": "Q: $question (from $source)"})
     assert t.render("make_replies", question="why?", source="u") == "Q: why? (from u)"
     assert "Your focus: T" in t.render("system", name="n", task="T")
+
+
+_TEMPLATE_PIECES = st.sampled_from(
+    ["$question", "${source}", "$$", "{", "}", "{question}", " ", "x", "\n", "$name_", "é"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pieces=st.lists(_TEMPLATE_PIECES, max_size=12),
+    question=st.text(max_size=20),
+    pass_source=st.booleans(),
+)
+def test_rendering_matches_string_template(
+    pieces: list[str], question: str, pass_source: bool
+) -> None:
+    """The format-string renderer fills exactly as `string.Template.substitute` did: braces
+    and ``$$`` literal, ``${x}`` and ``$x`` filled, fields not passed empty."""
+    text = "".join(pieces)
+    template = string.Template(text)
+    if not template.is_valid() or set(template.get_identifiers()) - {"question", "source"}:
+        return  # rejected when the templates are built (tested above)
+    fields = {"question": question, **({"source": "S"} if pass_source else {})}
+    expected = template.substitute({"source": "", "name": "", **fields})
+    assert PromptTemplates({"make_replies": text}).render("make_replies", **fields) == expected
 
 
 @pytest.mark.parametrize(

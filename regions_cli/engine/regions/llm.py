@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from regions_cli.engine.regions.base import BaseRegion, Entry, Outcome, entries_json
@@ -31,6 +32,14 @@ def question_list_schema(recipients: Sequence[str]) -> dict[str, Any]:
             "required": ["source", "question"],
         },
     }
+
+
+@lru_cache(maxsize=1024)
+def _pretty_json(items: tuple[tuple[str, str], ...]) -> str:
+    """``json.dumps(dict(items), indent=2)``, kept: every run of a workflow renders the same
+    connections again (``indent`` takes json's pure-Python encoder), before its first request
+    can leave."""
+    return json.dumps(dict(items), indent=2)
 
 
 def last_json_array(text: str) -> list[Any] | None:
@@ -67,7 +76,7 @@ class Region(BaseRegion):
     def connections_json(self) -> str:
         """The connections as prompts show them (rendered once: they do not change)."""
         if self._connections_json is None:
-            self._connections_json = json.dumps(self.connections, indent=2)
+            self._connections_json = _pretty_json(tuple(self.connections.items()))
         return self._connections_json
 
     def system_prompt(self, pending: Sequence[Entry]) -> str:
