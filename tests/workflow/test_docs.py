@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from schema_keys import unknown_keys
 
 from regions_cli.workflow.api import verify
 from regions_cli.workflow.rules import RULES
@@ -75,41 +76,9 @@ def test_the_graph_sample_is_what_graph_prints() -> None:
     assert to_mermaid(load_workflow(lookup)).startswith(shown)
 
 
-def _known(node: dict[str, Any], key: str) -> dict[str, Any] | None:
-    if key in node.get("properties", {}):
-        return node["properties"][key]  # type: ignore[no-any-return]
-    for branch in ("then", "else"):
-        if isinstance(node.get(branch), dict):
-            found = _known(node[branch], key)
-            if found is not None:
-                return found
-    extra = node.get("additionalProperties")
-    return extra if isinstance(extra, dict) else None
-
-
-def _items(node: dict[str, Any]) -> dict[str, Any]:
-    for candidate in (node, node.get("then", {}), node.get("else", {})):
-        if "items" in candidate:
-            return candidate["items"]  # type: ignore[no-any-return]
-    return node
-
-
 def test_every_key_in_the_format_section_is_in_the_schema() -> None:
     yaml = YAML(typ="rt")
     unknown: list[str] = []
-
-    def walk(value: Any, node: dict[str, Any], where: str) -> None:
-        if isinstance(value, dict):
-            for key, child in value.items():
-                sub = _known(node, str(key))
-                if sub is None:
-                    unknown.append(f"{where}.{key}")
-                elif key != "params":
-                    walk(child, sub, f"{where}.{key}")
-        elif isinstance(value, list):
-            for item in value:
-                walk(item, _items(node), f"{where}[]")
-
     blocks = yaml_blocks(FORMAT)
     assert len(blocks) >= 8
     for block in blocks:
@@ -117,5 +86,5 @@ def test_every_key_in_the_format_section_is_in_the_schema() -> None:
             continue
         loaded = yaml.load(block)
         if loaded is not None:  # the editor-support block is only a comment
-            walk(loaded, schema(), "")
+            unknown.extend(unknown_keys(loaded, schema()))
     assert unknown == []

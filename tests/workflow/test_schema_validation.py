@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
+from schema_keys import unknown_keys
 from workflow_helpers import VALID_FIXTURES
 
 from regions_cli.workflow import model
@@ -78,45 +79,9 @@ def _doc_example() -> dict[str, Any]:
     return loaded
 
 
-def _subschema(node: dict[str, Any], key: str) -> dict[str, Any] | None:
-    if key in node.get("properties", {}):
-        return node["properties"][key]  # type: ignore[no-any-return]
-    extra = node.get("additionalProperties")
-    if isinstance(extra, dict):
-        return extra
-    for branch in ("then", "else"):
-        if isinstance(node.get(branch), dict):
-            found = _subschema(node[branch], key)
-            if found is not None:
-                return found
-    return None
-
-
-def _items(node: dict[str, Any]) -> dict[str, Any]:
-    for candidate in (node, node.get("then", {}), node.get("else", {})):
-        if "items" in candidate:
-            return candidate["items"]  # type: ignore[no-any-return]
-    return node
-
-
 def test_every_key_of_the_format_page_is_in_the_schema() -> None:
-    unknown: list[str] = []
-
-    def check(value: Any, node: dict[str, Any], where: str) -> None:
-        if isinstance(value, dict):
-            for key, child in value.items():
-                sub = _subschema(node, str(key))
-                if sub is None:
-                    unknown.append(f"{where}.{key}")
-                elif key != "params":  # passed through to the model as is
-                    check(child, sub, f"{where}.{key}")
-        elif isinstance(value, list):
-            for item in value:
-                check(item, _items(node), f"{where}[]")
-
     example = _doc_example()
-    check(example, schema(), "")
-    assert unknown == []
+    assert unknown_keys(example, schema()) == []
     assert {"llms", "embedders", "rags", "regions", "inject", "delivery", "defaults"} <= set(
         example
     )

@@ -1,0 +1,42 @@
+"""Which keys of a YAML snippet the workflow schema does not know (for the docs tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _subschema(node: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The schema of `key` inside `node`: a property, a conditional branch's, or the map's."""
+    if key in node.get("properties", {}):
+        return node["properties"][key]  # type: ignore[no-any-return]
+    for branch in ("then", "else"):
+        if isinstance(node.get(branch), dict):
+            found = _subschema(node[branch], key)
+            if found is not None:
+                return found
+    extra = node.get("additionalProperties")
+    return extra if isinstance(extra, dict) else None
+
+
+def _items(node: dict[str, Any]) -> dict[str, Any]:
+    for candidate in (node, node.get("then", {}), node.get("else", {})):
+        if "items" in candidate:
+            return candidate["items"]  # type: ignore[no-any-return]
+    return node
+
+
+def unknown_keys(value: Any, schema: dict[str, Any], where: str = "") -> list[str]:
+    """Dotted paths of every key in `value` that `schema` has no place for. ``params`` is not
+    entered: it is passed through to the model as is."""
+    unknown: list[str] = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            sub = _subschema(schema, str(key))
+            if sub is None:
+                unknown.append(f"{where}.{key}")
+            elif key != "params":
+                unknown.extend(unknown_keys(child, sub, f"{where}.{key}"))
+    elif isinstance(value, list):
+        for item in value:
+            unknown.extend(unknown_keys(item, _items(schema), f"{where}[]"))
+    return unknown
