@@ -44,8 +44,8 @@ def run(
         [],
         "--llm",
         metavar="NAME=URL",
-        help="Override an llms: entry: NAME=URL (an OpenAI-compatible server) or "
-        "NAME=scripted. Repeatable.",
+        help="Override an llms: entry: NAME=URL (an OpenAI-compatible server), NAME=local, "
+        "NAME=scripted or NAME=replay:FILE. Repeatable.",
         show_default=False,
     ),
     no_live: bool = typer.Option(
