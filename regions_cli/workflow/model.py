@@ -9,7 +9,7 @@ report positions (that is `workflow.rules`' job).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -202,10 +202,6 @@ class Workflow:
     source: Path | None = None  # the workflow file, when loaded from one
     base_dir: Path = Path(".")
 
-    def is_external(self, address: str) -> bool:
-        """An address that names no region is external: messages to it are the run's output."""
-        return address not in self.regions
-
 
 def _connections(raw: Any, regions: Mapping[str, Any]) -> dict[str, str]:
     if raw is None:
@@ -376,8 +372,3 @@ def build_workflow(
         source=source,
         base_dir=base_dir,
     )
-
-
-def step_methods(region_type: str) -> Sequence[str]:
-    """The methods a plan step may call on a region of `region_type` (empty if unknown)."""
-    return METHODS.get(region_type, ())
