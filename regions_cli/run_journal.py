@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import sqlite3
 import sys
 import threading
@@ -23,6 +22,7 @@ from regions_cli.engine.budget import Spend
 from regions_cli.engine.events import EventBus, Notice, RunFinished
 from regions_cli.engine.journal import Recorder, RunFile, RunFileError, WorkflowRecord
 from regions_cli.engine.message import ROLES, Message
+from regions_cli.engine.postmaster import Held
 from regions_cli.engine.runfile import (
     ResumePoint,
     check_workflow,
@@ -95,6 +95,7 @@ class RunJournal:
         self.interactive = interactive
         self.invocation = run.begin_invocation(kind, keep_chains=point.skip_chains)
         self.recorder = Recorder(run, self.invocation)
+        self.recorder.resume_chains(point.start_layer, point.completed)
         self.paused = False
         self._first_barrier = True
         self._view: Any = None
@@ -125,6 +126,7 @@ class RunJournal:
             if options.resume is not None:
                 run = RunFile.open(Path(options.resume))
                 try:
+                    run.check_continuable()
                     check_workflow(run, current, force=options.force)
                 except RunFileError:
                     run.close()
@@ -152,17 +154,6 @@ class RunJournal:
         except OSError as exc:
             raise JournalError(f"{source}: cannot read: {exc.strerror or exc}") from exc
 
-    def prepare(self, workflow: Workflow) -> Workflow:
-        """`workflow` without the chains of the resumed layer that already completed."""
-        if not self.point.skip_chains:
-            return workflow
-        index = self.point.start_layer
-        plan = list(workflow.plan)
-        layer = plan[index]
-        chains = tuple(c for c in layer.chains if c.name not in self.point.skip_chains)
-        plan[index] = dataclasses.replace(layer, chains=chains)
-        return dataclasses.replace(workflow, plan=tuple(plan))
-
     def attach(self, engine: Any, view: Any = None) -> None:
         """Let the journal snapshot `engine`'s regions at chain ends; remember the view
         (interactive mode pauses it to ask). Delivery numbers continue the run's, and the
@@ -173,6 +164,7 @@ class RunJournal:
             return {name: regions[name].snapshot() for name in names if name in regions}
 
         self.recorder.snapshot = snapshot
+        self.recorder.held = engine.postmaster.held
         self._view = view
         self._bus = engine.bus
         self._postmaster = engine.postmaster
@@ -192,6 +184,10 @@ class RunJournal:
             "inject_initial": self.point.fresh,
             "max_layers": self.max_layers,
             "run_file": self.path_text,
+            "completed_chains": {
+                chain: [Held.from_json(item) for item in done.held]
+                for chain, done in self.point.completed.items()
+            },
         }
 
     def subscribe(self, bus: EventBus) -> None:

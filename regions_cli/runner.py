@@ -113,7 +113,6 @@ def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
     except JournalError as exc:
         raise RunError(str(exc)) from exc
     try:
-        workflow = journal.prepare(workflow)
         stop = _Stop()
         view = _choose_view(options, out, stop)
         return asyncio.run(_execute(workflow, options, view, journal, stop, err))

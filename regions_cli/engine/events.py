@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from regions_cli.engine.message import Message
+
+#: The chain of the running layer whose task emits an event (None between layers). The
+#: executor sets it in each chain's task, so a subscriber that needs the plan order (the
+#: journal) can tell which chain an event belongs to without it being in every event.
+CURRENT_CHAIN: ContextVar[str | None] = ContextVar("regions_current_chain", default=None)
 
 
 @dataclass(kw_only=True, slots=True)

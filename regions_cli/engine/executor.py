@@ -30,6 +30,7 @@ from typing import Any, Literal
 from regions_cli.engine.barrier import Barrier, BarrierHook
 from regions_cli.engine.budget import BudgetTracker
 from regions_cli.engine.events import (
+    CURRENT_CHAIN,
     EventBus,
     LayerFinished,
     LayerStarted,
@@ -41,7 +42,7 @@ from regions_cli.engine.events import (
     StepStarted,
 )
 from regions_cli.engine.message import Message, Origin
-from regions_cli.engine.postmaster import Postmaster, Routing, UndeliverableError
+from regions_cli.engine.postmaster import Held, Postmaster, Routing, UndeliverableError
 from regions_cli.engine.regions.base import BaseRegion, Outcome
 from regions_cli.llm.base import Usage
 from regions_cli.workflow.model import Chain, Layer, Step, Workflow
@@ -228,11 +229,13 @@ class Engine:
         inject_initial: bool = True,
         run_id: str | None = None,
         run_file: str | None = None,
+        completed_chains: Mapping[str, Sequence[Held]] | None = None,
     ) -> RunResult:
         """Run layers ``start_layer`` .. (``max_layers`` of them, default: to the end).
 
         `states` (region snapshots) are restored first; `inject_initial` delivers the
-        workflow's ``inject:`` messages. Never raises for a failure of the run: the result
+        workflow's ``inject:`` messages. `completed_chains` names chains of ``start_layer``
+        that a resumed run does not run again, each with what it held for the barrier. Never raises for a failure of the run: the result
         (and the `RunFinished` event) says how it ended. Misuse raises: `ValueError` for a
         `start_layer` outside the plan, `RuntimeError` while another run is in progress.
         """
@@ -244,7 +247,14 @@ class Engine:
         self._running = True
         try:
             return await self._run(
-                barrier_hook, start_layer, max_layers, states, inject_initial, run_id, run_file
+                barrier_hook,
+                start_layer,
+                max_layers,
+                states,
+                inject_initial,
+                run_id,
+                run_file,
+                completed_chains or {},
             )
         finally:
             self._running = False
@@ -258,6 +268,7 @@ class Engine:
         inject_initial: bool,
         run_id: str | None,
         run_file: str | None,
+        completed_chains: Mapping[str, Sequence[Held]],
     ) -> RunResult:
         plan = self.workflow.plan
         started = time.perf_counter()
@@ -296,7 +307,8 @@ class Engine:
                 await self.postmaster.inject(initial_messages(self.workflow))
             await self._barrier(barrier_hook, start_layer)
             for index in range(start_layer, end):
-                await self._run_layer(plan[index], tally)
+                done = completed_chains if index == start_layer else {}
+                await self._run_layer(plan[index], tally, done)
                 layers_run += 1
                 next_layer = index + 1
                 await self._barrier(barrier_hook, next_layer)
@@ -409,18 +421,27 @@ class Engine:
         if messages:
             await self.postmaster.inject(list(messages))
 
-    async def _run_layer(self, layer: Layer, tally: _Tally) -> None:
+    async def _run_layer(
+        self, layer: Layer, tally: _Tally, completed: Mapping[str, Sequence[Held]]
+    ) -> None:
         self.bus.emit(LayerStarted(layer=layer.index, label=layer.label))
         started = time.perf_counter()
         failed_before = tally.failed
+        postmaster = self.postmaster
+        postmaster.open_layer({c.name: [s.region for s in c.steps] for c in layer.chains})
+        for name, held in completed.items():
+            postmaster.hold(name, held)
+        chains = [c for c in layer.chains if c.name not in completed]
         try:
-            if len(layer.chains) == 1:
-                await self._run_chain(layer, layer.chains[0], tally)
-            else:
+            if len(chains) == 1:
+                await self._run_chain(layer, chains[0], tally)
+            elif chains:
                 async with asyncio.TaskGroup() as group:
-                    for chain in layer.chains:
+                    for chain in chains:
                         group.create_task(self._run_chain(layer, chain, tally))
+            await postmaster.close_layer()
         except BaseException:
+            postmaster.discard_layer()
             self.bus.emit(
                 LayerFinished(
                     layer=layer.index,
@@ -440,6 +461,13 @@ class Engine:
         )
 
     async def _run_chain(self, layer: Layer, chain: Chain, tally: _Tally) -> None:
+        token = CURRENT_CHAIN.set(chain.name)
+        try:
+            await self._run_steps(layer, chain, tally)
+        finally:
+            CURRENT_CHAIN.reset(token)
+
+    async def _run_steps(self, layer: Layer, chain: Chain, tally: _Tally) -> None:
         for index, step in enumerate(chain.steps):
             outcome = await self._run_step(layer.index, chain.name, index, step, tally)
             if outcome in FAILED_OUTCOMES and step.policy.on_failure == "stop":
@@ -552,7 +580,7 @@ class Engine:
                 )
             return attempt
         assert routing is not None
-        await self.postmaster.commit(routing)
+        await self.postmaster.commit(routing, origin.chain)
         region.release()
         return attempt
 

@@ -44,8 +44,12 @@ from regions_cli.engine.message import Message, Origin
 
 #: Written in ``meta.format``; a sqlite file without it is not a run file.
 FORMAT = "regions-run"
-#: Bumped whenever the schema changes incompatibly.
-SCHEMA_VERSION = 1
+#: Bumped whenever the schema changes incompatibly. Version 2: the journal is in plan order
+#: (chains in declaration order, whatever order they finished in) and a completed chain's
+#: record carries its events and what it held for the barrier.
+SCHEMA_VERSION = 2
+#: Versions this regions can show and replay; only `SCHEMA_VERSION` can be continued.
+READABLE_VERSIONS = (1, 2)
 
 #: How long a writer waits for another process's transaction (``inject`` vs a running run).
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -93,7 +97,8 @@ CREATE TABLE IF NOT EXISTS states (
     PRIMARY KEY (region, position));
 CREATE TABLE IF NOT EXISTS chains_done (
     layer INTEGER NOT NULL, chain TEXT NOT NULL, t REAL NOT NULL, event_seq INTEGER NOT NULL,
-    states TEXT NOT NULL, PRIMARY KEY (layer, chain));
+    states TEXT NOT NULL, events TEXT NOT NULL DEFAULT '[]', held TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (layer, chain));
 CREATE TABLE IF NOT EXISTS injections (
     id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, destination TEXT NOT NULL,
     role TEXT NOT NULL, content TEXT NOT NULL, message_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
@@ -215,6 +220,8 @@ class ChainDone:
     chain: str
     event_seq: int  # events up to this one were journaled when it completed
     states: dict[str, dict[str, Any]]  # its regions' states when it completed
+    events: list[dict[str, Any]]  # its events (JSON), journaled at the barrier
+    held: list[dict[str, Any]]  # what it posted for the barrier (`Held.to_json`)
 
 
 @dataclass(frozen=True)
@@ -255,6 +262,16 @@ class RunFile:
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         self._workflow: WorkflowRecord | None = None
+        self.version = SCHEMA_VERSION
+
+    def check_continuable(self) -> None:
+        """Refuse (`RunFileError`) to continue a run recorded by an earlier regions."""
+        if self.version < SCHEMA_VERSION:
+            raise RunFileError(
+                f"{self.path}: recorded by an earlier regions (run file version {self.version}), "
+                "whose delivery order inside a layer depended on timing; it can be shown and "
+                "replayed but not continued: start a new run"
+            )
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -328,13 +345,14 @@ class RunFile:
             version = int(rows.get("schema_version", ""))
         except ValueError:
             version = -1
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             conn.close()
             raise RunFileError(
                 f"{path}: run file schema version {rows.get('schema_version')!r} is not supported "
-                f"(this regions reads version {SCHEMA_VERSION})"
+                f"(this regions reads versions {', '.join(map(str, READABLE_VERSIONS))})"
             )
         run = cls(path, conn)
+        run.version = version
         try:
             conn.execute("PRAGMA quick_check(1)").fetchone()
             run.workflow  # noqa: B018 - parse the workflow record now: fail early, clearly
@@ -450,40 +468,18 @@ class RunFile:
         return int(row[0]) if row else 0
 
     def _roll_back_uncommitted(self, position: int, keep: set[str]) -> None:
-        """Mark what was journaled after barrier `position` as rolled back, except the rows of
-        the completed chains in `keep` (their steps, messages, their regions' events, and the
-        layer's own events: its start, the run's start) and the injections the barrier took
-        (delivered as part of it; a resume hands them back, see `resume_point`).
-
-        Every condition is wrapped in ``COALESCE(..., 0)``: a NULL column (an injection has no
-        layer) means "not kept", never "unknown"."""
+        """Mark what was journaled after barrier `position` as rolled back, except the
+        deliveries of the injections the barrier took (delivered as part of it; a resume hands
+        them back, see `resume_point`). The completed chains in `keep` are journaled again
+        from their records, in plan order (their calls were spent once: their `llm_calls`
+        rows stay as they were)."""
         after = self.barrier_seq(position)
-        chains = sorted(keep)
-        regions = sorted(_chain_table(self.workflow.plan, only=position).regions_of(keep))
-        in_chains = f"(layer = ? AND chain IN ({', '.join('?' * len(chains))}))"
-        in_regions = f"(layer = ? AND region IN ({', '.join('?' * len(regions))}))"
-        unplaced = "(chain IS NULL AND region IS NULL)"
-        kept_events = f"{in_chains} OR {in_regions} OR {unplaced}" if chains else "0"
+        self.conn.execute("UPDATE events SET rolled_back = 1 WHERE seq > ?", (after,))
         self.conn.execute(
-            f"UPDATE events SET rolled_back = 1 WHERE seq > ? AND NOT COALESCE({kept_events}, 0)",
-            (after, *((position, *chains, position, *regions) if chains else ())),
+            "UPDATE messages SET rolled_back = 1 WHERE event_seq > ? AND injected = 0", (after,)
         )
-        chain_args = (position, *chains) if chains else ()
-        self.conn.execute(
-            "UPDATE messages SET rolled_back = 1 WHERE event_seq > ? AND NOT "
-            f"COALESCE({in_chains if chains else '0'} OR injected = 1, 0)",
-            (after, *chain_args),
-        )
-        self.conn.execute(
-            "UPDATE steps SET rolled_back = 1 WHERE event_seq > ? AND NOT "
-            f"COALESCE({in_chains if chains else '0'}, 0)",
-            (after, *chain_args),
-        )
-        self.conn.execute(
-            "UPDATE llm_calls SET rolled_back = 1 WHERE event_seq > ? AND NOT "
-            f"(region IN ({', '.join('?' * len(regions))}))",
-            (after, *regions),
-        )
+        self.conn.execute("UPDATE steps SET rolled_back = 1 WHERE event_seq > ?", (after,))
+        self.conn.execute("UPDATE llm_calls SET rolled_back = 1 WHERE event_seq > ?", (after,))
 
     # -- plan position and state ---------------------------------------------------------------
 
@@ -516,12 +512,16 @@ class RunFile:
 
     def chains_done(self, layer: int) -> dict[str, ChainDone]:
         """Chains of `layer` that completed after its barrier, in completion order."""
+        if self.version < 2:
+            sql = "SELECT chain, event_seq, states, '[]', '[]' FROM chains_done"
+        else:
+            sql = "SELECT chain, event_seq, states, events, held FROM chains_done"
         return {
-            str(chain): ChainDone(str(chain), int(seq), json.loads(states))
-            for chain, seq, states in self.conn.execute(
-                "SELECT chain, event_seq, states FROM chains_done WHERE layer = ? "
-                "ORDER BY event_seq",
-                (layer,),
+            str(chain): ChainDone(
+                str(chain), int(seq), json.loads(states), json.loads(events), json.loads(held)
+            )
+            for chain, seq, states, events, held in self.conn.execute(
+                f"{sql} WHERE layer = ? ORDER BY event_seq", (layer,)
             ).fetchall()
         }
 
@@ -533,6 +533,7 @@ class RunFile:
         Refused (`RunFileError`) once the run has committed its last barrier: checked in the
         same transaction, so a message is never queued where no barrier would deliver it.
         """
+        self.check_continuable()
         first_ordinal = int(self.workflow.info.get("inject", 0))
         layers = len(self.workflow.plan)
         with self.transaction():
@@ -740,7 +741,29 @@ class Recorder:
         self._deferred: tuple[int, Mapping[str, Mapping[str, Any]]] | None = None
         self.failure: str | None = None  # why the run file could not be written, if it failed
         self._chain_work: dict[tuple[int, str], float] = {}  # seconds of steps, per chain
-        self._pending_chains: list[tuple[int, str, float, int, dict[str, Any]]] = []
+        self._pending_chains: list[tuple[int, str, float, int, str, str, str]] = []
+        # Plan order: the events of the running layer's chains wait here, per chain, and go
+        # to the journal in declaration order when the layer's chains are over; delivery
+        # numbers are given in that order (a listener's copy repeats its message's number).
+        self._held: dict[str, list[ev.Event]] = {}
+        self._order: list[str] = []
+        self._resumed: tuple[int, dict[str, list[ev.Event]]] | None = None
+        row = run.conn.execute(
+            "SELECT COALESCE(MAX(delivery_seq), 0) FROM messages WHERE rolled_back = 0"
+        ).fetchone()
+        self._delivery_seq = int(row[0])
+        self._numbered: dict[str, int] = {}  # message id -> its delivery number
+        #: what a chain has posted for the barrier (the postmaster's `held`), set by the runner
+        self.held: Callable[[str], Sequence[Any]] | None = None
+
+    def resume_chains(self, layer: int, chains: Mapping[str, ChainDone]) -> None:
+        """Journal the events of `chains`, completed in `layer` before a resume, in their
+        place in the plan order (they do not run again)."""
+        events: dict[str, list[ev.Event]] = {}
+        for name, done in chains.items():
+            events[name] = [e for e in map(event_from_json, done.events) if e is not None]
+            self._touched.update(done.states)
+        self._resumed = (layer, events)
 
     # -- the EventBus subscriber ---------------------------------------------------------------
 
@@ -759,10 +782,17 @@ class Recorder:
             self.failure = f"{self.run.path}: cannot write the run file: {exc}"
 
     def _take(self, event: ev.Event) -> None:
+        chain = ev.CURRENT_CHAIN.get()
+        if chain is None:
+            if self._held:  # the layer's chains are over: their events, in plan order
+                self._release()
+            target = self._buffer
+        else:
+            target = self._held.get(chain) or self._held.setdefault(chain, [])
         if isinstance(event, ev.MessageDelivered):
             self._touched.add(event.recipient or event.message.destination)
         elif isinstance(event, ev.StepFinished):
-            self._buffer.append(event)
+            target.append(event)
             self._touched.add(event.region)
             key = (event.layer, event.chain)
             work = self._chain_work.get(key, 0.0) + event.duration
@@ -779,15 +809,32 @@ class Recorder:
             self._layer_failed = False
             if self._deferred is not None:  # the run went on after a failed layer: commit it
                 self._commit(*self._deferred, take_injections=False)
+            self._start_layer(event.layer)
         elif isinstance(event, ev.LayerFinished):
             self._layer_failed = self._layer_failed or not event.ok
         elif isinstance(event, ev.RunFinished):
             self._buffer.append(event)
             self.flush()
             return
-        self._buffer.append(event)
+        target.append(event)
         if len(self._buffer) >= MAX_BUFFERED_EVENTS:
             self.flush()
+
+    def _start_layer(self, layer: int) -> None:
+        self._order = [chain for (index, chain) in self._chains if index == layer]
+        self._held = {}
+        if self._resumed is not None and self._resumed[0] == layer:
+            self._held.update(self._resumed[1])
+            self._resumed = None
+
+    def _release(self) -> None:
+        """Move the held chain events to the journal's buffer, chains in declaration order
+        (a chain the plan does not name, which cannot happen from the CLI, goes last)."""
+        held, self._held = self._held, {}
+        for chain in self._order:
+            self._buffer.extend(held.pop(chain, ()))
+        for events in held.values():
+            self._buffer.extend(events)
 
     def touch(self, region: str) -> None:
         """Say that `region`'s state changed without an event (a resume handing a message
@@ -799,7 +846,8 @@ class Recorder:
         return info is not None and event.step == info.steps - 1
 
     def _record_chain_done(self, layer: int, chain: str, work: float) -> None:
-        """Keep the state of a chain that completed inside a layer (see `resume_point`).
+        """Keep the record of a chain that completed inside a layer (see `resume_point`): its
+        regions' state, its events, and what it posted for the barrier.
 
         A chain that worked for `CHAIN_COMMIT_SECONDS` or more is committed at once, so a
         killed run does not redo it; a quicker one rides along with the next write (redoing
@@ -809,8 +857,20 @@ class Recorder:
             return
         info = self._chains[(layer, chain)]
         states = {name: dict(state) for name, state in self.snapshot(info.regions).items()}
-        last_seq = self._event_seq + len(self._buffer)  # the seq its last event will get
-        self._pending_chains.append((layer, chain, time.time(), last_seq, states))
+        dumps = json.dumps
+        events = [event_json(e) for e in self._held.get(chain, ())]
+        held = [item.to_json() for item in self.held(chain)] if self.held is not None else []
+        self._pending_chains.append(
+            (
+                layer,
+                chain,
+                time.time(),
+                self._event_seq + len(self._buffer),
+                dumps(states, sort_keys=True, ensure_ascii=False),
+                dumps(events, ensure_ascii=False),
+                dumps(held, ensure_ascii=False),
+            )
+        )
         if work >= CHAIN_COMMIT_SECONDS:
             self.flush()
 
@@ -827,12 +887,9 @@ class Recorder:
         if self._pending_chains:
             chains, self._pending_chains = self._pending_chains, []
             conn.executemany(
-                "INSERT OR REPLACE INTO chains_done (layer, chain, t, event_seq, states) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (layer, chain, t, seq, json.dumps(states, sort_keys=True, ensure_ascii=False))
-                    for layer, chain, t, seq, states in chains
-                ],
+                "INSERT OR REPLACE INTO chains_done (layer, chain, t, event_seq, states, events, "
+                "held) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                chains,
             )
         if not self._buffer:
             return
@@ -847,6 +904,7 @@ class Recorder:
         seq = self._event_seq
         message_seq = self._message_seq
         layer = self._layer
+        numbered = self._numbered
         for event in buffered:
             seq += 1
             if isinstance(event, ev.MessageDelivered | ev.MessageRejected):
@@ -854,7 +912,10 @@ class Recorder:
                 o = m.origin
                 message_seq += 1
                 if isinstance(event, ev.MessageDelivered):
-                    delivery, delivery_seq, recipient = event.delivery, event.seq, event.recipient
+                    delivery, recipient = event.delivery, event.recipient
+                    delivery_seq = numbered.get(m.id)
+                    if delivery_seq is None:
+                        delivery_seq = numbered[m.id] = self._delivery_seq = self._delivery_seq + 1
                 else:
                     delivery, delivery_seq, recipient = "rejected", None, None
                     rejection_rows.append(
@@ -885,6 +946,7 @@ class Recorder:
             chain: str | None = None
             if isinstance(event, ev.LayerStarted):
                 layer = event.layer
+                numbered.clear()  # a message's deliveries all happen within one layer
             elif isinstance(event, ev.StepStarted | ev.StepFinished):
                 chain = event.chain
             event_rows.append(

@@ -1,9 +1,14 @@
 """The postmaster: checks, orders and delivers every message; nothing is dropped silently.
 
 There is no polling. The executor hands the postmaster the outbox of a finished step
-(`Postmaster.route` then `commit`); every accepted message is in its recipient's inbox before
-the next step of that chain starts. Each delivery gets the next sequence number and a
-`MessageDelivered` event, so the order of delivery is recorded.
+(`Postmaster.route` then `commit`). Delivery follows the super-step model, so that what a run
+does never depends on timing: inside a layer (`open_layer` .. `close_layer`) a message to a
+region of the sending chain is delivered at once, before that chain's next step (the chain is
+sequential, so this is deterministic); every other message (to a region of another chain or of
+no chain in the layer, to an external address, a listener's copy) waits for the layer barrier,
+where `close_layer` delivers them in plan order: chains in declaration order, then step order,
+then posting order. Each delivery gets the next sequence number and a `MessageDelivered`
+event, so the order of delivery is recorded.
 
 Rules (checked against the region that posted the message, which differs from
 ``message.source`` for a broadcast copy):
@@ -24,8 +29,9 @@ reroute into drop, so there is never a loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from regions_cli.engine.events import Event, MessageDelivered, MessageRejected, Notice
 from regions_cli.engine.message import ROLES, Message
@@ -78,6 +84,52 @@ class UndeliverableError(Exception):
         self.rejections = list(rejections)
 
 
+class Held:
+    """A message (or what is left of its delivery) waiting for the layer barrier.
+
+    `seq` is its sequence number if part of it went at once (0 if not yet numbered);
+    `sent` says whether its destination has it already (then only listener copies are left).
+    """
+
+    __slots__ = ("delivery", "message", "sent", "seq")
+
+    def __init__(
+        self, message: Message, seq: int = 0, delivery: str = "delivered", sent: bool = False
+    ) -> None:
+        self.message = message
+        self.seq = seq
+        self.delivery = delivery  # delivered | returned | rerouted
+        self.sent = sent
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message": self.message.to_dict(),
+            "seq": self.seq,
+            "delivery": self.delivery,
+            "sent": self.sent,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Held:
+        return cls(
+            Message.from_dict(dict(data["message"])),
+            int(data.get("seq") or 0),
+            str(data.get("delivery") or "delivered"),
+            bool(data.get("sent")),
+        )
+
+
+class _LayerScope:
+    """Who is where in the running layer, and what waits for its barrier (per chain)."""
+
+    __slots__ = ("chain_of", "held", "order")
+
+    def __init__(self, chains: Mapping[str, Iterable[str]]) -> None:
+        self.order = list(chains)
+        self.chain_of = {region: chain for chain, regions in chains.items() for region in regions}
+        self.held: dict[str, list[Held]] = {chain: [] for chain in self.order}
+
+
 class Postmaster:
     """Routes messages between the regions of one run."""
 
@@ -105,6 +157,49 @@ class Postmaster:
         self.seq = 0  # deliveries so far (the sequence number of the last one)
         self.outputs: list[Message] = []  # messages to external addresses, in order
         self.rejected_count = 0  # messages rejected so far
+        self._scope: _LayerScope | None = None
+
+    # -- the layer barrier --------------------------------------------------------------
+
+    def open_layer(self, chains: Mapping[str, Iterable[str]]) -> None:
+        """A layer starts: `chains` maps each of its chains, in declaration order, to the
+        regions of its steps. Until `close_layer`, only messages inside a chain go at once."""
+        self._scope = _LayerScope(chains)
+
+    def held(self, chain: str) -> list[Held]:
+        """What `chain` has posted so far that waits for the barrier (for the journal)."""
+        scope = self._scope
+        return list(scope.held.get(chain, ())) if scope is not None else []
+
+    def hold(self, chain: str, items: Sequence[Held]) -> None:
+        """Queue what a chain completed before a resume had posted for the barrier."""
+        if self._scope is None:
+            raise RuntimeError("hold() outside a layer")
+        self._scope.held.setdefault(chain, []).extend(items)
+        if chain not in self._scope.order:
+            self._scope.order.append(chain)
+
+    async def close_layer(self, order: Sequence[str] | None = None) -> None:
+        """The barrier: deliver what the layer's chains held, in plan order (`order`, default
+        the layer's chains as declared)."""
+        scope, self._scope = self._scope, None
+        if scope is None:
+            return
+        for chain in order if order is not None else scope.order:
+
+            def elsewhere(name: str, chain: str = chain) -> bool:
+                return scope.chain_of.get(name) != chain
+
+            for item in scope.held.get(chain, ()):
+                seq = item.seq
+                if not item.sent:
+                    seq = await self._deliver_one(item.message, item.delivery, seq)
+                if self.listeners:
+                    await self._copy_to_listeners(item.message, seq, elsewhere)
+
+    def discard_layer(self) -> None:
+        """The layer was cancelled: what it held is never delivered."""
+        self._scope = None
 
     # -- checking -----------------------------------------------------------------------
 
@@ -161,25 +256,61 @@ class Postmaster:
 
     # -- delivering ---------------------------------------------------------------------
 
-    async def commit(self, routing: Routing) -> None:
-        """Deliver a routing's accepted messages and apply the policy to the rejected ones."""
-        local, rejected = self._local, routing.rejected
-        if local is not None and not rejected:  # the common case, in-process and all accepted
-            for message in routing.messages:
-                self._deliver_locally(message, "delivered", local)
-            return
-        for i, message in enumerate(routing.messages):
-            if rejected and i in rejected:
-                await self._undeliverable(routing.sender, rejected[i])
-            elif local is not None:
-                self._deliver_locally(message, "delivered", local)
-            else:
-                await self.deliver(message)
+    async def commit(self, routing: Routing, chain: str | None = None) -> None:
+        """Deliver a routing's accepted messages and apply the policy to the rejected ones.
 
-    async def send(self, sender: BaseRegion, messages: Sequence[Message]) -> Routing:
+        `chain` is the chain of the step that posted them: inside a layer, what leaves the
+        chain is held for the barrier (see the module docstring)."""
+        local, scope = self._local, self._scope
+        if local is not None and not routing.rejected:  # the common case: all accepted
+            if scope is None:
+                for message in routing.messages:
+                    self._deliver_locally(message, "delivered", local)
+                return
+            if not self.listeners and chain is not None:
+                chain_of, held = scope.chain_of, scope.held.setdefault(chain, [])
+                for message in routing.messages:
+                    if chain_of.get(message.destination) == chain:
+                        self._deliver_locally(message, "delivered", local)
+                    else:
+                        held.append(Held(message))
+                return
+        for i, message in enumerate(routing.messages):
+            if routing.rejected and i in routing.rejected:
+                await self._undeliverable(routing.sender, routing.rejected[i], chain)
+            else:
+                await self.post(message, chain)
+
+    async def post(self, message: Message, chain: str | None, delivery: str = "delivered") -> None:
+        """Deliver `message` from a step of `chain` now if it stays inside the chain, else hold
+        it for the layer barrier (outside a layer: now)."""
+        scope = self._scope
+        if scope is None or chain is None:
+            await self.deliver(message, delivery)
+            return
+        held = scope.held.setdefault(chain, [])
+
+        def here(name: str) -> bool:
+            return scope.chain_of.get(name) == chain
+
+        if here(message.destination):
+            seq = await self._deliver_one(message, delivery)
+            if self.listeners and await self._copy_to_listeners(message, seq, here):
+                held.append(Held(message, seq, delivery, sent=True))
+            return
+        seq = 0
+        if any(here(r.name) and r.taps(message) for r in self.listeners):
+            self.seq += 1  # a listener of the chain gets its copy now: the number is taken
+            seq = self.seq
+            await self._copy_to_listeners(message, seq, here)
+        held.append(Held(message, seq, delivery))
+
+    async def send(
+        self, sender: BaseRegion, messages: Sequence[Message], chain: str | None = None
+    ) -> Routing:
         """`route` then `commit`: what a step's outbox goes through."""
         routing = self.route(sender, messages)
-        await self.commit(routing)
+        await self.commit(routing, chain)
         return routing
 
     async def inject(self, messages: Sequence[Message]) -> None:
@@ -213,24 +344,51 @@ class Postmaster:
         if self._local is not None:
             self._deliver_locally(message, delivery, self._local)
             return
-        self.seq += 1
+        seq = await self._deliver_one(message, delivery)
+        await self._copy_to_listeners(message, seq)
+
+    async def _deliver_one(self, message: Message, delivery: str, seq: int = 0) -> int:
+        """Deliver `message` to its destination only, under `seq` or the next sequence number;
+        returns the number."""
+        if not seq:
+            self.seq += 1
+            seq = self.seq
         dest = message.destination
-        if dest in self.regions:
+        if self._local is not None:
+            receiver = self._local.get(dest)
+            if receiver is not None:
+                receiver(message)
+            else:
+                delivery = "output"
+                self.outputs.append(message)
+        elif dest in self.regions:
             await self.transport.send(dest, message)
         else:
             delivery = "output"
             self.outputs.append(message)
-        self.emit(
-            MessageDelivered(message=message, delivery=delivery, seq=self.seq, recipient=dest)
-        )
+        self.emit(MessageDelivered(message=message, delivery=delivery, seq=seq, recipient=dest))
+        return seq
+
+    async def _copy_to_listeners(
+        self, message: Message, seq: int, select: Callable[[str], bool] | None = None
+    ) -> bool:
+        """CC the listeners that tap `message` (a copy repeats its message's `seq`); with
+        `select`, only those it accepts. Returns whether `select` left any out."""
+        left = False
         for listener in self.listeners:
-            if listener.name != dest and listener.taps(message):
+            if listener.name == message.destination or not listener.taps(message):
+                continue
+            if select is not None and not select(listener.name):
+                left = True
+                continue
+            if self._local is not None:
+                self._local[listener.name](message)
+            else:
                 await self.transport.send(listener.name, message)
-                self.emit(
-                    MessageDelivered(
-                        message=message, delivery="cc", seq=self.seq, recipient=listener.name
-                    )
-                )
+            self.emit(
+                MessageDelivered(message=message, delivery="cc", seq=seq, recipient=listener.name)
+            )
+        return left
 
     def _deliver_locally(
         self, message: Message, delivery: str, receivers: Mapping[str, Receiver]
@@ -258,7 +416,9 @@ class Postmaster:
                     )
                 )
 
-    async def _undeliverable(self, sender: str | None, rejection: Rejection) -> None:
+    async def _undeliverable(
+        self, sender: str | None, rejection: Rejection, chain: str | None = None
+    ) -> None:
         message = rejection.message
         policy = self.delivery.undeliverable
         action: str = "drop" if policy == "error" else policy
@@ -286,7 +446,7 @@ class Postmaster:
                 bounced = replace(message, destination=target, cause=message.id, id="")
         self._rejected(sender, replace(rejection, reason=reason), action)
         if bounced is not None:
-            await self.deliver(bounced, "returned" if action == "return" else "rerouted")
+            await self.post(bounced, chain, "returned" if action == "return" else "rerouted")
 
     def _rejected(self, sender: str | None, rejection: Rejection, action: str) -> None:
         self.rejected_count += 1

@@ -10,11 +10,11 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from regions_cli.engine.journal import RunFile, RunFileError, WorkflowRecord
+from regions_cli.engine.journal import ChainDone, RunFile, RunFileError, WorkflowRecord
 from regions_cli.engine.message import Message
 from regions_cli.workflow.model import Workflow
 
@@ -187,6 +187,7 @@ class ResumePoint:
     # region without a new delivery
     redeliver: tuple[tuple[str, Message], ...]
     fresh: bool  # nothing committed yet: apply the workflow's ``inject:`` first
+    completed: Mapping[str, ChainDone] = field(default_factory=dict)  # the skip_chains' records
 
 
 def resume_point(run: RunFile) -> ResumePoint:
@@ -259,7 +260,15 @@ def resume_point(run: RunFile) -> ResumePoint:
         ):
             continue
         redeliver.append((recipient, message_from_row(row)))
-    return ResumePoint(position, states, frozenset(done), reinject, tuple(redeliver), False)
+    return ResumePoint(
+        position,
+        states,
+        frozenset(done),
+        reinject,
+        tuple(redeliver),
+        False,
+        {chain: completed[chain] for chain in done},
+    )
 
 
 def message_from_row(row: Mapping[str, Any]) -> Message:

@@ -37,7 +37,6 @@ async def drive(
     workflow = load_workflow(workflow_file)
     options = RunOptions(workflow_file, run_file=run_file, resume=resume, **extra)
     journal = RunJournal.open(options, workflow)
-    workflow = journal.prepare(workflow)
     if drop_chains:  # simulate chains that never finish (a process killed mid-layer)
         index = journal.run_kwargs["start_layer"]
         plan = list(workflow.plan)

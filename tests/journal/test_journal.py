@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from regions_cli.engine.journal import (
     event_json,
 )
 from regions_cli.engine.message import Message, Origin
+from regions_cli.engine.postmaster import Held
 from regions_cli.engine.runfile import (
     canonical_text,
     check_workflow,
@@ -334,6 +337,16 @@ def test_failed_layer_does_not_commit_its_barrier(run: RunFile) -> None:
     assert [s["outcome"] for s in run.steps()] == ["failed"]
 
 
+@contextlib.contextmanager
+def in_chain(chain: str) -> Iterator[None]:
+    """Emit as the executor does from a chain's task."""
+    token = ev.CURRENT_CHAIN.set(chain)
+    try:
+        yield
+    finally:
+        ev.CURRENT_CHAIN.reset(token)
+
+
 def test_completed_chain_is_kept_and_the_rest_rolled_back(run: RunFile) -> None:
     snapshots = {"A": {"done": True}, "B": {"done": False}}
     recorder = Recorder(
@@ -341,29 +354,43 @@ def test_completed_chain_is_kept_and_the_rest_rolled_back(run: RunFile) -> None:
         run.begin_invocation("run"),
         snapshot=lambda names: {n: snapshots[n] for n in names},
     )
+    to_b = [Held(message(f"a{step}")) for step in range(2)]  # what chain a posts to B
+    recorder.held = lambda chain: to_b if chain == "a" else []
     recorder.commit_barrier(0, {"A": {}, "B": {}})
     recorder(ev.LayerStarted(layer=0, label="ask"))
-    recorder(ev.StepStarted(layer=0, chain="b", step=0, region="B", method="make_replies"))
-    recorder(ev.MessageDelivered(message=message("from b", chain="b")))
-    # chain a completes: its two steps, with one message to B (outside chain a)
-    for step in range(2):
-        recorder(ev.StepStarted(layer=0, chain="a", step=step, region="A", method="m"))
-        recorder(ev.MessageDelivered(message=message(f"a{step}")))
-        recorder(
-            ev.StepFinished(
-                layer=0, chain="a", step=step, region="A", method="m", outcome="ok", duration=0.1
+    with in_chain("b"):
+        recorder(ev.StepStarted(layer=0, chain="b", step=0, region="B", method="make_replies"))
+    # chain a completes: its two steps, each posting one message to B (held for the barrier)
+    with in_chain("a"):
+        for step in range(2):
+            recorder(ev.StepStarted(layer=0, chain="a", step=step, region="A", method="m"))
+            recorder(
+                ev.StepFinished(
+                    layer=0, chain="a", step=step, region="A", method="m", outcome="ok", duration=0.1
+                )
             )
-        )
     # ... then the process dies before chain b ends (nothing else is flushed)
     run.conn.execute("UPDATE invocations SET pid = 999999999")
     point = resume_point(run)
     assert point.start_layer == 0
     assert point.skip_chains == frozenset({"a"})
     assert point.states["A"] == {"done": True} and point.states["B"] == {}
-    assert [(to, m.content) for to, m in point.redeliver] == [("B", "a0"), ("B", "a1")]
+    assert point.redeliver == ()  # nothing left chain a before the barrier
+    done = point.completed["a"]
+    assert [e["kind"] for e in done.events] == ["step_started", "step_finished"] * 2
+    assert [Held.from_json(h).message.content for h in done.held] == ["a0", "a1"]
     run.begin_invocation("resume", keep_chains=point.skip_chains)
-    assert [m["content"] for m in run.messages()] == ["a0", "a1"]  # "from b" rolled back
-    assert len(run.messages(include_rolled_back=True)) == 3
+    assert run.messages() == []
+    # the resumed process journals chain a's events in its place: before chain b's
+    resumed = Recorder(run, run.begin_invocation("resume", keep_chains=point.skip_chains))
+    resumed.resume_chains(0, point.completed)
+    resumed(ev.LayerStarted(layer=0, label="ask"))
+    with in_chain("b"):
+        resumed(ev.StepStarted(layer=0, chain="b", step=0, region="B", method="make_replies"))
+    resumed(ev.LayerFinished(layer=0, label="ask", ok=True, duration=0.0))
+    resumed.commit_barrier(1, {"A": {"done": True}, "B": {}})
+    chains = [e.get("chain") for e in run.events() if e["kind"] == "step_started"]
+    assert chains == ["a", "a", "b"]
 
 
 def test_completed_chain_touched_by_a_rerun_chain_runs_again(run: RunFile) -> None:
