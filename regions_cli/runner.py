@@ -55,6 +55,9 @@ class RunOptions:
     run_file: Path | None = None  # None: .regions/runs/<name>-<time>.db beside the workflow
     record: Path | None = None  # write every LLM call to this cassette
     replay: Path | None = None  # answer every LLM call from this cassette
+    # a response cache for every LLM (``--cache [FILE]``); "": the default file,
+    # ``.regions/cache.db`` beside the workflow
+    cache: str | None = None
     llm_overrides: tuple[str, ...] = ()  # NAME=URL | NAME=scripted | ... (``--llm``)
     live: bool | None = None  # None: the live view when stdout is a terminal
     # What the run file does (read by `regions_cli.run_journal.RunJournal.open`):
@@ -238,14 +241,18 @@ async def _execute(
     """Build the engine, run it with the journal and the view subscribed, then report."""
     from regions_cli.build import build_engine_async
     from regions_cli.engine.events import EventBus, Notice, RunFinished
+    from regions_cli.llm.cache import DEFAULT_CACHE_PATH
     from regions_cli.llm.factory import LLMOptions
 
     bus = EventBus()
     finished: list[RunFinished] = []
     bus.subscribe(lambda event: finished.append(event) if isinstance(event, RunFinished) else None)
     journal.subscribe(bus)  # before the view: the run file sees every event first
+    cache: Path | None = None
+    if options.cache is not None:  # ``--cache FILE``, or the default file beside the workflow
+        cache = Path(options.cache) if options.cache else workflow.base_dir / DEFAULT_CACHE_PATH
     llm_options = LLMOptions(
-        record=options.record, replay=options.replay, base_dir=workflow.base_dir
+        record=options.record, replay=options.replay, cache=cache, base_dir=workflow.base_dir
     )
     try:  # RAG stores ingest their new documents here, off the event loop
         engine = await build_engine_async(workflow, bus, llm_options)

@@ -12,6 +12,7 @@ import typer
 
 from regions_cli import __version__
 from regions_cli.cli import (
+    cache_cmd,
     gui_cmd,
     llm_cmd,
     rag_cmd,
@@ -45,7 +46,7 @@ def _root(
     """A declarative workflow runner for multi-agent LLM systems."""
 
 
-for module in (verify_cmd, run_cmd, runs_cmd, rag_cmd, llm_cmd, seed_cmd, gui_cmd):
+for module in (verify_cmd, run_cmd, runs_cmd, rag_cmd, llm_cmd, cache_cmd, seed_cmd, gui_cmd):
     module.register(app)
 
 

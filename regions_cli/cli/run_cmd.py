@@ -40,6 +40,19 @@ def run(
         help="Answer every LLM call from this cassette (written by --record), no model.",
         show_default=False,
     ),
+    cache: bool = typer.Option(
+        False,
+        "--cache",
+        help="Answer repeated LLM calls from the response cache .regions/cache.db beside FILE; "
+        "a call not in it asks the model and is kept.",
+    ),
+    cache_file: Path | None = typer.Option(
+        None,
+        "--cache-file",
+        metavar="PATH",
+        help="Like --cache, with this cache file.",
+        show_default=False,
+    ),
     llm: list[str] = typer.Option(
         [],
         "--llm",
@@ -83,6 +96,7 @@ def run(
         run_file=run_file,
         record=record,
         replay=replay,
+        cache=str(cache_file) if cache_file is not None else ("" if cache else None),
         llm_overrides=tuple(llm),
         live=False if no_live else None,
         resume=resume,

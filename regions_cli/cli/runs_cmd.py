@@ -510,6 +510,8 @@ def whole_run_finished(events: list[Any], spent: float) -> Any:
         messages=sum(isinstance(e, ev.MessageDelivered) and e.delivery != "cc" for e in events),
         prompt_tokens=sum(e.prompt_tokens for e in calls),
         completion_tokens=sum(e.completion_tokens for e in calls),
+        llm_calls=len(calls),
+        cached_calls=sum(e.cached for e in calls),
         duration=spent,
     )
 

@@ -34,8 +34,13 @@ class BudgetTracker:
         self.budget = budget or Budget()
         self.total = Spend()
         self.per_region: defaultdict[str, Spend] = defaultdict(Spend)
+        self.cached_calls = 0  # answers from the response cache: free, so never counted above
 
-    def record(self, region: str, usage: Usage) -> None:
+    def record(self, region: str, usage: Usage, cached: bool = False) -> None:
+        """Count one model call; an answer from the response cache costs nothing."""
+        if cached:
+            self.cached_calls += 1
+            return
         self.add(region, Spend(1, usage.prompt_tokens, usage.completion_tokens))
 
     def add(self, region: str, spent: Spend) -> None:

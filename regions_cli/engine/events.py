@@ -121,6 +121,7 @@ class LLMCalled(Event):
     completion_tokens: int
     duration: float
     error: str | None = None
+    cached: bool = False  # answered from the response cache: no model was called
 
 
 @dataclass(kw_only=True, slots=True)
@@ -156,6 +157,8 @@ class RunFinished(Event):
     # Tokens per region in this run: {region: {prompt_tokens, completion_tokens}} (regions that
     # spent none are left out).
     region_tokens: dict[str, dict[str, int]] = field(default_factory=dict)
+    llm_calls: int = 0  # model calls in this invocation, answers from the cache included
+    cached_calls: int = 0  # of those, answered from the response cache
 
 
 Subscriber = Callable[[Event], None]

@@ -82,6 +82,7 @@ class _Tally:
     delivered_before: int = 0  # the postmaster's counters when the run started
     rejected_before: int = 0
     calls_before: int = 0  # model calls counted before (an engine run again, a resumed budget)
+    cached_before: int = 0  # answers from the response cache before
     region_usage_before: dict[str, Usage] = field(default_factory=dict)
 
     def count(self, outcome: str) -> None:
@@ -235,8 +236,9 @@ class Engine:
 
         `states` (region snapshots) are restored first; `inject_initial` delivers the
         workflow's ``inject:`` messages. `completed_chains` names chains of ``start_layer``
-        that a resumed run does not run again, each with what it held for the barrier. Never raises for a failure of the run: the result
-        (and the `RunFinished` event) says how it ended. Misuse raises: `ValueError` for a
+        that a resumed run does not run again, each with what it held for the barrier.
+        Never raises for a failure of the run: the result (and the `RunFinished` event) says
+        how it ended. Misuse raises: `ValueError` for a
         `start_layer` outside the plan, `RuntimeError` while another run is in progress.
         """
         plan = self.workflow.plan
@@ -276,6 +278,7 @@ class Engine:
             delivered_before=self.postmaster.seq,
             rejected_before=self.postmaster.rejected_count,
             calls_before=self.budget.total.calls,
+            cached_before=self.budget.cached_calls,
             region_usage_before=self._region_usage(),
         )
         usage_before = self._usage()
@@ -379,6 +382,8 @@ class Engine:
         )
         messages = self.postmaster.seq - tally.delivered_before
         exit_code = EXIT_CODES[status]
+        cached = self.budget.cached_calls - tally.cached_before
+        calls = self.budget.total.calls - tally.calls_before + cached
         self.bus.emit(
             RunFinished(
                 status=status,
@@ -392,6 +397,8 @@ class Engine:
                 duration=duration,
                 run_file=run_file,
                 region_tokens=self._region_tokens(tally.region_usage_before),
+                llm_calls=calls,
+                cached_calls=cached,
             )
         )
         counts = {
@@ -400,7 +407,8 @@ class Engine:
             "steps_failed": tally.failed,
             "messages": messages,
             "rejected": self.postmaster.rejected_count - tally.rejected_before,
-            "llm_calls": self.budget.total.calls - tally.calls_before,
+            "llm_calls": calls,
+            "cached_calls": cached,
             **{f"outcome_{k}": n for k, n in tally.outcomes.items()},
         }
         return RunResult(

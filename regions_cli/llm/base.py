@@ -62,6 +62,7 @@ class Completion:
     text: str
     usage: Usage = field(default_factory=Usage)
     model: str = ""
+    cached: bool = False  # answered from the response cache (`llm/cache.py`), not the model
 
 
 class LLMError(Exception):

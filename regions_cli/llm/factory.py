@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from regions_cli.llm.base import CompletionModel
+from regions_cli.llm.base import CompletionModel, LLMConfigError
 from regions_cli.workflow.model import LLMConfig, Workflow
 
 
@@ -21,6 +21,7 @@ class LLMOptions:
 
     record: Path | None = None  # write every request/response to this cassette
     replay: Path | None = None  # answer every request from this cassette, no model
+    cache: Path | None = None  # a response cache for every endpoint (``regions run --cache``)
     # Where relative paths of llms entries (``cassette:``, a local ``model:``) resolve: the
     # workflow's folder (`Workflow.base_dir`); None -> the current directory.
     base_dir: Path | None = None
@@ -59,11 +60,35 @@ def make_llm(config: LLMConfig, options: LLMOptions | None = None) -> Completion
         model = LocalModel.from_config(config, base_dir=options.base_dir)
     else:  # the schema rules this out; a clear error beats a KeyError if it ever happens
         raise ValueError(f"llms.{config.name}: unknown backend {config.backend!r}")
-    if options.record is not None:
+    cache_path = _cache_path(config, options)
+    if cache_path is not None:
+        from regions_cli.llm.cache import CacheError, CachingModel, ResponseCache
+
+        try:
+            cache = ResponseCache.open(cache_path)
+        except CacheError as exc:
+            raise LLMConfigError(f"llms.{config.name}: {exc}") from exc
+        model = CachingModel(model, cache, backend=config.backend, options=config.options)
+    if options.record is not None:  # outside the cache: a cassette has every call
         from regions_cli.llm.replay import RecordingModel
 
         model = RecordingModel(model, options.record)
     return model
+
+
+def _cache_path(config: LLMConfig, options: LLMOptions) -> Path | None:
+    """The response cache of an endpoint: its ``cache:`` key (``true``: the default file
+    beside the workflow; ``false``: none, whatever the run asks), else the run's ``--cache``."""
+    from regions_cli.llm.cache import DEFAULT_CACHE_PATH
+
+    entry = config.options.get("cache")
+    if entry is False:
+        return None
+    if entry is True:
+        return options.resolve(DEFAULT_CACHE_PATH)
+    if isinstance(entry, str) and entry:
+        return options.resolve(entry)
+    return options.cache
 
 
 class LLMOverrideError(ValueError):

@@ -218,7 +218,7 @@ class LiveView:
                     Text(row.step or "", style="dim"),
                     Text(str(row.sent)),
                     Text(str(row.received)),
-                    Text(str(row.calls)),
+                    Text(f"{row.calls} ({row.cached} cached)" if row.cached else str(row.calls)),
                     Text(f"{row.tokens:,}"),
                     Text(row.last_call, style="dim"),
                 ]

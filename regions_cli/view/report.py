@@ -46,6 +46,7 @@ def _summary(state: RunState) -> list[ReportLine]:
         status, ok = "unknown: the run did not report its end", False
         layers_run, steps_ok, steps_failed = state.layers_done, state.steps_ok, state.steps_failed
         messages, prompt, completion = state.messages, state.prompt_tokens, state.completion_tokens
+        calls, cached = state.calls, state.cached_calls
         duration = state.elapsed(state.last_t)
         run_file = state.started.run_file if state.started else None
     else:
@@ -60,6 +61,7 @@ def _summary(state: RunState) -> list[ReportLine]:
             finished.prompt_tokens,
             finished.completion_tokens,
         )
+        calls, cached = finished.llm_calls, finished.cached_calls
         duration = finished.duration
         run_file = finished.run_file or (state.started.run_file if state.started else None)
     rejected = f" ({state.rejected} rejected)" if state.rejected else ""
@@ -68,6 +70,7 @@ def _summary(state: RunState) -> list[ReportLine]:
         ReportLine(f"layers     {layers_run} of {len(state.layers)} run"),
         ReportLine(f"steps      {steps_ok} ok, {steps_failed} failed"),
         ReportLine(f"messages   {messages:,}{rejected}"),
+        ReportLine(f"calls      {calls:,}" + (f" ({cached:,} from cache)" if cached else "")),
         ReportLine(
             f"tokens     {prompt + completion:,} ({prompt:,} prompt + {completion:,} completion)"
         ),

@@ -91,6 +91,7 @@ class RegionRow:
     sent: int = 0
     received: int = 0
     calls: int = 0
+    cached: int = 0  # of `calls`, answered from the response cache
     tokens: int = 0
     last_call: str = ""  # the last call's tokens, "prompt+completion"
     last_change: int = 0  # event ordinal of the last status change, to sort recent ones first
@@ -165,6 +166,8 @@ class RunState:
         self.steps_failed = 0
         self.messages = 0
         self.rejected = 0
+        self.calls = 0  # model calls, answers from the response cache included
+        self.cached_calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.warnings = 0
@@ -239,6 +242,12 @@ class RunState:
     def _llm_called(self, event: LLMCalled) -> None:
         row = self._region(event.region)
         row.calls += 1
+        self.calls += 1
+        if event.cached:
+            row.cached += 1
+            self.cached_calls += 1
+            row.last_call = "cached"
+            return
         row.tokens += event.prompt_tokens + event.completion_tokens
         row.last_call = f"{event.prompt_tokens:,}+{event.completion_tokens:,}"
         self.prompt_tokens += event.prompt_tokens

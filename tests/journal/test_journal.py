@@ -366,7 +366,13 @@ def test_completed_chain_is_kept_and_the_rest_rolled_back(run: RunFile) -> None:
             recorder(ev.StepStarted(layer=0, chain="a", step=step, region="A", method="m"))
             recorder(
                 ev.StepFinished(
-                    layer=0, chain="a", step=step, region="A", method="m", outcome="ok", duration=0.1
+                    layer=0,
+                    chain="a",
+                    step=step,
+                    region="A",
+                    method="m",
+                    outcome="ok",
+                    duration=0.1,
                 )
             )
     # ... then the process dies before chain b ends (nothing else is flushed)

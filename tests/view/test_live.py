@@ -203,6 +203,7 @@ def test_a_failed_run_shows_where_it_stopped(snapshot: Snapshot) -> None:
             completion_tokens=30,
             duration=2.3,
             run_file=sample.RUN_FILE,
+            llm_calls=2,
         ),
     ]
     view = LiveView(recording_console(), clock=lambda: sample.T0 + 5)

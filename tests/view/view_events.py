@@ -211,6 +211,7 @@ def second_half() -> list[Event]:
             duration=0.304,
             run_file=RUN_FILE,
             region_tokens={"Historian": {"prompt_tokens": 530, "completion_tokens": 70}},
+            llm_calls=3,
         ),
     ]
 

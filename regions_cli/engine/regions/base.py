@@ -86,7 +86,7 @@ class RegionContext:
     llm_name: str = ""
     store: KnowledgeStore | None = None
     templates: PromptTemplates = field(default_factory=PromptTemplates)
-    record_usage: Callable[[str, Usage], None] = lambda region, usage: None
+    record_usage: Callable[[str, Usage, bool], None] = lambda region, usage, cached: None
 
 
 @dataclass
@@ -337,9 +337,9 @@ class BaseRegion:
                     error=f"{type(exc).__name__}: {exc}",
                 )
             )
-            self.context.record_usage(name, Usage())
+            self.context.record_usage(name, Usage(), False)
             raise
-        self.context.record_usage(name, completion.usage)
+        self.context.record_usage(name, completion.usage, completion.cached)
         text = strip_thinking(completion.text)
         emit(
             LLMCalled(
@@ -350,6 +350,7 @@ class BaseRegion:
                 completion_tokens=completion.usage.completion_tokens,
                 duration=time.perf_counter() - start,
                 error=None if text else "empty answer",
+                cached=completion.cached,
             )
         )
         self.status("replying")
