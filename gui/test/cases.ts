@@ -51,6 +51,7 @@ export const CASES: Array<[string, (t: string) => string]> = [
   ['unknown-region', (t) => t.replace('connections: [Facts]', 'connections: [Facts, Nobody]')],
   ['unknown-method', (t) => t.replace('Facts.make_replies', 'Facts.make_questions')],
   ['region-in-two-chains', (t) => t + '      side: [Historian.summarize_replies]\n'],
+  ['cross-chain-message', (t) => t.replace('Facts.make_replies, Historian.make_replies]', 'Historian.make_replies]\n      lookup: [Facts.make_replies]')],
   ['unknown-llm', (t) => t.replace('    connections: [Facts]', '    connections: [Facts]\n    llm: gpt')],
   ['unknown-rag', (t) => t.replace('rag: facts', 'rag: stories')],
   ['unknown-embedder', (t) => t.replace('overlap: 10}', 'overlap: 10, embedder: e5}')],

@@ -41,7 +41,12 @@ from regions_cli.llm.base import (
     prompt_text,
 )
 
-CASSETTE_VERSION = 1
+#: Version 2: recorded with deterministic delivery (the prompts of a fan-in list what the
+#: concurrent chains sent in plan order, not in the order they finished).
+CASSETTE_VERSION = 2
+#: Versions `load_cassette` reads. A version-1 cassette still answers the requests it has; a
+#: miss then says why (its prompts may have followed the timing of the run that recorded it).
+READABLE_CASSETTE_VERSIONS = (1, 2)
 _DIFF_LINES = 24
 
 
@@ -173,6 +178,17 @@ class _Entry:
         self.served = 0
 
 
+def cassette_version(path: Path) -> int:
+    """The version in a cassette's header line (1 when it has none)."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            first = json.loads(handle.readline() or "{}")
+    except (OSError, UnicodeDecodeError, ValueError):
+        return CASSETTE_VERSION
+    version = first.get("cassette", 1) if isinstance(first, dict) else 1
+    return version if isinstance(version, int) else CASSETTE_VERSION
+
+
 def load_cassette(path: Path, where: str) -> dict[str, _Entry]:
     """Read a cassette into key -> entry; `LLMConfigError` (with the line) if it is malformed."""
     try:
@@ -191,7 +207,7 @@ def load_cassette(path: Path, where: str) -> dict[str, _Entry]:
         try:
             item = json.loads(line)
             if "cassette" in item:
-                if item["cassette"] != CASSETTE_VERSION:
+                if item["cassette"] not in READABLE_CASSETTE_VERSIONS:
                     raise ValueError(f"unsupported cassette version {item['cassette']!r}")
                 continue
             request = item["request"]
@@ -238,6 +254,7 @@ class ReplayModel:
         self.name = name
         self.cassette = Path(cassette)
         self._entries = load_cassette(self.cassette, f"llms.{name}")
+        self.version = cassette_version(self.cassette)
 
     @property
     def size(self) -> int:
@@ -264,6 +281,13 @@ class ReplayModel:
         return None
 
     def _miss(self, request: CompletionRequest) -> str:
+        if self.version < CASSETTE_VERSION:
+            return (
+                f"llms.{self.name}: this {request.purpose or 'request'} is not in the cassette "
+                f"{self.cassette}, recorded by an earlier regions (cassette version "
+                f"{self.version}) whose prompts followed the timing of that run; record it again "
+                f"with `regions run --record {self.cassette}`"
+            )
         head = (
             f"llms.{self.name}: this {request.purpose or 'request'} is not in the cassette "
             f"{self.cassette} (the workflow, its input or the prompts changed since recording; "

@@ -8,7 +8,7 @@ The ids are stable: docs, the GUI and users' CI configurations refer to them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -68,6 +68,11 @@ RULES: dict[str, RuleInfo] = {
     ),
     "unknown-method": RuleInfo("error", "A step calls a method the region's type does not offer."),
     "region-in-two-chains": RuleInfo("error", "A region appears in two chains of one layer."),
+    "cross-chain-message": RuleInfo(
+        "warning",
+        "Connected regions run in two chains of one layer: what one sends the other sees only "
+        "from the next layer.",
+    ),
     "unknown-llm": RuleInfo("error", "A region names an LLM that `llms:` does not define."),
     "unknown-rag": RuleInfo("error", "A RAGRegion names a store that `rags:` does not define."),
     "unknown-embedder": RuleInfo(
@@ -329,6 +334,68 @@ def region_in_two_chains(ctx: Context) -> Iterator[Finding]:
                 hint="chains of a layer run concurrently; run all of a region's steps in one "
                 "chain, or move them to another layer",
             )
+
+
+#: The roles of the messages each method may post, and of the stored messages it reads.
+_POSTS: Mapping[str, frozenset[str]] = {
+    "make_questions": frozenset({"request"}),
+    "make_replies": frozenset({"request", "reply"}),  # a FeedForwardRegion also forwards
+    "request_summaries": frozenset({"request"}),
+    "broadcast": frozenset({"request", "reply"}),
+}
+_READS: Mapping[str, frozenset[str]] = {
+    "make_questions": frozenset({"reply"}),
+    "make_replies": frozenset({"request", "reply"}),
+    "summarize_replies": frozenset({"reply"}),
+    "make_updates": frozenset({"reply"}),
+    "broadcast": frozenset({"request", "reply"}),
+    "clear_replies": frozenset({"reply"}),
+    "keep_last_reply_per_source": frozenset({"reply"}),
+}
+
+
+@check("cross-chain-message")
+def cross_chain_message(ctx: Context) -> Iterator[Finding]:
+    """Chains of a layer exchange messages only at the layer's barrier (the super-step model):
+    warn where a step reads what a connected region of another chain of the same layer may
+    post there, since it will see that only from the next layer."""
+    by_layer: dict[int, dict[str, list[StepRef]]] = {}
+    for step in ctx.steps:
+        by_layer.setdefault(step.layer, {}).setdefault(step.region, []).append(step)
+    connected = {name: {t for t, _, _ in ctx.connections(name)} for name in ctx.regions}
+    for layer, regions in by_layer.items():
+        chain_of = {
+            region: steps[0].chain
+            for region, steps in regions.items()
+            if len({s.chain for s in steps}) == 1  # else region-in-two-chains says it
+        }
+        reported: set[frozenset[str]] = set()
+        for sender, chain in chain_of.items():
+            for target, other in chain_of.items():
+                if other == chain or frozenset((sender, target)) in reported:
+                    continue
+                # requests go to connections; replies also back to whoever asked
+                roles = {"request", "reply"} if target in connected.get(sender, ()) else set()
+                if sender in connected.get(target, ()):
+                    roles.add("reply")
+                posted = roles & set().union(*(_POSTS.get(s.method, ()) for s in regions[sender]))
+                reader = next(
+                    (s for s in regions[target] if posted & _READS.get(s.method, frozenset())),
+                    None,
+                )
+                if reader is None:
+                    continue
+                reported.add(frozenset((sender, target)))
+                yield ctx.finding(
+                    "cross-chain-message",
+                    f"{reader.region}.{reader.method} reads what '{sender}' (chain '{chain}') "
+                    f"may send it, but runs in chain '{other}' of "
+                    f"{describe(ctx.plan_path(layer), ctx.data)}: it sees those messages only "
+                    "from the next layer",
+                    reader.path,
+                    hint="chains of a layer run side by side and exchange messages at the "
+                    "layer's end; put both steps in one chain, in order, or in consecutive layers",
+                )
 
 
 def _reference_check(

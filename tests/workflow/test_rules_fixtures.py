@@ -142,6 +142,11 @@ NEAR_MISS_EDITS = [
         "unknown-llm",
     ),
     ("ask: [Asker.make_questions, Relay.broadcast]", "ask: []", "empty-chain"),
+    (
+        "      write: [Writer.make_replies]\n",
+        "      write: [Writer.make_replies]\n      asker: [Asker.make_questions]\n",
+        "cross-chain-message",
+    ),
 ]
 
 

@@ -15,6 +15,7 @@ export const RULE_SEVERITY = {
   'unknown-region': 'error',
   'unknown-method': 'error',
   'region-in-two-chains': 'error',
+  'cross-chain-message': 'warning',
   'unknown-llm': 'error',
   'unknown-rag': 'error',
   'unknown-embedder': 'error',
@@ -75,6 +76,61 @@ function steps(data: Record<string, unknown>): StepAt[] {
     }
   });
   return out;
+}
+
+/** The roles of the messages each method may post, and of the stored messages it reads. */
+const POSTS: Record<string, string[]> = {
+  make_questions: ['request'],
+  make_replies: ['request', 'reply'], // a FeedForwardRegion also forwards
+  request_summaries: ['request'],
+  broadcast: ['request', 'reply'],
+};
+const READS: Record<string, string[]> = {
+  make_questions: ['reply'],
+  make_replies: ['request', 'reply'],
+  summarize_replies: ['reply'],
+  make_updates: ['reply'],
+  broadcast: ['request', 'reply'],
+  clear_replies: ['reply'],
+  keep_last_reply_per_source: ['reply'],
+};
+
+/**
+ * Chains of a layer exchange messages only at the layer's end: warn where a step reads what a
+ * connected region of another chain of the same layer may post there (as `regions verify` does).
+ */
+function crossChainMessages(
+  all: StepAt[],
+  regions: Array<[string, Record<string, unknown>]>,
+  report: (rule: RuleId, path: PathKey[], message: string, region?: string) => void,
+): void {
+  const connected = new Map(regions.map(([name, r]) => [name, new Set(namesOf(r.connections))]));
+  const layers = new Map<number, Map<string, StepAt[]>>();
+  for (const step of all) {
+    const byRegion = layers.get(step.layer) ?? new Map<string, StepAt[]>();
+    layers.set(step.layer, byRegion);
+    byRegion.set(step.region, [...(byRegion.get(step.region) ?? []), step]);
+  }
+  for (const [layer, byRegion] of layers) {
+    const chainOf = new Map<string, string>();
+    for (const [region, list] of byRegion) {
+      if (new Set(list.map((s) => s.chain)).size === 1) chainOf.set(region, list[0].chain);
+    }
+    const reported = new Set<string>();
+    for (const [sender, chain] of chainOf) {
+      for (const [target, other] of chainOf) {
+        const pair = [sender, target].sort().join('\u0000');
+        if (other === chain || reported.has(pair)) continue;
+        const roles = new Set<string>(connected.get(sender)?.has(target) ? ['request', 'reply'] : []);
+        if (connected.get(target)?.has(sender)) roles.add('reply');
+        const posted = new Set(byRegion.get(sender)!.flatMap((s) => POSTS[s.method] ?? []).filter((r) => roles.has(r)));
+        const reader = byRegion.get(target)!.find((s) => (READS[s.method] ?? []).some((r) => posted.has(r)));
+        if (reader === undefined) continue;
+        reported.add(pair);
+        report('cross-chain-message', reader.path, `${reader.region}.${reader.method} reads what ${sender} (chain ${chain}) may send it, but runs in chain ${other} of layer ${layer + 1}: it sees those messages only from the next layer`, reader.region);
+      }
+    }
+  }
 }
 
 /** The loader's `${...}` tokens: an escaped `$${`, a well-formed `${NAME[:-default]}`, or a bad `${`. */
@@ -210,6 +266,8 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
       report('unknown-region', ['delivery', 'reroute_to'], `reroute_to ${String(rerouteTo)} is not a region`);
     }
   }
+
+  crossChainMessages(steps(data), regions, report);
 
   // Warnings: regions the plan never uses; replies nobody can ask for.
   for (const [name, region] of regions) {
