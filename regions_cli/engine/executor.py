@@ -520,10 +520,11 @@ class Engine:
                     tally.count("cancelled")
                     raise
                 duration = time.perf_counter() - started
-                where.finished(result.outcome, duration, attempt, result.error, result.detail)
                 if result.outcome in FAILED_OUTCOMES and attempt < attempts:
+                    where.finished(result.outcome, duration, attempt, result.error, result.detail)
                     continue  # retry from the same (rolled back) state
                 tally.count(result.outcome)
+                # The step's finish is its last event (the journal ends a chain's record there).
                 if result.outcome in FAILED_OUTCOMES:
                     self.bus.emit(RegionStatus(region=region.name, status="failed"))
                     tally.first_error = tally.first_error or f"{step.label}: {result.error}"
@@ -537,6 +538,7 @@ class Engine:
                                 region=region.name,
                             )
                         )
+                where.finished(result.outcome, duration, attempt, result.error, result.detail)
                 return result.outcome
         raise AssertionError("unreachable: the attempt loop always returns")  # pragma: no cover
 

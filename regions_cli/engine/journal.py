@@ -799,7 +799,7 @@ class Recorder:
             if event.outcome in ("failed", "timeout", "cancelled"):
                 self._layer_failed = True
                 self._chain_work[key] = work
-            elif self._chain_complete(event):
+            elif self._chain_complete(event):  # a step's last event: the chain is over
                 self._chain_work.pop(key, None)
                 self._record_chain_done(event.layer, event.chain, work)
             else:
@@ -853,7 +853,7 @@ class Recorder:
         killed run does not redo it; a quicker one rides along with the next write (redoing
         it would cost less than a commit per chain).
         """
-        if self.snapshot is None:
+        if self.snapshot is None or self.failure is not None:
             return
         info = self._chains[(layer, chain)]
         states = {name: dict(state) for name, state in self.snapshot(info.regions).items()}

@@ -456,8 +456,8 @@ async def test_event_sequence_of_a_run() -> None:
         "run_started",
         "layer_started",
         "step_started",
-        "step_finished",
         "region_status",
+        "step_finished",
         "layer_finished",
         "run_finished",
     ]

@@ -97,6 +97,9 @@ class OpenAIServer:
 
     reply: Callable[[dict[str, Any]], str] = default_reply
     latency: float = 0.0  # seconds every generation request waits (a model's think time)
+    # seconds a generation request waits, from its JSON body (overrides `latency`): a model
+    # whose think time varies from call to call
+    latency_for: Callable[[dict[str, Any]], float] | None = None
     model: str = "test-model"
     reasoning: str | None = None  # sent as reasoning_content before the answer, if set
     health: bool = True  # serve /health (else 404: clients fall back to /v1/models)
@@ -317,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
             app.leave()
 
     def _answer(self, app: OpenAIServer, body: dict[str, Any], fault: Fault | None) -> None:
-        app.wait(app.latency)
+        app.wait(app.latency_for(body) if app.latency_for is not None else app.latency)
         chat = self.path.endswith("/chat/completions")
         text = app.reply(body)
         pieces = _words(text)
