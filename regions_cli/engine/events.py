@@ -157,8 +157,10 @@ class RunFinished(Event):
     # Tokens per region in this run: {region: {prompt_tokens, completion_tokens}} (regions that
     # spent none are left out).
     region_tokens: dict[str, dict[str, int]] = field(default_factory=dict)
-    llm_calls: int = 0  # model calls in this invocation, answers from the cache included
-    cached_calls: int = 0  # of those, answered from the response cache
+    # Model calls in this invocation, answers from the cache included, and how many of them
+    # the cache answered (None in run files written before these were counted).
+    llm_calls: int | None = None
+    cached_calls: int | None = None
 
 
 Subscriber = Callable[[Event], None]

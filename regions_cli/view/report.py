@@ -61,7 +61,8 @@ def _summary(state: RunState) -> list[ReportLine]:
             finished.prompt_tokens,
             finished.completion_tokens,
         )
-        calls, cached = finished.llm_calls, finished.cached_calls
+        calls = state.calls if finished.llm_calls is None else finished.llm_calls
+        cached = state.cached_calls if finished.cached_calls is None else finished.cached_calls
         duration = finished.duration
         run_file = finished.run_file or (state.started.run_file if state.started else None)
     rejected = f" ({state.rejected} rejected)" if state.rejected else ""

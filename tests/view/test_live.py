@@ -204,6 +204,7 @@ def test_a_failed_run_shows_where_it_stopped(snapshot: Snapshot) -> None:
             duration=2.3,
             run_file=sample.RUN_FILE,
             llm_calls=2,
+            cached_calls=0,
         ),
     ]
     view = LiveView(recording_console(), clock=lambda: sample.T0 + 5)

@@ -212,6 +212,7 @@ def second_half() -> list[Event]:
             run_file=RUN_FILE,
             region_tokens={"Historian": {"prompt_tokens": 530, "completion_tokens": 70}},
             llm_calls=3,
+            cached_calls=0,
         ),
     ]
 
