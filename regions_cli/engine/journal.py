@@ -741,7 +741,9 @@ class Recorder:
         self._deferred: tuple[int, Mapping[str, Mapping[str, Any]]] | None = None
         self.failure: str | None = None  # why the run file could not be written, if it failed
         self._chain_work: dict[tuple[int, str], float] = {}  # seconds of steps, per chain
-        self._pending_chains: list[tuple[int, str, float, int, str, str, str]] = []
+        self._pending_chains: list[
+            tuple[int, str, float, int, dict[str, Any], list[ev.Event], list[Any]]
+        ] = []
         # Plan order: the events of the running layer's chains wait here, per chain, and go
         # to the journal in declaration order when the layer's chains are over; delivery
         # numbers are given in that order (a listener's copy repeats its message's number).
@@ -857,19 +859,12 @@ class Recorder:
             return
         info = self._chains[(layer, chain)]
         states = {name: dict(state) for name, state in self.snapshot(info.regions).items()}
-        dumps = json.dumps
-        events = [event_json(e) for e in self._held.get(chain, ())]
-        held = [item.to_json() for item in self.held(chain)] if self.held is not None else []
+        # Kept as objects: serialised only if written before the barrier (which usually
+        # comes first and makes the record unnecessary).
+        events = list(self._held.get(chain, ()))
+        held = list(self.held(chain)) if self.held is not None else []
         self._pending_chains.append(
-            (
-                layer,
-                chain,
-                time.time(),
-                self._event_seq + len(self._buffer),
-                dumps(states, sort_keys=True, ensure_ascii=False),
-                dumps(events, ensure_ascii=False),
-                dumps(held, ensure_ascii=False),
-            )
+            (layer, chain, time.time(), self._event_seq + len(self._buffer), states, events, held)
         )
         if work >= CHAIN_COMMIT_SECONDS:
             self.flush()
@@ -889,7 +884,18 @@ class Recorder:
             conn.executemany(
                 "INSERT OR REPLACE INTO chains_done (layer, chain, t, event_seq, states, events, "
                 "held) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                chains,
+                [
+                    (
+                        layer,
+                        chain,
+                        t,
+                        seq,
+                        json.dumps(states, sort_keys=True, ensure_ascii=False),
+                        json.dumps([event_json(e) for e in events], ensure_ascii=False),
+                        json.dumps([item.to_json() for item in held], ensure_ascii=False),
+                    )
+                    for layer, chain, t, seq, states, events, held in chains
+                ],
             )
         if not self._buffer:
             return
