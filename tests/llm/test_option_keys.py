@@ -86,6 +86,7 @@ def sample_options(backend: str, tmp_path: Path) -> dict[str, Any]:
         "fallback": "e",
         "latency": 0.0,
         "cassette": str(tmp_path / "c.jsonl"),
+        "cache": str(tmp_path / "cache.db"),
         "params": {"temperature": 0.1},
     }
     if backend == "local":

@@ -99,7 +99,7 @@ async def test_cassette_holds_no_secret_or_url(server: OpenAIServer, tmp_path: P
     text = cassette.read_text()
     assert "sk-do-not-leak" not in text and server.base_url not in text
     header, first, *_ = (json.loads(line) for line in text.splitlines())
-    assert header["cassette"] == 1
+    assert header["cassette"] == 2
     assert first["key"] == request_key("default", ask("one"))
     assert first["request"]["messages"] == [["system", "Be brief."], ["user", "one"]]
     assert first["response"]["usage"]["completion_tokens"] == 2
