@@ -270,7 +270,9 @@ class LocalModel:
             if text:
                 self._stderr.append(text)
 
-    async def _read(self, process: asyncio.subprocess.Process, stderr: asyncio.Future[None]) -> None:
+    async def _read(
+        self, process: asyncio.subprocess.Process, stderr: asyncio.Future[None]
+    ) -> None:
         """Dispatch the process's answers until it ends; then fail what is still waiting."""
         assert process.stdout is not None
         async for line in process.stdout:
@@ -346,25 +348,28 @@ class LocalModel:
     # -- completion ---------------------------------------------------------------------------
 
     def chat_body(self, request: CompletionRequest) -> dict[str, Any]:
-        """The OpenAI-style chat body sent to llama.cpp's server for `request`."""
+        """The OpenAI-style chat body sent to llama.cpp's server for `request` (a JSON schema
+        goes beside it, see `schema`)."""
         body: dict[str, Any] = {"max_tokens": DEFAULT_MAX_TOKENS, **self.params}
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
         if self.seed is not None:
             body.setdefault("seed", self.seed)
         body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
-        if request.json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"schema": bounded_schema(json_ready(request.json_schema))},
-            }
         return body
+
+    def schema(self, request: CompletionRequest) -> Any:
+        """The JSON schema the answer's grammar enforces (bounded), or None."""
+        if request.json_schema is None:
+            return None
+        return bounded_schema(json_ready(request.json_schema))
 
     async def complete(
         self, request: CompletionRequest, on_token: TokenCallback | None = None
     ) -> Completion:
         """Generate in the model process; pieces reach `on_token` as they come."""
-        answer = await self._ask({"chat": self.chat_body(request)}, on_token)
+        payload = {"chat": self.chat_body(request), "schema": self.schema(request)}
+        answer = await self._ask(payload, on_token)
         done = answer["done"]
         return Completion(
             strip_thinking(str(done["text"])),

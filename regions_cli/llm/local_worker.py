@@ -7,7 +7,7 @@ of memory) kills this process, never the run.
 
 Requests arrive on stdin, one JSON object a line::
 
-    {"id": 1, "chat": {...an OpenAI chat completion body...}}
+    {"id": 1, "chat": {...an OpenAI chat completion body...}, "schema": {...} or null}
     {"id": 1, "cancel": true}
     {"id": 2, "count": "text"}            # how many tokens the model makes of a text
 
@@ -53,6 +53,14 @@ class Worker:
 
     def _chat(self, number: int, request: dict[str, Any]) -> None:
         body = dict(request["chat"], stream=True, stream_options={"include_usage": True})
+        if request.get("schema") is not None:
+            try:
+                body["grammar"] = grammar_of(request["schema"])
+            except Exception as exc:
+                self.send(
+                    {"id": number, "error": f"cannot turn the JSON schema into a grammar: {exc}"}
+                )
+                return
         pieces: list[str] = []
         finish: list[str] = []
         usage: dict[str, int] = {}
@@ -105,6 +113,15 @@ def _error_text(error: Any) -> str:
     if isinstance(error, dict):
         return str(error.get("message") or error)
     return str(error)
+
+
+def grammar_of(schema: dict[str, Any]) -> str:
+    """llama.cpp's grammar (llguidance) for a JSON schema, writing compact JSON: a small model
+    given free whitespace spends its tokens on indentation."""
+    import xllamacpp
+
+    compact = {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", "}
+    return str(xllamacpp.json_schema_to_grammar(json.dumps({**schema, "x-guidance": compact})))
 
 
 def load(config: dict[str, Any]) -> Any:

