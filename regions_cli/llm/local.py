@@ -86,6 +86,7 @@ KNOWN_PARAMS = frozenset(
         "dry_allowed_length",
         "xtc_probability",
         "xtc_threshold",
+        "ignore_eos",
     }
 )
 #: Lines of the model process's stderr kept to explain its death.
