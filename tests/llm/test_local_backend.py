@@ -289,3 +289,44 @@ async def test_a_model_process_killed_mid_call_fails_the_call_not_the_program() 
             await model.complete(ask("hi", max_tokens=2))
     finally:
         await model.aclose()
+
+
+@pytest.mark.local_model
+@needs_model
+def test_a_run_whose_model_process_dies_fails_its_step_and_resumes(tmp_path: Path) -> None:
+    """Through `regions run`: a damaged model file is one line and exit 3, the run file says
+    the step failed, and once the file is whole again `--resume` finishes the run."""
+    import shutil
+    import subprocess
+    import sys
+
+    model = tmp_path / "m.gguf"
+    shutil.copy(damaged_copies(tmp_path)["truncated"], model)
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(
+        "version: 1\nname: t\nllms: {default: {backend: local, model: m.gguf, "
+        "params: {max_tokens: 8}}}\nregions: {A: {type: Region, task: Answer.}}\n"
+        "inject: [{from: user, to: A, role: request, content: hi}]\n"
+        "plan: [{chains: {a: [A.make_replies]}}]\n"
+    )
+    run_file = tmp_path / "r.db"
+
+    def regions(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "regions_cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    done = regions("run", str(workflow), "--run", str(run_file), "--no-live")
+    assert done.returncode == 3, done.stderr
+    (failed,) = [line for line in done.stdout.splitlines() if line.startswith("failed     ")]
+    assert f"cannot load the model {model}" in failed and "Traceback" not in done.stderr
+    shown = regions("show", str(run_file))
+    assert shown.returncode == 0 and "failed" in shown.stdout
+    shutil.copy(default_model_path(), model)  # the file is whole again
+    resumed = regions("run", str(workflow), "--resume", str(run_file), "--no-live")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "status     ok" in resumed.stdout
