@@ -2,7 +2,7 @@
 
 Each command group lives in its own module with a ``register(app)`` function. Modules here
 import only typer and the standard library at import time; heavy imports (numpy, httpx,
-llama_cpp, the engine) happen inside the command functions so ``regions --help`` and
+xllamacpp, the engine) happen inside the command functions so ``regions --help`` and
 ``regions verify`` start fast.
 """
 

@@ -1,7 +1,7 @@
 """Turn an ``llms:`` entry into a `CompletionModel`.
 
 Backends are imported lazily: a workflow that only uses ``scripted`` never imports httpx or
-llama_cpp. ``record``/``replay`` wrap or replace backends with a cassette (`llm/replay.py`).
+xllamacpp. ``record``/``replay`` wrap or replace backends with a cassette (`llm/replay.py`).
 """
 
 from __future__ import annotations
