@@ -26,7 +26,7 @@ from regions_cli.engine.postmaster import Held
 from regions_cli.engine.runfile import (
     ResumePoint,
     check_workflow,
-    default_run_path,
+    create_default_run_file,
     resume_point,
     workflow_record,
 )
@@ -133,8 +133,10 @@ class RunJournal:
                     raise
                 kind = options.kind or "resume"
             else:
-                path = options.run_file or default_run_path(source, workflow.name)
-                run = RunFile.create(Path(path), workflow=current)
+                if options.run_file is not None:
+                    run = RunFile.create(Path(options.run_file), workflow=current)
+                else:
+                    run = create_default_run_file(source, current)
                 kind = options.kind or "run"
             point = resume_point(run)
             if not point.fresh and point.start_layer >= len(workflow.plan):

@@ -117,6 +117,10 @@ class RunFileError(Exception):
     """The run file is missing, corrupt, foreign, too new, or in use. The message says which."""
 
 
+class RunFileExistsError(RunFileError):
+    """`RunFile.create` found a file at the path (perhaps another run created it just now)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Events <-> JSON
 
@@ -284,10 +288,17 @@ class RunFile:
     ) -> RunFile:
         """Create a new run file at `path` (its folder is created). Refuses to overwrite."""
         path = Path(path)
-        if path.exists():
-            raise RunFileError(f"{path}: a file already exists there; choose another --run path")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: of two runs creating the same path at once, exactly one gets it
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            raise RunFileExistsError(
+                f"{path}: a file already exists there; choose another --run path"
+            ) from None
+        except OSError as exc:
+            raise RunFileError(f"{path}: cannot create the run file: {exc}") from exc
+        try:
             conn = _connect(path)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)

@@ -69,6 +69,19 @@ def workflow_record(
     )
 
 
+def create_default_run_file(source: Path, workflow: WorkflowRecord) -> RunFile:
+    """A new run file at `default_run_path`; if another run takes that path first (two runs
+    started in the same second), the next free name."""
+    from regions_cli.engine.journal import RunFileExistsError
+
+    for _ in range(100):
+        try:
+            return RunFile.create(default_run_path(source, workflow.name), workflow=workflow)
+        except RunFileExistsError:
+            continue
+    raise RunFileError(f"{source}: no free run file name in {default_run_path(source, '')}")
+
+
 def default_run_path(source: Path, name: str, now: float | None = None) -> Path:
     """``.regions/runs/<name>-<UTC time>.db`` beside the workflow file; never an existing file."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now if now is not None else time.time()))

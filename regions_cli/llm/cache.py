@@ -18,6 +18,7 @@ where a miss is an error. The cache is open: a miss simply asks the model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -65,12 +66,12 @@ NON_ANSWER_OPTIONS = frozenset(
     }
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS answers (
-    key TEXT PRIMARY KEY, llm TEXT NOT NULL, text TEXT NOT NULL, model TEXT NOT NULL,
-    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, created REAL NOT NULL);
-"""
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE answers (key TEXT PRIMARY KEY, llm TEXT NOT NULL, text TEXT NOT NULL, "
+    "model TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, "
+    "created REAL NOT NULL)",
+)
 
 _BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -126,21 +127,12 @@ class ResponseCache:
             raise CacheError(f"{path}: no such cache file")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fresh = not path.exists() or path.stat().st_size == 0
-            if fresh:  # owner-only: answers may quote the prompts
+            if not path.exists():  # owner-only: answers may quote the prompts
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             conn = sqlite3.connect(
                 path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
             )
-            if fresh:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('cache_version', ?)",
-                    (str(CACHE_VERSION),),
-                )
-            conn.execute("PRAGMA synchronous=NORMAL")
-            row = conn.execute("SELECT value FROM meta WHERE key = 'cache_version'").fetchone()
+            row = cls._prepare(conn, create)
         except sqlite3.DatabaseError as exc:
             raise CacheError(f"{path}: not a regions cache ({exc})") from exc
         except OSError as exc:
@@ -152,6 +144,43 @@ class ResponseCache:
                 f"(this regions uses version {CACHE_VERSION}); delete the file to start a new one"
             )
         return cls(path, conn)
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection, create: bool) -> tuple[str] | None:
+        """Make an empty file a cache (with `create`), in one write transaction so that two
+        runs creating the same file at once both find it whole; the file's version row."""
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {
+                name
+                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if not tables and create:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('cache_version', ?)",
+                    (str(CACHE_VERSION),),
+                )
+                tables = {"meta", "answers"}
+            if "meta" not in tables:
+                raise sqlite3.DatabaseError(
+                    "no such table: meta" if tables else "the file is empty"
+                )
+            row: tuple[str] | None = conn.execute(
+                "SELECT value FROM meta WHERE key = 'cache_version'"
+            ).fetchone()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        # WAL lets readers and one writer work at once. Switching needs the file to itself
+        # (sqlite does not wait for that): if another run holds it just now, the file stays in
+        # rollback mode, still safe, and a later open switches it.
+        with contextlib.suppress(sqlite3.OperationalError):
+            conn.execute("PRAGMA journal_mode=WAL")
+        return row
 
     def get(self, key: str) -> Completion | None:
         with self._lock:

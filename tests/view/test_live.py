@@ -12,6 +12,7 @@ from regions_cli.engine.events import (
     Event,
     LayerFinished,
     LayerStarted,
+    LLMCalled,
     MessageDelivered,
     RegionStatus,
     RunFinished,
@@ -235,3 +236,25 @@ def test_paused_frees_the_terminal_and_resumes_with_the_events_meanwhile() -> No
     assert view.state.messages == 2
     with view.paused():  # outside the `with`: nothing to pause, no error
         pass
+
+
+def test_answers_from_the_response_cache_are_marked() -> None:
+    cached = [
+        LLMCalled(
+            t=sample.T0 + 0.2 + i / 100,
+            region="Historian",
+            llm="default",
+            purpose="make_questions",
+            prompt_tokens=0,
+            completion_tokens=0,
+            duration=0.001,
+            cached=True,
+        )
+        for i in range(2)
+    ]
+    view = LiveView(recording_console(width=140), clock=lambda: sample.T0 + 1)
+    feed(view, sample.first_half()[:3] + cached)
+    view.console.print(view.render())
+    text = view.console.export_text()
+    (row,) = [line for line in text.splitlines() if line.lstrip().startswith("Historian")]
+    assert "2 (2 cached)" in row and "cached" in row.split("2 (2 cached)")[1]
