@@ -217,6 +217,7 @@ def show(
     from rich.console import Console
 
     from regions_cli.run_journal import region_state_lines
+    from regions_cli.view.state import plain_text
 
     console = Console(highlight=False, soft_wrap=True)
     with _open(run) as opened:
@@ -233,7 +234,7 @@ def show(
                         f"{item.message.source}: {item.message.content[:100]}"
                     )
             for line in lines:
-                console.print(line, markup=False)
+                console.print(plain_text(line))
             return
         console.print(summary_table(opened))
 
@@ -244,18 +245,21 @@ def summary_table(run: RunFile) -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    from regions_cli.view.state import plain_text as t
+
     info = run_info(run)
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold cyan")
     head.add_column()
-    head.add_row("run file", str(run.path))
-    head.add_row("workflow", f"{run.workflow.name} ({run.workflow.path})")
-    head.add_row("status", info["status"])
-    head.add_row("plan", info["position_text"])
+    head.add_row("run file", t(run.path))
+    head.add_row("workflow", t(f"{run.workflow.name} ({run.workflow.path})"))
+    head.add_row("status", t(info["status"]))
+    head.add_row("plan", t(info["position_text"]))
     head.add_row("started", _when(run.created))
     head.add_row(
         "invocations",
-        ", ".join(f"{i['kind']}:{i['status'] or 'running'}" for i in run.invocations()) or "none",
+        t(", ".join(f"{i['kind']}:{i['status'] or 'running'}" for i in run.invocations()))
+        or "none",
     )
     usage = run.usage()
     prompt = sum(u["prompt_tokens"] for u in usage.values())
@@ -278,8 +282,8 @@ def summary_table(run: RunFile) -> Any:
         state = states.get(name, {})
         tokens = usage.get(name, {})
         regions.add_row(
-            name,
-            kind,
+            t(name),
+            t(kind),
             str(len(state.get("requests") or [])),
             str(len(state.get("inbox") or [])),
             str(len(state.get("replies") or [])),
@@ -295,10 +299,11 @@ def summary_table(run: RunFile) -> Any:
         table.add_column("what")
         for s in failures:
             where = f"layer {s['layer'] + 1} {s['chain']} {s['region']}.{s['method']}"
-            table.add_row(where, f"{s['outcome']}: {s['error'] or ''}")
+            table.add_row(t(where), t(f"{s['outcome']}: {s['error'] or ''}"))
         for m in rejected:
             table.add_row(
-                f"{m['source']} -> {m['destination']}", f"rejected ({m['rule']}): {m['reason']}"
+                t(f"{m['source']} -> {m['destination']}"),
+                t(f"rejected ({m['rule']}): {m['reason']}"),
             )
         parts += [Text(""), table]
     return Group(*parts)
@@ -416,8 +421,10 @@ def runs(
     table.add_column("run", overflow="fold")
     for column in ("workflow", "status", "layers", "started", "last activity", "outcome"):
         table.add_column(column, no_wrap=True)
+    from regions_cli.view.state import plain_text
+
     for _, row in sorted(rows, key=lambda item: item[0], reverse=True):
-        table.add_row(*row)
+        table.add_row(*(plain_text(cell) for cell in row))
     Console(highlight=False, width=max(120, _terminal_width())).print(table)
 
 

@@ -53,6 +53,14 @@ def clean(text: str) -> str:
     return _CONTROL.sub("", _ANSI.sub("", text))
 
 
+def plain_text(value: object) -> Any:
+    """`value` as rich `Text` that is shown as written: no markup, no control characters (for
+    every string that comes from a run file, a model or a server)."""
+    from rich.text import Text
+
+    return Text(clean(str(value)))
+
+
 def first_line(text: str, limit: int = 100) -> str:
     """The first non-empty line of `text`, cleaned, cut to `limit` characters with an ellipsis.
 
