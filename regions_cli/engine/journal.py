@@ -41,6 +41,7 @@ from typing import Any
 
 from regions_cli.engine import events as ev
 from regions_cli.engine.message import Message, Origin
+from regions_cli.private_files import create_private_file
 
 #: Written in ``meta.format``; a sqlite file without it is not a run file.
 FORMAT = "regions-run"
@@ -289,9 +290,8 @@ class RunFile:
         """Create a new run file at `path` (its folder is created). Refuses to overwrite."""
         path = Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             # O_EXCL: of two runs creating the same path at once, exactly one gets it
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            create_private_file(path)
         except FileExistsError:
             raise RunFileExistsError(
                 f"{path}: a file already exists there; choose another --run path"

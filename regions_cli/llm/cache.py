@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -38,6 +37,7 @@ from regions_cli.llm.base import (
     Usage,
     json_ready,
 )
+from regions_cli.private_files import create_private_file
 
 #: The file ``cache: true`` (and ``--cache`` without a FILE) uses, beside the workflow.
 DEFAULT_CACHE_PATH = Path(".regions") / "cache.db"
@@ -126,9 +126,9 @@ class ResponseCache:
         if not create and not path.is_file():
             raise CacheError(f"{path}: no such cache file")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():  # owner-only: answers may quote the prompts
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+                with contextlib.suppress(FileExistsError):  # another run made it just now
+                    create_private_file(path)
             conn = sqlite3.connect(
                 path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
             )

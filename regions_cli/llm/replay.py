@@ -40,6 +40,7 @@ from regions_cli.llm.base import (
     json_ready,
     prompt_text,
 )
+from regions_cli.private_files import open_private
 
 #: Version 2: recorded with deterministic delivery (the prompts of a fan-in list what the
 #: concurrent chains sent in plan order, not in the order they finished).
@@ -76,8 +77,7 @@ class _CassetteWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.users = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] | None = path.open("w", encoding="utf-8")
+        self._file: IO[str] | None = open_private(path, "w")
         header = {"cassette": CASSETTE_VERSION, "created": datetime.now(UTC).isoformat()}
         self.write(header)
 

@@ -13,6 +13,7 @@ from typing import IO, Any, ClassVar
 
 from regions_cli.engine.message import Message
 from regions_cli.engine.regions.base import BaseRegion, Outcome
+from regions_cli.private_files import open_private
 
 
 class ListenerRegion(BaseRegion):
@@ -61,8 +62,7 @@ class ListenerRegion(BaseRegion):
 
     def _open(self) -> None:
         if self.config.sink is not None and self._sink is None:
-            self.config.sink.parent.mkdir(parents=True, exist_ok=True)
-            self._sink = self.config.sink.open("a", encoding="utf-8", buffering=1)
+            self._sink = open_private(self.config.sink, "a", buffering=1)
         self.started = True
 
     def _close(self) -> None:
