@@ -11,7 +11,9 @@ library are imported at module import time.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,31 @@ def _open(path: Path) -> RunFile:
         return RunFile.open(path)
     except RunFileError as exc:
         raise _fail(str(exc)) from None
+
+
+#: What reading a run file whose rows were damaged (by hand, a broken disk, another program)
+#: raises: a row that is not JSON, JSON of the wrong shape, a value of the wrong type.
+CORRUPT_ROW_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[RunFile]:
+    """`path` open for reading; a damaged row is one line and exit 2, never a traceback."""
+    import sqlite3
+
+    from regions_cli.engine.journal import RunFileError
+
+    with _open(path) as run:
+        try:
+            yield run
+        except RunFileError as exc:
+            raise _fail(str(exc)) from None
+        except (*CORRUPT_ROW_ERRORS, sqlite3.DatabaseError) as exc:
+            raise _fail(_corrupt(path, exc)) from None
+
+
+def _corrupt(path: Path, exc: BaseException) -> str:
+    return f"{path}: corrupt run file ({type(exc).__name__}: {exc})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,7 +247,7 @@ def show(
     from regions_cli.view.state import plain_text
 
     console = Console(highlight=False, soft_wrap=True)
-    with _open(run) as opened:
+    with _reading(run) as opened:
         if region is not None:
             states = _current_states(opened)
             if region not in opened.workflow.regions:
@@ -410,10 +437,9 @@ def runs(
                         ],
                     )
                 )
-        except RunFileError as exc:
-            rows.append(
-                (0.0, [path.name, "?", "unreadable", "", "", "", str(exc).split(": ", 1)[-1]])
-            )
+        except (RunFileError, *CORRUPT_ROW_ERRORS) as exc:
+            detail = str(exc).split(": ", 1)[-1] if isinstance(exc, RunFileError) else repr(exc)
+            rows.append((0.0, [path.name, "?", "unreadable", "", "", "", detail]))
     if not rows:
         typer.echo(f"no run files in {folder}")
         return
@@ -460,7 +486,7 @@ def replay(
 
     if speed not in (None, "recorded", "instant"):
         raise _fail(f"--speed {speed}: use recorded or instant")
-    with _open(run) as opened:
+    with _reading(run) as opened:
         events = [e for e in map(event_from_json, opened.events()) if e is not None]
         spent = sum(i["finished"] - i["started"] for i in opened.invocations() if i["finished"])
     if not events:
@@ -482,16 +508,19 @@ def replay(
 
         view = PlainView(sys.stdout)
     paced = speed == "recorded" or (speed is None and live)
-    with view:
-        previous = events[0].t
-        for event in events:
-            if paced:  # the recorded gap, capped: a run resumed a day later replays at once
-                time.sleep(min(max(0.0, event.t - previous), MAX_REPLAY_GAP))
-            previous = event.t
-            view(event)
-    if not json_events:
-        view.state.finished = whole_run_finished(events, spent) or view.state.finished
-        view.report()
+    try:
+        with view:
+            previous = events[0].t
+            for event in events:
+                if paced:  # the recorded gap, capped: a run resumed a day later replays at once
+                    time.sleep(min(max(0.0, event.t - previous), MAX_REPLAY_GAP))
+                previous = event.t
+                view(event)
+        if not json_events:
+            view.state.finished = whole_run_finished(events, spent) or view.state.finished
+            view.report()
+    except CORRUPT_ROW_ERRORS as exc:  # a recorded event whose fields have the wrong types
+        raise _fail(_corrupt(run, exc)) from None
 
 
 def whole_run_finished(events: list[Any], spent: float) -> Any:
