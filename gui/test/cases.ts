@@ -51,6 +51,8 @@ export const CASES: Array<[string, (t: string) => string]> = [
   ['unknown-region', (t) => t.replace('connections: [Facts]', 'connections: [Facts, Nobody]')],
   ['unknown-method', (t) => t.replace('Facts.make_replies', 'Facts.make_questions')],
   ['region-in-two-chains', (t) => t + '      side: [Historian.summarize_replies]\n'],
+  ['tls-verification-off', (t) => t.replace('  default: {backend: scripted}', '  default: {backend: openai, base_url: "https://models.example.org/v1", verify_tls: false}')],
+  ['credentials-over-http', (t) => t.replace('  default: {backend: scripted}', '  default: {backend: openai, base_url: "http://models.example.org/v1", api_key: k}')],
   ['cross-chain-message', (t) => t.replace('Facts.make_replies, Historian.make_replies]', 'Historian.make_replies]\n      lookup: [Facts.make_replies]')],
   ['unknown-llm', (t) => t.replace('    connections: [Facts]', '    connections: [Facts]\n    llm: gpt')],
   ['unknown-rag', (t) => t.replace('rag: facts', 'rag: stories')],

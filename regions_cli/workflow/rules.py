@@ -94,6 +94,12 @@ RULES: dict[str, RuleInfo] = {
         "error", "`delivery.undeliverable: reroute` without `reroute_to`."
     ),
     "unused-region": RuleInfo("warning", "A region no plan step uses."),
+    "tls-verification-off": RuleInfo(
+        "warning", "`verify_tls: false`: the server's certificate is not checked."
+    ),
+    "credentials-over-http": RuleInfo(
+        "warning", "A key or credential goes over plain http:// to a host that is not this machine."
+    ),
     "self-connection": RuleInfo("warning", "A region is connected to itself."),
     "unreachable-replies": RuleInfo(
         "warning", "`make_replies` on a region that nothing can send a request to."
@@ -674,6 +680,81 @@ def unreachable_replies(ctx: Context) -> Iterator[Finding]:
                 step.path,
                 hint=f"add '{step.region}' to another region's connections, or inject a request",
             )
+
+
+#: Header names that carry a credential (compared in lower case).
+_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "api-key", "x-api-key", "cookie")
+
+
+def _endpoints(ctx: Context) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(block, name, spec) of every entry that talks to a server (llms and embedders)."""
+    for block in ("llms", "embedders"):
+        for name, spec in (ctx.block(block) or {}).items():
+            if isinstance(spec, dict):
+                yield block, str(name), spec
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@check("tls-verification-off")
+def tls_verification_off(ctx: Context) -> Iterator[Finding]:
+    for block, name, spec in _endpoints(ctx):
+        if spec.get("verify_tls") is False:
+            yield ctx.finding(
+                "tls-verification-off",
+                f"{_SINGULAR_BLOCK[block]} '{name}' does not check the server's certificate: "
+                "anyone on the way can read and change its traffic, the key included",
+                (block, name, "verify_tls"),
+                hint="remove `verify_tls: false`, or give the server a certificate this "
+                "machine trusts",
+            )
+
+
+@check("credentials-over-http")
+def credentials_over_http(ctx: Context) -> Iterator[Finding]:
+    from urllib.parse import urlsplit
+
+    for block, name, spec in _endpoints(ctx):
+        url = spec.get("base_url")
+        if not isinstance(url, str) or "${" in url or not url.lower().startswith("http://"):
+            continue
+        parts = urlsplit(url)
+        if _is_loopback(parts.hostname or ""):
+            continue
+        headers = spec.get("headers") if isinstance(spec.get("headers"), dict) else {}
+        carried = [
+            what
+            for what, present in (
+                ("api_key", bool(spec.get("api_key"))),
+                ("a password in base_url", bool(parts.password)),
+                (
+                    "a credential header",
+                    any(str(h).lower() in _CREDENTIAL_HEADERS for h in headers or {}),
+                ),
+            )
+            if present
+        ]
+        if carried:
+            yield ctx.finding(
+                "credentials-over-http",
+                f"{_SINGULAR_BLOCK[block]} '{name}' sends {' and '.join(carried)} over plain "
+                f"http:// to {parts.hostname}, which is not this machine: anyone on the way can "
+                "read it",
+                (block, name, "base_url"),
+                hint="use https://, or a server on this machine (127.0.0.1)",
+            )
+
+
+_SINGULAR_BLOCK = {"llms": "llm", "embedders": "embedder"}
 
 
 def run_checks(doc: Document) -> list[Finding]:

@@ -142,6 +142,8 @@ NEAR_MISS_EDITS = [
         "unknown-llm",
     ),
     ("ask: [Asker.make_questions, Relay.broadcast]", "ask: []", "empty-chain"),
+    ("verify_tls: true}", "verify_tls: false}", "tls-verification-off"),
+    ("http://127.0.0.1:8080/v1", "http://models.example.org:8080/v1", "credentials-over-http"),
     (
         "      write: [Writer.make_replies]\n",
         "      write: [Writer.make_replies]\n      asker: [Asker.make_questions]\n",

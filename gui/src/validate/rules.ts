@@ -29,6 +29,8 @@ export const RULE_SEVERITY = {
   'missing-reroute-target': 'error',
   'bad-interpolation': 'error',
   'unused-region': 'warning',
+  'tls-verification-off': 'warning',
+  'credentials-over-http': 'warning',
   'self-connection': 'warning',
   'unreachable-replies': 'warning',
 } as const;
@@ -76,6 +78,39 @@ function steps(data: Record<string, unknown>): StepAt[] {
     }
   });
   return out;
+}
+
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'api-key', 'x-api-key', 'cookie']);
+
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/** `verify_tls: false`, and credentials over plain http to another machine (as `regions verify`). */
+function endpointSafety(
+  data: Record<string, unknown>,
+  report: (rule: RuleId, path: PathKey[], message: string, region?: string) => void,
+): void {
+  for (const [block, label] of [['llms', 'llm'], ['embedders', 'embedder']] as const) {
+    for (const [name, spec] of entries(data[block])) {
+      if (spec.verify_tls === false) {
+        report('tls-verification-off', [block, name, 'verify_tls'], `${label} ${name} does not check the server's certificate`);
+      }
+      const url = spec.base_url;
+      if (typeof url !== 'string' || url.includes('${') || !url.toLowerCase().startsWith('http://')) continue;
+      let parsed: URL;
+      try {
+        parsed = new URL(url);
+      } catch {
+        continue;
+      }
+      if (isLoopback(parsed.hostname)) continue;
+      const headers = isRecord(spec.headers) ? Object.keys(spec.headers) : [];
+      const carries = Boolean(spec.api_key) || parsed.password !== '' || headers.some((h) => CREDENTIAL_HEADERS.has(h.toLowerCase()));
+      if (carries) report('credentials-over-http', [block, name, 'base_url'], `${label} ${name} sends a credential over plain http:// to ${parsed.hostname}`);
+    }
+  }
 }
 
 /** The roles of the messages each method may post, and of the stored messages it reads. */
@@ -268,6 +303,7 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
   }
 
   crossChainMessages(steps(data), regions, report);
+  endpointSafety(data, report);
 
   // Warnings: regions the plan never uses; replies nobody can ask for.
   for (const [name, region] of regions) {
