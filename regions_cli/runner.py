@@ -59,6 +59,7 @@ class RunOptions:
     # ``.regions/cache.db`` beside the workflow
     cache: str | None = None
     llm_overrides: tuple[str, ...] = ()  # NAME=URL | NAME=scripted | ... (``--llm``)
+    keep_credentials: bool = False  # --llm NAME=URL keeps the entry's key for another origin
     live: bool | None = None  # None: the live view when stdout is a terminal
     # What the run file does (read by `regions_cli.run_journal.RunJournal.open`):
     resume: Path | None = None  # continue this run file instead of creating one
@@ -110,7 +111,7 @@ def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
     if loaded is None:
         return EXIT_INVALID
     workflow, document = loaded
-    workflow = _apply_overrides(workflow, options.llm_overrides)
+    workflow = _apply_overrides(workflow, options.llm_overrides, options.keep_credentials)
     try:
         journal = RunJournal.open(options, workflow, document)
     except JournalError as exc:
@@ -180,13 +181,15 @@ def _load_and_verify(
     return workflow, document
 
 
-def _apply_overrides(workflow: Workflow, overrides: Sequence[str]) -> Workflow:
+def _apply_overrides(
+    workflow: Workflow, overrides: Sequence[str], keep_credentials: bool = False
+) -> Workflow:
     if not overrides:
         return workflow
     from regions_cli.llm.factory import apply_llm_overrides
 
     try:
-        return apply_llm_overrides(workflow, list(overrides))
+        return apply_llm_overrides(workflow, list(overrides), keep_credentials=keep_credentials)
     except ValueError as exc:  # LLMOverrideError: one line that names the flag
         raise RunError(str(exc)) from exc
 

@@ -33,6 +33,11 @@ def check(
     replay: Path | None = typer.Option(
         None, "--replay", metavar="FILE", help="Check a cassette instead of the endpoints."
     ),
+    keep_credentials: bool = typer.Option(
+        False,
+        "--keep-credentials",
+        help="With --llm NAME=URL: send the entry's api_key and headers to another server too.",
+    ),
     timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds each probe may take."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
@@ -47,7 +52,7 @@ def check(
     from regions_cli.workflow.api import WorkflowInvalid, load_workflow
 
     try:
-        workflow = apply_llm_overrides(load_workflow(file), llm)
+        workflow = apply_llm_overrides(load_workflow(file), llm, keep_credentials=keep_credentials)
     except WorkflowInvalid as exc:
         typer.echo(f"regions llm check: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None

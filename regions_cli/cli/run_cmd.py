@@ -61,6 +61,12 @@ def run(
         "NAME=scripted or NAME=replay:FILE. Repeatable.",
         show_default=False,
     ),
+    keep_credentials: bool = typer.Option(
+        False,
+        "--keep-credentials",
+        help="With --llm NAME=URL: send the entry's api_key and headers to the new URL even "
+        "when it is another server (by default they are dropped).",
+    ),
     no_live: bool = typer.Option(
         False, "--no-live", help="Plain lines instead of the live view, even on a terminal."
     ),
@@ -98,6 +104,7 @@ def run(
         replay=replay,
         cache=str(cache_file) if cache_file is not None else ("" if cache else None),
         llm_overrides=tuple(llm),
+        keep_credentials=keep_credentials,
         live=False if no_live else None,
         resume=resume,
         interactive=interactive,

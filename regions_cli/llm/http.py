@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from regions_cli.llm.base import LLMConfigError, LLMError
 
@@ -71,6 +71,20 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def strip_userinfo(url: str) -> str:
+    """`url` without a ``user:password@`` part, for anything shown or stored."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether two URLs have the same scheme, host and port."""
+    x, y = urlsplit(a), urlsplit(b)
+    return (x.scheme.lower(), x.hostname, x.port) == (y.scheme.lower(), y.hostname, y.port)
 
 
 def _number(value: Any, where: str, key: str, *, minimum: float = 0.0) -> float:
@@ -173,7 +187,7 @@ class HttpSettings:
     def secrets(self) -> tuple[str, ...]:
         """Strings that must never appear in an error or log: the key and every header value
         that looks like a credential."""
-        values = [self.api_key or ""]
+        values = [self.api_key or "", urlsplit(self.base_url).password or ""]
         for name, value in self.headers.items():
             if any(w in name.lower() for w in ("key", "auth", "token", "secret", "cookie")):
                 values.append(value)
@@ -281,7 +295,9 @@ class HttpEndpoint:
                 verify=tls,
                 transport=asyncio_transport(limits, tls) if plain_http else None,
                 cookies=cookies,
-                follow_redirects=True,
+                # An API answers where it is asked: a redirect would carry the key and the
+                # prompt to wherever it points (see `check_status`).
+                follow_redirects=False,
             )
             for _ in range(shards)
         ]
@@ -375,6 +391,16 @@ class HttpEndpoint:
         """Raise `RetryableError` for 429/5xx, `LLMError` for other non-2xx statuses."""
         if response.is_success:
             return
+        if response.is_redirect:
+            target = strip_userinfo(response.headers.get("location", "?"))
+            raise HttpStatusError(
+                self.error(
+                    f"{what}: HTTP {response.status_code}: the server redirects to {target}; "
+                    "redirects are not followed (the key and the prompt would go along): set "
+                    "base_url to the address that answers"
+                ),
+                response.status_code,
+            )
         text = body.decode("utf-8", errors="replace").strip()[:_ERROR_BODY_CHARS]
         message = f"HTTP {response.status_code}" + (f": {text}" if text else "")
         if response.status_code >= 500 and _is_validation_error(text):
@@ -396,7 +422,7 @@ class HttpEndpoint:
     ) -> Any:
         """Send a request and return the decoded JSON body; retries as documented above."""
         url = self.settings.url(path)
-        what = f"{method} {url}"
+        what = f"{method} {strip_userinfo(url)}"
 
         async def once() -> Any:
             with self._lease() as client:
@@ -421,7 +447,7 @@ class HttpEndpoint:
                 await response.aread()
             return response.status_code
 
-        return await self.retrying(f"GET {url}", once, retries=0)
+        return await self.retrying(f"GET {strip_userinfo(url)}", once, retries=0)
 
     async def post_json(self, path: str, payload: Mapping[str, Any]) -> Any:
         """POST `payload` to `path` (relative to base_url) and return the JSON answer."""
@@ -447,7 +473,7 @@ class HttpEndpoint:
             try:
                 if not response.is_success:
                     body = await response.aread()
-                    self.check_status(f"POST {url}", response, body)
+                    self.check_status(f"POST {strip_userinfo(url)}", response, body)
                 yield response
             finally:
                 await response.aclose()

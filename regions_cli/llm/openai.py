@@ -34,7 +34,13 @@ from regions_cli.llm.base import (
     json_ready,
     strip_thinking,
 )
-from regions_cli.llm.http import HttpEndpoint, HttpSettings, HttpStatusError, RetryableError
+from regions_cli.llm.http import (
+    HttpEndpoint,
+    HttpSettings,
+    HttpStatusError,
+    RetryableError,
+    strip_userinfo,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -204,7 +210,7 @@ class OpenAIModel:
         self, payload: dict[str, Any], on_token: TokenCallback | None
     ) -> Completion:
         url = self.settings.url(self._path)
-        what = f"POST {url} (stream)"
+        what = f"POST {strip_userinfo(url)} (stream)"
 
         async def once() -> Completion:
             async with self.endpoint.open_stream(self._path, payload) as response:

@@ -48,6 +48,7 @@ class Fault:
     truncate_after: int | None = None  # stream: send N events, then drop the connection
     drop_finish: bool = False  # stream: end cleanly but with no finish_reason and no [DONE]
     bad_event: bool = False  # stream: send an event whose data is not JSON
+    location: str | None = None  # a Location header (with a 3xx status: a redirect)
     path: str | None = None
 
 
@@ -248,7 +249,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             app.wait(fault.delay)
             if fault.status is not None:
-                extra = {"Retry-After": fault.retry_after} if fault.retry_after else None
+                extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                if fault.location:
+                    extra["Location"] = fault.location
                 text = fault.message or f"injected fault {fault.status}"
                 return self._error(fault.status, text, extra)
             if fault.body is not None:

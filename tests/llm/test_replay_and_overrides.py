@@ -197,9 +197,9 @@ def test_url_override_turns_an_entry_into_openai() -> None:
             "small": {"backend": "local", "n_ctx": 512, "params": {"top_k": 5}},
         }
     )
-    out = apply_llm_overrides(wf, ["big=http://127.0.0.1:9/v1", "small=https://h.example/v1"])
+    out = apply_llm_overrides(wf, ["big=http://a/v2", "small=https://h.example/v1"])
     big, small = out.llms["big"], out.llms["small"]
-    assert big.backend == "openai" and big.options["base_url"] == "http://127.0.0.1:9/v1"
+    assert big.backend == "openai" and big.options["base_url"] == "http://a/v2"
     assert big.options["model"] == "m" and big.api_key == "k"  # the rest of the entry stays
     assert small.backend == "openai" and dict(small.options) == {
         "base_url": "https://h.example/v1",
@@ -207,6 +207,28 @@ def test_url_override_turns_an_entry_into_openai() -> None:
     }
     assert small.api_key is None
     assert wf.llms["big"].options["base_url"] == "http://a/v1"  # the input is not modified
+
+
+def test_url_override_to_another_server_drops_the_credentials_unless_kept() -> None:
+    entry = {
+        "backend": "openai",
+        "base_url": "https://api.example.org/v1",
+        "model": "m",
+        "api_key": "sk-keep-out",
+        "headers": {"X-Api-Key": "sk-keep-out"},
+    }
+    wf = workflow({"big": entry})
+    for url in (
+        "http://127.0.0.1:9/v1",
+        "https://api.example.org:8443/v1",
+        "http://api.example.org/v1",
+    ):
+        moved = apply_llm_overrides(wf, [f"big={url}"]).llms["big"]
+        assert moved.api_key is None and "headers" not in moved.options, url
+        assert moved.options["model"] == "m"
+    kept = apply_llm_overrides(wf, ["big=http://127.0.0.1:9/v1"], keep_credentials=True)
+    assert kept.llms["big"].api_key == "sk-keep-out"
+    assert kept.llms["big"].options["headers"] == {"X-Api-Key": "sk-keep-out"}
 
 
 def test_named_backend_overrides() -> None:
