@@ -14,20 +14,30 @@ needs from the machine goes through these endpoints:
 ``GET  /api/events``   server-sent events: every ``--json`` line of the current or last run
 =====================  ====================================================================
 
-Only loopback clients can reach it, and it refuses requests whose ``Host`` or ``Origin`` is
-not this server (so a web page in another tab cannot drive it through DNS rebinding or a
-cross-site form). Handlers run in threads (`ThreadingHTTPServer`); a run executes in its own
-thread with its own event loop, and each event-stream client blocks on its own queue.
+Only loopback clients can reach it, and every ``/api/`` call needs the random token of this
+start (`GuiServer.token`): the URL `regions gui` prints and opens carries it once
+(``/?token=...``), and the server answers with a ``SameSite=Strict`` HttpOnly cookie and a
+redirect to ``/``, as Jupyter does; a program may send it as the ``X-Regions-Token`` header.
+So another local program, or another user of the machine, cannot read the workflow, save over
+it or start a run. It also refuses a ``Host`` or ``Origin`` that is not exactly this server
+(DNS rebinding, cross-site forms), a body that is not exactly ``application/json``, and being
+framed (``X-Frame-Options: DENY``, ``frame-ancestors 'none'``). Each connection gets
+`SOCKET_TIMEOUT` seconds to send its request, and at most `MAX_CONNECTIONS` are served at once
+(more are closed at once), so half-sent requests cannot pile up threads. Handlers run in
+threads (`ThreadingHTTPServer`); a run executes in its own thread with its own event loop, and
+each event-stream client blocks on its own queue.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import mimetypes
 import os
 import queue
+import secrets
 import tempfile
 import threading
 import time
@@ -44,6 +54,16 @@ DIST = Path(__file__).resolve().parent / "gui_dist"
 MAX_BODY = 8 * 1024 * 1024  # an import may carry a large full-state JSON
 MAX_WORKFLOW = 1024 * 1024  # the loader's own limit for a workflow file
 RUN_HISTORY = 20_000  # events kept for a page that connects mid-run
+SOCKET_TIMEOUT = 10.0  # seconds a connection may take to send a request (and idle between)
+MAX_CONNECTIONS = 32  # connections served at once; more are closed at once
+TOKEN_COOKIE = "regions_token"
+#: Sent with every answer: never framed, never sniffed, never leaking the URL (and token).
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class ApiError(Exception):
@@ -177,6 +197,8 @@ class GuiServer(ThreadingHTTPServer):
         self.workflow = workflow.resolve() if workflow is not None else None
         self.dist = (DIST if dist is None else dist).resolve()
         self.hub = RunHub()
+        self.token = secrets.token_urlsafe(32)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(("127.0.0.1", port), _Handler)
 
     @property
@@ -184,8 +206,39 @@ class GuiServer(ThreadingHTTPServer):
         return int(self.server_address[1])
 
     @property
-    def url(self) -> str:
+    def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def url(self) -> str:
+        """The address to open: it carries the token once (the page then keeps a cookie)."""
+        return f"{self.base_url}?token={self.token}"
+
+    def authorized(self, header: str | None, cookies: str | None) -> bool:
+        """Whether a request carries this start's token (header or cookie)."""
+        offered = [header or ""]
+        for part in (cookies or "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == TOKEN_COOKIE:
+                offered.append(value)
+        return any(hmac.compare_digest(o.encode(), self.token.encode()) for o in offered if o)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve a connection in a thread, unless `MAX_CONNECTIONS` are served already."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def server_close(self) -> None:
         self.hub.close()
@@ -330,6 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: GuiServer
     protocol_version = "HTTP/1.1"
     server_version = "regions-gui"
+    timeout = SOCKET_TIMEOUT  # the socket's timeout: a half-sent request is dropped
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the terminal shows the URL, not every request."""
@@ -348,9 +402,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         try:
             self._check_origin(method)
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
             if path.startswith("/api/"):
+                if not self.server.authorized(
+                    self.headers.get("X-Regions-Token"), self.headers.get("Cookie")
+                ):
+                    raise ApiError(
+                        HTTPStatus.FORBIDDEN,
+                        "no valid token: open the address `regions gui` printed",
+                    )
                 self._api(method, path)
+            elif method == "GET" and path == "/" and query.startswith("token="):
+                self._take_token(query.removeprefix("token="))
             elif method == "GET":
                 self._static(path)
             else:
@@ -359,8 +422,8 @@ class _Handler(BaseHTTPRequestHandler):
             # The request body may be unread: end the connection rather than misread it.
             self.close_connection = True
             self._json({"error": str(exc)}, exc.status)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
         except Exception as exc:  # a bug: answer with one line rather than drop the connection
             self.close_connection = True
             self._json(
@@ -374,10 +437,32 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Host", "") not in allowed:
             raise ApiError(HTTPStatus.FORBIDDEN, "wrong Host header: only this machine may connect")
         origin = self.headers.get("Origin")
-        if origin is not None and origin.removeprefix("http://") not in allowed:
+        if origin is not None and origin not in {f"http://{host}" for host in allowed}:
             raise ApiError(HTTPStatus.FORBIDDEN, f"cross-origin request from {origin} refused")
-        if method != "GET" and "application/json" not in self.headers.get("Content-Type", ""):
+        media = self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if method != "GET" and media != "application/json":
             raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+
+    def _take_token(self, offered: str) -> None:
+        """``/?token=T``: keep T in a cookie and show the page at ``/`` (the token leaves the
+        address bar and the history)."""
+        if not hmac.compare_digest(offered.encode(), self.server.token.encode()):
+            raise ApiError(
+                HTTPStatus.FORBIDDEN, "wrong token: open the address `regions gui` printed"
+            )
+        self.send_response(HTTPStatus.SEE_OTHER)
+        self.send_header(
+            "Set-Cookie", f"{TOKEN_COOKIE}={self.server.token}; HttpOnly; SameSite=Strict; Path=/"
+        )
+        self.send_header("Location", "/")
+        self.send_header("Content-Length", "0")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+
+    def end_headers(self) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        super().end_headers()
 
     def _api(self, method: str, path: str) -> None:
         server = self.server

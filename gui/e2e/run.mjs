@@ -33,7 +33,7 @@ function startGui(file) {
   child.stderr.on('data', (chunk) => (stderr += chunk));
   const url = new Promise((resolve, reject) => {
     createInterface({ input: child.stdout }).once('line', (line) => {
-      const match = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(line);
+      const match = /(http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(line);
       if (match) resolve(match[1]);
       else reject(new Error(`unexpected first line from regions gui: ${line}`));
     });

@@ -65,5 +65,6 @@ def make_server(dist: Path) -> Iterator[object]:
 
 @pytest.fixture
 def client(server: GuiServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    headers = {"X-Regions-Token": server.token}
+    with httpx.Client(base_url=server.base_url, timeout=30, headers=headers) as http:
         yield http

@@ -37,15 +37,17 @@ def test_serves_the_built_editor_and_prints_its_url(tmp_path: Path) -> None:
         line = process.stdout.readline()
         assert line.startswith("regions gui: http://127.0.0.1:"), line
         url = line.split()[2]
-        with httpx.Client(base_url=url, timeout=30) as http:
-            page = http.get("/")
+        assert "?token=" in url
+        with httpx.Client(timeout=30, follow_redirects=True) as http:
+            page = http.get(url)  # takes the token into a cookie, then shows the page at /
             assert page.status_code == 200
             assert '<div id="root">' in page.text
             script = page.text.split('src="./', 1)[1].split('"', 1)[0]
-            bundle = http.get(f"/{script}")
+            base = url.split("?", 1)[0]
+            bundle = http.get(f"{base}{script}")
             assert bundle.status_code == 200
             assert "javascript" in bundle.headers["content-type"]
-            assert http.get("/api/file").json()["text"] == WORKFLOW
+            assert http.get(f"{base}api/file").json()["text"] == WORKFLOW
     finally:
         process.terminate()
         process.wait(timeout=30)

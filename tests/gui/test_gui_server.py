@@ -134,7 +134,7 @@ def test_new_file_is_created_on_first_save(
 ) -> None:
     path = tmp_path / "new.yaml"
     server = make_server(path)
-    with httpx.Client(base_url=server.url) as http:
+    with httpx.Client(base_url=server.base_url, headers={"X-Regions-Token": server.token}) as http:
         state = http.get("/api/file").json()
         assert state["schema_ref"].endswith("workflow.schema.json")
         del state["schema_ref"]
@@ -148,7 +148,7 @@ def test_without_a_file_nothing_can_be_saved(
     make_server: Callable[[Path | None], GuiServer],
 ) -> None:
     server = make_server(None)
-    with httpx.Client(base_url=server.url) as http:
+    with httpx.Client(base_url=server.base_url, headers={"X-Regions-Token": server.token}) as http:
         assert http.get("/api/file").json()["path"] is None
         response = http.put("/api/file", json={"text": WORKFLOW, "base_hash": None})
         assert response.status_code == 409
@@ -245,7 +245,9 @@ def test_run_streams_the_same_events_as_run_json(
     client: httpx.Client, server: GuiServer, workflow_file: Path
 ) -> None:
     with (
-        httpx.Client(base_url=server.url, timeout=60) as stream_client,
+        httpx.Client(
+            base_url=server.base_url, timeout=60, headers={"X-Regions-Token": server.token}
+        ) as stream_client,
         stream_client.stream("GET", "/api/events") as events,
     ):
         assert events.headers["content-type"].startswith("text/event-stream")
@@ -279,7 +281,9 @@ def test_run_streams_the_same_events_as_run_json(
     assert [json.loads(line)["kind"] for line in cli.stdout.splitlines()] == kinds[:-1]
     # A page that connects after the run still gets the whole run.
     with (
-        httpx.Client(base_url=server.url, timeout=60) as late,
+        httpx.Client(
+            base_url=server.base_url, timeout=60, headers={"X-Regions-Token": server.token}
+        ) as late,
         late.stream("GET", "/api/events") as replay,
     ):
         replayed = []
