@@ -60,6 +60,7 @@ class RunOptions:
     cache: str | None = None
     llm_overrides: tuple[str, ...] = ()  # NAME=URL | NAME=scripted | ... (``--llm``)
     keep_credentials: bool = False  # --llm NAME=URL keeps the entry's key for another origin
+    allow_outside_paths: bool = False  # files outside the workflow's folder may be used
     live: bool | None = None  # None: the live view when stdout is a terminal
     # What the run file does (read by `regions_cli.run_journal.RunJournal.open`):
     resume: Path | None = None  # continue this run file instead of creating one
@@ -178,6 +179,13 @@ def _load_and_verify(
             err.flush()
     if workflow is None:
         return None
+    outside = [f for f in findings if f.rule == "path-outside-workflow"]
+    if outside and not options.allow_outside_paths:
+        first = outside[0]
+        raise RunError(
+            f"{first.location()}: {first.message}; a workflow may read and write only beside "
+            "itself unless you run it with --allow-outside-paths"
+        )
     return workflow, document
 
 

@@ -19,7 +19,7 @@ const python = process.env.REGIONS_PYTHON ?? 'python3';
 const available = process.env.REGIONS_PYTHON !== undefined || spawnSync(python, ['-c', 'import regions_cli'], { stdio: 'ignore' }).status === 0;
 
 /** Rules only the Python side can check (files on disk, the environment, the loader's limits). */
-const PYTHON_ONLY = new Set(['missing-file', 'unset-variable', 'io-error', 'file-too-large', 'bad-encoding', 'internal-error']);
+const PYTHON_ONLY = new Set(['missing-file', 'unset-variable', 'variable-outside-secrets', 'path-outside-workflow', 'io-error', 'file-too-large', 'bad-encoding', 'internal-error']);
 
 /** Rule ids the editor reports before the cross-reference rules (src/validate/index.ts, schema.ts). */
 const LOADER_AND_SCHEMA = ['yaml-syntax', 'duplicate-key', 'not-a-mapping', 'non-string-key', 'recursive-alias', 'alias-bomb', 'unknown-key', 'key-not-for-type', 'missing-key', 'wrong-type', 'invalid-value'];

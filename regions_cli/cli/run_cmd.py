@@ -61,6 +61,12 @@ def run(
         "NAME=scripted or NAME=replay:FILE. Repeatable.",
         show_default=False,
     ),
+    allow_outside_paths: bool = typer.Option(
+        False,
+        "--allow-outside-paths",
+        help="Let the workflow read and write files outside its folder (inject files, "
+        "documents, sinks, cassettes, caches, stores). Only for workflows you trust.",
+    ),
     keep_credentials: bool = typer.Option(
         False,
         "--keep-credentials",
@@ -105,6 +111,7 @@ def run(
         cache=str(cache_file) if cache_file is not None else ("" if cache else None),
         llm_overrides=tuple(llm),
         keep_credentials=keep_credentials,
+        allow_outside_paths=allow_outside_paths,
         live=False if no_live else None,
         resume=resume,
         interactive=interactive,

@@ -83,6 +83,11 @@ def step(
     force: bool = typer.Option(
         False, "--force", help="Continue although the workflow changed (compatible edits only)."
     ),
+    allow_outside_paths: bool = typer.Option(
+        False,
+        "--allow-outside-paths",
+        help="Let the workflow read and write files outside its folder.",
+    ),
 ) -> None:
     """Run the next layer (or N) of FILE's plan in a run file, commit, show what is pending."""
     from regions_cli.engine.journal import RunFile, RunFileError
@@ -112,6 +117,7 @@ def step(
         force=force,
         max_layers=layers,
         kind="step",
+        allow_outside_paths=allow_outside_paths,
     )
     code = run_workflow(options)
     path = resume or run or _latest_unfinished(file, unfinished=False)

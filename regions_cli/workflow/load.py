@@ -542,7 +542,8 @@ class _Converter:
 
 # --- ${VAR} interpolation --------------------------------------------------------------------
 
-_TOKEN = re.compile(
+#: A ``${NAME}``, ``${NAME:-default}``, an escaped ``$${`` or a malformed ``${``.
+VARIABLE_TOKEN = _TOKEN = re.compile(
     r"\$\$\{"  # escaped: a literal "${"
     r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
     r"|\$\{"  # anything else after "${" is malformed

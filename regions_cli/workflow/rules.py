@@ -94,6 +94,15 @@ RULES: dict[str, RuleInfo] = {
         "error", "`delivery.undeliverable: reroute` without `reroute_to`."
     ),
     "unused-region": RuleInfo("warning", "A region no plan step uses."),
+    "variable-outside-secrets": RuleInfo(
+        "warning",
+        "A `${VAR}` outside api_key, base_url and headers that `env:` does not declare.",
+    ),
+    "path-outside-workflow": RuleInfo(
+        "warning",
+        "A file the workflow reads or writes lies outside its folder (needs "
+        "--allow-outside-paths to run).",
+    ),
     "tls-verification-off": RuleInfo(
         "warning", "`verify_tls: false`: the server's certificate is not checked."
     ),
@@ -512,23 +521,15 @@ def overlap_too_large(ctx: Context) -> Iterator[Finding]:
 
 @check("missing-file")
 def missing_file(ctx: Context) -> Iterator[Finding]:
-    files: list[tuple[str, PathT, str]] = []
-    for name, spec in (ctx.block("rags") or {}).items():
-        for i, document in enumerate(_list(_mapping(spec).get("documents"))):
-            file = _mapping(document).get("file")
-            if isinstance(file, str):
-                files.append((file, ("rags", name, "documents", i, "file"), f"rag '{name}'"))
-    for i, item in enumerate(_list(ctx.data.get("inject"))):
-        file = _mapping(item).get("file")
-        if isinstance(file, str):
-            files.append((file, ("inject", i, "file"), f"inject entry {i + 1}"))
-    for name, spec in (ctx.block("llms") or {}).items():
-        cassette = _mapping(spec).get("cassette")
-        if _mapping(spec).get("backend") == "replay" and isinstance(cassette, str):
-            files.append((cassette, ("llms", name, "cassette"), f"llm '{name}'"))
-    for file, path, owner in files:
-        if not file:
-            continue  # an empty string (e.g. an unset ${VAR}) is reported elsewhere
+    llms = ctx.block("llms") or {}
+    for file, path, owner in workflow_files(ctx):
+        # the files it reads (not what it writes); an empty string (an unset ${VAR}) is
+        # reported elsewhere
+        reads = path[-1] == "file" or (
+            path[-1] == "cassette" and _mapping(llms.get(str(path[1]))).get("backend") == "replay"
+        )
+        if not file or not reads:
+            continue
         resolved = ctx.resolve(file)
         if not resolved.is_file():
             problem = "is a directory" if resolved.is_dir() else "does not exist"
@@ -679,6 +680,88 @@ def unreachable_replies(ctx: Context) -> Iterator[Finding]:
                 f"connects to '{step.region}' and no inject sends to it",
                 step.path,
                 hint=f"add '{step.region}' to another region's connections, or inject a request",
+            )
+
+
+#: Keys of an llms/embedders entry where a secret from the environment belongs.
+_SECRET_KEYS = frozenset({"api_key", "base_url", "headers"})
+
+
+def _strings(node: Any, path: PathT) -> Iterator[tuple[PathT, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, (*path, index))
+    elif isinstance(node, str):
+        yield path, node
+
+
+@check("variable-outside-secrets")
+def variable_outside_secrets(ctx: Context) -> Iterator[Finding]:
+    """A workflow is code: ``${VAR}`` can pull any environment variable into a prompt, and from
+    there to the model's server, the run file and ``--json``. Where secrets belong (an entry's
+    api_key, base_url, headers) that is the point; elsewhere the variable must be declared."""
+    from regions_cli.workflow.load import VARIABLE_TOKEN
+
+    declared = {name for name in _list(ctx.data.get("env")) if isinstance(name, str)}
+    for path, text in _strings(ctx.doc.raw or {}, ()):
+        if len(path) >= 3 and path[0] in ("llms", "embedders") and path[2] in _SECRET_KEYS:
+            continue
+        for match in VARIABLE_TOKEN.finditer(text):
+            name = match.group("name")
+            if name is None or name in declared:
+                continue
+            where = ".".join(str(part) for part in path)
+            yield ctx.finding(
+                "variable-outside-secrets",
+                f"${{{name}}} in {where} pulls the environment variable {name} into text that "
+                "reaches the model's server, the run file and --json",
+                path,
+                char=match.start(),
+                hint=f"if that is meant, declare it: `env: [{name}]` at the top of the file; "
+                "keep secrets in api_key, base_url or headers",
+            )
+
+
+def workflow_files(ctx: Context) -> Iterator[tuple[str, PathT, str]]:
+    """(path as written, where, owner) of every file the workflow reads or writes."""
+    for name, spec in (ctx.block("rags") or {}).items():
+        if isinstance(_mapping(spec).get("path"), str):
+            yield spec["path"], ("rags", name, "path"), f"rag '{name}'"
+        for i, document in enumerate(_list(_mapping(spec).get("documents"))):
+            file = _mapping(document).get("file")
+            if isinstance(file, str):
+                yield file, ("rags", name, "documents", i, "file"), f"rag '{name}'"
+    for i, item in enumerate(_list(ctx.data.get("inject"))):
+        file = _mapping(item).get("file")
+        if isinstance(file, str):
+            yield file, ("inject", i, "file"), f"inject entry {i + 1}"
+    for name, spec in (ctx.block("llms") or {}).items():
+        for key in ("cassette", "cache"):
+            value = _mapping(spec).get(key)
+            if isinstance(value, str):
+                yield value, ("llms", name, key), f"llm '{name}'"
+    for name, spec in ctx.regions.items():
+        if isinstance(spec.get("sink"), str):
+            yield spec["sink"], ("regions", name, "sink"), f"region '{name}'"
+
+
+@check("path-outside-workflow")
+def path_outside_workflow(ctx: Context) -> Iterator[Finding]:
+    folder = ctx.doc.base_dir.resolve()
+    for file, path, owner in workflow_files(ctx):
+        if not file:
+            continue
+        resolved = ctx.resolve(file).resolve()
+        if not resolved.is_relative_to(folder):
+            yield ctx.finding(
+                "path-outside-workflow",
+                f"{owner}: '{file}' is outside the workflow's folder ({folder})",
+                path,
+                hint="keep the files beside the workflow, or run with --allow-outside-paths if "
+                "the workflow is yours and that is meant",
             )
 
 

@@ -143,6 +143,8 @@ NEAR_MISS_EDITS = [
     ),
     ("ask: [Asker.make_questions, Relay.broadcast]", "ask: []", "empty-chain"),
     ("verify_tls: true}", "verify_tls: false}", "tls-verification-off"),
+    ("env: [WHO]\n", "env: []\n", "variable-outside-secrets"),
+    ("{file: data/facts.txt}", "{file: ../near-misses/data/facts.txt}", "path-outside-workflow"),
     ("http://127.0.0.1:8080/v1", "http://models.example.org:8080/v1", "credentials-over-http"),
     (
         "      write: [Writer.make_replies]\n",

@@ -167,7 +167,11 @@ def test_secrets_never_appear_in_messages() -> None:
         + " api_key: '${K}', api: '${K}'}\n"
     )
     found = verify_text(text + ONE_REGION + PLAN, env={"K": "sk-SECRET"})
-    assert sorted(f.rule for f in found) == ["credentials-over-http", "invalid-value"]
+    assert sorted(f.rule for f in found) == [
+        "credentials-over-http",
+        "invalid-value",
+        "variable-outside-secrets",  # `api` is no place for a secret
+    ]
     assert "sk-SECRET" not in json.dumps([f.to_dict() for f in found])
     assert "${K}" in next(f for f in found if f.rule == "invalid-value").message
 

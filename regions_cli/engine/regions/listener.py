@@ -9,6 +9,7 @@ original there is no constraint on the layers that call start and stop.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import IO, Any, ClassVar
 
 from regions_cli.engine.message import Message
@@ -62,8 +63,26 @@ class ListenerRegion(BaseRegion):
 
     def _open(self) -> None:
         if self.config.sink is not None and self._sink is None:
+            self._check_sink(self.config.sink)
             self._sink = open_private(self.config.sink, "a", buffering=1)
         self.started = True
+
+    def _check_sink(self, sink: Path) -> None:
+        """Append only to a sink regions wrote: an empty file, or JSON lines of messages (a
+        `sink:` pointing at someone's file must not add lines to it)."""
+        if not sink.is_file() or sink.is_symlink() or sink.stat().st_size == 0:
+            return
+        with sink.open("rb") as handle:
+            first = handle.readline(1 << 20)
+        try:
+            message = json.loads(first)
+        except (ValueError, UnicodeDecodeError):
+            message = None
+        if not (isinstance(message, dict) and {"source", "destination", "role"} <= set(message)):
+            raise ValueError(
+                f"the sink {sink} exists and was not written by a listener (its first line is "
+                "not a message); choose another sink path, or remove the file"
+            )
 
     def _close(self) -> None:
         if self._sink is not None:
