@@ -431,9 +431,9 @@ class RunFile:
         """Record that this process starts working on the run; refuses if another one is.
 
         Rows a dead process wrote after the last committed barrier are marked rolled back in
-        the same transaction (they are about to be redone), except those of `keep_chains`:
-        chains of the next layer that completed and will not run again (see
-        `regions_cli.engine.runfile.resume_point`), and the deliveries of the injections the
+        the same transaction (they are redone, or journaled again from the records of
+        `keep_chains`: chains of the next layer that completed and will not run again, see
+        `regions_cli.engine.runfile.resume_point`), except the deliveries of the injections the
         barrier took. The other chains' completion records go.
         """
         with self.transaction():
@@ -454,7 +454,7 @@ class RunFile:
                 "DELETE FROM chains_done WHERE layer = ? AND chain = ?",
                 [(position, chain) for chain in set(self.chains_done(position)) - keep],
             )
-            self._roll_back_uncommitted(position, keep)
+            self._roll_back_uncommitted(position)
             cursor = self.conn.execute(
                 "INSERT INTO invocations (kind, pid, started, start_position) VALUES (?, ?, ?, ?)",
                 (kind, os.getpid(), time.time(), position),
@@ -478,12 +478,12 @@ class RunFile:
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def _roll_back_uncommitted(self, position: int, keep: set[str]) -> None:
+    def _roll_back_uncommitted(self, position: int) -> None:
         """Mark what was journaled after barrier `position` as rolled back, except the
         deliveries of the injections the barrier took (delivered as part of it; a resume hands
-        them back, see `resume_point`). The completed chains in `keep` are journaled again
-        from their records, in plan order (their calls were spent once: their `llm_calls`
-        rows stay as they were)."""
+        them back, see `resume_point`). The completed chains that are kept are journaled again,
+        their model calls included, from their `chains_done` records, in plan order (see
+        `Recorder.resume_chains`)."""
         after = self.barrier_seq(position)
         self.conn.execute("UPDATE events SET rolled_back = 1 WHERE seq > ?", (after,))
         self.conn.execute(
@@ -1124,17 +1124,10 @@ class Recorder:
         return self.commit_barrier(barrier.next_layer, barrier.states)
 
 
-class _ChainTable(dict[tuple[int, str], ChainInfo]):
-    def regions_of(self, chains: Iterable[str]) -> set[str]:
-        wanted = set(chains)
-        return {r for (_, chain), info in self.items() if chain in wanted for r in info.regions}
-
-
-def _chain_table(plan: Sequence[Mapping[str, Any]], *, only: int | None = None) -> _ChainTable:
-    table = _ChainTable()
+def _chain_table(plan: Sequence[Mapping[str, Any]]) -> dict[tuple[int, str], ChainInfo]:
+    """(layer, chain) -> the chain's regions and step count, for the whole plan."""
+    table: dict[tuple[int, str], ChainInfo] = {}
     for index, layer in enumerate(plan):
-        if only is not None and index != only:
-            continue
         for chain, steps in (layer.get("chains") or {}).items():
             regions = tuple(dict.fromkeys(str(step).partition(".")[0] for step in steps))
             table[(index, str(chain))] = ChainInfo(regions, len(steps))

@@ -179,13 +179,13 @@ class Postmaster:
         if chain not in self._scope.order:
             self._scope.order.append(chain)
 
-    async def close_layer(self, order: Sequence[str] | None = None) -> None:
-        """The barrier: deliver what the layer's chains held, in plan order (`order`, default
-        the layer's chains as declared)."""
+    async def close_layer(self) -> None:
+        """The barrier: deliver what the layer's chains held, in plan order (the layer's chains
+        as declared)."""
         scope, self._scope = self._scope, None
         if scope is None:
             return
-        for chain in order if order is not None else scope.order:
+        for chain in scope.order:
 
             def elsewhere(name: str, chain: str = chain) -> bool:
                 return scope.chain_of.get(name) != chain

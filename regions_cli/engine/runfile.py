@@ -10,7 +10,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -193,14 +193,18 @@ class ResumePoint:
 
     start_layer: int
     states: dict[str, dict[str, Any]]  # region -> state to restore
-    skip_chains: frozenset[str]  # chains of `start_layer` that completed: not run again
+    completed: Mapping[str, ChainDone]  # chains of `start_layer` that completed: not run again
     reinject: tuple[Message, ...]  # injections taken but never journaled: delivered again
     # (recipient, message): what the barrier's injections and the completed chains delivered
     # (copies to listeners included) to a region whose state was not kept: put back into that
     # region without a new delivery
     redeliver: tuple[tuple[str, Message], ...]
     fresh: bool  # nothing committed yet: apply the workflow's ``inject:`` first
-    completed: Mapping[str, ChainDone] = field(default_factory=dict)  # the skip_chains' records
+
+    @property
+    def skip_chains(self) -> frozenset[str]:
+        """The names of the `completed` chains."""
+        return frozenset(self.completed)
 
 
 def resume_point(run: RunFile) -> ResumePoint:
@@ -215,7 +219,7 @@ def resume_point(run: RunFile) -> ResumePoint:
     included. Injections the barrier took that were never journaled are delivered again.
     """
     if not run.started:
-        return ResumePoint(0, {}, frozenset(), (), (), True)
+        return ResumePoint(0, {}, {}, (), (), True)
     position = run.position
     after = run.barrier_seq(position)
     plan = run.workflow.plan
@@ -276,11 +280,10 @@ def resume_point(run: RunFile) -> ResumePoint:
     return ResumePoint(
         position,
         states,
-        frozenset(done),
+        {chain: completed[chain] for chain in done},
         reinject,
         tuple(redeliver),
         False,
-        {chain: completed[chain] for chain in done},
     )
 
 
