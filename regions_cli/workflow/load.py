@@ -80,7 +80,8 @@ class Document:
 
     `data` has ``${VAR}`` replaced; `raw` is the same data before replacement, for quoting
     values in messages without revealing secrets. `unset_paths` are the string values that
-    contained an unset variable.
+    contained an unset variable; `variables` every ``${NAME}`` found: (value path, NAME, its
+    offset in the value).
     """
 
     file: str
@@ -91,6 +92,7 @@ class Document:
     findings: list[Finding] = field(default_factory=list)
     base_dir: Path = Path(".")
     unset_paths: set[PathT] = field(default_factory=set)
+    variables: list[tuple[PathT, str, int]] = field(default_factory=list)
     _lines: list[str] | None = field(default=None, repr=False, compare=False)
 
     def finding(
@@ -542,8 +544,7 @@ class _Converter:
 
 # --- ${VAR} interpolation --------------------------------------------------------------------
 
-#: A ``${NAME}``, ``${NAME:-default}``, an escaped ``$${`` or a malformed ``${``.
-VARIABLE_TOKEN = _TOKEN = re.compile(
+_TOKEN = re.compile(
     r"\$\$\{"  # escaped: a literal "${"
     r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
     r"|\$\{"  # anything else after "${" is malformed
@@ -586,6 +587,7 @@ class _Interpolator:
                 )
                 out.append(token)
                 continue
+            self.doc.variables.append((path, name, match.start()))
             value = self.env.get(name)
             if value is None:
                 default = match.group("default")

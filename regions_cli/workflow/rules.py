@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from regions_cli.workflow.findings import Finding
 from regions_cli.workflow.load import Document, PathT
 from regions_cli.workflow.model import FORMAT_VERSION, LLM_REGION_TYPES, METHODS
-from regions_cli.workflow.schema import describe, did_you_mean
+from regions_cli.workflow.schema import SINGULAR, describe, did_you_mean
 
 #: Name comparisons "did you mean" may spend on one file. Plenty for the typos of a real
 #: workflow; a generated file with thousands of unknown names among thousands of regions would
@@ -687,42 +687,27 @@ def unreachable_replies(ctx: Context) -> Iterator[Finding]:
 _SECRET_KEYS = frozenset({"api_key", "base_url", "headers"})
 
 
-def _strings(node: Any, path: PathT) -> Iterator[tuple[PathT, str]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _strings(value, (*path, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _strings(value, (*path, index))
-    elif isinstance(node, str):
-        yield path, node
-
-
 @check("variable-outside-secrets")
 def variable_outside_secrets(ctx: Context) -> Iterator[Finding]:
     """A workflow is code: ``${VAR}`` can pull any environment variable into a prompt, and from
     there to the model's server, the run file and ``--json``. Where secrets belong (an entry's
     api_key, base_url, headers) that is the point; elsewhere the variable must be declared."""
-    from regions_cli.workflow.load import VARIABLE_TOKEN
-
     declared = {name for name in _list(ctx.data.get("env")) if isinstance(name, str)}
-    for path, text in _strings(ctx.doc.raw or {}, ()):
+    for path, name, offset in ctx.doc.variables:
         if len(path) >= 3 and path[0] in ("llms", "embedders") and path[2] in _SECRET_KEYS:
             continue
-        for match in VARIABLE_TOKEN.finditer(text):
-            name = match.group("name")
-            if name is None or name in declared:
-                continue
-            where = ".".join(str(part) for part in path)
-            yield ctx.finding(
-                "variable-outside-secrets",
-                f"${{{name}}} in {where} pulls the environment variable {name} into text that "
-                "reaches the model's server, the run file and --json",
-                path,
-                char=match.start(),
-                hint=f"if that is meant, declare it: `env: [{name}]` at the top of the file; "
-                "keep secrets in api_key, base_url or headers",
-            )
+        if name in declared:
+            continue
+        where = ".".join(str(part) for part in path)
+        yield ctx.finding(
+            "variable-outside-secrets",
+            f"${{{name}}} in {where} pulls the environment variable {name} into text that "
+            "reaches the model's server, the run file and --json",
+            path,
+            char=offset,
+            hint=f"if that is meant, declare it: `env: [{name}]` at the top of the file; "
+            "keep secrets in api_key, base_url or headers",
+        )
 
 
 def workflow_files(ctx: Context) -> Iterator[tuple[str, PathT, str]]:
@@ -794,7 +779,7 @@ def tls_verification_off(ctx: Context) -> Iterator[Finding]:
         if spec.get("verify_tls") is False:
             yield ctx.finding(
                 "tls-verification-off",
-                f"{_SINGULAR_BLOCK[block]} '{name}' does not check the server's certificate: "
+                f"{SINGULAR[block]} '{name}' does not check the server's certificate: "
                 "anyone on the way can read and change its traffic, the key included",
                 (block, name, "verify_tls"),
                 hint="remove `verify_tls: false`, or give the server a certificate this "
@@ -829,15 +814,12 @@ def credentials_over_http(ctx: Context) -> Iterator[Finding]:
         if carried:
             yield ctx.finding(
                 "credentials-over-http",
-                f"{_SINGULAR_BLOCK[block]} '{name}' sends {' and '.join(carried)} over plain "
+                f"{SINGULAR[block]} '{name}' sends {' and '.join(carried)} over plain "
                 f"http:// to {parts.hostname}, which is not this machine: anyone on the way can "
                 "read it",
                 (block, name, "base_url"),
                 hint="use https://, or a server on this machine (127.0.0.1)",
             )
-
-
-_SINGULAR_BLOCK = {"llms": "llm", "embedders": "embedder"}
 
 
 def run_checks(doc: Document) -> list[Finding]:

@@ -29,7 +29,8 @@ _PATTERN_MEANING = {
     r"^(https?://|\$\{)": "must be a URL starting with http:// or https://",
 }
 
-_SINGULAR = {"llms": "llm", "embedders": "embedder", "rags": "rag", "regions": "region"}
+#: A top-level block's entries, in the singular (for messages).
+SINGULAR = {"llms": "llm", "embedders": "embedder", "rags": "rag", "regions": "region"}
 
 
 def schema_text() -> str:
@@ -126,7 +127,7 @@ def describe(path: PathT, data: Any = None) -> str:
         case ():
             return "the workflow"
         case ("llms" | "embedders" | "rags" | "regions" as block, str(name)):
-            return f"{_SINGULAR[block]} '{name}'"
+            return f"{SINGULAR[block]} '{name}'"
         case ("rags", str(name), "documents", int(i)):
             return f"document {i + 1} of rag '{name}'"
         case ("inject", int(i)):
@@ -240,7 +241,7 @@ class _Explainer:
         child = (*path, name)
         if error.validator == "pattern":
             meaning = _PATTERN_MEANING.get(error.validator_value, error.validator_value)
-            kind = _SINGULAR.get(str(path[-1]), "entry") if path else "key"
+            kind = SINGULAR.get(str(path[-1]), "entry") if path else "key"
             yield self._at(child, "invalid-value", f"{kind} name '{name}' {meaning}", key=True)
             return
         if "allOf" not in schema_path:  # not a per-type key list: report it as it comes
