@@ -35,7 +35,6 @@ import itertools
 import json
 import signal
 import sys
-from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,8 +88,6 @@ KNOWN_PARAMS = frozenset(
         "ignore_eos",
     }
 )
-#: Lines of the model process's stderr kept to explain its death.
-_STDERR_LINES = 20
 
 
 def _install_error(where: str, what: str = "xllamacpp (llama.cpp)") -> LLMConfigError:
@@ -189,7 +186,6 @@ class LocalModel:
         self._reader: asyncio.Task[None] | None = None
         self._calls: dict[int, _Call] = {}
         self._ids = itertools.count(1)
-        self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
         self._failure: str | None = None  # why the process cannot serve (it died, or never loaded)
 
     @classmethod
@@ -242,11 +238,12 @@ class LocalModel:
             json.dumps(config),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            # What it says of its own goes nowhere: a failure reaches us on the protocol, or as
+            # the process's end (a signal, an exit code), which `_death` words.
+            stderr=asyncio.subprocess.DEVNULL,
             limit=1 << 24,  # a long answer can be one line
         )
-        assert process.stdout is not None and process.stderr is not None
-        stderr_task = asyncio.ensure_future(self._keep_stderr(process.stderr))
+        assert process.stdout is not None
         first = await process.stdout.readline()
         try:
             hello = json.loads(first) if first.strip() else {}
@@ -254,7 +251,6 @@ class LocalModel:
             hello = {}
         if not hello.get("ready"):
             await process.wait()
-            await stderr_task
             detail = hello.get("error") or _death(process.returncode)
             self._failure = (
                 f"{self.where}: cannot load the model {self.model_path} ({detail}); "
@@ -262,18 +258,10 @@ class LocalModel:
             )
             raise LLMError(self._failure)
         self._process = process
-        self._reader = asyncio.ensure_future(self._read(process, stderr_task))
+        self._reader = asyncio.ensure_future(self._read(process))
         return process
 
-    async def _keep_stderr(self, stream: asyncio.StreamReader) -> None:
-        async for line in stream:
-            text = line.decode("utf-8", "replace").strip()
-            if text:
-                self._stderr.append(text)
-
-    async def _read(
-        self, process: asyncio.subprocess.Process, stderr: asyncio.Future[None]
-    ) -> None:
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
         """Dispatch the process's answers until it ends; then fail what is still waiting."""
         assert process.stdout is not None
         async for line in process.stdout:
@@ -290,7 +278,6 @@ class LocalModel:
             elif not call.future.done():
                 call.future.set_result(message)
         await process.wait()
-        await stderr
         if self._process is process and self._failure is None:
             self._failure = (
                 f"{self.where}: the model process {_death(process.returncode)} while running "
