@@ -94,6 +94,18 @@ class CompletionModel(Protocol):
         ...
 
 
+class ModelWrapper:
+    """Base of a `CompletionModel` that wraps another (`inner`): the probes it does not define
+    itself (``health``, ``list_models``, ``count_tokens``) go to the wrapped backend."""
+
+    inner: CompletionModel
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet: no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
 _THINK = re.compile(r"<think>.*?</think>\n?", re.DOTALL)
 
 

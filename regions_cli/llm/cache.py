@@ -33,6 +33,7 @@ from regions_cli.llm.base import (
     Completion,
     CompletionModel,
     CompletionRequest,
+    ModelWrapper,
     TokenCallback,
     Usage,
     json_ready,
@@ -249,7 +250,7 @@ class ResponseCache:
             self._conn.close()
 
 
-class CachingModel:
+class CachingModel(ModelWrapper):
     """A `CompletionModel` that answers from a `ResponseCache` when it can."""
 
     def __init__(
@@ -265,8 +266,6 @@ class CachingModel:
         self.cache = cache
         self.backend = backend
         self.options = dict(options)
-        self.hits = 0
-        self.misses = 0
 
     async def complete(
         self, request: CompletionRequest, on_token: TokenCallback | None = None
@@ -274,11 +273,9 @@ class CachingModel:
         key = cache_key(self.backend, self.options, request)
         cached = self.cache.get(key)
         if cached is not None:
-            self.hits += 1
             if on_token is not None and cached.text:
                 on_token(cached.text)
             return replace(cached, cached=True)
-        self.misses += 1
         completion = await self.inner.complete(request, on_token)
         if completion.text:  # an empty answer is worth asking again
             self.cache.put(key, self.name, completion)
@@ -287,9 +284,3 @@ class CachingModel:
     async def aclose(self) -> None:
         await self.inner.aclose()
         self.cache.close()
-
-    def __getattr__(self, name: str) -> Any:
-        # Probes (health, list_models, count_tokens) go to the wrapped backend.
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)

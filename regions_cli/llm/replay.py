@@ -35,6 +35,7 @@ from regions_cli.llm.base import (
     CompletionRequest,
     LLMConfigError,
     LLMError,
+    ModelWrapper,
     TokenCallback,
     Usage,
     json_ready,
@@ -110,7 +111,7 @@ class _CassetteWriter:
             self._open.pop(self.path, None)
 
 
-class RecordingModel:
+class RecordingModel(ModelWrapper):
     """Wraps a backend and records every answered call into a cassette (``--record FILE``)."""
 
     def __init__(self, inner: CompletionModel, cassette: Path) -> None:
@@ -160,12 +161,6 @@ class RecordingModel:
         if writer is not None:
             writer.release()
         await self.inner.aclose()
-
-    def __getattr__(self, name: str) -> Any:
-        # Probes (health, list_models, count_tokens) go to the wrapped backend.
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
 
 class _Entry:
