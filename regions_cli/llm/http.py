@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from regions_cli.llm.base import LLMConfigError, LLMError
 
@@ -113,8 +113,10 @@ def normalise_base_url(url: str, where: str) -> str:
 class HttpSettings:
     """How to reach one HTTP endpoint. Built from a workflow entry by `from_options`."""
 
-    base_url: str  # ends in /v1 (or whatever path the user gave)
+    base_url: str  # ends in /v1 (or whatever path the user gave); never a user:password@
     where: str = "llm"  # "llms.NAME": prefixes every error message
+    # (user, password) given in the base URL: sent as HTTP Basic auth, never shown
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
     api_key: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
@@ -162,9 +164,15 @@ class HttpSettings:
         verify = options.get("verify_tls", True)
         if not isinstance(verify, bool):
             raise LLMConfigError(f"{where}: verify_tls must be true or false")
+        base_url = normalise_base_url(str(options["base_url"]), where)
+        parts = urlsplit(base_url)
+        basic_auth = None
+        if "@" in parts.netloc:
+            basic_auth = (unquote(parts.username or ""), unquote(parts.password or ""))
         return cls(
-            base_url=normalise_base_url(str(options["base_url"]), where),
+            base_url=strip_userinfo(base_url),
             where=where,
+            basic_auth=basic_auth,
             api_key=api_key or None,
             headers={str(k): str(v) for k, v in headers.items()},
             connect_timeout=connect,
@@ -187,7 +195,7 @@ class HttpSettings:
     def secrets(self) -> tuple[str, ...]:
         """Strings that must never appear in an error or log: the key and every header value
         that looks like a credential."""
-        values = [self.api_key or "", urlsplit(self.base_url).password or ""]
+        values = [self.api_key or "", self.basic_auth[1] if self.basic_auth else ""]
         for name, value in self.headers.items():
             if any(w in name.lower() for w in ("key", "auth", "token", "secret", "cookie")):
                 values.append(value)
@@ -295,6 +303,7 @@ class HttpEndpoint:
                 verify=tls,
                 transport=asyncio_transport(limits, tls) if plain_http else None,
                 cookies=cookies,
+                auth=s.basic_auth,
                 # An API answers where it is asked: a redirect would carry the key and the
                 # prompt to wherever it points (see `check_status`).
                 follow_redirects=False,
@@ -422,7 +431,7 @@ class HttpEndpoint:
     ) -> Any:
         """Send a request and return the decoded JSON body; retries as documented above."""
         url = self.settings.url(path)
-        what = f"{method} {strip_userinfo(url)}"
+        what = f"{method} {url}"
 
         async def once() -> Any:
             with self._lease() as client:
@@ -447,7 +456,7 @@ class HttpEndpoint:
                 await response.aread()
             return response.status_code
 
-        return await self.retrying(f"GET {strip_userinfo(url)}", once, retries=0)
+        return await self.retrying(f"GET {url}", once, retries=0)
 
     async def post_json(self, path: str, payload: Mapping[str, Any]) -> Any:
         """POST `payload` to `path` (relative to base_url) and return the JSON answer."""
@@ -473,7 +482,7 @@ class HttpEndpoint:
             try:
                 if not response.is_success:
                     body = await response.aread()
-                    self.check_status(f"POST {strip_userinfo(url)}", response, body)
+                    self.check_status(f"POST {url}", response, body)
                 yield response
             finally:
                 await response.aclose()

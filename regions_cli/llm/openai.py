@@ -39,7 +39,6 @@ from regions_cli.llm.http import (
     HttpSettings,
     HttpStatusError,
     RetryableError,
-    strip_userinfo,
 )
 
 if TYPE_CHECKING:
@@ -210,7 +209,7 @@ class OpenAIModel:
         self, payload: dict[str, Any], on_token: TokenCallback | None
     ) -> Completion:
         url = self.settings.url(self._path)
-        what = f"POST {strip_userinfo(url)} (stream)"
+        what = f"POST {url} (stream)"
 
         async def once() -> Completion:
             async with self.endpoint.open_stream(self._path, payload) as response:

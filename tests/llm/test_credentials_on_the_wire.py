@@ -4,6 +4,7 @@ shows in an error, a report or the run."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,19 @@ async def test_a_password_in_base_url_is_never_shown() -> None:
         await model.aclose()
     assert "pa55word" not in str(err.value) and "alice" not in str(err.value)
     assert f"127.0.0.1:{port}" in str(err.value)
+
+
+async def test_a_password_in_base_url_goes_as_basic_auth() -> None:
+    with OpenAIServer() as server:
+        url = server.base_url.replace("http://", "http://alice:pa55%20word@")
+        model = OpenAIModel.from_config(LLMConfig("m", "openai", {"base_url": url}))
+        try:
+            await model.complete(ask())
+        finally:
+            await model.aclose()
+        (request,) = server.generation_requests()
+    expected = "Basic " + base64.b64encode(b"alice:pa55 word").decode()
+    assert request.headers["authorization"] == expected
 
 
 def test_llm_check_and_a_failed_run_show_no_password(tmp_path: Path) -> None:
