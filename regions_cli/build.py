@@ -23,8 +23,8 @@ from regions_cli.engine.regions import RegionContext, make_region
 from regions_cli.engine.regions.base import BaseRegion
 from regions_cli.engine.transport import Transport
 from regions_cli.llm.base import CompletionModel
+from regions_cli.model import LLM_REGION_TYPES, Workflow
 from regions_cli.rag.base import KnowledgeStore, RagError
-from regions_cli.workflow.model import LLM_REGION_TYPES, Workflow
 
 if TYPE_CHECKING:
     from regions_cli.llm.factory import LLMOptions

@@ -25,7 +25,8 @@ from regions_cli.build import build_engine
 from regions_cli.engine.events import EventBus, MessageDelivered
 from regions_cli.engine.message import Message
 from regions_cli.llm.base import Completion, CompletionModel, CompletionRequest, TokenCallback
-from regions_cli.workflow.model import Layer, LLMConfig, Workflow, build_workflow
+from regions_cli.model import Layer, LLMConfig, Workflow
+from regions_cli.workflow.convert import build_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from regions_cli.model import Workflow
     from regions_cli.rag.documents import Document
     from regions_cli.rag.store import RagStore
-    from regions_cli.workflow.model import Workflow
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

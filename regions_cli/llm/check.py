@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from regions_cli.llm.base import ChatMessage, CompletionModel, CompletionRequest, LLMError
 from regions_cli.llm.factory import LLMOptions, make_llm
-from regions_cli.workflow.model import LLMConfig
+from regions_cli.model import LLMConfig
 
 T = TypeVar("T")
 

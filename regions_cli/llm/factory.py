@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from regions_cli.llm.base import CompletionModel, LLMConfigError
-from regions_cli.workflow.model import LLMConfig, Workflow
+from regions_cli.model import LLMConfig, Workflow
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from regions_cli.llm.base import (
 )
 
 if TYPE_CHECKING:
-    from regions_cli.workflow.model import LLMConfig
+    from regions_cli.model import LLMConfig
 
 INSTALL_HINT = "pip install 'regions-cli[local]'"
 RUNTIME_PACKAGE = "xllamacpp"

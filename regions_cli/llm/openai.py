@@ -44,7 +44,7 @@ from regions_cli.llm.http import (
 if TYPE_CHECKING:
     import httpx
 
-    from regions_cli.workflow.model import LLMConfig
+    from regions_cli.model import LLMConfig
 
 Api = Literal["chat", "completions"]
 

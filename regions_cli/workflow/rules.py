@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from regions_cli.model import FORMAT_VERSION, LLM_REGION_TYPES, METHODS
 from regions_cli.workflow.findings import Finding
 from regions_cli.workflow.load import Document, PathT
-from regions_cli.workflow.model import FORMAT_VERSION, LLM_REGION_TYPES, METHODS
 from regions_cli.workflow.schema import SINGULAR, describe, did_you_mean
 
 #: Name comparisons "did you mean" may spend on one file. Plenty for the typos of a real

@@ -32,7 +32,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import FoldedScalarString
 
-from regions_cli.workflow.model import (
+from regions_cli.model import (
     METHODS,
     REGION_TYPES,
     Budget,
@@ -40,6 +40,7 @@ from regions_cli.workflow.model import (
     Layer,
     StepPolicy,
     Workflow,
+    split_step,
 )
 
 #: The registry keys the original's `RegionEntry` accepts (``rag``/``llm``/``region`` are set
@@ -801,7 +802,7 @@ def _first_speaker(plan: Sequence[Mapping[str, Any]], by_name: Mapping[str, Seed
     for layer in plan:
         for steps in layer["chains"].values():
             for step in steps:
-                region = str(step).partition(".")[0]
+                region = split_step(str(step))[0]
                 if by_name[region].type != "ListenerRegion":
                     return region
     return ""

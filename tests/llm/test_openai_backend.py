@@ -22,7 +22,7 @@ from regions_cli.llm.http import (
     redact,
 )
 from regions_cli.llm.openai import OpenAIModel, _sse_data, chatml_prompt
-from regions_cli.workflow.model import LLMConfig
+from regions_cli.model import LLMConfig
 
 SCHEMA = {"type": "array", "items": {"type": "string"}}
 

@@ -342,8 +342,8 @@ async def test_every_import_runs_as_it_is(seed: Path, tmp_path: Path, inputs: li
     """No inject yet, empty stores: the plan still runs to the end (scripted LLM)."""
     from regions_cli.build import build_engine
     from regions_cli.engine.events import EventBus
+    from regions_cli.model import LLMConfig
     from regions_cli.workflow.api import load_workflow
-    from regions_cli.workflow.model import LLMConfig
 
     path = tmp_path / "imported.yaml"
     path.write_text(_import(seed, inputs).dump(), encoding="utf-8")
