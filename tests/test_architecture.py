@@ -15,11 +15,24 @@ PACKAGE = Path(__file__).resolve().parents[1] / "regions_cli"
 
 #: package folder -> the regions_cli subpackages it must never import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "workflow": ("cli", "view", "engine", "llm", "rag", "build", "runner", "run_journal"),
-    "engine": ("cli", "view", "build", "runner", "run_journal", "gui_server"),
+    "workflow": ("cli", "view", "engine", "llm", "rag", "http", "build", "runner", "run_journal"),
+    "engine": ("cli", "view", "http", "build", "runner", "run_journal", "gui_server"),
+    # The HTTP layer serves the LLM and embedder backends (both import it); it knows neither.
+    "http": (
+        "cli",
+        "view",
+        "engine",
+        "workflow",
+        "llm",
+        "rag",
+        "build",
+        "runner",
+        "run_journal",
+        "gui_server",
+    ),
     "llm": ("cli", "view", "engine", "rag", "build", "runner", "run_journal"),
-    "rag": ("cli", "view", "engine", "build", "runner", "run_journal"),
-    "view": ("cli", "build", "runner", "run_journal", "llm", "rag"),
+    "rag": ("cli", "view", "engine", "llm", "build", "runner", "run_journal"),
+    "view": ("cli", "build", "runner", "run_journal", "llm", "rag", "http"),
 }
 
 
