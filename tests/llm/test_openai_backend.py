@@ -565,4 +565,3 @@ def test_tls_is_verified_unless_switched_off() -> None:
     assert _tls_context(True) is _tls_context(True)  # built once per process
     assert _tls_context(False).verify_mode == ssl.CERT_NONE
     assert HttpSettings.from_options({"base_url": "https://h"}, None, where="w").verify_tls
-
