@@ -276,7 +276,7 @@ class LocalEmbedder:
 class OpenAIEmbedder:
     """``POST {base_url}/embeddings`` on an OpenAI-compatible server, `batch_size` texts a request.
 
-    The HTTP side is the LLM backend's (`regions_cli.http`): the same ``base_url``,
+    The HTTP side is the openai LLM backend's (`regions_cli.http`): the same ``base_url``,
     ``headers``, ``timeout``, ``retries``, ``max_concurrency`` keys, retries with backoff on
     connect errors, 429 and 5xx, and secrets redacted from every message. The batches of one
     call go out concurrently (up to ``max_concurrency``). Synchronous: each call runs its own

@@ -17,14 +17,12 @@ from regions_cli.http import HttpEndpoint, HttpError, HttpSettings, HttpStatusEr
 
 URL = "http://mock.test/v1"
 NOW = 1_800_000_000.0  # the endpoint's clock in these tests (a Unix time)
+WAITS = Waits()  # the endpoint's sleep: each test sees only its own waits (`fresh_waits`)
 
 
 def endpoint(played: Played, api_key: str | None = None, **options: Any) -> HttpEndpoint:
     settings = HttpSettings.from_options({"base_url": URL, **options}, api_key, where="llms.m")
     return HttpEndpoint(settings, transport=played.transport, sleep=WAITS, clock=lambda: NOW)
-
-
-WAITS = Waits()
 
 
 @pytest.fixture(autouse=True)
