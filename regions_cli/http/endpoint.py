@@ -41,7 +41,8 @@ class HttpEndpoint:
     (`CONNECTIONS_PER_CLIENT`), and `_lease` hands a request the least busy one: the
     bookkeeping of httpx's connection pool grows much faster than its size, and a burst of
     concurrent calls through one pool of many connections costs several times the client
-    CPU of the same burst through pools of one (benchmarks/bench_llm.py).
+    CPU of the same burst through pools of one (measured against the loopback server of
+    benchmarks/bench_llm.py; the figures are in the README).
     """
 
     CONNECTIONS_PER_CLIENT = 1
