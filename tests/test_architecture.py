@@ -8,6 +8,10 @@ The layout and its directions are described in docs/architecture.md.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -27,10 +31,11 @@ ALLOWED: dict[str, frozenset[str]] = {
         "gui_server": {"runs", "view", "workflow", "model", "engine", "exit_codes"},
         "runs": {"build", "engine", "model", "workflow", "llm", "exit_codes", "private_files"},
         "build": {"engine", "llm", "rag", "model"},
+        "http": set(),  # serves the LLM and embedder backends, knows neither
         "engine": {"model", "llm", "rag", "exit_codes", "private_files"},
         "workflow": {"model", "private_files"},
-        "llm": {"model", "private_files"},
-        "rag": {"model", "llm", "private_files"},
+        "llm": {"model", "http", "private_files"},
+        "rag": {"model", "http", "private_files"},
         "view": {"engine", "runs", "model", "exit_codes"},
         "model": set(),
         "exit_codes": set(),
@@ -89,3 +94,40 @@ def test_the_engine_sees_models_and_stores_only_through_their_protocols() -> Non
         if module.startswith(("regions_cli.llm", "regions_cli.rag")) and module not in allowed
     ]
     assert wrong == []
+
+
+def _distribution(requirement: str) -> str:
+    """``httpx>=0.27,<1`` -> ``httpx``; names compared as PyPI does (``ruamel.yaml`` =
+    ``ruamel-yaml``)."""
+    name = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert name, requirement
+    return re.sub(r"[-_.]+", "-", name.group()).lower()
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    """What the package imports is what `pip install` gives it (httpx's own httpcore is not)."""
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [
+        r for extra in project["optional-dependencies"].values() for r in extra
+    ]
+    declared = {_distribution(r) for r in requirements}
+    providers = importlib.metadata.packages_distributions()
+    undeclared = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for module in imported_modules(path):
+            top = module.split(".")[0]
+            if top in sys.stdlib_module_names or top in ("regions_cli", "__future__"):
+                continue
+            if not {_distribution(d) for d in providers.get(top, [top])} & declared:
+                undeclared.append(f"{path.relative_to(PACKAGE.parent)} imports {module}")
+    assert undeclared == []
+
+
+def test_the_http_layer_imports_only_httpx_and_the_standard_library() -> None:
+    outside = {
+        module
+        for path in (PACKAGE / "http").rglob("*.py")
+        for module in imported_modules(path)
+        if module.split(".")[0] not in (*sys.stdlib_module_names, "httpx", "regions_cli")
+    }
+    assert outside == set()

@@ -40,7 +40,10 @@ def test_the_public_names_are_pinned() -> None:
 
 
 def test_importing_the_package_loads_nothing_heavy() -> None:
-    code = "import sys, regions_cli; print(sorted(m for m in sys.modules if m.startswith('regions_cli')))"
+    code = (
+        "import sys, regions_cli; "
+        "print(sorted(m for m in sys.modules if m.startswith('regions_cli')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['regions_cli']"
 

@@ -75,7 +75,7 @@ def describe_endpoint(config: LLMConfig, options: LLMOptions) -> str:
     if options.replay is not None:
         return f"cassette {options.replay}"
     if config.backend == "openai":
-        from regions_cli.llm.http import strip_userinfo
+        from regions_cli.http import strip_userinfo
 
         url = strip_userinfo(str(o.get("base_url", "?")))
         return url + (f" ({o['model']})" if o.get("model") else "")

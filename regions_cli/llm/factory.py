@@ -137,7 +137,7 @@ def _override(old: LLMConfig, value: str, text: str, keep_credentials: bool) -> 
         keep["params"] = old.options["params"]
     lowered = value.lower()
     if lowered.startswith(("http://", "https://")):
-        from regions_cli.llm.http import same_origin
+        from regions_cli.http import same_origin
 
         options = dict(old.options) if old.backend == "openai" else keep
         options.pop("_implied", None)
