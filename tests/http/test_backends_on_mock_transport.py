@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 from played import Played, answer, sse
-from regions_cli.workflow.model import LLMConfig
 
 from regions_cli.http import HttpError
 from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMConfigError, LLMError
 from regions_cli.llm.openai import OpenAIModel
+from regions_cli.model import LLMConfig
 from regions_cli.rag.base import RagError
 from regions_cli.rag.embedders import OpenAIEmbedder
 
