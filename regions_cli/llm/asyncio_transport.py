@@ -3,9 +3,9 @@
 httpx reaches sockets through httpcore's anyio backend, which wraps every read and write in a
 cancel scope, yields to the event loop before each write and rebuilds a dict of socket
 attributes (with a ``getpeername`` system call) each time the pool checks an idle connection.
-For a burst of calls that is a sixth of the client's CPU, and since every request waits for
-the others' pre-send work before its bytes leave, 64 concurrent calls to a 200 ms loopback
-server took 1.25x one call instead of 1.18x (benchmarks/bench_llm.py). httpcore accepts any
+For a burst of calls that is a good share of the client's CPU, and since every request waits for
+the others' pre-send work before its bytes leave, a burst of concurrent calls to a loopback
+server took longer with it (benchmarks/bench_llm.py). httpcore accepts any
 `httpcore.AsyncNetworkBackend`; this one is asyncio's own streams, with httpcore's exceptions.
 
 TLS endpoints keep httpx's default transport (this backend has no ``start_tls``), and so do

@@ -248,9 +248,9 @@ class HttpEndpoint:
 
     Each connection has an `httpx.AsyncClient` of its own (`CONNECTIONS_PER_CLIENT`), and
     `_lease` hands a request the least busy one: httpcore's pool bookkeeping grows with the
-    cube of its size per burst of requests (64 concurrent calls cost ~0.25-0.6 s of client CPU
-    in one pool of 64, ~0.065 s in 16 pools of 4, ~0.055 s in 64 pools of 1). ``http://``
-    endpoints connect through plain asyncio streams (`asyncio_transport`: ~15% less CPU again).
+    cube of its size per burst of requests (a burst costs far more client CPU in one big pool
+    than in many small ones; docs/benchmarks.md). ``http://``
+    endpoints connect through plain asyncio streams (`asyncio_transport`: less CPU again).
     """
 
     CONNECTIONS_PER_CLIENT = 1
@@ -504,7 +504,7 @@ def _cookie_store_type() -> type[httpx.Cookies]:
         """`httpx.Cookies` that skips its cookie parsing for an answer that sets none.
 
         httpx hands every response to `http.cookiejar` through urllib-style wrappers (about
-        26 us an answer: 1.7 ms of a 64-call burst, spent on its busy tail while the last
+        tens of microseconds an answer, spent on a burst's busy tail while the last
         answers wait); a response without ``Set-Cookie``/``Set-Cookie2`` headers sets nothing.
         """
 
@@ -524,7 +524,7 @@ def _cookie_store(jar: http.cookiejar.CookieJar) -> httpx.Cookies:
 @functools.cache
 def _tls_context(verify: bool) -> ssl.SSLContext:
     """One TLS context per process and setting: building one (loading the CA bundle) costs
-    ~40 ms, and every `httpx.AsyncClient` would otherwise build its own."""
+    tens of milliseconds, and every `httpx.AsyncClient` would otherwise build its own."""
     import httpx
 
     return httpx.create_ssl_context(verify=verify)

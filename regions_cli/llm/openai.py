@@ -55,7 +55,7 @@ _DRAIN_SECONDS = 2.0
 
 
 def chatml_prompt(messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> str:
-    """The original's ChatML completion prompt (behaviour reference 2.1), made safe.
+    """The original's ChatML completion prompt (docs/backends.md, `api: completions`), made safe.
 
     ``<|im_start|>`` and ``<|im_end|>`` inside content become ``<\\|im_start|>``/``<\\|im_end|>``
     so a message cannot close its turn or open a new one.
