@@ -79,6 +79,42 @@ def test_every_command_and_option_is_documented(path: str) -> None:
             assert f"- `{path} {name}`:" in section
 
 
+#: The page that explains each command (by its first word after `regions`), in prose.
+SUBJECT_PAGES = {
+    "verify": "verify.md",
+    "schema": "verify.md",
+    "graph": "verify.md",
+    "run": "running.md",
+    "step": "run-files.md",
+    "inject": "run-files.md",
+    "show": "run-files.md",
+    "replay": "run-files.md",
+    "runs": "run-files.md",
+    "import": "import-export.md",
+    "export": "import-export.md",
+    "gui": "editor.md",
+    "rag": "rag.md",
+    "llm": "backends.md",
+    "cache": "backends.md",
+}
+
+
+@pytest.mark.parametrize("path", [ctx.command_path for _, ctx in _commands()][1:])
+def test_every_command_and_long_option_is_explained_on_its_page(path: str) -> None:
+    """The generated reference lists everything; the page about the command says what each
+    long option is for (a new command needs a row in SUBJECT_PAGES and a place in the docs)."""
+    command, _ = next((c, x) for c, x in _commands() if x.command_path == path)
+    words = path.split()
+    assert words[1] in SUBJECT_PAGES, f"`{path}` has no page: add it to SUBJECT_PAGES"
+    page = (DOCS / SUBJECT_PAGES[words[1]]).read_text(encoding="utf-8")
+    assert f"regions {' '.join(words[1:])}" in page, f"`{path}` is not on its page"
+    for param in command.params:
+        if param.param_type_name == "option" and not getattr(param, "hidden", False):
+            for flag in param.opts:
+                if flag.startswith("--"):
+                    assert flag in page, f"`{path} {flag}` is not explained on its page"
+
+
 def test_the_readme_command_table_names_every_command() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = readme.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
