@@ -11,6 +11,7 @@ differs from what this script writes now.
 
 from __future__ import annotations
 
+import html
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,8 +69,9 @@ def usage(command: Any, ctx: Any) -> str:
     return " ".join(pieces)
 
 
-def one_line(text: str) -> str:
-    return " ".join(text.split())
+def prose(text: str) -> str:
+    """Help text as one Markdown line: ``<name>`` in it is shown, not read as an HTML tag."""
+    return html.escape(" ".join(text.split()), quote=False)
 
 
 def parameter(param: Any, ctx: Any) -> str:
@@ -78,7 +80,7 @@ def parameter(param: Any, ctx: Any) -> str:
         name = param.metavar or param.name.upper()
     else:
         name = param.get_help_record(ctx)[0]
-    help_text = one_line(param.help or "")
+    help_text = prose(param.help or "")
     default = param.default
     if param.param_type_name == "option" and not param.is_flag and default not in (None, (), []):
         help_text += f" Default: `{default}`."
@@ -95,7 +97,7 @@ def section(command: Any, ctx: Any) -> str:
     lines += ["```", usage(command, ctx), "```", ""]
     help_text = (command.help or "").strip()
     if help_text:
-        paragraphs = [one_line(p) for p in help_text.split("\n\n")]
+        paragraphs = [prose(p) for p in help_text.split("\n\n")]
         lines += ["\n\n".join(paragraphs), ""]
     params = [p for p in command.params if not getattr(p, "hidden", False)]
     if params:
@@ -106,7 +108,7 @@ def section(command: Any, ctx: Any) -> str:
     ]
     if subcommands:
         for name, sub in subcommands:
-            summary = one_line((sub.help or "").split("\n\n")[0])
+            summary = prose((sub.help or "").split("\n\n")[0])
             lines.append(f"- `{ctx.command_path} {name}`: {summary}")
         lines.append("")
     return "\n".join(lines)

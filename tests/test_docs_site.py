@@ -73,7 +73,7 @@ def test_every_command_and_option_is_documented(path: str) -> None:
                 assert re.search(rf"^- `[^`]*{re.escape(flag)}\b", section, re.M), (
                     f"`{path} {flag}` is not in docs/cli.md"
                 )
-        assert " ".join(param.help.split()) in section
+        assert GEN.prose(param.help) in section
     for name, sub in getattr(command, "commands", {}).items():
         if not sub.hidden:
             assert f"- `{path} {name}`:" in section
