@@ -107,6 +107,7 @@ def section(command: Any, ctx: Any) -> str:
         (name, sub) for name, sub in getattr(command, "commands", {}).items() if not sub.hidden
     ]
     if subcommands:
+        lines += ["Commands:", ""]
         for name, sub in subcommands:
             summary = prose((sub.help or "").split("\n\n")[0])
             lines.append(f"- `{ctx.command_path} {name}`: {summary}")
