@@ -1,7 +1,7 @@
 """The event stream of a run: what views, ``--json``, the journal and the GUI subscribe to.
 
 Each event is a small slotted dataclass with a stable ``kind``, read-only by convention (not
-``frozen``: one is built per delivered message, and frozen construction costs 2.4x).
+``frozen``: one is built per delivered message, and frozen construction costs more than double).
 `Event.to_json` gives the documented JSON object (``{"kind": ..., "t": ..., ...fields}``).
 Subscribers are plain callables run synchronously, in subscription order, on the event loop:
 they must be quick (a view renders on its own refresh timer; the journal batches its writes).

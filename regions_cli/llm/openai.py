@@ -58,7 +58,7 @@ _DRAIN_SECONDS = 2.0
 
 
 def chatml_prompt(messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> str:
-    """The original's ChatML completion prompt (behaviour reference 2.1), made safe.
+    """The original's ChatML completion prompt (docs/backends.md, `api: completions`), made safe.
 
     ``<|im_start|>`` and ``<|im_end|>`` inside content become ``<\\|im_start|>``/``<\\|im_end|>``
     so a message cannot close its turn or open a new one.
@@ -372,7 +372,7 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
     left unread would close its connection instead of returning it to the keep-alive pool.
 
     Lines are split as bytes (`_lines`): httpx's ``aiter_lines`` decodes and re-buffers every
-    chunk, which cost about a tenth of the client's CPU per streamed call.
+    chunk, a measurable share of the client's CPU per streamed call.
     """
     lines = _lines(response)
     async for line in lines:

@@ -27,7 +27,7 @@ REGION_TYPES: tuple[RegionType, ...] = (
 _COMMON_METHODS = ("clear_replies", "keep_last_reply_per_source")
 _LLM_METHODS = ("make_questions", "make_replies", "summarize_replies", *_COMMON_METHODS)
 
-#: The methods a plan step may call, per region type (the behaviour reference, section 3).
+#: The methods a plan step may call, per region type (docs/engine.md, Region types and methods).
 METHODS: Mapping[str, tuple[str, ...]] = {
     "Region": _LLM_METHODS,
     "FeedForwardRegion": _LLM_METHODS,

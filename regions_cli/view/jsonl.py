@@ -1,7 +1,7 @@
 """``--json``: one JSON object per event, one per line, for other tools.
 
 Each line is exactly `Event.to_json()` (``{"kind": ..., "t": ..., ...fields}``), serialised
-compactly with UTF-8 kept as is; the schema of every kind is documented in the README
+compactly with UTF-8 kept as is; the schema of every kind is documented in docs/running.md
 (``--json``: the event stream). Nothing else is written to stdout in this mode: the run's output is
 in the ``message`` events with ``"delivery": "output"`` and its summary in ``run_finished``.
 """

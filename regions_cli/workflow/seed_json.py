@@ -1,7 +1,7 @@
 """Import and export of the original Regions framework's JSON files.
 
 The original describes a workflow in two files written by its flow editor or by hand (see the
-behaviour reference, sections 4, 5 and 13.3):
+docs' page docs/import-export.md):
 
 * the registry, ``<name>_regions.json``: a list of ``{name, type, task, connections,
   reply_with_actors, threshold, delay}``;

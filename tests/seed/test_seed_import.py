@@ -24,7 +24,7 @@ def _registry(seed: Path, name: str) -> list[dict[str, Any]]:
 
 
 def _effective_plan(plan_json: dict[str, Any]) -> list[dict[str, list[str]]]:
-    """The steps the original runs, written out from its documented semantics (section 5.1)."""
+    """The steps the original runs, written out from its semantics (docs/import-export.md)."""
     order = plan_json["execution_order"] or range(len(plan_json["layer_config"]))
     layers = []
     for index in order:
