@@ -21,6 +21,7 @@ from regions_cli.cli import (
     seed_cmd,
     verify_cmd,
 )
+from regions_cli.exit_codes import ExitCode
 
 app = typer.Typer(
     name="regions",
@@ -64,7 +65,7 @@ def main() -> None:
         # rather than by class): a usage or parameter error carries its exit code.
         name = type(exc).__name__
         if name == "Abort":  # Ctrl-C or end of input at a prompt
-            raise SystemExit(130) from None
+            raise SystemExit(ExitCode.INTERRUPTED) from None
         if not (hasattr(exc, "exit_code") and hasattr(exc, "format_message")):
             raise
         if name == "NoArgsIsHelpError":  # bare `regions` or `regions rag`: the help
@@ -74,4 +75,4 @@ def main() -> None:
             command = ctx.command_path if ctx is not None else "regions"
             typer.echo(f"{command}: error: {exc.format_message()} (see --help)", err=True)
         raise SystemExit(exc.exit_code) from None
-    raise SystemExit(result if isinstance(result, int) else 0)
+    raise SystemExit(result if isinstance(result, int) else ExitCode.OK)

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+from regions_cli.exit_codes import ExitCode
+
 if TYPE_CHECKING:
     from regions_cli.model import Workflow
     from regions_cli.rag.documents import Document
     from regions_cli.rag.store import RagStore
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 rag_app = typer.Typer(
     name="rag",
@@ -48,11 +48,11 @@ def load_workflow_file(path: Path) -> Workflow:
     from regions_cli.workflow.api import WorkflowInvalid, load_workflow
 
     if not path.exists():
-        _fail(f"{path}: no such workflow file", EXIT_USAGE)
+        _fail(f"{path}: no such workflow file", ExitCode.USAGE)
     try:
         return load_workflow(path)
     except WorkflowInvalid as exc:
-        _fail(f"{exc} (see `regions verify {path}`)", EXIT_USAGE)
+        _fail(f"{exc} (see `regions verify {path}`)", ExitCode.USAGE)
 
 
 def _workflow_with_store(file: Path, store: str) -> Workflow:
@@ -60,7 +60,7 @@ def _workflow_with_store(file: Path, store: str) -> Workflow:
     workflow = load_workflow_file(file)
     if store not in workflow.rags:
         known = ", ".join(sorted(workflow.rags)) or "none"
-        _fail(f"{file}: no RAG store {store!r} under rags: (known: {known})", EXIT_USAGE)
+        _fail(f"{file}: no RAG store {store!r} under rags: (known: {known})", ExitCode.USAGE)
     return workflow
 
 
@@ -72,7 +72,7 @@ def _rag_errors() -> Iterator[None]:
     try:
         yield
     except RagError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        _fail(str(exc), ExitCode.INVALID)
 
 
 @contextmanager
@@ -104,7 +104,7 @@ def _open_existing(workflow: Workflow, store: str) -> RagStore:
         _fail(
             f"{path}: the store {store!r} is not built yet; run `regions rag ingest "
             f"{workflow.source or 'FILE'} {store}`",
-            EXIT_FAILED,
+            ExitCode.INVALID,
         )
     return open_store(workflow, store, sync_documents=False)
 
@@ -175,7 +175,7 @@ def query(
     from regions_cli.rag.factory import open_store
 
     if not text.strip():
-        _fail("the query text is empty", EXIT_USAGE)
+        _fail("the query text is empty", ExitCode.USAGE)
     workflow = _workflow_with_store(file, store)
     with _rag_errors():
         rag = open_store(workflow, store)
@@ -283,7 +283,7 @@ def delete(
 ) -> None:
     """Delete chunks by id, or a whole document, from STORE."""
     if bool(chunk) == (document is not None):
-        _fail("give either --chunk ID (repeatable) or --document NAME", EXIT_USAGE)
+        _fail("give either --chunk ID (repeatable) or --document NAME", ExitCode.USAGE)
     workflow = _workflow_with_store(file, store)
     with _rag_errors():
         rag = _open_existing(workflow, store)
@@ -306,7 +306,7 @@ def delete(
             rag.close()
     typer.echo(f"{store}: deleted {deleted} of {len(wanted)} chunks")
     if deleted < len(wanted):
-        _fail(f"{len(wanted) - deleted} of the chunk ids were not in the store", EXIT_FAILED)
+        _fail(f"{len(wanted) - deleted} of the chunk ids were not in the store", ExitCode.INVALID)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from regions_cli.exit_codes import ExitCode
+
 
 def run(
     file: Path = typer.Argument(
@@ -100,7 +102,7 @@ def run(
 
     if resume is not None and run_file is not None:
         typer.echo("error: --run and --resume cannot be used together", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.USAGE)
 
     options = RunOptions(
         workflow=file,

@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from regions_cli.exit_codes import ExitCode
+
 if TYPE_CHECKING:
     from regions_cli.runs.store import RunFile
 
-EXIT_INVALID = 1
-EXIT_USAGE = 2
 
-
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+def _fail(message: str, code: int = ExitCode.USAGE) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
@@ -105,7 +104,7 @@ def step(
                 ours = existing.workflow.path == str(file.resolve())  # else the run says why not
                 if ours and existing.started and existing.position >= len(plan):
                     typer.echo(f"{run}: the run has finished all {len(plan)} layers; nothing to do")
-                    raise typer.Exit(0)
+                    raise typer.Exit(ExitCode.OK)
         except RunFileError as exc:
             raise _fail(str(exc)) from None
         resume = run
@@ -121,7 +120,7 @@ def step(
     )
     code = run_workflow(options)
     path = resume or run or _latest_unfinished(file, unfinished=False)
-    if path is not None and path.exists() and code not in (EXIT_INVALID, EXIT_USAGE):
+    if path is not None and path.exists() and code not in (ExitCode.INVALID, ExitCode.USAGE):
         from regions_cli.view.runs import pending_lines
 
         with _reading(path) as opened:
@@ -182,16 +181,18 @@ def inject(
             raise _fail(f"--file {file}: cannot read: {reason or exc}") from None
     assert text is not None
     if not text.strip():
-        raise _fail(f"{file if file is not None else 'TEXT'}: the message is empty", EXIT_INVALID)
+        raise _fail(
+            f"{file if file is not None else 'TEXT'}: the message is empty", ExitCode.INVALID
+        )
     with _open(run) as opened:
         problem = opened.workflow.injection_problem(to, role)
         if problem is not None:
-            raise _fail(f"{run}: {problem}", EXIT_INVALID)
+            raise _fail(f"{run}: {problem}", ExitCode.INVALID)
         plan = opened.workflow.plan
         try:
             queued = opened.add_injection(source, to, role, text)
         except RunFileError as exc:
-            raise _fail(str(exc), EXIT_INVALID) from None
+            raise _fail(str(exc), ExitCode.INVALID) from None
         except Exception as exc:  # sqlite busy beyond the timeout, disk full...
             raise _fail(f"{run}: cannot write: {exc}") from None
         where = (
@@ -226,7 +227,9 @@ def show(
             states = current_states(opened)
             if region not in opened.workflow.regions:
                 names = ", ".join(sorted(opened.workflow.regions))
-                raise _fail(f"{run}: unknown region {region!r} (regions: {names})", EXIT_INVALID)
+                raise _fail(
+                    f"{run}: unknown region {region!r} (regions: {names})", ExitCode.INVALID
+                )
             lines = region_state_lines(region, states.get(region, {"type": "not started"}))
             for item in opened.injections(pending_only=True):
                 if item.message.destination == region:
@@ -339,7 +342,7 @@ def replay(
         events = [e for e in map(event_from_json, opened.events()) if e is not None]
         spent = sum(i["finished"] - i["started"] for i in opened.invocations() if i["finished"])
     if not events:
-        raise _fail(f"{run}: no recorded events (the run has not started)", EXIT_INVALID)
+        raise _fail(f"{run}: no recorded events (the run has not started)", ExitCode.INVALID)
     view: Any
     live = not json_events and not no_live and sys.stdout.isatty()
     if json_events:
