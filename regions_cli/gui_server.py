@@ -253,7 +253,7 @@ class GuiServer(ThreadingHTTPServer):
 
     def file_state(self) -> dict[str, Any]:
         """The file's text and hash, and the ``$schema`` path a new file there should use."""
-        from regions_cli.workflow.seed_json import schema_reference
+        from regions_cli.interop.original.to_yaml import schema_reference
 
         path = self.workflow
         state: dict[str, Any] = {"path": None, "text": "", "exists": False, "hash": None}
@@ -295,8 +295,8 @@ class GuiServer(ThreadingHTTPServer):
         return {"ok": ok, "findings": findings}
 
     def import_json(self, files: dict[str, str]) -> dict[str, Any]:
-        """The original's JSON files -> our YAML, by `regions import`'s rules (seed_json)."""
-        from regions_cli.workflow import seed_json
+        """The original's JSON files -> our YAML, by `regions import`'s rules."""
+        from regions_cli.interop.original.to_yaml import import_files
 
         if not 1 <= len(files) <= 2:
             raise ApiError(
@@ -312,17 +312,17 @@ class GuiServer(ThreadingHTTPServer):
             # The registry (a JSON list) goes first, as `regions import REGIONS PLAN` wants.
             paths.sort(key=lambda p: not p.read_text(encoding="utf-8").lstrip().startswith("["))
             try:
-                result = seed_json.import_files(paths, output=self.workflow)
+                result = import_files(paths, output=self.workflow)
             except (ValueError, OSError) as exc:
                 raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
             return {"text": result.dump(), "warnings": list(result.warnings)}
 
     def export_json(self, text: str) -> dict[str, Any]:
         """`text` as the original's registry and plan JSON (``regions export``'s rules)."""
+        from regions_cli.interop.original.export import export_workflow
         from regions_cli.workflow.api import check_document
         from regions_cli.workflow.convert import build_workflow
         from regions_cli.workflow.load import load_text
-        from regions_cli.workflow.seed_json import export_workflow
 
         folder = self.workflow.parent if self.workflow is not None else Path.cwd()
         shown = self.workflow.name if self.workflow is not None else "workflow.yaml"

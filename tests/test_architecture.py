@@ -26,14 +26,15 @@ ALLOWED: dict[str, frozenset[str]] = {
         "__main__": {"cli"},
         "cli": {
             "runs", "view", "workflow", "model", "engine", "llm", "rag", "http", "exit_codes",
-            "private_files", "gui_server",
+            "private_files", "gui_server", "interop",
         },
-        "gui_server": {"runs", "view", "workflow", "model", "engine", "exit_codes"},
+        "gui_server": {"runs", "view", "workflow", "model", "engine", "exit_codes", "interop"},
         "runs": {"build", "engine", "model", "workflow", "llm", "exit_codes", "private_files"},
         "build": {"engine", "llm", "rag", "model"},
         "http": set(),  # serves the LLM and embedder backends, knows neither
         "engine": {"model", "llm", "rag", "exit_codes", "private_files"},
         "workflow": {"model", "private_files"},
+        "interop": {"model", "workflow"},  # other frameworks' files <-> our model and schema
         "llm": {"model", "http", "private_files"},
         "rag": {"model", "http", "private_files"},
         "view": {"engine", "runs", "model", "exit_codes"},

@@ -1,6 +1,6 @@
 """``regions import`` and ``regions export``: the original Regions framework's JSON files.
 
-The conversion itself lives in `regions_cli.workflow.seed_json`; these commands read and write
+The conversion itself lives in `regions_cli.interop.original`; these commands read and write
 files, print what was dropped on stderr and set the exit code (0 done, 1 bad input).
 """
 
@@ -43,7 +43,8 @@ def import_command(
 
     Dropped pairs and values are named on stderr and in the file's comments.
     """
-    from regions_cli.workflow.seed_json import SeedFormatError, import_files
+    from regions_cli.interop.original.parse import SeedFormatError
+    from regions_cli.interop.original.to_yaml import import_files
 
     if len(files) > 2:
         raise _fail("regions import: give REGIONS.json [PLAN.json], or one STATE.json")
@@ -85,7 +86,7 @@ def export_command(
 
     What those files cannot express (inject, llms, rags...) is named on stderr.
     """
-    from regions_cli.workflow.seed_json import export_workflow
+    from regions_cli.interop.original.export import export_workflow
 
     if output.exists() and not output.is_dir():
         raise _fail(f"{output}: is a file; -o takes the folder to write the two JSON files into")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regions_cli.workflow.seed_json import ImportResult
+from regions_cli.interop.original.to_yaml import ImportResult
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The original framework's example files (``../shared/seed-examples`` beside the repository).

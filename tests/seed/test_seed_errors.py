@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from regions_cli.workflow.seed_json import SeedFormatError, import_files
+from regions_cli.interop.original.parse import SeedFormatError
+from regions_cli.interop.original.to_yaml import import_files
 
 REGISTRY: list[dict[str, Any]] = [
     {"name": "Historian", "type": "Region", "task": "Ask", "connections": {"Biography": "x"}},

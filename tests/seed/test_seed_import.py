@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from seed_files import ALL_INPUTS, PAIRS, STATES, verify_errors
 
-from regions_cli.workflow.seed_json import import_files
+from regions_cli.interop.original.to_yaml import import_files
 
 
 def _import(seed: Path, files: list[str]) -> Any:
