@@ -245,14 +245,13 @@ def show(
     ),
 ) -> None:
     """A run's status: plan position, pending messages per region, failures, tokens."""
-    from rich.console import Console
 
     from regions_cli.runs.codec import events_from_json
     from regions_cli.runs.status import current_states
     from regions_cli.view.runs import prompt_lines, summary_table
     from regions_cli.view.state import plain_text, region_state_lines
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = _console()
     with _reading(run) as opened:
         if region is not None and region not in opened.workflow.regions:
             names = ", ".join(sorted(opened.workflow.regions))
@@ -295,7 +294,6 @@ def runs(
     The RUN column is a name `show`, `replay`, `inject --run`, `step --run` and
     `run --resume` accept as it is.
     """
-    from rich.console import Console
     from rich.table import Table
 
     from regions_cli.runs.locate import run_files, run_folders
@@ -341,9 +339,15 @@ def runs(
         table.add_column(column, no_wrap=True, overflow="ignore")
     for _, row in sorted(rows, key=lambda item: item[0], reverse=True):
         table.add_row(*(plain_text(cell) for cell in row))
-    # never wrapped or cut: a name must stay whole to be copied (a pipe gets full lines)
-    console = Console(highlight=False, width=10_000 if not sys.stdout.isatty() else None)
-    console.print(table, crop=False, overflow="ignore")
+    _console().print(table, crop=False, overflow="ignore")
+
+
+def _console() -> Any:
+    """A console for tables of runs: in a pipe, as wide as the rows (a path is never cut or
+    wrapped, so it can be copied); on a terminal, the terminal's width."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 10_000)
 
 
 # ---------------------------------------------------------------------------------------------
