@@ -3,19 +3,8 @@ stderr with exit code 2, from the installed entry point as a user meets them."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-
-
-def regions(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from clirun import regions
 
 
 @pytest.mark.parametrize(
@@ -32,23 +21,23 @@ def regions(*args: str) -> subprocess.CompletedProcess[str]:
 )
 def test_a_usage_error_is_one_line_and_exit_2(args: tuple[str, ...], expected: str) -> None:
     done = regions(*args)
-    assert done.returncode == 2
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
+    assert done.code == 2
+    assert done.out == ""
+    lines = done.err.splitlines()
+    assert len(lines) == 1, done.err
     assert lines[0].startswith(expected)
 
 
 def test_bare_regions_shows_the_help() -> None:
     done = regions()
-    assert done.returncode == 2
-    assert "Commands" in done.stdout + done.stderr and "verify" in done.stdout + done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.code == 2
+    assert "Commands" in done.out + done.err and "verify" in done.out + done.err
+    assert "Traceback" not in done.err
 
 
 def test_version_and_success_exit_0() -> None:
     done = regions("--version")
-    assert (done.returncode, done.stdout.strip()) == (0, "regions " + _version())
+    assert (done.code, done.out.strip()) == (0, "regions " + _version())
 
 
 def _version() -> str:
