@@ -7,8 +7,8 @@ large sets of parsing and validation cases where a process start per case would 
 test. ``regions_argv`` is the argv for the tests that drive a live process themselves (signals,
 stdin, reading lines as they come).
 
-The environment is always this process's, with ``env`` laid over it: tests pass only the variables
-they set (an API key, ``COLUMNS``).
+The environment is this process's, with ``env`` laid over it: tests pass only the variables they
+set (an API key, ``COLUMNS``); ``inherit_env=False`` gives the command ``env`` alone.
 
 Test modules import it (``from clirun import regions``): ``tests/`` is on ``sys.path`` because
 ``tests/conftest.py`` lives there. ``tests/conftest.py`` also offers it as the ``regions`` fixture.
@@ -48,15 +48,21 @@ class Result:
         """The lines of stdout."""
         return self.out.splitlines()
 
+    @property
+    def output(self) -> str:
+        """Stdout, then stderr: for checks that do not mind which stream a line went to."""
+        return self.out + self.err
+
 
 def regions_argv(*args: str | Path) -> list[str]:
     """The argv that runs ``regions ARGS`` with this interpreter (for ``subprocess.Popen``)."""
     return [sys.executable, "-m", "regions_cli", *map(str, args)]
 
 
-def regions_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment with `env` laid over it (for ``subprocess.Popen``)."""
-    return {**os.environ, **(env or {})}
+def regions_env(env: Mapping[str, str] | None = None, *, inherit: bool = True) -> dict[str, str]:
+    """This process's environment with `env` laid over it (for ``subprocess.Popen``); with
+    `inherit` false, `env` alone."""
+    return {**(os.environ if inherit else {}), **(env or {})}
 
 
 def regions(
@@ -65,24 +71,29 @@ def regions(
     env: Mapping[str, str] | None = None,
     stdin: str | None = None,
     timeout: float = TIMEOUT,
+    inherit_env: bool = True,
     in_process: bool = False,
 ) -> Result:
     """Run ``regions ARGS`` to its end and return what it did.
+
+    The process sees this process's environment with `env` laid over it; with `inherit_env`
+    false, `env` alone (for the tests that must know every variable the command can see).
 
     In a real process by default; with `in_process`, through typer's ``CliRunner`` (`timeout` does
     not apply there, and an exception other than an exit propagates to the test instead of being
     turned into exit code 1, as a traceback in a real process would fail the test's checks).
     """
     if in_process:
+        if not inherit_env:
+            raise ValueError("in_process runs share this process's environment")
         return _in_process([str(a) for a in args], cwd=cwd, env=env, stdin=stdin)
     done = subprocess.run(
         regions_argv(*args),
         capture_output=True,
-        text=True,
-        encoding="utf-8",
+        encoding="utf-8",  # text mode, whatever the locale
         input=stdin,
         timeout=timeout,
-        env=regions_env(env),
+        env=regions_env(env, inherit=inherit_env),
         cwd=cwd,
         check=False,
     )

@@ -297,15 +297,15 @@ def test_cli_runner_passes_every_flag(tmp_path: Path) -> None:
         "run", workflow, "--no-live", "--llm", "default=scripted", "--run", tmp_path / "r.db",
         "--record", tmp_path / "calls.jsonl", in_process=True,
     )  # fmt: skip
-    assert result.code == 0, result.out + result.err
-    assert "Echo: Hello?" in result.out + result.err
+    assert result.code == 0, result.output
+    assert "Echo: Hello?" in result.output
     assert (tmp_path / "calls.jsonl").read_text().strip()  # the cassette was written
     replayed = regions(
         "run", workflow, "--json", "--replay", tmp_path / "calls.jsonl",
         "--run", tmp_path / "r2.db", in_process=True,
     )  # fmt: skip
-    assert replayed.code == 0, replayed.out + replayed.err
-    assert "Echo: Hello?" in replayed.out + replayed.err
+    assert replayed.code == 0, replayed.output
+    assert "Echo: Hello?" in replayed.output
 
 
 def test_subprocess_run_of_an_example(tmp_path: Path) -> None:

@@ -179,8 +179,7 @@ def test_graph_mermaid_and_dot() -> None:
 def test_graph_of_an_invalid_workflow_reports_and_exits_1(tmp_path: Path) -> None:
     result = regions("graph", ERRORS, in_process=True)
     assert result.code == 1
-    output = result.out + result.err
-    assert "error[unknown-region]" in output and "flowchart" not in output
+    assert "error[unknown-region]" in result.output and "flowchart" not in result.output
     assert regions("graph", tmp_path / "x.yaml", in_process=True).code == 2
 
 
@@ -228,7 +227,7 @@ def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
         "usage": 2,
     }
     for result in results.values():
-        assert "Traceback" not in result.out + result.err
+        assert "Traceback" not in result.output
     assert "sk-cli-secret" not in "".join(r.out + r.err for r in results.values())
     assert "error[bad-encoding]" in results["bad"].out
     assert "\033[" not in results["errors"].out  # not a terminal: no colour
