@@ -3,8 +3,13 @@ stderr with exit code 2, from the installed entry point as a user meets them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
-from clirun import regions
+from clirun import Result
+
+#: The ``regions`` fixture of tests/conftest.py: ``clirun.regions``.
+Regions = Callable[..., Result]
 
 
 @pytest.mark.parametrize(
@@ -19,7 +24,9 @@ from clirun import regions
         ),
     ],
 )
-def test_a_usage_error_is_one_line_and_exit_2(args: tuple[str, ...], expected: str) -> None:
+def test_a_usage_error_is_one_line_and_exit_2(
+    regions: Regions, args: tuple[str, ...], expected: str
+) -> None:
     done = regions(*args)
     assert done.code == 2
     assert done.out == ""
@@ -28,14 +35,14 @@ def test_a_usage_error_is_one_line_and_exit_2(args: tuple[str, ...], expected: s
     assert lines[0].startswith(expected)
 
 
-def test_bare_regions_shows_the_help() -> None:
+def test_bare_regions_shows_the_help(regions: Regions) -> None:
     done = regions()
     assert done.code == 2
-    assert "Commands" in done.out + done.err and "verify" in done.out + done.err
+    assert "Commands" in done.output and "verify" in done.output
     assert "Traceback" not in done.err
 
 
-def test_version_and_success_exit_0() -> None:
+def test_version_and_success_exit_0(regions: Regions) -> None:
     done = regions("--version")
     assert (done.code, done.out.strip()) == (0, "regions " + _version())
 
