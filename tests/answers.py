@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from clirun import regions
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
@@ -35,17 +36,6 @@ SEED_PAIRS = {
 # example, made from it, has a question.)
 
 
-def regions(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def answers(workflow: Path) -> dict[str, Any]:
     """Run `workflow` (in its own folder) with every LLM scripted; its outputs and states."""
     import sqlite3
@@ -60,10 +50,11 @@ def answers(workflow: Path) -> dict[str, Any]:
         "--run",
         run_file.name,
         cwd=workflow.parent,
+        timeout=300,
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"{workflow.name}: exit {done.returncode}: {done.stderr}")
-    events = [json.loads(line) for line in done.stdout.splitlines()]
+    if done.code != 0:
+        raise RuntimeError(f"{workflow.name}: exit {done.code}: {done.err}")
+    events = [json.loads(line) for line in done.out.splitlines()]
     outputs = [
         [e["message"]["source"], e["message"]["destination"], e["message"]["content"]]
         for e in events
@@ -90,9 +81,11 @@ def example_copies(folder: Path) -> dict[str, Path]:
     out = {f"example-{p.stem}": p for p in sorted((folder / "workflows").glob("*.yaml"))}
     for name, files in SEED_PAIRS.items():
         target = folder / "workflows" / f"seed-{name}.yaml"
-        done = regions("import", *(str(SEED / f) for f in files), "-o", str(target), cwd=folder)
-        if done.returncode != 0:
-            raise RuntimeError(f"import {name}: {done.stderr}")
+        done = regions(
+            "import", *(str(SEED / f) for f in files), "-o", str(target), cwd=folder, timeout=300
+        )
+        if done.code != 0:
+            raise RuntimeError(f"import {name}: {done.err}")
         out[f"seed-{name}"] = target
     return out
 

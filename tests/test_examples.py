@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from clirun import regions
 from ruamel.yaml import YAML
 
 from regions_cli.build import build_engine
@@ -320,14 +321,10 @@ def test_example_runs_from_the_command_line_with_scripted_llms(
     workflows: Path, example: Path
 ) -> None:
     """What CI does: `regions run FILE --llm default=scripted`, the answer in the output."""
-    from typer.testing import CliRunner
-
-    from regions_cli.cli.app import app
-
-    result = CliRunner().invoke(
-        app, ["run", str(workflows / example.name), "--llm", "default=scripted", "--no-live"]
+    result = regions(
+        "run", workflows / example.name, "--llm", "default=scripted", "--no-live", in_process=True
     )
-    assert result.exit_code == 0, result.output
+    assert result.code == 0, result.output
     address, speaker = OUTPUTS[example.stem]
-    assert f"── {speaker} -> {address} (reply)\n" in result.stdout
-    assert "\nstatus     ok\n" in result.stdout
+    assert f"── {speaker} -> {address} (reply)\n" in result.out
+    assert "\nstatus     ok\n" in result.out

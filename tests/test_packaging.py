@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from clirun import regions
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "regions_cli"
@@ -76,13 +77,14 @@ def test_the_installed_cli_works_outside_the_repository(wheel: Path, tmp_path: P
     example = elsewhere / "hello.yaml"
     shutil.copy2(ROOT / "workflows" / "hello.yaml", example)
     env = {**os.environ, "PYTHONPATH": str(target)}  # the wheel's copy wins over the checkout
+    wheel_first = {"PYTHONPATH": str(target)}
 
     where = _run("-c", "import regions_cli; print(regions_cli.__file__)", cwd=elsewhere, env=env)
     assert Path(where.stdout.strip()).is_relative_to(target), where.stdout + where.stderr
-    schema = _run("-m", "regions_cli", "schema", cwd=elsewhere, env=env)
-    assert schema.returncode == 0 and '"title": "regions workflow"' in schema.stdout
-    verify = _run("-m", "regions_cli", "verify", "hello.yaml", cwd=elsewhere, env=env)
-    assert (verify.returncode, verify.stdout) == (0, "No problems found in 1 file.\n")
+    schema = regions("schema", cwd=elsewhere, env=wheel_first)
+    assert schema.code == 0 and '"title": "regions workflow"' in schema.out
+    verify = regions("verify", "hello.yaml", cwd=elsewhere, env=wheel_first)
+    assert (verify.code, verify.out) == (0, "No problems found in 1 file.\n")
     prompts = _run(
         "-c",
         "from regions_cli.engine.prompts import default_template; "

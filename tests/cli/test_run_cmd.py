@@ -17,13 +17,11 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from clirun import regions, regions_argv, regions_env
 
-from regions_cli.cli.app import app
 from regions_cli.cli.runner import RunOptions, run_workflow
 from regions_cli.engine.events import Event, Notice
 from regions_cli.runs.store import RunFile
@@ -296,74 +294,42 @@ def test_a_failing_view_never_stops_the_run() -> None:
 # -- the real command ----------------------------------------------------------------------------
 
 
-def regions(*args: str) -> list[str]:
-    return [sys.executable, "-m", "regions_cli", *args]
-
-
 def test_cli_runner_passes_every_flag(tmp_path: Path) -> None:
     workflow = fixture(tmp_path, "timeout.yaml")
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            str(workflow),
-            "--no-live",
-            "--llm",
-            "default=scripted",
-            "--run",
-            str(tmp_path / "r.db"),
-            "--record",
-            str(tmp_path / "calls.jsonl"),
-        ],
-    )
-    assert result.exit_code == 0, result.output
+    result = regions(
+        "run", workflow, "--no-live", "--llm", "default=scripted", "--run", tmp_path / "r.db",
+        "--record", tmp_path / "calls.jsonl", in_process=True,
+    )  # fmt: skip
+    assert result.code == 0, result.output
     assert "Echo: Hello?" in result.output
     assert (tmp_path / "calls.jsonl").read_text().strip()  # the cassette was written
-    replayed = CliRunner().invoke(
-        app,
-        [
-            "run",
-            str(workflow),
-            "--json",
-            "--replay",
-            str(tmp_path / "calls.jsonl"),
-            "--run",
-            str(tmp_path / "r2.db"),
-        ],
-    )
-    assert replayed.exit_code == 0, replayed.output
+    replayed = regions(
+        "run", workflow, "--json", "--replay", tmp_path / "calls.jsonl",
+        "--run", tmp_path / "r2.db", in_process=True,
+    )  # fmt: skip
+    assert replayed.code == 0, replayed.output
     assert "Echo: Hello?" in replayed.output
 
 
 def test_subprocess_run_of_an_example(tmp_path: Path) -> None:
     copy = tmp_path / "workflows"
     shutil.copytree(WORKFLOWS, copy, ignore=shutil.ignore_patterns(".regions", "*.db"))
-    done = subprocess.run(
-        regions("run", str(copy / "hello.yaml"), "--llm", "default=scripted"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    assert "── Assistant -> user (reply)\nEcho: " in done.stdout
+    done = regions("run", copy / "hello.yaml", "--llm", "default=scripted")
+    assert done.code == 0, done.err
+    assert done.err == ""
+    assert "── Assistant -> user (reply)\nEcho: " in done.out
 
 
 def test_an_ascii_stdout_still_gets_the_whole_run(tmp_path: Path) -> None:
-    done = subprocess.run(
-        regions("run", str(fixture(tmp_path, "ask_answer.yaml"))),
-        capture_output=True,
-        env={**os.environ, "PYTHONIOENCODING": "ascii"},
-        timeout=120,
-    )
-    assert (done.returncode, done.stderr) == (0, b"")
-    assert b"?? Historian -> user (reply)\n" + ANSWER.encode() in done.stdout
+    done = regions("run", fixture(tmp_path, "ask_answer.yaml"), env={"PYTHONIOENCODING": "ascii"})
+    assert (done.code, done.err) == (0, "")
+    assert "?? Historian -> user (reply)\n" + ANSWER in done.out
 
 
 def test_ctrl_c_cancels_cleanly_with_exit_130(tmp_path: Path) -> None:
     run_path = tmp_path / "run.db"
     process = subprocess.Popen(
-        regions("run", str(fixture(tmp_path, "slow.yaml")), "--run", str(run_path)),
+        regions_argv("run", fixture(tmp_path, "slow.yaml"), "--run", run_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -391,13 +357,8 @@ def test_ctrl_c_cancels_cleanly_with_exit_130(tmp_path: Path) -> None:
         assert [m["delivery"] for m in run_file.messages()] == ["injected"]
         assert [e["kind"] for e in run_file.events()][-1] == "run_finished"
     # ... and it can be continued: the resumed run answers the user once.
-    resumed = subprocess.run(
-        regions("run", str(run_path.parent / "slow.yaml"), "--resume", str(run_path)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert (resumed.returncode, resumed.stderr) == (0, ""), resumed.stdout
+    resumed = regions("run", run_path.parent / "slow.yaml", "--resume", run_path)
+    assert (resumed.code, resumed.err) == (0, ""), resumed.out
     with RunFile.open(run_path) as run_file:
         assert run_file.position == 3
         deliveries = [m["delivery"] for m in run_file.messages()]
@@ -408,7 +369,7 @@ def test_a_closed_stdout_stops_the_run_quietly(tmp_path: Path) -> None:
     """``regions run ... --json | head -1``: the reader goes away, the run stops like Ctrl-C."""
     run_path = tmp_path / "run.db"
     process = subprocess.Popen(
-        regions("run", str(fixture(tmp_path, "slow.yaml")), "--json", "--run", str(run_path)),
+        regions_argv("run", fixture(tmp_path, "slow.yaml"), "--json", "--run", run_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -425,9 +386,9 @@ def test_a_closed_stdout_stops_the_run_quietly(tmp_path: Path) -> None:
 def test_live_view_on_a_terminal(tmp_path: Path) -> None:
     """On a (pseudo-)terminal the live view draws; the report follows its last frame."""
     leader, follower = pty.openpty()
-    env = {**os.environ, "COLUMNS": "100", "LINES": "30", "TERM": "xterm"}
+    env = regions_env({"COLUMNS": "100", "LINES": "30", "TERM": "xterm"})
     process = subprocess.Popen(
-        regions("run", str(fixture(tmp_path, "ask_answer.yaml")), "--run", str(tmp_path / "r.db")),
+        regions_argv("run", fixture(tmp_path, "ask_answer.yaml"), "--run", tmp_path / "r.db"),
         stdin=follower,
         stdout=follower,
         stderr=follower,

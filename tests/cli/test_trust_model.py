@@ -4,22 +4,10 @@ need --allow-outside-paths, a sink never adds lines to a file a listener did not
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-
-def regions(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        check=False,
-    )
+from clirun import regions
 
 
 @pytest.fixture
@@ -39,26 +27,26 @@ def project(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("command", ["run", "step"])
 def test_a_file_outside_the_folder_needs_the_switch(project: Path, command: str) -> None:
     done = regions(command, "wf.yaml", cwd=project)
-    assert done.returncode == 2
-    last = done.stderr.strip().splitlines()[-1]
+    assert done.code == 2
+    last = done.err.strip().splitlines()[-1]
     assert "'../outside.txt' is outside the workflow's folder" in last
-    assert "--allow-outside-paths" in last and "Traceback" not in done.stderr
+    assert "--allow-outside-paths" in last and "Traceback" not in done.err
     assert not (project / ".regions" / "runs").exists() or not any(
         (project / ".regions" / "runs").iterdir()
     )  # nothing was read into a run file
     allowed = regions(command, "wf.yaml", "--allow-outside-paths", cwd=project)
-    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.code == 0, allowed.err
 
 
 def test_verify_names_it_and_a_variable_outside_the_secret_keys(project: Path) -> None:
     workflow = project / "wf.yaml"
     workflow.write_text(workflow.read_text().replace("task: Answer.", "task: 'Hi ${USER:-x}.'"))
     done = regions("verify", "wf.yaml", cwd=project)
-    assert done.returncode == 0  # warnings
-    assert "warning[path-outside-workflow]" in done.stdout
-    assert "warning[variable-outside-secrets] ${USER} in regions.A.task" in done.stdout
+    assert done.code == 0  # warnings
+    assert "warning[path-outside-workflow]" in done.out
+    assert "warning[variable-outside-secrets] ${USER} in regions.A.task" in done.out
     workflow.write_text("env: [USER]\n" + workflow.read_text())
-    assert "variable-outside-secrets" not in regions("verify", "wf.yaml", cwd=project).stdout
+    assert "variable-outside-secrets" not in regions("verify", "wf.yaml", cwd=project).out
 
 
 def test_a_sink_adds_lines_only_to_what_a_listener_wrote(tmp_path: Path) -> None:
@@ -72,11 +60,11 @@ def test_a_sink_adds_lines_only_to_what_a_listener_wrote(tmp_path: Path) -> None
     sink = tmp_path / "trace.jsonl"
     sink.write_text("export PATH=/somewhere\n")  # someone's file, not a trace
     done = regions("run", "wf.yaml", "--no-live", cwd=tmp_path)
-    assert done.returncode == 3
-    assert "was not written by a listener" in done.stdout
+    assert done.code == 3
+    assert "was not written by a listener" in done.out
     assert sink.read_text() == "export PATH=/somewhere\n"
     sink.unlink()
-    assert regions("run", "wf.yaml", "--no-live", cwd=tmp_path).returncode == 0
+    assert regions("run", "wf.yaml", "--no-live", cwd=tmp_path).code == 0
     first = len(sink.read_text().splitlines())
-    assert regions("run", "wf.yaml", "--no-live", cwd=tmp_path).returncode == 0
+    assert regions("run", "wf.yaml", "--no-live", cwd=tmp_path).code == 0
     assert len(sink.read_text().splitlines()) == 2 * first > 0  # its own trace: appended

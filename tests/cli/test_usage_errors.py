@@ -3,19 +3,13 @@ stderr with exit code 2, from the installed entry point as a user meets them."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections.abc import Callable
 
 import pytest
+from clirun import Result
 
-
-def regions(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+#: The ``regions`` fixture of tests/conftest.py: ``clirun.regions``.
+Regions = Callable[..., Result]
 
 
 @pytest.mark.parametrize(
@@ -30,25 +24,27 @@ def regions(*args: str) -> subprocess.CompletedProcess[str]:
         ),
     ],
 )
-def test_a_usage_error_is_one_line_and_exit_2(args: tuple[str, ...], expected: str) -> None:
+def test_a_usage_error_is_one_line_and_exit_2(
+    regions: Regions, args: tuple[str, ...], expected: str
+) -> None:
     done = regions(*args)
-    assert done.returncode == 2
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
+    assert done.code == 2
+    assert done.out == ""
+    lines = done.err.splitlines()
+    assert len(lines) == 1, done.err
     assert lines[0].startswith(expected)
 
 
-def test_bare_regions_shows_the_help() -> None:
+def test_bare_regions_shows_the_help(regions: Regions) -> None:
     done = regions()
-    assert done.returncode == 2
-    assert "Commands" in done.stdout + done.stderr and "verify" in done.stdout + done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.code == 2
+    assert "Commands" in done.output and "verify" in done.output
+    assert "Traceback" not in done.err
 
 
-def test_version_and_success_exit_0() -> None:
+def test_version_and_success_exit_0(regions: Regions) -> None:
     done = regions("--version")
-    assert (done.returncode, done.stdout.strip()) == (0, "regions " + _version())
+    assert (done.code, done.out.strip()) == (0, "regions " + _version())
 
 
 def _version() -> str:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from clirun import regions, regions_argv
 
 from regions_cli.cli.app import app
 from regions_cli.workflow.schema import schema_text
@@ -25,41 +25,28 @@ WARNINGS = FIXTURES / "rules" / "unused-region.yaml"
 UNSET = FIXTURES / "rules" / "unset-variable.yaml"
 ENV = {"TEST_API_KEY": "sk-cli-secret"}
 
-runner = CliRunner()
 
-
-def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    result = runner.invoke(app, list(args), env={**ENV, **(env or {})})
-    assert "Traceback" not in result.output
-    return result.exit_code, result.output
-
-
-def run_process(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **ENV}
-    env.pop("REGIONS_TEST_UNSET", None)
-    return subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``regions`` here sees the key the fixtures name, and not the variable left unset."""
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("REGIONS_TEST_UNSET", raising=False)
 
 
 def test_valid_file_exits_0() -> None:
-    code, out = run("verify", str(VALID))
-    assert (code, out) == (0, "No problems found in 1 file.\n")
+    code, out, err = regions("verify", str(VALID), in_process=True)
+    assert (code, out, err) == (0, "No problems found in 1 file.\n", "")
 
 
 def test_warnings_alone_exit_0() -> None:
-    code, out = run("verify", str(WARNINGS))
+    code, out, _ = regions("verify", str(WARNINGS), in_process=True)
     assert code == 0
     assert "warning[unused-region]" in out and out.endswith("0 errors, 1 warning in 1 file.\n")
 
 
 def test_errors_exit_1_and_every_file_is_reported() -> None:
-    code, out = run("verify", str(VALID), str(ERRORS), str(WARNINGS))
+    code, out, _ = regions("verify", str(VALID), str(ERRORS), str(WARNINGS), in_process=True)
     assert code == 1
     assert out.count("error[unknown-region]") == 6
     assert "warning[unused-region]" in out
@@ -67,15 +54,15 @@ def test_errors_exit_1_and_every_file_is_reported() -> None:
 
 
 def test_strict_turns_unset_variables_into_errors() -> None:
-    assert run("verify", str(UNSET))[0] == 0
-    code, out = run("verify", "--strict", str(UNSET))
+    assert regions("verify", str(UNSET), in_process=True).code == 0
+    code, out, _ = regions("verify", "--strict", str(UNSET), in_process=True)
     assert code == 1 and "error[unset-variable]" in out
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])
 def test_unreadable_paths_exit_2(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "nope.yaml" if kind == "missing" else tmp_path
-    code, out = run("verify", str(VALID), str(path), str(ERRORS))
+    code, out, _ = regions("verify", str(VALID), str(path), str(ERRORS), in_process=True)
     assert code == 2
     assert f"{path}: error[io-error] cannot read {path}" in out
     assert "error[unknown-region]" in out  # the other files are still checked
@@ -95,7 +82,7 @@ def test_bad_files_get_one_finding_and_no_traceback(tmp_path: Path, name: str) -
     content, exit_code, rule, words = BAD_FILES[name]
     path = tmp_path / name
     path.write_bytes(content)
-    code, out = run("verify", str(path))
+    code, out, _ = regions("verify", str(path), in_process=True)
     assert code == exit_code
     first = out.splitlines()[0]
     assert first.startswith(f"{path}") and f"error[{rule}]" in first and words in first
@@ -105,7 +92,7 @@ def test_bad_files_get_one_finding_and_no_traceback(tmp_path: Path, name: str) -
 def test_control_characters_of_a_binary_file_are_not_echoed(tmp_path: Path) -> None:
     path = tmp_path / "escape.yaml"
     path.write_bytes(b"a: \x1b]0;pwned\x07\x1b[2J\xff\n")
-    code, out = run("verify", str(path))
+    code, out, _ = regions("verify", str(path), in_process=True)
     assert code == 1 and "error[bad-encoding]" in out
     assert "\x1b" not in out and "\x07" not in out  # shown as visible symbols instead
     assert "\u241b]0;pwned\u2407\u241b[2J" in out
@@ -115,7 +102,7 @@ def test_control_characters_of_a_binary_file_are_not_echoed(tmp_path: Path) -> N
 def test_a_named_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.yaml"
     os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
-    code, out = run("verify", str(fifo))
+    code, out, _ = regions("verify", str(fifo), in_process=True)
     assert code == 2 and "error[io-error]" in out and "not a regular file" in out
 
 
@@ -129,7 +116,7 @@ def test_a_file_without_read_permission_exits_2() -> None:
         locked = Path(folder) / "locked.yaml"
         locked.write_bytes(VALID.read_bytes())
         locked.chmod(0)
-        command = [sys.executable, "-m", "regions_cli", "verify", str(locked), str(ERRORS)]
+        command = regions_argv("verify", locked, ERRORS)
         if os.geteuid() == 0:
             setpriv = shutil.which("setpriv")
             if setpriv is None:
@@ -148,13 +135,13 @@ def test_a_file_without_read_permission_exits_2() -> None:
 
 
 def test_usage_errors_exit_2() -> None:
-    assert run("verify")[0] == 2
-    assert run("verify", "--format", "xml", str(VALID))[0] == 2
-    assert run("graph", str(VALID), "--format", "png")[0] == 2
+    assert regions("verify", in_process=True).code == 2
+    assert regions("verify", "--format", "xml", str(VALID), in_process=True).code == 2
+    assert regions("graph", str(VALID), "--format", "png", in_process=True).code == 2
 
 
 def test_json_format() -> None:
-    code, out = run("verify", "--format", "json", str(ERRORS))
+    code, out, _ = regions("verify", "--format", "json", str(ERRORS), in_process=True)
     assert code == 1
     items = json.loads(out)
     assert {item["rule"] for item in items} == {"unknown-region"}
@@ -162,14 +149,14 @@ def test_json_format() -> None:
 
 
 def test_sarif_format() -> None:
-    code, out = run("verify", "-f", "sarif", str(ERRORS), str(WARNINGS))
+    code, out, _ = regions("verify", "-f", "sarif", str(ERRORS), str(WARNINGS), in_process=True)
     log = json.loads(out)
     assert code == 1 and log["version"] == "2.1.0"
     assert len(log["runs"][0]["results"]) == 7
 
 
 def test_github_format() -> None:
-    code, out = run("verify", "-f", "github", str(WARNINGS))
+    code, out, _ = regions("verify", "-f", "github", str(WARNINGS), in_process=True)
     assert code == 0
     assert out.startswith(
         f"::warning file={WARNINGS},line=12,col=3,endLine=12,endColumn=4,title=unused-region::"
@@ -177,31 +164,31 @@ def test_github_format() -> None:
 
 
 def test_schema_prints_the_schema() -> None:
-    code, out = run("schema")
-    assert code == 0 and out == schema_text()
+    code, out, err = regions("schema", in_process=True)
+    assert code == 0 and out == schema_text() and err == ""
     assert json.loads(out)["title"] == "regions workflow"
 
 
 def test_graph_mermaid_and_dot() -> None:
-    code, out = run("graph", str(IMPLIED))
+    code, out, _ = regions("graph", str(IMPLIED), in_process=True)
     assert code == 0 and out.startswith("flowchart LR\n")
-    code, out = run("graph", "--format", "dot", str(IMPLIED))
+    code, out, _ = regions("graph", "--format", "dot", str(IMPLIED), in_process=True)
     assert code == 0 and out.startswith('digraph "implied" {')
 
 
 def test_graph_of_an_invalid_workflow_reports_and_exits_1(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["graph", str(ERRORS)])
-    assert result.exit_code == 1
+    result = regions("graph", ERRORS, in_process=True)
+    assert result.code == 1
     assert "error[unknown-region]" in result.output and "flowchart" not in result.output
-    assert runner.invoke(app, ["graph", str(tmp_path / "x.yaml")]).exit_code == 2
+    assert regions("graph", tmp_path / "x.yaml", in_process=True).code == 2
 
 
 def test_help_lists_every_command_on_one_line() -> None:
     import typer.main
 
-    result = runner.invoke(app, ["--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
-    assert result.exit_code == 0
-    lines = result.output.splitlines()
+    result = regions("--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"}, in_process=True)
+    assert result.code == 0
+    lines = result.lines
     start = next(i for i, line in enumerate(lines) if "Commands" in line)
     end = next(i for i in range(start, len(lines)) if lines[i].startswith("╰"))
     panel = [line[1:-1] for line in lines[start + 1 : end]]
@@ -216,22 +203,23 @@ def test_help_lists_every_command_on_one_line() -> None:
 def test_version() -> None:
     from regions_cli import __version__
 
-    assert run("--version") == (0, f"regions {__version__}\n")
-    version = run_process("--version")
-    assert (version.returncode, version.stdout) == (0, f"regions {__version__}\n")
+    version = regions("--version", in_process=True)
+    assert (version.code, version.out, version.err) == (0, f"regions {__version__}\n", "")
+    version = regions("--version")
+    assert (version.code, version.out) == (0, f"regions {__version__}\n")
 
 
 def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(b"version: 1\nname: [\n\xff")
     results = {
-        "valid": run_process("verify", str(VALID)),
-        "errors": run_process("verify", str(ERRORS)),
-        "bad": run_process("verify", str(bad)),
-        "missing": run_process("verify", str(tmp_path / "missing.yaml")),
-        "usage": run_process("verify", "--format", "nope", str(VALID)),
+        "valid": regions("verify", str(VALID)),
+        "errors": regions("verify", str(ERRORS)),
+        "bad": regions("verify", str(bad)),
+        "missing": regions("verify", str(tmp_path / "missing.yaml")),
+        "usage": regions("verify", "--format", "nope", str(VALID)),
     }
-    assert {k: r.returncode for k, r in results.items()} == {
+    assert {k: r.code for k, r in results.items()} == {
         "valid": 0,
         "errors": 1,
         "bad": 1,
@@ -239,10 +227,10 @@ def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
         "usage": 2,
     }
     for result in results.values():
-        assert "Traceback" not in result.stdout + result.stderr
-    assert "sk-cli-secret" not in "".join(r.stdout + r.stderr for r in results.values())
-    assert "error[bad-encoding]" in results["bad"].stdout
-    assert "\033[" not in results["errors"].stdout  # not a terminal: no colour
+        assert "Traceback" not in result.output
+    assert "sk-cli-secret" not in "".join(r.out + r.err for r in results.values())
+    assert "error[bad-encoding]" in results["bad"].out
+    assert "\033[" not in results["errors"].out  # not a terminal: no colour
 
 
 #: What `regions --help` and `regions verify` must not load: heavy third-party packages and the

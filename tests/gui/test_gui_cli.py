@@ -6,16 +6,14 @@ import hashlib
 import os
 import select
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from clirun import regions, regions_argv, regions_env
 from gui_workflow import WORKFLOW
-from typer.testing import CliRunner
 
 from regions_cli import gui_server
-from regions_cli.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,11 +24,11 @@ def test_serves_the_built_editor_and_prints_its_url(tmp_path: Path) -> None:
     workflow = tmp_path / "demo.yaml"
     workflow.write_text(WORKFLOW, "utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "regions_cli", "gui", str(workflow), "--no-browser"],
+        regions_argv("gui", workflow, "--no-browser"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "BROWSER": "false"},
+        env=regions_env({"BROWSER": "false"}),
     )
     try:
         assert process.stdout is not None
@@ -65,11 +63,11 @@ def test_opens_the_browser_at_its_url_unless_told_not_to(tmp_path: Path) -> None
     # Opened non-blocking before the browser writes, so select() can wait with a deadline.
     reader = os.open(opened, os.O_RDONLY | os.O_NONBLOCK)
     process = subprocess.Popen(
-        [sys.executable, "-m", "regions_cli", "gui"],
+        regions_argv("gui"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "BROWSER": f"{browser} %s"},
+        env=regions_env({"BROWSER": f"{browser} %s"}),
         cwd=tmp_path,
     )
     try:
@@ -89,8 +87,8 @@ def test_without_a_build_it_says_so_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(gui_server, "DIST", tmp_path / "no-build")
-    result = CliRunner().invoke(app, ["gui", "--no-browser"])
-    assert result.exit_code == 2
+    result = regions("gui", "--no-browser", in_process=True)
+    assert result.code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("error: the flow editor is not built")
@@ -98,15 +96,15 @@ def test_without_a_build_it_says_so_in_one_line(
 
 
 def test_a_directory_is_refused(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["gui", str(tmp_path), "--no-browser"])
-    assert result.exit_code == 2
+    result = regions("gui", str(tmp_path), "--no-browser", in_process=True)
+    assert result.code == 2
     assert result.output.strip() == f"error: {tmp_path}: is a directory, not a workflow file"
 
 
 def test_a_missing_folder_is_refused(tmp_path: Path) -> None:
     target = tmp_path / "nope" / "x.yaml"
-    result = CliRunner().invoke(app, ["gui", str(target), "--no-browser"])
-    assert result.exit_code == 2
+    result = regions("gui", str(target), "--no-browser", in_process=True)
+    assert result.code == 2
     assert "does not exist" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
@@ -114,18 +112,18 @@ def test_a_missing_folder_is_refused(tmp_path: Path) -> None:
 def test_a_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
     binary = tmp_path / "image.yaml"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
-    result = CliRunner().invoke(app, ["gui", str(binary), "--no-browser"])
-    assert result.exit_code == 2
+    result = regions("gui", str(binary), "--no-browser", in_process=True)
+    assert result.code == 2
     assert result.output.strip() == f"error: {binary}: not UTF-8 text"
 
 
 def test_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
     busy = gui_server.GuiServer(None)
     try:
-        result = CliRunner().invoke(app, ["gui", "--no-browser", "--port", str(busy.port)])
+        result = regions("gui", "--no-browser", "--port", str(busy.port), in_process=True)
     finally:
         busy.server_close()
-    assert result.exit_code == 2
+    assert result.code == 2
     assert result.output.startswith(f"error: cannot listen on 127.0.0.1:{busy.port}")
     assert len(result.output.strip().splitlines()) == 1
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from clirun import regions
 from gui_workflow import WORKFLOW
 
 from regions_cli.gui_server import GuiServer, text_hash
@@ -271,14 +272,9 @@ def test_run_streams_the_same_events_as_run_json(
     assert event["exit_code"] == 0
     assert any(m["source"] == "Expert" and m["destination"] == "Asker" for m in messages)
     # The same events, in the same order, as `regions run --json` prints for the file.
-    cli = subprocess.run(
-        [sys.executable, "-m", "regions_cli", "run", "--json", str(workflow_file)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert cli.returncode == 0, cli.stderr
-    assert [json.loads(line)["kind"] for line in cli.stdout.splitlines()] == kinds[:-1]
+    cli = regions("run", "--json", workflow_file)
+    assert cli.code == 0, cli.err
+    assert [json.loads(line)["kind"] for line in cli.lines] == kinds[:-1]
     # A page that connects after the run still gets the whole run.
     with (
         httpx.Client(

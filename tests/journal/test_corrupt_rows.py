@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import regions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from journal_helpers import FIXTURES
@@ -45,15 +44,8 @@ GARBAGE = st.one_of(
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("runs")
     shutil.copy(FIXTURES / "ask_answer.yaml", folder / "ask_answer.yaml")
-    done = subprocess.run(
-        [sys.executable, "-m", "regions_cli", "run", "ask_answer.yaml", "--run", "ok.db"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = regions("run", "ask_answer.yaml", "--run", "ok.db", cwd=folder)
+    assert done.code == 0, done.err
     return folder / "ok.db"
 
 
@@ -91,17 +83,11 @@ def test_a_damaged_row_is_one_line_and_exit_2(
         ["replay", str(damaged), "--json"],
         ["runs", str(damaged.parent)],
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "regions_cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert "Traceback" not in done.stderr, (args, target, value, done.stderr)
-        assert done.returncode in (0, 1, 2), (args, target, value, done.stderr)
-        if done.returncode:
-            assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        done = regions(*args, timeout=60)
+        assert "Traceback" not in done.err, (args, target, value, done.err)
+        assert done.code in (0, 1, 2), (args, target, value, done.err)
+        if done.code:
+            assert len(done.err.strip().splitlines()) == 1, done.err
 
 
 def test_a_state_that_is_not_an_object_is_named(finished: Path, tmp_path: Path) -> None:
@@ -111,12 +97,6 @@ def test_a_state_that_is_not_an_object_is_named(finished: Path, tmp_path: Path) 
     conn.execute("UPDATE states SET state = ?", (json.dumps([1, 2]),))
     conn.commit()
     conn.close()
-    done = subprocess.run(
-        [sys.executable, "-m", "regions_cli", "show", str(damaged)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert done.stderr.startswith(f"error: {damaged}: corrupt run file (")
+    done = regions("show", damaged, timeout=60)
+    assert done.code == 2
+    assert done.err.startswith(f"error: {damaged}: corrupt run file (")

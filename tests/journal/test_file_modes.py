@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import regions
 
 
 def mode(path: Path) -> int:
@@ -30,25 +29,14 @@ def workflow(tmp_path: Path) -> Path:
     return path
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ},
-    )
-
-
 def test_what_a_run_writes_is_private(workflow: Path, tmp_path: Path) -> None:
     old = os.umask(0o022)  # a usual umask: without the guards, files come out 0644
     try:
         cassette = tmp_path / "tapes" / "c.jsonl"
-        done = run("run", str(workflow), "--no-live", "--record", str(cassette))
+        done = regions("run", str(workflow), "--no-live", "--record", str(cassette))
     finally:
         os.umask(old)
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.err
     (run_file,) = (tmp_path / ".regions" / "runs").glob("*.db")
     for folder in (tmp_path / ".regions", tmp_path / ".regions" / "runs", tmp_path / "tapes"):
         assert mode(folder) == 0o700, folder
@@ -63,6 +51,6 @@ def test_a_sink_that_is_a_symbolic_link_is_not_written(workflow: Path, tmp_path:
     outside.write_text("keep me\n")
     (tmp_path / "trace").mkdir()
     (tmp_path / "trace" / "out.jsonl").symlink_to(outside)
-    done = run("run", str(workflow), "--no-live")
-    assert done.returncode == 3  # the listener's start step fails
+    done = regions("run", str(workflow), "--no-live")
+    assert done.code == 3  # the listener's start step fails
     assert outside.read_text() == "keep me\n"

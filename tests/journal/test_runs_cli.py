@@ -3,40 +3,31 @@ them: real subprocesses, real run files. Waits are on output lines, never on sle
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import regions, regions_argv
 from journal_helpers import FIXTURES, traffic
 
 from regions_cli.runs.store import RunFile
 
 TIMEOUT = 60  # seconds: a safety net for a broken build, never a wait for work
 
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
 
-
-def regions(*args: str, stdin: str | None = None, cwd: Path | None = None) -> tuple[int, str, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=TIMEOUT,
-        env=ENV,
-        cwd=cwd,
-    )
-    return done.returncode, done.stdout, done.stderr
+@pytest.fixture(autouse=True)
+def wide_unbuffered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``regions`` here writes 200 columns wide, each line as it comes."""
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    monkeypatch.setenv("COLUMNS", "200")
 
 
 class Running:
@@ -44,12 +35,11 @@ class Running:
 
     def __init__(self, *args: str, watch: str = "stdout") -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "regions_cli", *args],
+            regions_argv(*args),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=ENV,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
@@ -150,7 +140,7 @@ def test_inject_between_steps_is_delivered_at_the_next_barrier(
     ask_answer: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "r.db"
-    assert regions("step", str(ask_answer), "--run", str(path))[0] == 0
+    assert regions("step", str(ask_answer), "--run", str(path)).code == 0
     code, out, err = regions(
         "inject",
         "--run",
@@ -167,7 +157,7 @@ def test_inject_between_steps_is_delivered_at_the_next_barrier(
     message_id = re.search(r"queued message (\w+)", out).group(1)  # type: ignore[union-attr]
     with RunFile.open(path) as run:
         assert [i.message.id for i in run.injections(pending_only=True)] == [message_id]
-    assert regions("step", str(ask_answer), "--run", str(path))[0] == 0
+    assert regions("step", str(ask_answer), "--run", str(path)).code == 0
     with RunFile.open(path) as run:
         assert run.injections(pending_only=True) == []
         rows = [m for m in run.messages() if m["id"] == message_id]
@@ -220,21 +210,10 @@ def test_inject_into_a_running_run_from_other_processes(tmp_path: Path) -> None:
     running.wait_for(r"layer 1/4 first started")
     injectors = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "regions_cli",
-                "inject",
-                "--run",
-                str(path),
-                "--to",
-                "A",
-                f"extra question {i}",
-            ],
+            regions_argv("inject", "--run", path, "--to", "A", f"extra question {i}"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=ENV,
         )
         for i in range(5)
     ]
@@ -474,7 +453,7 @@ def test_runs_and_step_name_the_wrong_file(ask_answer: Path, tmp_path: Path) -> 
     code, _, err = regions("runs", str(ask_answer))
     assert code == 2 and err == f"error: {ask_answer}: not a folder\n"
     finished = tmp_path / "finished.db"
-    assert regions("run", str(ask_answer), "--run", str(finished), "--no-live")[0] == 0
+    assert regions("run", str(ask_answer), "--run", str(finished), "--no-live").code == 0
     other = fanout(tmp_path)  # a run file of another workflow: refused, not "nothing to do"
     code, out, err = regions("step", str(other), "--run", str(finished))
     assert code == 2 and "belongs to workflow 'ask_answer'" in err, (out, err)

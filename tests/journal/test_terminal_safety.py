@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from clirun import Result, regions
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,16 +24,7 @@ NASTY = [
 ]
 
 
-def regions(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200"},
-        check=False,
-    )
+WIDE = {"COLUMNS": "200"}
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +46,16 @@ def nasty_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "plan: [{chains: {a: [A.make_replies], b: [B.make_replies]}}]\n",
         encoding="utf-8",
     )
-    done = regions("run", "wf.yaml", "--run", "nasty.db", "--no-live", cwd=folder)
-    assert done.returncode == 3, done.stderr  # B's model call fails with the nasty error
+    done = regions("run", "wf.yaml", "--run", "nasty.db", "--no-live", cwd=folder, env=WIDE)
+    assert done.code == 3, done.err  # B's model call fails with the nasty error
     return folder
 
 
-def assert_safe(done: subprocess.CompletedProcess[str]) -> None:
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
+def assert_safe(done: Result) -> None:
+    assert done.code == 0, done.err
+    assert "Traceback" not in done.err
     for char in ("\x1b", "\x07", "\x08", "\x9b"):
-        assert char not in done.stdout and char not in done.stderr
+        assert char not in done.out and char not in done.err
 
 
 @pytest.mark.parametrize(
@@ -78,10 +69,10 @@ def assert_safe(done: subprocess.CompletedProcess[str]) -> None:
     ids=["show", "show-region", "replay-plain", "runs"],
 )
 def test_commands_print_untrusted_text_as_text(nasty_run: Path, args: tuple[str, ...]) -> None:
-    done = regions(*args, cwd=nasty_run)
+    done = regions(*args, cwd=nasty_run, env=WIDE)
     assert_safe(done)
     if args[0] != "runs":  # shown as written, not parsed
-        assert "[/x] closes nothing" in done.stdout or "[bold red]loud[/bold red]" in done.stdout
+        assert "[/x] closes nothing" in done.out or "[bold red]loud[/bold red]" in done.out
 
 
 def test_the_live_view_shows_untrusted_text_as_text(nasty_run: Path) -> None:
@@ -98,11 +89,12 @@ def test_the_live_view_shows_untrusted_text_as_text(nasty_run: Path) -> None:
         "for e in events: view(e)\n"
         "console.print(view.render()); view.report()"
     )
-    done = subprocess.run(
+    ran = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=nasty_run, check=False
     )
+    done = Result(ran.returncode, ran.stdout, ran.stderr)
     assert_safe(done)
-    assert "[/x]" in done.stdout
+    assert "[/x]" in done.out
 
 
 @given(st.text(alphabet=st.sampled_from(list("[]/=ab \x1b\x07\x9b;0m\n\t")), max_size=60))

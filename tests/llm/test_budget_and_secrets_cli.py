@@ -11,14 +11,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import Result, regions
 from openai_server import OpenAIServer
 
 from regions_cli.runs.store import RunFile
@@ -57,18 +55,6 @@ def write_workflow(tmp_path: Path, server: OpenAIServer, budget: str = "") -> Pa
     return path
 
 
-def regions(*args: str, key: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, KEY_VARIABLE: key}
-    return subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-    )
-
-
 def events(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines()]
 
@@ -97,7 +83,13 @@ def test_a_budget_stops_the_run_at_the_barrier_with_exit_4_and_keeps_the_results
         workflow = write_workflow(tmp_path, server, budget)
         run_path = tmp_path / "r.db"
         done = regions(
-            "run", str(workflow), "--json", "--run", str(run_path), key="budget-key", cwd=tmp_path
+            "run",
+            str(workflow),
+            "--json",
+            "--run",
+            str(run_path),
+            env={KEY_VARIABLE: "budget-key"},
+            cwd=tmp_path,
         )
         plain = regions(
             "run",
@@ -105,17 +97,17 @@ def test_a_budget_stops_the_run_at_the_barrier_with_exit_4_and_keeps_the_results
             "--no-live",
             "--run",
             str(tmp_path / "p.db"),
-            key="budget-key",
+            env={KEY_VARIABLE: "budget-key"},
             cwd=tmp_path,
         )
         asked = len(server.generation_requests())
-    assert done.returncode == 4, done.stderr
+    assert done.code == 4, done.err
     assert (
         asked == 2 * calls_per_run
     )  # two runs; the layers after the barrier never called the model
 
     # JSON events: tokens per call (from the server's usage) and per run.
-    seen = events(done.stdout)
+    seen = events(done.out)
     calls = [e for e in seen if e["kind"] == "llm_call"]
     assert len(calls) == calls_per_run
     assert all(
@@ -145,23 +137,19 @@ def test_a_budget_stops_the_run_at_the_barrier_with_exit_4_and_keeps_the_results
     assert [(r, p, c) for r, p, c in stored] == [
         (c["region"], c["prompt_tokens"], c["completion_tokens"]) for c in calls
     ]
-    show = regions("show", str(run_path), key="", cwd=tmp_path)
-    assert show.returncode == 0, show.stderr
-    assert f"tokens       {tokens} (" in show.stdout
-    talker_row = next(
-        line for line in show.stdout.splitlines() if line.strip().startswith("Talker")
-    )
+    show = regions("show", str(run_path), env={KEY_VARIABLE: ""}, cwd=tmp_path)
+    assert show.code == 0, show.err
+    assert f"tokens       {tokens} (" in show.out
+    talker_row = next(line for line in show.out.splitlines() if line.strip().startswith("Talker"))
     assert talker_row.split()[-1] == str(tokens)  # the region's tokens
 
     # The plain view: the same message, tokens per call and per run, the stop in the summary.
-    assert plain.returncode == 4, plain.stderr
-    assert f"error: {message}" in plain.stdout
-    assert "\nstatus     stopped: budget exceeded\n" in plain.stdout
-    assert f"\nlayers     {layers_run} of 3 run\n" in plain.stdout
-    assert f"\ntokens     {tokens} (" in plain.stdout
-    per_call = [
-        line for line in plain.stdout.splitlines() if " via default (make_replies): " in line
-    ]
+    assert plain.code == 4, plain.err
+    assert f"error: {message}" in plain.out
+    assert "\nstatus     stopped: budget exceeded\n" in plain.out
+    assert f"\nlayers     {layers_run} of 3 run\n" in plain.out
+    assert f"\ntokens     {tokens} (" in plain.out
+    per_call = [line for line in plain.out.splitlines() if " via default (make_replies): " in line]
     assert len(per_call) == calls_per_run and all(" tokens " in line for line in per_call)
 
 
@@ -175,13 +163,13 @@ def _rows(path: Path, query: str) -> list[tuple[Any, ...]]:
 # -- secrets -------------------------------------------------------------------------------------
 
 
-def _leaks(secret: str, tmp_path: Path, *results: subprocess.CompletedProcess[str]) -> list[str]:
+def _leaks(secret: str, tmp_path: Path, *results: Result) -> list[str]:
     """Where `secret` shows: any stream of `results`, any file under `tmp_path` (run files,
     their -wal and -shm companions, cassettes, anything else the runs wrote)."""
     found = {
         f"stream {i}.{name}": text.encode()
         for i, r in enumerate(results)
-        for name, text in (("stdout", r.stdout), ("stderr", r.stderr))
+        for name, text in (("stdout", r.out), ("stderr", r.err))
     }
     for path in tmp_path.rglob("*"):
         if path.is_file():
@@ -189,19 +177,18 @@ def _leaks(secret: str, tmp_path: Path, *results: subprocess.CompletedProcess[st
     return [name for name, data in found.items() if secret.encode() in data]
 
 
-def _run_all_ways(
-    tmp_path: Path, server: OpenAIServer, key: str
-) -> tuple[subprocess.CompletedProcess[str], ...]:
+def _run_all_ways(tmp_path: Path, server: OpenAIServer, key: str) -> tuple[Result, ...]:
     """``run --json --record``, a plain ``run`` and ``llm check`` with `key` in the environment."""
     workflow = str(write_workflow(tmp_path, server))
+    env = {KEY_VARIABLE: key}
     recorded = regions(
         "run", workflow, "--json", "--record", str(tmp_path / "spend.cassette.jsonl"),
-        "--run", str(tmp_path / "json.db"), key=key, cwd=tmp_path,
+        "--run", str(tmp_path / "json.db"), env=env, cwd=tmp_path,
     )  # fmt: skip
     plain = regions(
-        "run", workflow, "--no-live", "--run", str(tmp_path / "plain.db"), key=key, cwd=tmp_path
+        "run", workflow, "--no-live", "--run", str(tmp_path / "plain.db"), env=env, cwd=tmp_path
     )
-    check = regions("llm", "check", workflow, "--json", key=key, cwd=tmp_path)
+    check = regions("llm", "check", workflow, "--json", env=env, cwd=tmp_path)
     return recorded, plain, check
 
 
@@ -210,8 +197,8 @@ def test_the_api_key_never_reaches_an_output_stream_or_file(tmp_path: Path) -> N
     with OpenAIServer(api_key=secret) as server:
         recorded, plain, check = _run_all_ways(tmp_path, server, secret)
         sent = {r.headers.get("authorization") for r in server.generation_requests()}
-    assert (recorded.returncode, plain.returncode, check.returncode) == (0, 0, 0), (
-        recorded.stderr + plain.stderr + check.stdout
+    assert (recorded.code, plain.code, check.code) == (0, 0, 0), (
+        recorded.err + plain.err + check.out
     )
     assert sent == {f"Bearer {secret}"}  # the key was really used
     assert (tmp_path / "spend.cassette.jsonl").stat().st_size > 0
@@ -228,10 +215,10 @@ def test_a_rejected_key_is_redacted_from_the_errors(tmp_path: Path) -> None:
         ]
     assert echoed  # the server saw (and echoed back) the wrong key
     # A failed call leaves its request pending (the engine's rule) and is recorded as such.
-    failed = [e["error"] for e in events(recorded.stdout) if e["kind"] == "llm_call"]
+    failed = [e["error"] for e in events(recorded.out) if e["kind"] == "llm_call"]
     assert failed and all("HTTP 401: " in error for error in failed)
     assert all("invalid api key: 'Bearer ***'" in error for error in failed)
-    assert "invalid api key: 'Bearer ***'" in plain.stdout
-    assert check.returncode == 1
-    assert "HTTP 401" in check.stdout
+    assert "invalid api key: 'Bearer ***'" in plain.out
+    assert check.code == 1
+    assert "HTTP 401" in check.out
     assert _leaks(secret, tmp_path, recorded, plain, check) == []

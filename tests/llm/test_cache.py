@@ -4,34 +4,26 @@ counts the requests it answers, and on its own (keys, concurrent writers, bad fi
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from clirun import regions, regions_argv
 from openai_server import OpenAIServer
 
 from regions_cli.llm.base import ChatMessage, Completion, CompletionRequest, Usage
 from regions_cli.llm.cache import CacheError, ResponseCache, cache_key
 
 SECRET = "sk-cache-test-4f1d9a77"
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "CACHE_TEST_KEY": SECRET}
 
 
-def regions(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=ENV,
-        cwd=cwd,
-        check=False,
-    )
-    return done.returncode, done.stdout, done.stderr
+@pytest.fixture(autouse=True)
+def cache_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``regions`` here sees the key its workflows name, and writes each line as it comes."""
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    monkeypatch.setenv("CACHE_TEST_KEY", SECRET)
 
 
 def workflow(folder: Path, base_url: str, *, cache: str = "true", extra: str = "") -> Path:
@@ -95,7 +87,7 @@ def test_a_second_run_of_an_unchanged_workflow_asks_the_model_nothing(tmp_path: 
 def test_changing_one_task_asks_again_only_what_changed(tmp_path: Path) -> None:
     with OpenAIServer() as server:
         wf = workflow(tmp_path, server.base_url)
-        assert regions("run", str(wf), "--json")[0] == 0
+        assert regions("run", str(wf), "--json").code == 0
         wf.write_text(wf.read_text().replace("Answer as B.", "Answer as B briefly."))
         code, out, err = regions("run", str(wf), "--json")
         assert code == 0, err
@@ -108,7 +100,7 @@ def test_changing_one_task_asks_again_only_what_changed(tmp_path: Path) -> None:
 def test_the_summary_and_the_plain_view_say_how_many_came_from_the_cache(tmp_path: Path) -> None:
     with OpenAIServer() as server:
         wf = workflow(tmp_path, server.base_url)
-        assert regions("run", str(wf), "--no-live")[0] == 0
+        assert regions("run", str(wf), "--no-live").code == 0
         code, out, err = regions("run", str(wf), "--no-live")
     assert code == 0, err
     assert "\ncalls      3 (3 from cache)\n" in out
@@ -118,7 +110,7 @@ def test_the_summary_and_the_plain_view_say_how_many_came_from_the_cache(tmp_pat
 def test_cached_answers_do_not_count_against_the_budget(tmp_path: Path) -> None:
     with OpenAIServer() as server:
         wf = workflow(tmp_path, server.base_url)
-        assert regions("run", str(wf), "--json")[0] == 0
+        assert regions("run", str(wf), "--json").code == 0
         wf.write_text(wf.read_text() + "budget: {max_calls: 1}\n")
         code, _, err = regions("run", str(wf), "--json")
         assert code == 0, err  # three answers, none from the model
@@ -132,19 +124,19 @@ def test_the_run_wide_cache_flags(tmp_path: Path) -> None:
         wf = workflow(tmp_path, server.base_url, cache="false")
         text = wf.read_text().replace("    cache: false\n", "")
         wf.write_text(text)
-        assert regions("run", str(wf), "--json")[0] == 0
-        assert regions("run", str(wf), "--json")[0] == 0
+        assert regions("run", str(wf), "--json").code == 0
+        assert regions("run", str(wf), "--json").code == 0
         assert len(server.generation_requests()) == 6  # no cache unless asked
         elsewhere = tmp_path / "shared" / "answers.db"
-        assert regions("run", str(wf), "--json", "--cache-file", str(elsewhere))[0] == 0
-        assert regions("run", str(wf), "--json", "--cache-file", str(elsewhere))[0] == 0
+        assert regions("run", str(wf), "--json", "--cache-file", str(elsewhere)).code == 0
+        assert regions("run", str(wf), "--json", "--cache-file", str(elsewhere)).code == 0
         assert len(server.generation_requests()) == 9
-        assert regions("run", str(wf), "--json", "--cache")[0] == 0
-        assert regions("run", str(wf), "--json", "--cache")[0] == 0
+        assert regions("run", str(wf), "--json", "--cache").code == 0
+        assert regions("run", str(wf), "--json", "--cache").code == 0
         assert len(server.generation_requests()) == 12
         # `cache: false` on the entry wins over --cache
         wf.write_text(text.replace("    model: m\n", "    model: m\n    cache: false\n"))
-        assert regions("run", str(wf), "--json", "--cache")[0] == 0
+        assert regions("run", str(wf), "--json", "--cache").code == 0
         assert len(server.generation_requests()) == 15
 
 
@@ -153,10 +145,9 @@ def test_two_runs_sharing_one_cache_at_once_lose_and_tear_nothing(tmp_path: Path
         wf = workflow(tmp_path, server.base_url)
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "regions_cli", "run", str(wf), "--json"],
+                regions_argv("run", wf, "--json"),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=ENV,
             )
             for _ in range(2)
         ]
@@ -179,7 +170,7 @@ def test_two_runs_sharing_one_cache_at_once_lose_and_tear_nothing(tmp_path: Path
 def test_the_cache_file_holds_no_secret_and_is_private(tmp_path: Path) -> None:
     with OpenAIServer() as server:
         wf = workflow(tmp_path, server.base_url)
-        assert regions("run", str(wf), "--json")[0] == 0
+        assert regions("run", str(wf), "--json").code == 0
         url = server.base_url
     path = tmp_path / ".regions" / "cache.db"
     stored = b"".join(p.read_bytes() for p in path.parent.glob("cache.db*"))
@@ -190,9 +181,9 @@ def test_the_cache_file_holds_no_secret_and_is_private(tmp_path: Path) -> None:
 def test_a_recording_keeps_the_calls_the_cache_answered(tmp_path: Path) -> None:
     with OpenAIServer() as server:
         wf = workflow(tmp_path, server.base_url)
-        assert regions("run", str(wf), "--json")[0] == 0
+        assert regions("run", str(wf), "--json").code == 0
         cassette = tmp_path / "c.jsonl"
-        assert regions("run", str(wf), "--json", "--record", str(cassette))[0] == 0
+        assert regions("run", str(wf), "--json", "--record", str(cassette)).code == 0
         assert len(server.generation_requests()) == 3
     assert len(cassette.read_text().splitlines()) == 1 + 3  # header + every call
     code, _, err = regions("run", str(wf), "--json", "--replay", str(cassette))
@@ -202,7 +193,7 @@ def test_a_recording_keeps_the_calls_the_cache_answered(tmp_path: Path) -> None:
 def test_cache_stats_and_clear(tmp_path: Path) -> None:
     with OpenAIServer() as server:
         wf = workflow(tmp_path, server.base_url)
-        assert regions("run", str(wf), "--json")[0] == 0
+        assert regions("run", str(wf), "--json").code == 0
     code, out, err = regions("cache", "stats", str(wf))
     assert code == 0, err
     assert "answers  3\n" in out and "llm      default: 3\n" in out
@@ -212,7 +203,7 @@ def test_cache_stats_and_clear(tmp_path: Path) -> None:
     assert (code, out) == (0, f"removed 0 answers from {tmp_path / '.regions' / 'cache.db'}\n")
     code, out, err = regions("cache", "clear", str(tmp_path / ".regions" / "cache.db"))
     assert code == 0 and out.startswith("removed 3 answers from "), err
-    assert "answers  0\n" in regions("cache", "stats", str(wf))[1]
+    assert "answers  0\n" in regions("cache", "stats", str(wf)).out
 
 
 @pytest.mark.parametrize(

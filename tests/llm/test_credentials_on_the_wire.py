@@ -5,11 +5,10 @@ shows in an error, a report or the run."""
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import regions
 from openai_server import Fault, OpenAIServer, closed_port
 
 from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMError
@@ -95,16 +94,9 @@ def test_llm_check_and_a_failed_run_show_no_password(tmp_path: Path) -> None:
         ["run", str(workflow), "--json", "--run", str(tmp_path / "r.db")],
         ["run", str(workflow), "--no-live", "--run", str(tmp_path / "r2.db")],
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "regions_cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
-        assert done.returncode != 0
-        outputs.append(done.stdout + done.stderr)
+        done = regions(*args, timeout=60, env=env, inherit_env=False)
+        assert done.code != 0
+        outputs.append(done.output)
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("r*.db*"))
     assert all("pa55word" not in text and "alice:" not in text for text in outputs), outputs
     assert b"pa55word" not in stored

@@ -11,44 +11,37 @@ what the run said.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import regions, regions_argv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai_server import OpenAIServer, default_reply
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(autouse=True)
+def unbuffered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``regions`` here writes each line as it comes."""
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+
+
 #: Fields that differ between two runs of the same content (when, how long, which file).
 TIMING_FIELDS = frozenset({"t", "duration", "run_id", "run_file"})
 #: Events each invocation (a run, a step, a resume) records about itself.
 INVOCATION_EVENTS = frozenset({"run_started", "run_finished"})
-
-
-def regions(*args: str, cwd: Path | None = None, timeout: float = 120) -> tuple[int, str, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-        cwd=cwd,
-        check=False,
-    )
-    return done.returncode, done.stdout, done.stderr
 
 
 def transcript(run_file: Path, *, framing: bool = True) -> list[str]:
@@ -182,7 +175,7 @@ def test_a_fan_in_of_16_chains_replays_whatever_order_they_finished_in(tmp_path:
                 "--json",
                 "--run",
                 str(tmp_path / "a.db"),
-            )[0]
+            ).code
             == 0
         )
     assert (
@@ -194,7 +187,7 @@ def test_a_fan_in_of_16_chains_replays_whatever_order_they_finished_in(tmp_path:
             "--json",
             "--run",
             str(tmp_path / "b.db"),
-        )[0]
+        ).code
         == 0
     )
     assert transcript(tmp_path / "a.db") == transcript(tmp_path / "b.db")
@@ -285,7 +278,9 @@ def test_random_latencies_and_completion_orders_give_byte_identical_transcripts(
 def test_stepping_layer_by_layer_equals_one_run(tmp_path: Path) -> None:
     with OpenAIServer(reply=reply, latency_for=latencies([2, 0, 3, 1])) as server:
         workflow = fan_in(tmp_path, server.base_url)
-        assert regions("run", str(workflow), "--json", "--run", str(tmp_path / "whole.db"))[0] == 0
+        assert (
+            regions("run", str(workflow), "--json", "--run", str(tmp_path / "whole.db")).code == 0
+        )
         stepped = tmp_path / "stepped.db"
         for _ in range(2):
             code, _, err = regions("step", str(workflow), "--run", str(stepped))
@@ -322,24 +317,14 @@ def test_kill_9_in_the_middle_of_a_layer_then_resume_equals_an_uninterrupted_run
     ) as server:
         workflow = fan_in(tmp_path, server.base_url, chains=8)
         whole = tmp_path / "whole.db"
-        assert regions("run", str(workflow), "--json", "--run", str(whole))[0] == 0
+        assert regions("run", str(workflow), "--json", "--run", str(whole)).code == 0
         asked_whole = len(server.generation_requests())
         server.requests.clear()
         killed = tmp_path / "killed.db"
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "regions_cli",
-                "run",
-                str(workflow),
-                "--json",
-                "--run",
-                str(killed),
-            ],
+            regions_argv("run", workflow, "--json", "--run", killed),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env=ENV,
         )
         try:
             deadline = time.monotonic() + 60

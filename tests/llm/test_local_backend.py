@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import regions
 
 from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMConfigError, LLMError
 from regions_cli.llm.local import INSTALL_HINT, LocalModel, bounded_schema, default_model_path
@@ -342,8 +343,6 @@ def test_a_run_whose_model_process_dies_fails_its_step_and_resumes(tmp_path: Pat
     """Through `regions run`: a damaged model file is one line and exit 3, the run file says
     the step failed, and once the file is whole again `--resume` finishes the run."""
     import shutil
-    import subprocess
-    import sys
 
     model = tmp_path / "m.gguf"
     shutil.copy(damaged_copies(tmp_path)["truncated"], model)
@@ -356,22 +355,13 @@ def test_a_run_whose_model_process_dies_fails_its_step_and_resumes(tmp_path: Pat
     )
     run_file = tmp_path / "r.db"
 
-    def regions(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "regions_cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
     done = regions("run", str(workflow), "--run", str(run_file), "--no-live")
-    assert done.returncode == 3, done.stderr
-    (failed,) = [line for line in done.stdout.splitlines() if line.startswith("failed     ")]
-    assert f"cannot load the model {model}" in failed and "Traceback" not in done.stderr
+    assert done.code == 3, done.err
+    (failed,) = [line for line in done.lines if line.startswith("failed     ")]
+    assert f"cannot load the model {model}" in failed and "Traceback" not in done.err
     shown = regions("show", str(run_file))
-    assert shown.returncode == 0 and "failed" in shown.stdout
+    assert shown.code == 0 and "failed" in shown.out
     shutil.copy(default_model_path(), model)  # the file is whole again
     resumed = regions("run", str(workflow), "--resume", str(run_file), "--no-live")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "status     ok" in resumed.stdout
+    assert resumed.code == 0, resumed.output
+    assert "status     ok" in resumed.out

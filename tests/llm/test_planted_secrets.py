@@ -5,11 +5,9 @@ shown, listed and checked."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from clirun import Result, regions
 from openai_server import OpenAIServer
 
 KEY = "sk-planted-key-5b2e9c"
@@ -18,18 +16,7 @@ PASSWORD = "pw-planted-3c4d8e"
 SECRETS = (KEY, HEADER, PASSWORD)
 
 
-def regions(*args: str, cwd: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env={**os.environ, "PLANTED_KEY": KEY, "PLANTED_HEADER": HEADER, "PLANTED_PW": PASSWORD},
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.stdout + done.stderr
+PLANTED = {"PLANTED_KEY": KEY, "PLANTED_HEADER": HEADER, "PLANTED_PW": PASSWORD}
 
 
 def workflow(folder: Path, port: int) -> None:
@@ -48,34 +35,61 @@ def workflow(folder: Path, port: int) -> None:
 
 
 def test_no_planted_secret_leaks_anywhere(tmp_path: Path) -> None:
-    outputs: list[str] = []
+    outputs: list[Result] = []
     with OpenAIServer(api_key="the-right-key") as server:  # 401s echo what was sent
         workflow(tmp_path, server.port)
-        outputs.append(regions("run", "wf.yaml", "--json", "--run", "failed.db", cwd=tmp_path))
-        outputs.append(regions("run", "wf.yaml", "--no-live", "--run", "failed2.db", cwd=tmp_path))
+        outputs.append(
+            regions("run", "wf.yaml", "--json", "--run", "failed.db", cwd=tmp_path, env=PLANTED)
+        )
+        outputs.append(
+            regions("run", "wf.yaml", "--no-live", "--run", "failed2.db", cwd=tmp_path, env=PLANTED)
+        )
     with OpenAIServer() as server:
         workflow(tmp_path, server.port)
         outputs.append(
             regions(
-                "run", "wf.yaml", "--json", "--run", "ok.db", "--record", "c.jsonl", cwd=tmp_path
+                "run",
+                "wf.yaml",
+                "--json",
+                "--run",
+                "ok.db",
+                "--record",
+                "c.jsonl",
+                cwd=tmp_path,
+                env=PLANTED,
             )
         )
-        outputs.append(regions("run", "wf.yaml", "--no-live", "--run", "cached.db", cwd=tmp_path))
-        outputs.append(regions("llm", "check", "wf.yaml", cwd=tmp_path))
-        outputs.append(regions("llm", "check", "wf.yaml", "--json", cwd=tmp_path))
+        outputs.append(
+            regions("run", "wf.yaml", "--no-live", "--run", "cached.db", cwd=tmp_path, env=PLANTED)
+        )
+        outputs.append(regions("llm", "check", "wf.yaml", cwd=tmp_path, env=PLANTED))
+        outputs.append(regions("llm", "check", "wf.yaml", "--json", cwd=tmp_path, env=PLANTED))
         assert server.generation_requests(), "the run reached the server"
     outputs.append(
-        regions("run", "wf.yaml", "--replay", "c.jsonl", "--json", "--run", "r.db", cwd=tmp_path)
+        regions(
+            "run",
+            "wf.yaml",
+            "--replay",
+            "c.jsonl",
+            "--json",
+            "--run",
+            "r.db",
+            cwd=tmp_path,
+            env=PLANTED,
+        )
     )
     for run_file in ("failed.db", "ok.db", "cached.db", "r.db"):
-        outputs.append(regions("show", run_file, cwd=tmp_path))
-        outputs.append(regions("show", run_file, "--region", "A", cwd=tmp_path))
-        outputs.append(regions("replay", run_file, "--json", cwd=tmp_path))
-        outputs.append(regions("replay", run_file, "--no-live", cwd=tmp_path))
-    outputs.append(regions("runs", ".", cwd=tmp_path))
-    outputs.append(regions("cache", "stats", "wf.yaml", cwd=tmp_path))
-    assert any("401" in text for text in outputs[:2])  # the failure path was taken
-    for text in outputs:
+        outputs.append(regions("show", run_file, cwd=tmp_path, env=PLANTED))
+        outputs.append(regions("show", run_file, "--region", "A", cwd=tmp_path, env=PLANTED))
+        outputs.append(regions("replay", run_file, "--json", cwd=tmp_path, env=PLANTED))
+        outputs.append(regions("replay", run_file, "--no-live", cwd=tmp_path, env=PLANTED))
+    outputs.append(regions("runs", ".", cwd=tmp_path, env=PLANTED))
+    outputs.append(regions("cache", "stats", "wf.yaml", cwd=tmp_path, env=PLANTED))
+    for done in outputs:
+        assert "Traceback" not in done.err, done.err
+    texts = [done.out + done.err for done in outputs]
+    assert any("401" in text for text in texts[:2])  # the failure path was taken
+    for text in texts:
         for secret in SECRETS:
             assert secret not in text, (secret, text[:2000])
     files = [p for p in tmp_path.rglob("*") if p.is_file()]

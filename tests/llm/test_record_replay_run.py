@@ -7,10 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from clirun import regions
 from openai_server import OpenAIServer
-from typer.testing import CliRunner
-
-from regions_cli.cli.app import app
 
 WORKFLOW = """\
 version: 1
@@ -55,24 +53,27 @@ def test_record_then_replay_gives_identical_message_ids(tmp_path: Path) -> None:
             return json.dumps([{"source": "Critic", "question": f"Question {n}?"}])
         return f"Answer number {n}."
 
-    runner = CliRunner()
     with OpenAIServer(reply=reply) as server:
         workflow = tmp_path / "rr.yaml"
         workflow.write_text(WORKFLOW.format(url=server.base_url))
         cassette = tmp_path / "rr.cassette.jsonl"
-        recorded = runner.invoke(app, ["run", str(workflow), "--json", "--record", str(cassette)])
-        assert recorded.exit_code == 0, recorded.output
+        recorded = regions(
+            "run", str(workflow), "--json", "--record", str(cassette), in_process=True
+        )
+        assert recorded.code == 0, recorded.output
         calls = len(server.generation_requests())
 
-        replayed = runner.invoke(app, ["run", str(workflow), "--json", "--replay", str(cassette)])
-        assert replayed.exit_code == 0, replayed.output
+        replayed = regions(
+            "run", str(workflow), "--json", "--replay", str(cassette), in_process=True
+        )
+        assert replayed.code == 0, replayed.output
         assert len(server.generation_requests()) == calls  # the replay asked no model
 
-        again = runner.invoke(app, ["run", str(workflow), "--json"])
+        again = regions("run", str(workflow), "--json", in_process=True)
     assert calls >= 3
-    assert messages(replayed.stdout) == messages(recorded.stdout)
-    assert len(messages(recorded.stdout)) >= 4
-    assert messages(again.stdout) != messages(recorded.stdout)  # a live re-run differs
-    finished = [e for e in events(replayed.stdout) if e["kind"] == "run_finished"]
-    recorded_finished = [e for e in events(recorded.stdout) if e["kind"] == "run_finished"]
+    assert messages(replayed.out) == messages(recorded.out)
+    assert len(messages(recorded.out)) >= 4
+    assert messages(again.out) != messages(recorded.out)  # a live re-run differs
+    finished = [e for e in events(replayed.out) if e["kind"] == "run_finished"]
+    recorded_finished = [e for e in events(recorded.out) if e["kind"] == "run_finished"]
     assert finished[0]["completion_tokens"] == recorded_finished[0]["completion_tokens"] > 0

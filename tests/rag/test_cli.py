@@ -8,12 +8,11 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from regions_cli.cli.app import app
+from clirun import regions
 
 WORKFLOW = """\
 version: 1
@@ -44,60 +43,59 @@ def wf(tmp_path: Path, seed_docs: Path) -> Path:
     return path
 
 
-def run(*args: str | Path) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, ["rag", *map(str, args)])
-    return result.exit_code, result.stdout, result.stderr
+#: ``regions rag ARGS`` in this process: many quick cases, one process start would cost more.
+rag = partial(regions, "rag", in_process=True)
 
 
 def test_ingest_query_stats_delete(wf: Path) -> None:
-    code, out, _ = run("ingest", wf, "facts")
+    code, out, _ = rag("ingest", wf, "facts")
     assert code == 0 and "2 added, 0 replaced, 0 unchanged; 6 chunks written" in out
-    code, out, _ = run("ingest", wf, "facts", wf.parent / "bio.json", "-a", "Bio")
+    code, out, _ = rag("ingest", wf, "facts", wf.parent / "bio.json", "-a", "Bio")
     assert code == 0 and "1 added, 0 replaced, 2 unchanged" in out and "10 chunks" in out
 
-    code, out, _ = run("query", wf, "facts", "zebra code name", "-k", "2")
+    code, out, _ = rag("query", wf, "facts", "zebra code name", "-k", "2")
     assert code == 0
     assert "score" in out and "actors" in out and "Razzle Dazzle" in out and "Zebra Forces" in out
-    code, out, _ = run("query", wf, "facts", "zebra code name", "-k", "3", "--json")
+    code, out, _ = rag("query", wf, "facts", "zebra code name", "-k", "3", "--json")
     hits = [json.loads(line) for line in out.splitlines()]
     assert len(hits) == 3 and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
-    code, out, _ = run("query", wf, "facts", "zebra", "--actor", "Bio", "--json")
+    code, out, _ = rag("query", wf, "facts", "zebra", "--actor", "Bio", "--json")
     assert code == 0 and all("Bio" in json.loads(line)["actors"] for line in out.splitlines())
-    code, out, _ = run("query", wf, "facts", "zebra", "--threshold", "1.5")
+    code, out, _ = rag("query", wf, "facts", "zebra", "--threshold", "1.5")
     assert code == 0 and "no chunk scores >= 1.5" in out
 
-    code, out, _ = run("stats", wf, "facts")
+    code, out, _ = rag("stats", wf, "facts")
     assert code == 0 and "chunks     10" in out and "hash-v1 (64 dimensions)" in out
     identity = '["Zebras are striped. Kiwis are birds.", ["Narrator"]]'
     inline = "text-" + hashlib.sha256(identity.encode()).hexdigest()[:12]
     assert "bio.json" in out and inline in out
-    stats = json.loads(run("stats", wf, "facts", "--json")[1])
+    stats = json.loads(rag("stats", wf, "facts", "--json").out)
     assert stats["documents"] == {"bio.json": 4, "history.json": 5, inline: 1}
 
-    code, out, err = run("delete", wf, "facts", "--chunk", str(hits[0]["id"]), "--chunk", "999")
+    code, out, err = rag("delete", wf, "facts", "--chunk", str(hits[0]["id"]), "--chunk", "999")
     assert code == 1 and "deleted 1 of 2 chunks" in out and "1 of the chunk ids" in err
-    code, out, err = run("delete", wf, "facts", "--document", inline)
+    code, out, err = rag("delete", wf, "facts", "--document", inline)
     assert code == 0 and "(1 chunks)" in out and "will be ingested again" in err
-    assert json.loads(run("stats", wf, "facts", "--json")[1])["chunks"] == 8
+    assert json.loads(rag("stats", wf, "facts", "--json").out)["chunks"] == 8
 
 
 def test_usage_errors_exit_2_with_one_line(wf: Path, tmp_path: Path) -> None:
-    code, _, err = run("query", wf, "nope", "x")
+    code, _, err = rag("query", wf, "nope", "x")
     assert (
         code == 2 and err.strip() == f"error: {wf}: no RAG store 'nope' under rags: (known: facts)"
     )
-    code, _, err = run("delete", wf, "facts")
+    code, _, err = rag("delete", wf, "facts")
     assert code == 2 and "either --chunk" in err
-    code, _, err = run("stats", tmp_path / "missing.yaml", "facts")
+    code, _, err = rag("stats", tmp_path / "missing.yaml", "facts")
     assert code == 2 and "missing.yaml" in err and len(err.strip().splitlines()) == 1
 
 
 def test_store_errors_exit_1_with_one_line(wf: Path) -> None:
-    code, _, err = run("stats", wf, "facts")
+    code, _, err = rag("stats", wf, "facts")
     assert code == 1 and "not built yet" in err
     (wf.parent / "facts.db").write_text("not a database")
     for command in ("query", "stats", "ingest"):
-        code, out, err = run(command, wf, "facts", *(["x"] if command == "query" else []))
+        code, out, err = rag(command, wf, "facts", *(["x"] if command == "query" else []))
         assert code == 1, out
         assert (
             err.strip()
@@ -105,7 +103,7 @@ def test_store_errors_exit_1_with_one_line(wf: Path) -> None:
         )
     (wf.parent / "facts.db").unlink()
     (wf.parent / "history.json").write_text("[oops")
-    code, _, err = run("ingest", wf, "facts")
+    code, _, err = rag("ingest", wf, "facts")
     assert code == 1 and "history.json:1:2: invalid JSON" in err
 
 
@@ -133,12 +131,12 @@ def test_the_installed_command_runs_without_a_traceback(wf: Path) -> None:
 
 
 def test_by_hand_bad_inputs_get_one_line_and_the_right_code(wf: Path, tmp_path: Path) -> None:
-    code, _, err = run("query", tmp_path / "nothere.yaml", "facts", "x")
+    code, _, err = rag("query", tmp_path / "nothere.yaml", "facts", "x")
     assert (code, err) == (2, f"error: {tmp_path / 'nothere.yaml'}: no such workflow file\n")
-    code, _, err = run("query", wf, "facts", "   ")
+    code, _, err = rag("query", wf, "facts", "   ")
     assert (code, err) == (2, "error: the query text is empty\n")
     (tmp_path / "facts.db").mkdir()
-    code, _, err = run("ingest", wf, "facts")
+    code, _, err = rag("ingest", wf, "facts")
     assert (code, err) == (
         1,
         f"error: {tmp_path / 'facts.db'}: is a folder, not a RAG store file\n",
@@ -147,7 +145,7 @@ def test_by_hand_bad_inputs_get_one_line_and_the_right_code(wf: Path, tmp_path: 
     foreign = sqlite3.connect(tmp_path / "facts.db")
     foreign.execute("CREATE TABLE chunks (id INTEGER PRIMARY KEY, content TEXT)")
     foreign.close()
-    code, _, err = run("query", wf, "facts", "x")
+    code, _, err = rag("query", wf, "facts", "x")
     assert code == 1 and err.count("\n") == 1 and "another program (tables: chunks)" in err
 
 
@@ -155,7 +153,7 @@ def test_a_query_on_an_empty_store_says_so(wf: Path) -> None:
     lines = WORKFLOW.splitlines(keepends=True)
     kept = "".join(line for line in lines if not line.startswith("      - "))
     wf.write_text(kept.replace("documents:", "documents: []"))
-    code, out, err = run("query", wf, "facts", "zebra")
+    code, out, err = rag("query", wf, "facts", "zebra")
     assert code == 0 and out == ""
     assert err == (
         f"facts: the store holds no chunks yet; add documents with "
@@ -164,12 +162,12 @@ def test_a_query_on_an_empty_store_says_so(wf: Path) -> None:
 
 
 def test_ingest_names_inline_texts_left_behind_by_an_edit(wf: Path) -> None:
-    assert run("ingest", wf, "facts")[0] == 0
+    assert rag("ingest", wf, "facts").code == 0
     wf.write_text(WORKFLOW.replace("Kiwis are birds.", "Kiwis are flightless birds."))
-    code, out, err = run("ingest", wf, "facts")
+    code, out, err = rag("ingest", wf, "facts")
     assert code == 0 and "1 added, 0 replaced, 1 unchanged" in out
-    [old] = [n for n in json.loads(run("stats", wf, "facts", "--json")[1])["documents"]
+    [old] = [n for n in json.loads(rag("stats", wf, "facts", "--json").out)["documents"]
              if n.startswith("text-") and n in err]  # fmt: skip
     assert err.startswith("note: 1 inline texts are no longer under rags.facts.documents")
-    assert run("delete", wf, "facts", "--document", old)[0] == 0
-    assert run("ingest", wf, "facts")[2] == ""  # nothing left behind
+    assert rag("delete", wf, "facts", "--document", old).code == 0
+    assert rag("ingest", wf, "facts").err == ""  # nothing left behind

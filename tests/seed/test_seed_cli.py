@@ -6,13 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from clirun import regions
 from ruamel.yaml import YAML
 from seed_files import PAIRS, ROOT, STATES
-from typer.testing import CliRunner
-
-from regions_cli.cli.app import app
-
-runner = CliRunner()
 
 
 def _safe(text: str) -> object:
@@ -20,11 +16,11 @@ def _safe(text: str) -> object:
 
 
 def test_import_prints_yaml_and_warns_on_stderr(seed: Path) -> None:
-    result = runner.invoke(app, ["import", *(str(seed / f) for f in PAIRS["lit_crit"])])
-    assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith("# yaml-language-server: $schema=")
-    assert _safe(result.stdout)["name"] == "lit_demo"  # type: ignore[index]
-    assert result.stderr.splitlines() == [
+    result = regions("import", *(str(seed / f) for f in PAIRS["lit_crit"]), in_process=True)
+    assert result.code == 0, result.err
+    assert result.out.startswith("# yaml-language-server: $schema=")
+    assert _safe(result.out)["name"] == "lit_demo"  # type: ignore[index]
+    assert result.err.splitlines() == [
         "warning: layer 1: dropped Symbolism.make_replies, Imagery.make_replies (not in that "
         "layer's chains; the original skips them)",
         "warning: layer 3: dropped Context.make_replies, Commentate.make_replies (not in that "
@@ -36,21 +32,23 @@ def test_import_writes_a_file_that_verifies_and_never_overwrites(
     seed: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "sub" / "refine.yaml"
-    result = runner.invoke(app, ["import", str(seed / STATES["refine"]), "-o", str(out)])
-    assert result.exit_code == 0, result.stderr
-    assert runner.invoke(app, ["verify", str(out)]).exit_code == 0
+    result = regions("import", str(seed / STATES["refine"]), "-o", str(out), in_process=True)
+    assert result.code == 0, result.err
+    assert regions("verify", str(out), in_process=True).code == 0
     # The schema line points at the real schema, relative to where the file is.
     schema_ref = out.read_text().splitlines()[0].split("$schema=")[1]
     assert (out.parent / schema_ref).resolve().name == "workflow.schema.json"
     assert (out.parent / schema_ref).is_file()
 
     out.write_text("my edits")
-    again = runner.invoke(app, ["import", str(seed / STATES["refine"]), "-o", str(out)])
-    assert again.exit_code == 1
-    assert again.stderr == f"{out}: exists (use --force to replace it)\n"
+    again = regions("import", str(seed / STATES["refine"]), "-o", str(out), in_process=True)
+    assert again.code == 1
+    assert again.err == f"{out}: exists (use --force to replace it)\n"
     assert out.read_text() == "my edits"
-    forced = runner.invoke(app, ["import", str(seed / STATES["refine"]), "-o", str(out), "--force"])
-    assert forced.exit_code == 0
+    forced = regions(
+        "import", str(seed / STATES["refine"]), "-o", str(out), "--force", in_process=True
+    )
+    assert forced.code == 0
     assert out.read_text() != "my edits"
 
 
@@ -86,11 +84,11 @@ def test_each_bad_input_class_exits_1_with_one_line(
         files.append(tmp_path / "p.json")
         files[1].write_text(plan)
     out = tmp_path / "w.yaml"
-    result = runner.invoke(app, ["import", *map(str, files), "-o", str(out)])
-    assert result.exit_code == 1
-    assert result.stdout == ""
-    assert result.stderr.startswith(line)
-    assert result.stderr.count("\n") == 1
+    result = regions("import", *map(str, files), "-o", str(out), in_process=True)
+    assert result.code == 1
+    assert result.out == ""
+    assert result.err.startswith(line)
+    assert result.err.count("\n") == 1
     assert not out.exists()
 
 
@@ -113,63 +111,63 @@ def test_bad_input_is_one_line_naming_file_and_path(tmp_path: Path) -> None:
             }
         )
     )
-    result = runner.invoke(app, ["import", str(registry), str(plan)])
-    assert result.exit_code == 1
-    assert result.stdout == ""
-    assert result.stderr == (
+    result = regions("import", str(registry), str(plan), in_process=True)
+    assert result.code == 1
+    assert result.out == ""
+    assert result.err == (
         "lookup_executions.json: $.layer_config[1].chain0[0]: region 'Bio' is not in the registry\n"
     )
     garbage = tmp_path / "x.json"
     garbage.write_text("not json at all")
-    result = runner.invoke(app, ["import", str(garbage)])
-    assert result.exit_code == 1
-    assert result.stderr.startswith("x.json: $: not JSON: ")
-    assert len(result.stderr.splitlines()) == 1
-    result = runner.invoke(app, ["import", str(garbage), str(garbage), str(garbage)])
-    assert result.exit_code == 1
-    assert "give REGIONS.json [PLAN.json], or one STATE.json" in result.stderr
+    result = regions("import", str(garbage), in_process=True)
+    assert result.code == 1
+    assert result.err.startswith("x.json: $: not JSON: ")
+    assert len(result.err.splitlines()) == 1
+    result = regions("import", str(garbage), str(garbage), str(garbage), in_process=True)
+    assert result.code == 1
+    assert "give REGIONS.json [PLAN.json], or one STATE.json" in result.err
 
 
 def test_export_writes_both_files_and_names_what_it_drops(tmp_path: Path) -> None:
-    result = runner.invoke(
-        app, ["export", str(ROOT / "workflows" / "lookup.yaml"), "-o", str(tmp_path)]
+    result = regions(
+        "export", str(ROOT / "workflows" / "lookup.yaml"), "-o", str(tmp_path), in_process=True
     )
-    assert result.exit_code == 0, result.stderr
+    assert result.code == 0, result.err
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "lookup_executions.json",
         "lookup_regions.json",
     ]
-    assert "dropped: inject: (1 messages; the original injects in Python)" in result.stderr
-    assert "dropped: rags: (historical, biography) and each RAGRegion's rag:" in result.stderr
+    assert "dropped: inject: (1 messages; the original injects in Python)" in result.err
+    assert "dropped: rags: (historical, biography) and each RAGRegion's rag:" in result.err
     executions = json.loads((tmp_path / "lookup_executions.json").read_text())
     assert executions["execution_config"][1] == [
         ["Biography", "make_replies"],
         ["HistoricalFacts", "make_replies"],
     ]
-    again = runner.invoke(
-        app, ["export", str(ROOT / "workflows" / "lookup.yaml"), "-o", str(tmp_path)]
+    again = regions(
+        "export", str(ROOT / "workflows" / "lookup.yaml"), "-o", str(tmp_path), in_process=True
     )
-    assert again.exit_code == 1
-    assert "exists (use --force to replace it)" in again.stderr
+    assert again.code == 1
+    assert "exists (use --force to replace it)" in again.err
 
 
 def test_round_trip_through_the_commands(seed: Path, tmp_path: Path) -> None:
     first = tmp_path / "double_hegel.yaml"
     files = [str(seed / f) for f in PAIRS["double_hegel"]]
-    assert runner.invoke(app, ["import", *files, "-o", str(first)]).exit_code == 0
-    assert runner.invoke(app, ["export", str(first), "-o", str(tmp_path / "out")]).exit_code == 0
+    assert regions("import", *files, "-o", str(first), in_process=True).code == 0
+    assert regions("export", str(first), "-o", str(tmp_path / "out"), in_process=True).code == 0
     second = tmp_path / "again.yaml"
     exported = sorted(str(p) for p in (tmp_path / "out").iterdir())[::-1]  # regions, executions
-    assert runner.invoke(app, ["import", *exported, "-o", str(second)]).exit_code == 0
+    assert regions("import", *exported, "-o", str(second), in_process=True).code == 0
     assert _safe(second.read_text()) == _safe(first.read_text())
 
 
 def test_export_refuses_invalid_and_inexpressible_workflows(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nname: bad\nregions: {}\nplan: []\n")
-    result = runner.invoke(app, ["export", str(bad), "-o", str(tmp_path)])
-    assert result.exit_code == 1
-    assert "error[" in result.stderr
+    result = regions("export", str(bad), "-o", str(tmp_path), in_process=True)
+    assert result.code == 1
+    assert "error[" in result.err
     interleaved = tmp_path / "mixed.yaml"
     interleaved.write_text(
         "version: 1\nname: mixed\nregions:\n"
@@ -177,27 +175,26 @@ def test_export_refuses_invalid_and_inexpressible_workflows(tmp_path: Path) -> N
         "  B: {type: Region, task: b}\n"
         "plan:\n  - chains:\n      c: [A.make_questions, B.make_replies, A.make_replies]\n"
     )
-    result = runner.invoke(app, ["export", str(interleaved), "-o", str(tmp_path)])
-    assert result.exit_code == 1
-    assert result.stderr.startswith(f"{interleaved}: cannot export: layer layer-0, chain c:")
+    result = regions("export", str(interleaved), "-o", str(tmp_path), in_process=True)
+    assert result.code == 1
+    assert result.err.startswith(f"{interleaved}: cannot export: layer layer-0, chain c:")
     assert not (tmp_path / "mixed_regions.json").exists()
 
 
 def test_output_paths_of_the_wrong_kind(seed: Path, tmp_path: Path) -> None:
     state = str(seed / STATES["refine"])
-    result = runner.invoke(app, ["import", state, "-o", str(tmp_path)])
-    assert result.exit_code == 1
-    assert result.stderr.startswith(f"{tmp_path}: is a folder; give the file to write")
+    result = regions("import", state, "-o", str(tmp_path), in_process=True)
+    assert result.code == 1
+    assert result.err.startswith(f"{tmp_path}: is a folder; give the file to write")
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
-    result = runner.invoke(
-        app, ["export", str(ROOT / "workflows" / "hello.yaml"), "-o", str(a_file)]
+    result = regions(
+        "export", str(ROOT / "workflows" / "hello.yaml"), "-o", str(a_file), in_process=True
     )
-    assert result.exit_code == 1
+    assert result.code == 1
     assert (
-        result.stderr
-        == f"{a_file}: is a file; -o takes the folder to write the two JSON files into\n"
+        result.err == f"{a_file}: is a file; -o takes the folder to write the two JSON files into\n"
     )
-    missing = runner.invoke(app, ["export", str(tmp_path / "nope.yaml"), "-o", str(tmp_path)])
-    assert missing.exit_code == 2
-    assert "nope.yaml" in missing.stderr
+    missing = regions("export", str(tmp_path / "nope.yaml"), "-o", str(tmp_path), in_process=True)
+    assert missing.code == 2
+    assert "nope.yaml" in missing.err
