@@ -11,31 +11,17 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import Result, regions, regions_argv
 
 from regions_cli.runs.store import RunFile
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def regions(
-    *args: str | Path, cwd: Path, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regions_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        input=stdin,
-        check=False,
-    )
-
-
-def run_hint(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_hint(command: str, cwd: Path) -> Result:
     """Run a hint the CLI printed, word for word (``regions`` is this interpreter's)."""
     words = shlex.split(command)
     assert words[0] == "regions", command
@@ -65,24 +51,24 @@ def test_step_never_picks_a_run_of_another_file_with_the_same_name(project: Path
     other.write_text(
         (project / "workflows" / "ask_answer.yaml").read_text().replace("history", "old times")
     )
-    assert regions("step", "workflows/copy.yaml", cwd=project).returncode == 0
+    assert regions("step", "workflows/copy.yaml", cwd=project).code == 0
     done = regions("step", "workflows/ask_answer.yaml", cwd=project)
-    assert done.returncode == 0, done.stderr
-    assert "--force" not in done.stderr + done.stdout
+    assert done.code == 0, done.err
+    assert "--force" not in done.err + done.out
     paths = {RunFile.open(p).workflow.path for p in run_files(project / "workflows")}
     assert paths == {str(other.resolve()), str((project / "workflows/ask_answer.yaml").resolve())}
 
 
 def test_a_finished_run_says_so_and_its_hint_starts_a_new_one(project: Path) -> None:
-    assert regions("run", "workflows/ask_answer.yaml", "--no-live", cwd=project).returncode == 0
+    assert regions("run", "workflows/ask_answer.yaml", "--no-live", cwd=project).code == 0
     again = regions("step", "workflows/ask_answer.yaml", cwd=project)
-    assert again.returncode == 0
-    assert "the run has finished all 3 layers; nothing to do" in again.stdout
+    assert again.code == 0
+    assert "the run has finished all 3 layers; nothing to do" in again.out
     assert len(run_files(project / "workflows")) == 1  # nothing new was started
-    started = run_hint(hint_after("Start a new run with:", again.stdout), project)
-    assert started.returncode == 0, started.stderr
+    started = run_hint(hint_after("Start a new run with:", again.out), project)
+    assert started.code == 0, started.err
     assert len(run_files(project / "workflows")) == 2
-    assert "Next: layer 2/3" in started.stdout
+    assert "Next: layer 2/3" in started.out
 
 
 def test_next_hints_repeat_the_flags_they_need_and_run_as_printed(project: Path) -> None:
@@ -97,22 +83,22 @@ def test_next_hints_repeat_the_flags_they_need_and_run_as_printed(project: Path)
         )
     )
     unreachable = regions("step", workflow, "--new", cwd=project)
-    assert unreachable.returncode == 3  # without the flag the step really fails
+    assert unreachable.code == 3  # without the flag the step really fails
     step = regions("step", workflow, "--llm", "default=scripted", cwd=project)
-    assert step.returncode == 0, step.stderr
-    hint = hint_after("Next: layer 2/3 look-up:", step.stdout)
+    assert step.code == 0, step.err
+    hint = hint_after("Next: layer 2/3 look-up:", step.out)
     assert "--llm default=scripted" in hint
     workflow.write_text(workflow.read_text().replace("history", "the past"))  # an edit
     refused = run_hint(hint, project)
-    assert refused.returncode == 2 and "--force" in refused.stderr
+    assert refused.code == 2 and "--force" in refused.err
     forced = run_hint(hint + " --force", project)
-    assert forced.returncode == 0, forced.stderr
-    hint = hint_after("Next: layer 3/3 answer:", forced.stdout)
+    assert forced.code == 0, forced.err
+    hint = hint_after("Next: layer 3/3 answer:", forced.out)
     assert "--force" in hint and "--llm default=scripted" in hint
     last = run_hint(hint, project)
-    assert last.returncode == 0, last.stderr
-    assert "Plan finished (3/3 layers)." in last.stdout
-    assert "layers     3 of 3 run" in last.stdout  # the whole run's summary, not this step's
+    assert last.code == 0, last.err
+    assert "Plan finished (3/3 layers)." in last.out
+    assert "layers     3 of 3 run" in last.out  # the whole run's summary, not this step's
 
 
 def test_an_interactive_quit_is_paused_and_its_hint_finishes_the_run(project: Path) -> None:
@@ -120,24 +106,24 @@ def test_an_interactive_quit_is_paused_and_its_hint_finishes_the_run(project: Pa
         "run", "workflows/ask_answer.yaml", "--interactive", "--no-live", "--llm",
         "default=scripted", cwd=project, stdin="\nq\n",
     )  # fmt: skip
-    assert quit_.returncode == 130, quit_.stderr
-    assert "status     paused" in quit_.stdout
-    assert "steps      1 ok, 0 failed" in quit_.stdout and "failed     " not in quit_.stdout
-    said = hint_after("paused; continue with:", quit_.stderr)
-    assert hint_after("continue  ", quit_.stdout) == said
+    assert quit_.code == 130, quit_.err
+    assert "status     paused" in quit_.out
+    assert "steps      1 ok, 0 failed" in quit_.out and "failed     " not in quit_.out
+    said = hint_after("paused; continue with:", quit_.err)
+    assert hint_after("continue  ", quit_.out) == said
     assert "--llm default=scripted" in said
     (run,) = run_files(project / "workflows")
     shown = regions("show", run, cwd=project)
-    assert re.search(r"status\s+paused", shown.stdout), shown.stdout
+    assert re.search(r"status\s+paused", shown.out), shown.out
     done = run_hint(said, project)
-    assert done.returncode == 0, done.stderr
-    assert "layers     3 of 3 run" in done.stdout and "continue  " not in done.stdout
+    assert done.code == 0, done.err
+    assert "layers     3 of 3 run" in done.out and "continue  " not in done.out
 
 
 def test_ctrl_c_cancels_steps_without_calling_them_failed(project: Path) -> None:
     shutil.copy(FIXTURES / "slow.yaml", project / "slow.yaml")
     process = subprocess.Popen(
-        [sys.executable, "-m", "regions_cli", "run", "slow.yaml", "--no-live"],
+        regions_argv("run", "slow.yaml", "--no-live"),
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -153,14 +139,14 @@ def test_ctrl_c_cancels_steps_without_calling_them_failed(project: Path) -> None
     assert "status     interrupted" in out
     assert "steps      0 ok, 0 failed, 1 cancelled" in out
     assert "failed     " not in out
-    assert run_hint(hint_after("continue  ", out), project).returncode == 0
+    assert run_hint(hint_after("continue  ", out), project).code == 0
 
 
 def test_inject_into_a_running_run_says_when_it_arrives_and_it_does(project: Path) -> None:
     shutil.copy(FIXTURES / "slow.yaml", project / "slow.yaml")
     path = project / "slow.db"
     process = subprocess.Popen(
-        [sys.executable, "-m", "regions_cli", "run", "slow.yaml", "--json", "--run", path],
+        regions_argv("run", "slow.yaml", "--json", "--run", path),
         cwd=project,
         stdout=subprocess.PIPE,
         text=True,
@@ -172,32 +158,32 @@ def test_inject_into_a_running_run_says_when_it_arrives_and_it_does(project: Pat
     queued = regions(
         "inject", "--run", path, "--to", "Answerer", "--role", "reply", "x", cwd=project
     )
-    assert queued.returncode == 0, queued.stderr
-    assert "delivered at the next barrier, when layer 1/3 (running now) ends" in queued.stdout
+    assert queued.code == 0, queued.err
+    assert "delivered at the next barrier, when layer 1/3 (running now) ends" in queued.out
     process.communicate(timeout=60)
     with RunFile.open(path) as run:
         assert [item.consumed_at for item in run.injections()] == [1]  # before layer 2
 
 
 def test_runs_finds_run_files_where_run_writes_them_and_its_names_work(project: Path) -> None:
-    assert regions("run", "workflows/ask_answer.yaml", "--no-live", cwd=project).returncode == 0
+    assert regions("run", "workflows/ask_answer.yaml", "--no-live", cwd=project).code == 0
     (path,) = run_files(project / "workflows")
     listed = regions("runs", cwd=project)
-    assert listed.returncode == 0, listed.stderr
-    _header, row = listed.stdout.splitlines()
+    assert listed.code == 0, listed.err
+    _header, row = listed.out.splitlines()
     name = row.split()[0]
     assert name == "workflows/.regions/runs/" + path.name  # whole: not wrapped in a pipe
     assert path.stem.startswith("ask_answer-") and re.search(r"-\d{8}T\d{6}$", path.stem)
     for reference in (name, path.stem, path.name, "workflows/ask_answer.yaml"):
         shown = regions("show", reference, cwd=project)
-        assert shown.returncode == 0 and path.name in shown.stdout, (reference, shown.stderr)
+        assert shown.code == 0 and path.name in shown.out, (reference, shown.err)
     replayed = regions("replay", path.stem, "--speed", "instant", "--no-live", cwd=project)
-    assert replayed.returncode == 0 and "Ada led the Zebras" in replayed.stdout
+    assert replayed.code == 0 and "Ada led the Zebras" in replayed.out
     wide = regions("runs", cwd=project)
-    assert wide.stdout == listed.stdout
+    assert wide.out == listed.out
     missing = regions("show", "nosuchrun", cwd=project)
-    assert missing.returncode == 2
-    assert missing.stderr == "error: nosuchrun: no such run file (see `regions runs`)\n"
+    assert missing.code == 2
+    assert missing.err == "error: nosuchrun: no such run file (see `regions runs`)\n"
 
 
 LISTENED = """\
@@ -229,34 +215,34 @@ plan:
 def test_a_listeners_copy_is_counted_once_everywhere(tmp_path: Path) -> None:
     (tmp_path / "listened.yaml").write_text(LISTENED)
     events = regions("run", "listened.yaml", "--json", "--run", "j.db", cwd=tmp_path)
-    assert events.returncode == 0, events.stderr
-    kinds = [json.loads(line) for line in events.stdout.splitlines()]
+    assert events.code == 0, events.err
+    kinds = [json.loads(line) for line in events.out.splitlines()]
     deliveries = [e for e in kinds if e["kind"] == "message"]
     copies = [e for e in deliveries if e["delivery"] == "cc"]
     assert copies and all(e["recipient"] == "Scribe" for e in copies)
     count = len(deliveries) - len(copies)
     assert kinds[-1]["messages"] == count
     plain = regions("run", "listened.yaml", "--no-live", "--run", "p.db", cwd=tmp_path)
-    assert f"messages   {count}\n" in plain.stdout
+    assert f"messages   {count}\n" in plain.out
     shown = regions("show", "j.db", cwd=tmp_path)
-    assert re.search(rf"^messages\s+{count}\s*$", shown.stdout, re.M), shown.stdout
+    assert re.search(rf"^messages\s+{count}\s*$", shown.out, re.M), shown.out
 
 
 def test_quiet_prints_only_the_output(project: Path) -> None:
     quiet = regions("run", "workflows/ask_answer.yaml", "-q", cwd=project)
-    assert quiet.returncode == 0, quiet.stderr
-    assert quiet.stdout == "Ada led the Zebras in 1848.\nSource: Facts.\n"
-    assert quiet.stderr == ""
+    assert quiet.code == 0, quiet.err
+    assert quiet.out == "Ada led the Zebras in 1848.\nSource: Facts.\n"
+    assert quiet.err == ""
     both = regions("run", "workflows/ask_answer.yaml", "-q", "--json", cwd=project)
-    assert both.returncode == 2
-    assert both.stderr == "error: --quiet and --json cannot be used together\n"
+    assert both.code == 2
+    assert both.err == "error: --quiet and --json cannot be used together\n"
 
 
 def test_show_prompts_prints_what_the_model_was_asked_and_answered(project: Path) -> None:
-    assert regions("run", "workflows/ask_answer.yaml", "--no-live", cwd=project).returncode == 0
+    assert regions("run", "workflows/ask_answer.yaml", "--no-live", cwd=project).code == 0
     prompts = regions("show", "workflows/ask_answer.yaml", "--prompts", cwd=project)
-    assert prompts.returncode == 0, prompts.stderr
-    out = prompts.stdout
+    assert prompts.code == 0, prompts.err
+    out = prompts.out
     assert out.count("── call ") == 3
     assert "── call 2: Facts make_replies via default" in out
     assert "You are the keeper of facts about the Zebras." in out  # the task, in the prompt
@@ -264,11 +250,11 @@ def test_show_prompts_prints_what_the_model_was_asked_and_answered(project: Path
     one = regions(
         "show", "workflows/ask_answer.yaml", "--prompts", "--region", "Facts", cwd=project
     )
-    assert one.stdout.count("── call ") == 1
+    assert one.out.count("── call ") == 1
     unknown = regions(
         "show", "workflows/ask_answer.yaml", "--prompts", "--region", "Nobody", cwd=project
     )
-    assert unknown.returncode == 1 and "unknown region 'Nobody'" in unknown.stderr
+    assert unknown.code == 1 and "unknown region 'Nobody'" in unknown.err
 
 
 def test_every_hint_printed_by_a_stopped_run_is_runnable(project: Path) -> None:
@@ -282,13 +268,13 @@ def test_every_hint_printed_by_a_stopped_run_is_runnable(project: Path) -> None:
         + "defaults: {timeout: 0.2}\n"
     )
     failed = regions("run", workflow, "--no-live", cwd=project)
-    assert failed.returncode == 3
-    assert "steps      0 ok, 1 failed" in failed.stdout
-    hint = hint_after("continue  ", failed.stdout)
+    assert failed.code == 3
+    assert "steps      0 ok, 1 failed" in failed.out
+    hint = hint_after("continue  ", failed.out)
     workflow.write_text(workflow.read_text().replace("defaults: {timeout: 0.2}\n", ""))
     refused = run_hint(hint, project)
-    assert refused.returncode == 2 and "use --force" in refused.stderr
+    assert refused.code == 2 and "use --force" in refused.err
     done = run_hint(hint + " --force", project)
-    assert done.returncode == 0, done.stderr
-    assert "layers     3 of 3 run" in done.stdout
+    assert done.code == 0, done.err
+    assert "layers     3 of 3 run" in done.out
     assert Path(shlex.split(hint)[shlex.split(hint).index("--resume") + 1]).is_file()
