@@ -132,3 +132,13 @@ def test_the_http_layer_imports_only_httpx_and_the_standard_library() -> None:
         if module.split(".")[0] not in (*sys.stdlib_module_names, "httpx", "regions_cli")
     }
     assert outside == set()
+
+
+def test_every_dependency_has_a_sensible_upper_bound() -> None:
+    """A new major version of a dependency is a change to review, not an install surprise."""
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [
+        r for extra in project["optional-dependencies"].values() for r in extra
+    ]
+    unbounded = [r for r in requirements if "<" not in r and "==" not in r]
+    assert unbounded == []
