@@ -14,7 +14,7 @@ from ruamel.yaml import YAML
 from schema_keys import unknown_keys
 from workflow_helpers import VALID_FIXTURES
 
-from regions_cli.workflow import model
+from regions_cli import model
 from regions_cli.workflow.api import verify_text
 from regions_cli.workflow.schema import schema, schema_text
 
