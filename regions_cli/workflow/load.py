@@ -79,9 +79,9 @@ class Document:
     """A workflow file after reading: plain data (or None when unusable) and its findings.
 
     `data` has ``${VAR}`` replaced; `raw` is the same data before replacement, for quoting
-    values in messages without revealing secrets. `unset_paths` are the string values that
-    contained an unset variable; `variables` every ``${NAME}`` found: (value path, NAME, its
-    offset in the value).
+    values in messages without revealing secrets. `unset_variables` maps each string value that
+    contained an unset variable to those variables (NAME, where it is written); `variables`
+    every ``${NAME}`` found: (value path, NAME, its offset in the value).
     """
 
     file: str
@@ -91,7 +91,7 @@ class Document:
     positions: Positions = field(default_factory=Positions)
     findings: list[Finding] = field(default_factory=list)
     base_dir: Path = Path(".")
-    unset_paths: set[PathT] = field(default_factory=set)
+    unset_variables: dict[PathT, list[tuple[str, Pos]]] = field(default_factory=dict)
     variables: list[tuple[PathT, str, int]] = field(default_factory=list)
     _lines: list[str] | None = field(default=None, repr=False, compare=False)
 
@@ -601,7 +601,7 @@ class _Interpolator:
                         hint=f"export {name}=... or write ${{{name}:-default}}",
                         severity="error" if self.strict else "warning",
                     )
-                    self.doc.unset_paths.add(path)
+                    self.doc.unset_variables.setdefault(path, []).append((name, pos))
                     value = ""
             out.append(value)
         out.append(text[last:])

@@ -191,8 +191,18 @@ class _Explainer:
         path: PathT = tuple(error.absolute_path)
         schema_path = list(error.absolute_schema_path)
         validator = error.validator
-        if path in self.doc.unset_paths and validator in ("pattern", "enum", "const", "format"):
-            return  # the value came from an unset ${VAR}; `unset-variable` already says so
+        if path in self.doc.unset_variables and validator in ("pattern", "enum", "const", "format"):
+            # The value is wrong because a ${VAR} in it is unset: the loader's `unset-variable`
+            # warning becomes an error here, since `regions run` would stop on this value.
+            where = describe(path, self.doc.data)
+            for name, pos in self.doc.unset_variables[path]:
+                yield self.doc.finding(
+                    "unset-variable",
+                    f"environment variable {name} is not set, and {where} cannot do without it",
+                    pos,
+                    hint=f"export {name}=... or write ${{{name}:-default}}",
+                )
+            return
         if "propertyNames" in schema_path:
             yield from self._property_name(error, path, schema_path)
             return

@@ -274,3 +274,38 @@ def test_start_up_imports_nothing_heavy(args: list[str]) -> None:
         assert not [name for name in modules if name.startswith(("ruamel", "jsonschema"))]
     else:
         assert "ruamel.yaml" in modules and "regions_cli.workflow.rules" in modules
+
+
+RUN_WOULD_REJECT = """\
+version: 1
+name: rejected
+llms:
+  default: {backend: openai, base_url: "${REGIONS_TEST_UNSET}", model: m}
+regions:
+  A:
+    type: Region
+    task: Answer.
+    prompts: {system: "Cost 5$ total.", make_replies: "Do $tsak now."}
+inject:
+  - {to: A, content: "Who?"}
+plan:
+  - chains: {main: [A.make_replies]}
+"""
+
+
+def test_verify_rejects_what_run_would_reject_at_build_time(tmp_path: Path) -> None:
+    path = tmp_path / "rejected.yaml"
+    path.write_text(RUN_WOULD_REJECT, encoding="utf-8")
+    verified = run_process("verify", str(path))
+    assert verified.returncode == 1, verified.stdout
+    out = verified.stdout
+    assert f"{path}:4:41: error[unset-variable] environment variable REGIONS_TEST_UNSET" in out
+    assert "warning[unset-variable]" not in out  # the error replaces the warning
+    assert f"{path}:9:30: error[bad-prompt-template]" in out and "starts no placeholder" in out
+    assert f"{path}:9:59: error[bad-prompt-template]" in out
+    assert "unknown placeholder $tsak (did you mean $task?)" in out
+    assert out.endswith("3 errors, 0 warnings in 1 file.\n")
+    # `run` stops on the same findings before it builds anything.
+    ran = run_process("run", "--no-live", str(path))
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    assert "error[bad-prompt-template]" in ran.stdout + ran.stderr
