@@ -309,3 +309,39 @@ def test_verify_rejects_what_run_would_reject_at_build_time(tmp_path: Path) -> N
     ran = run_process("run", "--no-live", str(path))
     assert ran.returncode == 1 and "Traceback" not in ran.stderr
     assert "error[bad-prompt-template]" in ran.stdout + ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "words"),
+    [
+        # A quote never closed: reported where it opens, not past the end of the file.
+        ('version: 1\nname: x\nregions:\n  A: {type: Region, task: "abc}\n', "4:27", 'closing "'),
+        # ...and one that swallows the lines below it until the next quote.
+        (
+            'version: 1\nname: x\nregions:\n  A:\n    type: Region\n    task: "Answer\n'
+            'inject:\n  - {to: A, content: "Who?"}\n',
+            "6:11",
+            'runs on to line 8; is its closing " missing?',
+        ),
+        # An indented line after a comment at the top: the indented line is the mistake.
+        ("# A workflow.\n  name: x\nversion: 1\n", "2:3", "this first key is indented"),
+        # A key indented under a comment, deeper than its block.
+        (
+            "version: 1\nregions:\n  A:\n    type: Region\n    # the task\n      task: t\n",
+            "6:7",
+            "a key cannot start here",
+        ),
+    ],
+    ids=["unclosed-quote", "runaway-quote", "indented-first-key", "indented-key"],
+)
+def test_syntax_errors_are_at_the_mistake_in_plain_words(
+    tmp_path: Path, text: str, where: str, words: str
+) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = run_process("verify", str(path))
+    assert result.returncode == 1
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(f"{path}:{where}: error[yaml-syntax] "), first
+    assert words in first
+    assert "<" not in first and "('" not in first  # no parser token names, no Python tuples
