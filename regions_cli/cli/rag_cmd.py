@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+from regions_cli.cli.help import Typer
+
 if TYPE_CHECKING:
     from regions_cli.rag.documents import Document
     from regions_cli.rag.store import RagStore
@@ -28,14 +30,17 @@ if TYPE_CHECKING:
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-rag_app = typer.Typer(
+rag_app = Typer(
     name="rag",
     help="Build, query and edit a workflow's RAG stores (rags: entries).",
+    epilog='Example:\n\n    regions rag query lookup.yaml facts "Who won at Hastings?"',
     no_args_is_help=True,
 )
 
-_FILE = typer.Argument(..., help="The workflow file.", show_default=False)
-_STORE = typer.Argument(..., help="A rags: name in the workflow.", show_default=False)
+_FILE = typer.Argument(..., metavar="FILE", help="The workflow file.", show_default=False)
+_STORE = typer.Argument(
+    ..., metavar="STORE", help="A rags: name in the workflow.", show_default=False
+)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -115,15 +120,25 @@ def ingest(
     store: str = _STORE,
     docs: list[Path] | None = typer.Argument(
         None,
+        metavar="DOCS",
         help="More files to add (.txt, .md, or .json lists of {content, actors}).",
         show_default=False,
     ),
     actor: list[str] | None = typer.Option(
-        None, "--actor", "-a", help="Tag the chunks of DOCS with this actor (repeatable)."
+        None,
+        "--actor",
+        "-a",
+        metavar="NAME",
+        help="Tag the chunks of DOCS with this actor (repeatable).",
     ),
     force: bool = typer.Option(False, "--force", help="Re-ingest unchanged documents too."),
 ) -> None:
-    """Bring STORE up to date with its documents (only new or changed ones), then add DOCS."""
+    """Bring STORE up to date with its documents (only new or changed ones), then add DOCS.
+
+    Example:
+
+        regions rag ingest lookup.yaml facts notes.md
+    """
     from regions_cli.rag.documents import document_name, is_inline_name, load_file
     from regions_cli.rag.factory import open_store, workflow_documents
     from regions_cli.rag.store import IngestReport
@@ -161,17 +176,33 @@ def ingest(
 def query(
     file: Path = _FILE,
     store: str = _STORE,
-    text: str = typer.Argument(..., help="What to look for.", show_default=False),
+    text: str = typer.Argument(..., metavar="TEXT", help="What to look for.", show_default=False),
     k: int | None = typer.Option(
-        None, "-k", "--top", min=1, help="How many chunks (default: the store's max_results)."
+        None,
+        "-k",
+        "--top",
+        min=1,
+        metavar="N",
+        help="How many chunks (default: the store's max_results).",
     ),
-    threshold: float = typer.Option(0.0, "--threshold", "-t", help="Lowest cosine score shown."),
+    threshold: float = typer.Option(
+        0.0, "--threshold", "-t", metavar="SCORE", help="Lowest cosine score shown."
+    ),
     actor: list[str] | None = typer.Option(
-        None, "--actor", "-a", help="Only chunks tagged with this actor (repeatable)."
+        None,
+        "--actor",
+        "-a",
+        metavar="NAME",
+        help="Only chunks tagged with this actor (repeatable).",
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per hit, not a table."),
 ) -> None:
-    """The chunks of STORE most similar to TEXT (brings the store up to date first)."""
+    """The chunks of STORE most similar to TEXT (brings the store up to date first).
+
+    Example:
+
+        regions rag query lookup.yaml facts "When was the Battle of Hastings?" -k 3
+    """
     from regions_cli.rag.factory import open_store
 
     if not text.strip():
@@ -230,7 +261,12 @@ def stats(
     store: str = _STORE,
     as_json: bool = typer.Option(False, "--json", help="A JSON object, not text."),
 ) -> None:
-    """Counts, embedder and documents of STORE (reads the file as it is; builds nothing)."""
+    """Counts, embedder and documents of STORE (reads the file as it is; builds nothing).
+
+    Example:
+
+        regions rag stats lookup.yaml facts
+    """
     workflow = _workflow_with_store(file, store)
     with _rag_errors():
         rag = _open_existing(workflow, store)
@@ -278,10 +314,19 @@ def stats(
 def delete(
     file: Path = _FILE,
     store: str = _STORE,
-    chunk: list[int] | None = typer.Option(None, "--chunk", "-c", help="A chunk id (repeatable)."),
-    document: str | None = typer.Option(None, "--document", "-d", help="A document name."),
+    chunk: list[int] | None = typer.Option(
+        None, "--chunk", "-c", metavar="ID", help="A chunk id (repeatable)."
+    ),
+    document: str | None = typer.Option(
+        None, "--document", "-d", metavar="NAME", help="A document name."
+    ),
 ) -> None:
-    """Delete chunks by id, or a whole document, from STORE."""
+    """Delete chunks by id, or a whole document, from STORE.
+
+    Example:
+
+        regions rag delete lookup.yaml facts --document notes.md
+    """
     if bool(chunk) == (document is not None):
         _fail("give either --chunk ID (repeatable) or --document NAME", EXIT_USAGE)
     workflow = _workflow_with_store(file, store)

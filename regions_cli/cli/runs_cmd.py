@@ -79,7 +79,7 @@ def step(
         "of this workflow in .regions/runs beside FILE, or a new one.",
         show_default=False,
     ),
-    layers: int = typer.Option(1, "--layers", min=1, help="How many layers to run."),
+    layers: int = typer.Option(1, "--layers", min=1, metavar="N", help="How many layers to run."),
     force: bool = typer.Option(
         False, "--force", help="Continue although the workflow changed (compatible edits only)."
     ),
@@ -89,7 +89,12 @@ def step(
         help="Let the workflow read and write files outside its folder.",
     ),
 ) -> None:
-    """Run the next layer (or N) of FILE's plan in a run file, commit, show what is pending."""
+    """Run the next layer (or N) of FILE's plan in a run file, commit, show what is pending.
+
+    Example:
+
+        regions step hello.yaml --layers 2
+    """
     from regions_cli.engine.journal import RunFile, RunFileError
     from regions_cli.runner import RunOptions, run_workflow
 
@@ -192,7 +197,7 @@ def inject(
     file: Path | None = typer.Option(
         None,
         "--file",
-        metavar="F",
+        metavar="FILE",
         help="Read the message text from this file.",
         show_default=False,
     ),
@@ -201,6 +206,10 @@ def inject(
 
     Safe while 'regions run' works on the same run file: it takes the message at its next
     barrier, exactly once.
+
+    Example:
+
+        regions inject --run .regions/runs/hello-20260101-120000.db --to Poet "Now in French."
     """
     from regions_cli.engine.journal import RunFileError
     from regions_cli.run_journal import injection_problem
@@ -246,7 +255,12 @@ def show(
         None, "--region", metavar="NAME", help="Show one region's inbox, requests and knowledge."
     ),
 ) -> None:
-    """A run's status: plan position, pending messages per region, failures, tokens."""
+    """A run's status: plan position, pending messages per region, failures, tokens.
+
+    Example:
+
+        regions show .regions/runs/hello-20260101-120000.db --region Poet
+    """
     from rich.console import Console
 
     from regions_cli.run_journal import region_state_lines
@@ -407,12 +421,17 @@ def _when(t: float) -> str:
 def runs(
     folder: Path | None = typer.Argument(
         None,
-        metavar="[DIR]",
+        metavar="DIR",
         help="Where the run files are (default: .regions/runs).",
         show_default=False,
     ),
 ) -> None:
-    """List the run files in DIR with status, time and outcome."""
+    """List the run files in DIR with status, time and outcome.
+
+    Example:
+
+        regions runs .regions/runs
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -485,7 +504,12 @@ def replay(
     ),
     no_live: bool = typer.Option(False, "--no-live", help="Plain lines, even on a terminal."),
 ) -> None:
-    """Re-render a run's recorded traffic from its run file: no model, no network."""
+    """Re-render a run's recorded traffic from its run file: no model, no network.
+
+    Example:
+
+        regions replay .regions/runs/hello-20260101-120000.db --speed instant
+    """
     import time
 
     from regions_cli.engine.journal import event_from_json

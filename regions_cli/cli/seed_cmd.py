@@ -28,18 +28,27 @@ def _fail(message: str) -> typer.Exit:
 def import_command(
     files: list[Path] = typer.Argument(
         ...,
-        metavar="REGIONS.json [PLAN.json] | STATE.json",
-        help="The original's registry and plan, a registry alone, or a flow-editor full state.",
+        metavar="FILE",
+        help="The original's registry and plan (two files), a registry alone, or a flow-editor "
+        "full state.",
         show_default=False,
     ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write the workflow here (default: standard output)."
+        None,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write the workflow here (default: standard output).",
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
 ) -> None:
     """Convert the original framework's JSON into a workflow YAML file.
 
     Dropped pairs and values are named on stderr and in the file's comments.
+
+    Example:
+
+        regions import minimal_regions.json minimal_executions.json -o minimal.yaml
     """
     from regions_cli.workflow.seed_json import SeedFormatError, import_files
 
@@ -70,11 +79,14 @@ def import_command(
 
 
 def export_command(
-    workflow: Path = typer.Argument(..., help="The workflow YAML file.", show_default=False),
+    workflow: Path = typer.Argument(
+        ..., metavar="FILE", help="The workflow YAML file.", show_default=False
+    ),
     output: Path = typer.Option(
         Path("."),
         "--output",
         "-o",
+        metavar="DIR",
         help="Folder for <name>_regions.json and <name>_executions.json.",
     ),
     force: bool = typer.Option(False, "--force", help="Replace existing files."),
@@ -82,6 +94,10 @@ def export_command(
     """Write a workflow as the original's registry and plan JSON (for its flow editor).
 
     What those files cannot express (inject, llms, rags...) is named on stderr.
+
+    Example:
+
+        regions export hello.yaml -o seed/
     """
     from regions_cli.workflow.seed_json import export_workflow
 
