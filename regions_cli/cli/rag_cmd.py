@@ -13,6 +13,7 @@ workflow does not load, no such store, bad options). Errors are one line on stde
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 from regions_cli.cli.help import Typer
+from regions_cli.text import plural
 
 if TYPE_CHECKING:
     from regions_cli.rag.documents import Document
@@ -159,8 +161,8 @@ def ingest(
                 rag.close()
     typer.echo(
         f"{store}: {report.added} added, {report.replaced} replaced, {report.unchanged} "
-        f"unchanged; {report.chunks} chunks written; the store holds {stats.chunks} chunks "
-        f"in {stats.documents} documents ({stats.path})"
+        f"unchanged; {plural(report.chunks, 'chunk')} written; the store holds "
+        f"{plural(stats.chunks, 'chunk')} in {plural(stats.documents, 'document')} ({stats.path})"
     )
     listed = {document.name for document in documents}
     if leftovers := [n for n, _ in stored if is_inline_name(n) and n not in listed]:
@@ -211,8 +213,11 @@ def query(
     with _rag_errors():
         rag = open_store(workflow, store)
         try:
-            hits = rag.search_sync(text, k=k, threshold=threshold, actors=actor or None)
-            empty = not hits and rag.stats().chunks == 0
+            # The best k at any score, then the threshold: with nothing above it, the best
+            # score below it tells the user which threshold would have found something.
+            ranked = rag.search_sync(text, k=k, threshold=-math.inf, actors=actor or None)
+            hits = [hit for hit in ranked if hit.score >= threshold]
+            empty = not ranked and rag.stats().chunks == 0
         finally:
             rag.close()
     if empty:
@@ -237,8 +242,13 @@ def query(
             )
         return
     if not hits:
-        if not empty:
-            typer.echo(f"{store}: no chunk scores >= {threshold:g}")
+        if ranked:
+            typer.echo(
+                f"{store}: no chunk scores >= {threshold:g}; the best scores "
+                f"{ranked[0].score:.3f} (lower it with --threshold)"
+            )
+        elif not empty:
+            typer.echo(f"{store}: no chunk is tagged with {' or '.join(actor or [])}")
         return
     from rich.console import Console
     from rich.table import Table
@@ -335,7 +345,7 @@ def delete(
         try:
             if document is not None:
                 deleted = rag.delete_document_sync(document)
-                typer.echo(f"{store}: deleted document {document!r} ({deleted} chunks)")
+                typer.echo(f"{store}: deleted document {document!r} ({plural(deleted, 'chunk')})")
                 from regions_cli.rag.documents import source_names
 
                 if document in source_names(workflow.rags[store].documents, workflow.base_dir):
@@ -349,7 +359,7 @@ def delete(
             deleted = rag.delete_chunks_sync(wanted)
         finally:
             rag.close()
-    typer.echo(f"{store}: deleted {deleted} of {len(wanted)} chunks")
+    typer.echo(f"{store}: deleted {deleted} of {plural(len(wanted), 'chunk')}")
     if deleted < len(wanted):
         _fail(f"{len(wanted) - deleted} of the chunk ids were not in the store", EXIT_FAILED)
 

@@ -50,7 +50,12 @@ def import_command(
 
         regions import minimal_regions.json minimal_executions.json -o minimal.yaml
     """
-    from regions_cli.workflow.seed_json import SeedFormatError, import_files
+    from regions_cli.workflow.seed_json import (
+        SCHEMA_BESIDE,
+        SeedFormatError,
+        import_files,
+        schema_reference,
+    )
 
     if len(files) > 2:
         raise _fail("regions import: give REGIONS.json [PLAN.json], or one STATE.json")
@@ -67,6 +72,13 @@ def import_command(
     for warning in result.warnings:
         _warn(warning)
     text = result.dump()
+    folder = output.parent if output is not None else Path(".")
+    if schema_reference(output) == SCHEMA_BESIDE and not (folder / SCHEMA_BESIDE).is_file():
+        typer.echo(
+            f"note: the $schema line names {SCHEMA_BESIDE} beside the workflow; for completion "
+            f"in your editor write it with `regions schema > {folder / SCHEMA_BESIDE}`",
+            err=True,
+        )
     if output is None:
         typer.echo(text, nl=False)
         return

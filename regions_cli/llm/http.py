@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from regions_cli.llm.base import LLMConfigError, LLMError
+from regions_cli.text import plural
 
 if TYPE_CHECKING:
     import http.cookiejar
@@ -393,8 +394,7 @@ class HttpEndpoint:
             else:
                 delay = backoff_delay(attempt, s.backoff, s.max_backoff)
             await asyncio.sleep(delay)
-        tries = f"{attempts} attempt" + ("s" if attempts != 1 else "")
-        raise self.error(f"{what}: {last} (gave up after {tries})")
+        raise self.error(f"{what}: {last} (gave up after {plural(attempts, 'attempt')})")
 
     def check_status(self, what: str, response: httpx.Response, body: bytes) -> None:
         """Raise `RetryableError` for 429/5xx, `LLMError` for other non-2xx statuses."""

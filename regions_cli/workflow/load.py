@@ -257,7 +257,8 @@ def _parse(doc: Document, data: bytes, *, env: Mapping[str, str] | None, strict:
         doc.add(
             "not-a-mapping",
             "the file is empty; a workflow is a mapping with version, name, regions and plan",
-            hint="start from an example in workflows/",
+            hint="start with `version: 1`, `name:`, `regions:` and `plan:` (the README's "
+            "complete example, also on the package's PyPI page, shows them all)",
         )
         return doc
     if not isinstance(root, dict):
