@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -82,27 +82,6 @@ def _rag_errors() -> Iterator[None]:
         _fail(str(exc), EXIT_FAILED)
 
 
-@contextmanager
-def _progress(total: int, label: str) -> Iterator[Any]:
-    """A rich progress bar on stderr (only for several documents on a terminal)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    console = Console(stderr=True)
-    if total < 2 or not console.is_terminal:
-        yield lambda _document: None
-        return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda _document: progress.advance(task)
-
-
 def _open_existing(workflow: Workflow, store: str) -> RagStore:
     from regions_cli.rag.factory import open_store
 
@@ -144,6 +123,7 @@ def ingest(
     from regions_cli.rag.documents import document_name, is_inline_name, load_file
     from regions_cli.rag.factory import open_store, workflow_documents
     from regions_cli.rag.store import IngestReport
+    from regions_cli.view.progress import embedding_progress
 
     workflow = _workflow_with_store(file, store)
     with _rag_errors():
@@ -152,10 +132,14 @@ def ingest(
             load_file(path, tuple(actor or ()), document_name(path, workflow.base_dir))
             for path in docs or ()
         ]
-        with _progress(len(documents), f"ingesting into {store}") as advance:
+        with embedding_progress() as progress:
             rag = open_store(workflow, store, sync_documents=False)
             try:
-                report: IngestReport = rag.ingest(documents, force=force, progress=advance)
+                report: IngestReport = rag.ingest(
+                    documents,
+                    force=force,
+                    progress=lambda done, total: progress(store, done, total),
+                )
                 stats, stored = rag.stats(), rag.documents()
             finally:
                 rag.close()
@@ -167,9 +151,9 @@ def ingest(
     listed = {document.name for document in documents}
     if leftovers := [n for n, _ in stored if is_inline_name(n) and n not in listed]:
         typer.echo(
-            f"note: {len(leftovers)} inline texts are no longer under rags.{store}.documents "
-            f"but stay in the store ({', '.join(leftovers)}); remove one with `regions rag "
-            f"delete {file} {store} --document NAME`",
+            f"note: {plural(len(leftovers), 'inline text')} no longer under "
+            f"rags.{store}.documents, still in the store ({', '.join(leftovers)}); remove one "
+            f"with `regions rag delete {file} {store} --document NAME`",
             err=True,
         )
 

@@ -170,6 +170,6 @@ def test_ingest_names_inline_texts_left_behind_by_an_edit(wf: Path) -> None:
     assert code == 0 and "1 added, 0 replaced, 1 unchanged" in out
     [old] = [n for n in json.loads(run("stats", wf, "facts", "--json")[1])["documents"]
              if n.startswith("text-") and n in err]  # fmt: skip
-    assert err.startswith("note: 1 inline texts are no longer under rags.facts.documents")
+    assert err.startswith("note: 1 inline text no longer under rags.facts.documents")
     assert run("delete", wf, "facts", "--document", old)[0] == 0
     assert run("ingest", wf, "facts")[2] == ""  # nothing left behind
