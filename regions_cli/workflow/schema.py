@@ -181,6 +181,11 @@ def _keys_for_selected(object_schema: dict[str, Any], instance: dict[str, Any]) 
     return []
 
 
+#: Schema keywords that judge a string's content: when one fails on a value that holds an unset
+#: ${VAR}, the variable is the cause.
+_VALUE_CHECKS = ("pattern", "enum", "const", "format", "minLength")
+
+
 class _Explainer:
     """Turns one jsonschema `ValidationError` into findings for the document."""
 
@@ -191,7 +196,7 @@ class _Explainer:
         path: PathT = tuple(error.absolute_path)
         schema_path = list(error.absolute_schema_path)
         validator = error.validator
-        if path in self.doc.unset_variables and validator in ("pattern", "enum", "const", "format"):
+        if path in self.doc.unset_variables and validator in _VALUE_CHECKS:
             # The value is wrong because a ${VAR} in it is unset: the loader's `unset-variable`
             # warning becomes an error here, since `regions run` would stop on this value.
             where = describe(path, self.doc.data)
@@ -326,6 +331,9 @@ class _Explainer:
         meaning = _PATTERN_MEANING.get(error.validator_value, f"must match {error.validator_value}")
         message = f"{describe(path, self.doc.data)} {meaning}; got {_show(self._raw(path))}"
         yield self._at(path, "invalid-value", message)
+
+    def _minLength(self, error: Any, path: PathT) -> Iterator[Finding]:
+        yield self._at(path, "invalid-value", f"{describe(path, self.doc.data)} must not be empty")
 
     def _bound(self, path: PathT, relation: str, bound: Any) -> Iterator[Finding]:
         message = f"{describe(path, self.doc.data)} must be {relation} {bound}"

@@ -346,3 +346,22 @@ def test_syntax_errors_are_at_the_mistake_in_plain_words(
     assert first.startswith(f"{path}:{where}: error[yaml-syntax] "), first
     assert words in first
     assert "<" not in first and "('" not in first  # no parser token names, no Python tuples
+
+
+def test_an_unset_cassette_is_an_error_as_it_is_for_run(tmp_path: Path) -> None:
+    path = tmp_path / "tape.yaml"
+    path.write_text(
+        RUN_WOULD_REJECT.replace(
+            '{backend: openai, base_url: "${REGIONS_TEST_UNSET}", model: m}',
+            '{backend: replay, cassette: "${REGIONS_TEST_UNSET}"}',
+        ).replace('    prompts: {system: "Cost 5$ total.", make_replies: "Do $tsak now."}\n', ""),
+        encoding="utf-8",
+    )
+    verified = run_process("verify", str(path))
+    assert verified.returncode == 1
+    expected = (
+        f"{path}:4:41: error[unset-variable] environment variable REGIONS_TEST_UNSET is not "
+        "set, and 'cassette' in llm 'default' cannot do without it"
+    )
+    assert expected in verified.stdout, verified.stdout
+    assert run_process("run", "--no-live", str(path)).returncode == 1
