@@ -27,7 +27,7 @@ from regions_cli.engine.events import EventBus  # noqa: E402
 from regions_cli.engine.message import Message  # noqa: E402
 from regions_cli.engine.postmaster import Postmaster  # noqa: E402
 from regions_cli.engine.regions import make_region  # noqa: E402
-from regions_cli.workflow.model import RegionConfig, Workflow, build_workflow  # noqa: E402
+from regions_cli.model import RegionConfig, Workflow, build_workflow  # noqa: E402
 
 
 def best_of_each(
@@ -108,7 +108,8 @@ async def postmaster_hop(n: int, bus: EventBus, after: Callable[[], None] = lamb
 def journal_bus(folder: Path) -> tuple[EventBus, Callable[[], None]] | None:
     """An event bus journaled to a real run file, or None while the journal is missing."""
     try:
-        from regions_cli.engine.journal import Recorder, RunFile, WorkflowRecord
+        from regions_cli.runs.recorder import Recorder
+        from regions_cli.runs.store import RunFile, WorkflowRecord
     except ImportError:
         return None
     info = {"regions": {"A": "Region", "B": "Region"}, "plan": [], "inject": 0}

@@ -37,7 +37,7 @@ PARAMS = {"temperature": 0, "ignore_eos": True, "max_tokens": TOKENS}
 
 
 def _layer(chains: int) -> Any:
-    from regions_cli.workflow.model import build_workflow
+    from regions_cli.workflow.convert import build_workflow
 
     names = [f"R{i}" for i in range(chains)]
     return build_workflow(

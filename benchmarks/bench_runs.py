@@ -13,44 +13,46 @@ import gc
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from bench_engine import generated_workflow
 from common import Row
 
 from regions_cli.build import build_engine
 from regions_cli.engine.events import EventBus
-from regions_cli.engine.journal import RunFile, WorkflowRecord, event_from_json
-from regions_cli.engine.runfile import resume_point, workflow_info
-from regions_cli.run_journal import RunJournal
-from regions_cli.workflow.model import Workflow
+from regions_cli.engine.executor import Engine
+from regions_cli.model import Workflow
+from regions_cli.runs.codec import event_from_json
+from regions_cli.runs.resume import resume_point, workflow_info
+from regions_cli.runs.run import Run
+from regions_cli.runs.store import RunFile, WorkflowRecord
 
 
 async def run_once(workflow: Workflow, run_path: Path | None) -> float:
-    """Seconds for one run of `workflow`, journaled to `run_path` when given."""
-    bus = EventBus()
-    engine = build_engine(workflow, bus)
-    hook: Any = None
-    kwargs: dict[str, Any] = {}
-    journal: RunJournal | None = None
-    if run_path is not None:
-        info = workflow_info(workflow)
-        record = WorkflowRecord(workflow.name, str(run_path), "", "{}", "0", info)
-        run = RunFile.create(run_path, workflow=record)
-        journal = RunJournal(run, resume_point(run), kind="run")
-        journal.subscribe(bus)
-        journal.attach(engine)
-        hook, kwargs = journal, journal.run_kwargs
+    """Seconds for one run of `workflow` (its engine built, then run), journaled to `run_path`
+    through the library's `Run` when given."""
+
+    async def build(workflow: Workflow, bus: EventBus) -> Engine:
+        return build_engine(workflow, bus)
+
+    if run_path is None:
+        gc.collect()
+        start = time.perf_counter()
+        engine = await build(workflow, EventBus())
+        result = await engine.run()
+        assert result.ok, result.error
+        await engine.aclose()
+        return time.perf_counter() - start
+    record = WorkflowRecord(workflow.name, str(run_path), "", "{}", "0", workflow_info(workflow))
+    run = Run(
+        workflow, record, run_file=RunFile.create(run_path, workflow=record), path=None,
+        kind="run", build=build,
+    )  # fmt: skip
     gc.collect()
     start = time.perf_counter()
-    result = await engine.run(barrier_hook=hook, **kwargs)
-    if journal is not None:
-        journal.finish(None, result.exit_code)  # the last write is part of the cost
-    elapsed = time.perf_counter() - start
-    assert result.ok, result.error
-    if journal is not None:
-        journal.close()
-    return elapsed
+    with run:
+        finished = await run.execute()  # the last write is part of the cost
+    assert finished.status == "ok", finished
+    return time.perf_counter() - start
 
 
 def main(quick: bool = False) -> list[Row]:

@@ -29,10 +29,10 @@ from rich.console import Console  # noqa: E402
 
 from regions_cli.build import build_engine  # noqa: E402
 from regions_cli.engine.events import Event, EventBus  # noqa: E402
+from regions_cli.model import Workflow  # noqa: E402
 from regions_cli.view.jsonl import JsonlView  # noqa: E402
 from regions_cli.view.live import LiveView  # noqa: E402
 from regions_cli.view.plain import PlainView  # noqa: E402
-from regions_cli.workflow.model import Workflow  # noqa: E402
 
 
 async def timed_run(workflow: Workflow, subscriber: Callable[[Event], None] | None) -> float:

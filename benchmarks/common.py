@@ -49,7 +49,7 @@ def best_of(repeats: int, fn: Callable[[], object]) -> float:
 
 
 def render(rows: list[Row]) -> str:
-    """A Markdown table (pastes into the README as is)."""
+    """A Markdown table (pastes into docs/benchmarks.md as is)."""
     lines = [
         "| benchmark | figure | baseline | ratio | target | ok |",
         "|---|---:|---:|---:|---:|:---:|",

@@ -4,7 +4,7 @@ Each ``benchmarks/bench_*.py`` module exposes ``main(quick: bool) -> list[Row]``
 imports them in name order, runs them in this one process (so ratios compare like with like)
 and prints a table. ``--quick`` shrinks sizes for a smoke run; ``--only NAME`` picks modules.
 
-    python benchmarks/run.py            # full run, figures for the README
+    python benchmarks/run.py            # full run, figures for docs/benchmarks.md
     python benchmarks/run.py --quick    # seconds, for CI
 """
 

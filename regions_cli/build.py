@@ -22,9 +22,9 @@ from regions_cli.engine.prompts import PromptTemplates, TemplateError
 from regions_cli.engine.regions import RegionContext, make_region
 from regions_cli.engine.regions.base import BaseRegion
 from regions_cli.engine.transport import Transport
-from regions_cli.llm.base import CompletionModel
+from regions_cli.llm.base import CompletionModel, Preloadable
+from regions_cli.model import LLM_REGION_TYPES, Workflow
 from regions_cli.rag.base import KnowledgeStore, RagError
-from regions_cli.workflow.model import LLM_REGION_TYPES, Workflow
 
 if TYPE_CHECKING:
     from regions_cli.llm.factory import LLMOptions
@@ -63,12 +63,20 @@ async def build_engine_async(
 ) -> Engine:
     """`build_engine` for code running on an event loop: the RAG stores are opened (and their
     documents ingested) in a worker thread, and cancelling this coroutine stops the ingestion
-    within one embedding slice (`regions_cli.rag.store.EMBED_SLICE` chunks). `progress` hears
-    how far each store's ingestion got. The engine closes the stores in `Engine.aclose`."""
+    within one embedding slice (`regions_cli.rag.store.EMBED_SLICE` chunks); models that load
+    slowly start loading. `progress` hears how far each store's ingestion got. The engine
+    closes the stores and models in `Engine.aclose`."""
     stores = await open_stores(workflow, progress)
     closers = [c for c in (getattr(s, "aclose", None) for s in stores.values()) if c is not None]
+    made: dict[str, CompletionModel] = {}
     try:
-        return _build(workflow, bus, llm_options, None, stores, transport, closers=closers)
+        engine = _build(
+            workflow, bus, llm_options, None, stores, transport, closers=closers, made=made
+        )
+        for model in made.values():  # the embedded model loads while the run gets ready
+            if isinstance(model, Preloadable):
+                await model.preload()
+        return engine
     except BaseException:
         for close in closers:
             await close()
@@ -155,8 +163,10 @@ def _build(
     stores: Mapping[str, KnowledgeStore] | None,
     transport: Transport | None,
     closers: list[Callable[[], Awaitable[None]]],
+    made: dict[str, CompletionModel] | None = None,
 ) -> Engine:
-    """`build_engine`, with `closers` (of what the caller opened) for the engine to run."""
+    """`build_engine`, with `closers` (of what the caller opened) for the engine to run; the
+    models it makes are also put in `made`."""
     from regions_cli.llm.factory import make_llm
 
     models: dict[str, CompletionModel] = dict(llms or {})
@@ -174,6 +184,8 @@ def _build(
             except (ValueError, OSError, ImportError, KeyError) as exc:
                 raise BuildError(_located(f"llms.{name}", exc)) from None
             closers.append(models[name].aclose)
+            if made is not None:
+                made[name] = models[name]
         return models[name]
 
     def store(name: str, region: str) -> KnowledgeStore:

@@ -30,9 +30,9 @@ each event-stream client blocks on its own queue.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
-import io
 import json
 import mimetypes
 import os
@@ -47,6 +47,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from regions_cli.exit_codes import ExitCode
 
 #: Where the build of ``gui/`` lives inside the package.
 DIST = Path(__file__).resolve().parent / "gui_dist"
@@ -90,31 +92,10 @@ def missing_build_message(dist: Path | None = None) -> str | None:
     )
 
 
-class _LineSplitter(io.StringIO):
-    """A text stream that hands every complete line written to it to `on_line`."""
-
-    def __init__(self, on_line: Callable[[str], None]) -> None:
-        super().__init__()
-        self._on_line = on_line
-        self._pending = ""
-
-    def write(self, text: str) -> int:
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            if line.strip():
-                self._on_line(line)
-        return len(text)
-
-    def flush(self) -> None:
-        if self._pending.strip():
-            self._on_line(self._pending)
-        self._pending = ""
-
-
 @dataclass
 class RunHub:
-    """The live run: starts it in a thread and fans its ``--json`` lines out to listeners.
+    """The live run: starts it in a thread and fans its events (the lines of ``--json``) out
+    to listeners.
 
     A listener is a `queue.Queue` per event-stream client; `None` in it means "the server is
     closing". Events of the current (or last) run are kept so a page that connects late sees
@@ -171,21 +152,45 @@ class RunHub:
         return number
 
     def _run(self, workflow: Path) -> None:
-        from regions_cli.runner import RunOptions, run_workflow
-
-        def error_line(line: str) -> None:
-            text = line.removeprefix("error: ")
-            self.publish(json.dumps({"kind": "error", "t": time.time(), "text": text}))
-
-        out, err = _LineSplitter(self.publish), _LineSplitter(error_line)
         try:
-            code = run_workflow(RunOptions(workflow=workflow, json=True), stdout=out, stderr=err)
+            code = asyncio.run(_run_workflow(workflow, self.publish))
         except Exception as exc:  # a bug in the engine must not kill the server silently
-            error_line(f"the run crashed: {type(exc).__name__}: {exc}")
-            code = 3
-        out.flush()
-        err.flush()
-        self.publish(json.dumps({"kind": "run_exit", "t": time.time(), "exit_code": code}))
+            self.publish(_line("error", text=f"the run crashed: {type(exc).__name__}: {exc}"))
+            code = ExitCode.FAILED
+        self.publish(_line("run_exit", exit_code=code))
+
+
+def _line(kind: str, **fields: Any) -> str:
+    return json.dumps({"kind": kind, "t": time.time(), **fields})
+
+
+async def _run_workflow(path: Path, publish: Callable[[str], None]) -> int:
+    """Verify and run `path` as ``regions run --json`` would, publishing the same lines (the
+    findings if any, then every event); returns the exit code."""
+    from regions_cli.runs.run import Run, RunError
+    from regions_cli.view.jsonl import event_line
+    from regions_cli.workflow.api import load
+
+    loaded = load(path)
+    if loaded.findings:
+        findings = [finding.to_dict() for finding in loaded.findings]
+        errors = len(loaded.errors)
+        publish(
+            _line("findings", errors=errors, warnings=len(findings) - errors, findings=findings)
+        )
+    if loaded.workflow is None:
+        return ExitCode.INVALID
+    refusal = loaded.outside_paths_problem()
+    if refusal is not None:
+        publish(_line("error", text=refusal))
+        return ExitCode.USAGE
+    try:
+        with Run.open(loaded.workflow, loaded.document) as run:
+            run.subscribe(lambda event: publish(event_line(event)))
+            return (await run.execute()).exit_code
+    except RunError as exc:
+        publish(_line("error", text=str(exc)))
+        return exc.exit_code
 
 
 class GuiServer(ThreadingHTTPServer):
@@ -315,8 +320,8 @@ class GuiServer(ThreadingHTTPServer):
     def export_json(self, text: str) -> dict[str, Any]:
         """`text` as the original's registry and plan JSON (``regions export``'s rules)."""
         from regions_cli.workflow.api import check_document
+        from regions_cli.workflow.convert import build_workflow
         from regions_cli.workflow.load import load_text
-        from regions_cli.workflow.model import build_workflow
         from regions_cli.workflow.seed_json import export_workflow
 
         folder = self.workflow.parent if self.workflow is not None else Path.cwd()

@@ -1,26 +1,52 @@
-"""Dependencies point one way: the CLI uses the core; the core never imports the CLI or a view.
+"""Dependencies point one way, for every module of the package (folders and top-level modules).
 
 Checked on the source (every ``import``/``from ... import``, including the ones inside
-functions), so a lazy import cannot hide a wrong-way dependency.
+functions and under ``TYPE_CHECKING``), so a lazy import cannot hide a wrong-way dependency.
+The layout and its directions are described in docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "regions_cli"
 
-#: package folder -> the regions_cli subpackages it must never import
-FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "workflow": ("cli", "view", "engine", "llm", "rag", "build", "runner", "run_journal"),
-    "engine": ("cli", "view", "build", "runner", "run_journal", "gui_server"),
-    "llm": ("cli", "view", "engine", "rag", "build", "runner", "run_journal"),
-    "rag": ("cli", "view", "engine", "build", "runner", "run_journal"),
-    "view": ("cli", "build", "runner", "run_journal", "llm", "rag"),
-}
+#: unit (a folder or a top-level module of regions_cli) -> the units it may import
+ALLOWED: dict[str, frozenset[str]] = {
+    name: frozenset(allowed)
+    for name, allowed in {
+        "__init__": {"workflow", "runs", "exit_codes"},  # the public API
+        "__main__": {"cli"},
+        "cli": {
+            "runs", "view", "workflow", "model", "engine", "llm", "rag", "exit_codes",
+            "private_files", "gui_server", "text",
+        },
+        "gui_server": {"runs", "view", "workflow", "model", "engine", "exit_codes"},
+        "runs": {"build", "engine", "model", "workflow", "llm", "exit_codes", "private_files"},
+        "build": {"engine", "llm", "rag", "model"},
+        "http": {"text"},  # serves the LLM and embedder backends, knows neither
+        "engine": {"model", "llm", "rag", "exit_codes", "private_files", "text"},
+        "workflow": {"model", "private_files", "text"},
+        "llm": {"model", "http", "private_files", "text"},
+        "rag": {"model", "http", "private_files", "text"},
+        "view": {"engine", "runs", "model", "exit_codes", "text"},
+        "model": {"text"},
+        "text": set(),  # words for people (plurals, did-you-mean): a leaf every layer may use
+        "exit_codes": set(),
+        "private_files": set(),
+    }.items()
+}  # fmt: skip
+
+
+def unit_of(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -34,20 +60,30 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-def test_the_package_folders_exist() -> None:
-    for folder in FORBIDDEN:
-        assert (PACKAGE / folder / "__init__.py").is_file(), folder
+MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
-@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
-def test_imports_point_one_way(folder: str) -> None:
+def test_every_module_has_a_place_in_the_layout() -> None:
+    assert sorted({unit_of(path) for path in MODULES} - set(ALLOWED)) == []
+
+
+@pytest.mark.parametrize("unit", sorted(ALLOWED))
+def test_imports_point_one_way(unit: str) -> None:
     wrong = []
-    for path in sorted((PACKAGE / folder).rglob("*.py")):
+    for path in MODULES:
+        if unit_of(path) != unit:
+            continue
         for module in imported_modules(path):
             parts = module.split(".")
-            if parts[0] == "regions_cli" and len(parts) > 1 and parts[1] in FORBIDDEN[folder]:
+            if parts[0] != "regions_cli" or len(parts) == 1 or parts[1] == unit:
+                continue
+            if parts[1] not in ALLOWED[unit]:
                 wrong.append(f"{path.relative_to(PACKAGE.parent)} imports {module}")
     assert wrong == []
+
+
+def test_nothing_imports_the_cli() -> None:
+    assert [unit for unit, allowed in ALLOWED.items() if "cli" in allowed] == ["__main__"]
 
 
 def test_the_engine_sees_models_and_stores_only_through_their_protocols() -> None:
@@ -59,3 +95,40 @@ def test_the_engine_sees_models_and_stores_only_through_their_protocols() -> Non
         if module.startswith(("regions_cli.llm", "regions_cli.rag")) and module not in allowed
     ]
     assert wrong == []
+
+
+def _distribution(requirement: str) -> str:
+    """``httpx>=0.27,<1`` -> ``httpx``; names compared as PyPI does (``ruamel.yaml`` =
+    ``ruamel-yaml``)."""
+    name = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert name, requirement
+    return re.sub(r"[-_.]+", "-", name.group()).lower()
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    """What the package imports is what `pip install` gives it (httpx's own httpcore is not)."""
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [
+        r for extra in project["optional-dependencies"].values() for r in extra
+    ]
+    declared = {_distribution(r) for r in requirements}
+    providers = importlib.metadata.packages_distributions()
+    undeclared = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for module in imported_modules(path):
+            top = module.split(".")[0]
+            if top in sys.stdlib_module_names or top in ("regions_cli", "__future__"):
+                continue
+            if not {_distribution(d) for d in providers.get(top, [top])} & declared:
+                undeclared.append(f"{path.relative_to(PACKAGE.parent)} imports {module}")
+    assert undeclared == []
+
+
+def test_the_http_layer_imports_only_httpx_and_the_standard_library() -> None:
+    outside = {
+        module
+        for path in (PACKAGE / "http").rglob("*.py")
+        for module in imported_modules(path)
+        if module.split(".")[0] not in (*sys.stdlib_module_names, "httpx", "regions_cli")
+    }
+    assert outside == set()

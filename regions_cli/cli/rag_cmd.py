@@ -25,9 +25,9 @@ from regions_cli.cli.help import Typer
 from regions_cli.text import plural
 
 if TYPE_CHECKING:
+    from regions_cli.model import Workflow
     from regions_cli.rag.documents import Document
     from regions_cli.rag.store import RagStore
-    from regions_cli.workflow.model import Workflow
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -1,6 +1,6 @@
 """``regions run FILE``: verify, then run a workflow and watch its traffic.
 
-Thin on purpose: flags become a `regions_cli.runner.RunOptions` and `run_workflow` does the
+Thin on purpose: flags become a `regions_cli.cli.runner.RunOptions` and `run_workflow` does the
 rest and returns the exit code (0 ok, 1 invalid workflow, 2 usage/I/O error, 3 a step failed,
 4 budget exceeded, 130 interrupted). Only typer and the standard library are imported here.
 """
@@ -112,7 +112,7 @@ def run(
         regions run hello.yaml --llm default=http://127.0.0.1:8080/v1
         regions run hello.yaml --resume .regions/runs/hello-20260101-120000.db
     """
-    from regions_cli.runner import RunOptions, run_workflow
+    from regions_cli.cli.runner import RunOptions, run_workflow
 
     if resume is not None and run_file is not None:
         typer.echo("error: --run and --resume cannot be used together", err=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from regions_cli.engine.journal import RunFile
+    from regions_cli.runs.store import RunFile
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -32,7 +32,7 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 
 
 def _open(path: Path) -> RunFile:
-    from regions_cli.engine.journal import RunFile, RunFileError
+    from regions_cli.runs.store import RunFile, RunFileError
 
     try:
         return RunFile.open(path)
@@ -50,7 +50,7 @@ def _reading(path: Path) -> Iterator[RunFile]:
     """`path` open for reading; a damaged row is one line and exit 2, never a traceback."""
     import sqlite3
 
-    from regions_cli.engine.journal import RunFileError
+    from regions_cli.runs.store import RunFileError
 
     with _open(path) as run:
         try:
@@ -95,8 +95,8 @@ def step(
 
         regions step hello.yaml --layers 2
     """
-    from regions_cli.engine.journal import RunFile, RunFileError
-    from regions_cli.runner import RunOptions, run_workflow
+    from regions_cli.cli.runner import RunOptions, run_workflow
+    from regions_cli.runs.store import RunFile, RunFileError
 
     if not file.is_file():
         raise _fail(f"{file}: no such file")
@@ -127,12 +127,15 @@ def step(
     code = run_workflow(options)
     path = resume or run or _latest_unfinished(file, unfinished=False)
     if path is not None and path.exists() and code not in (EXIT_INVALID, EXIT_USAGE):
-        _print_pending(path, file)
+        from regions_cli.view.runs import pending_lines
+
+        with _reading(path) as opened:
+            typer.echo("\n".join(pending_lines(opened, file)))
     raise typer.Exit(code)
 
 
 def _latest_unfinished(file: Path, *, unfinished: bool = True) -> Path | None:
-    from regions_cli.run_journal import latest_run
+    from regions_cli.runs.resume import latest_run
     from regions_cli.workflow.load import load_file
 
     document = load_file(file)
@@ -140,41 +143,6 @@ def _latest_unfinished(file: Path, *, unfinished: bool = True) -> Path | None:
     if not isinstance(name, str):
         return None
     return latest_run(file, name, unfinished=unfinished)
-
-
-def _print_pending(path: Path, file: Path) -> None:
-    """After a step: where the run stands and what waits where."""
-    from regions_cli.view.state import first_line
-
-    with _open(path) as run:
-        plan = run.workflow.plan
-        position = run.position
-        typer.echo("")
-        typer.echo(f"Run file {path}")
-        for name, state in sorted(_current_states(run).items()):
-            requests = state.get("requests") or []
-            replies = state.get("replies") or []
-            inbox = state.get("inbox") or []
-            if not (requests or inbox):
-                continue
-            typer.echo(
-                f"  pending at {name}: {len(requests)} request(s), {len(inbox)} held, "
-                f"{len(replies)} reply(ies) kept"
-            )
-            for entry in requests:
-                typer.echo(f"    {entry.get('source')}: {first_line(str(entry.get('content')))}")
-        for item in run.injections(pending_only=True):
-            typer.echo(f"  queued injection for {item.message.destination} ({item.message.role})")
-        if position >= len(plan):
-            typer.echo(f"Plan finished ({len(plan)}/{len(plan)} layers).")
-        else:
-            label = plan[position].get("label", "")
-            done = sorted(run.chains_done(position))
-            again = f" (chains {', '.join(done)} done; the others run again)" if done else ""
-            typer.echo(
-                f"Next: layer {position + 1}/{len(plan)} {label}{again}: "
-                f"regions step {file} --run {path}"
-            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,8 +179,7 @@ def inject(
 
         regions inject --run .regions/runs/hello-20260101-120000.db --to Poet "Now in French."
     """
-    from regions_cli.engine.journal import RunFileError
-    from regions_cli.run_journal import injection_problem
+    from regions_cli.runs.store import RunFileError
 
     if (text is None) == (file is None):
         raise _fail("give the message as TEXT or with --file, not both or neither")
@@ -226,7 +193,7 @@ def inject(
     if not text.strip():
         raise _fail(f"{file if file is not None else 'TEXT'}: the message is empty", EXIT_INVALID)
     with _open(run) as opened:
-        problem = injection_problem(opened.workflow, to, role)
+        problem = opened.workflow.injection_problem(to, role)
         if problem is not None:
             raise _fail(f"{run}: {problem}", EXIT_INVALID)
         plan = opened.workflow.plan
@@ -263,13 +230,14 @@ def show(
     """
     from rich.console import Console
 
-    from regions_cli.run_journal import region_state_lines
-    from regions_cli.view.state import plain_text
+    from regions_cli.runs.status import current_states
+    from regions_cli.view.runs import summary_table
+    from regions_cli.view.state import plain_text, region_state_lines
 
     console = Console(highlight=False, soft_wrap=True)
     with _reading(run) as opened:
         if region is not None:
-            states = _current_states(opened)
+            states = current_states(opened)
             if region not in opened.workflow.regions:
                 names = ", ".join(sorted(opened.workflow.regions))
                 raise _fail(f"{run}: unknown region {region!r} (regions: {names})", EXIT_INVALID)
@@ -284,134 +252,6 @@ def show(
                 console.print(plain_text(line))
             return
         console.print(summary_table(opened))
-
-
-def summary_table(run: RunFile) -> Any:
-    """The rich renderable `regions show` prints."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    from regions_cli.view.state import plain_text as t
-
-    info = run_info(run)
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold cyan")
-    head.add_column()
-    head.add_row("run file", t(run.path))
-    head.add_row("workflow", t(f"{run.workflow.name} ({run.workflow.path})"))
-    head.add_row("status", t(info["status"]))
-    head.add_row("plan", t(info["position_text"]))
-    head.add_row("started", _when(run.created))
-    head.add_row(
-        "invocations",
-        t(", ".join(f"{i['kind']}:{i['status'] or 'running'}" for i in run.invocations()))
-        or "none",
-    )
-    usage = run.usage()
-    prompt = sum(u["prompt_tokens"] for u in usage.values())
-    completion = sum(u["completion_tokens"] for u in usage.values())
-    calls = sum(u["calls"] for u in usage.values())
-    head.add_row(
-        "tokens",
-        f"{prompt + completion} ({prompt} prompt, {completion} completion), {calls} LLM calls",
-    )
-    head.add_row("messages", str(len(run.messages())))
-
-    regions = Table(title="Regions", title_justify="left", show_edge=False)
-    for column in ("region", "type", "pending requests", "held", "knowledge", "queued", "tokens"):
-        regions.add_column(column)
-    states = _current_states(run)
-    queued: dict[str, int] = {}
-    for item in run.injections(pending_only=True):
-        queued[item.message.destination] = queued.get(item.message.destination, 0) + 1
-    for name, kind in run.workflow.regions.items():
-        state = states.get(name, {})
-        tokens = usage.get(name, {})
-        regions.add_row(
-            t(name),
-            t(kind),
-            str(len(state.get("requests") or [])),
-            str(len(state.get("inbox") or [])),
-            str(len(state.get("replies") or [])),
-            str(queued.get(name, 0)),
-            str(tokens.get("prompt_tokens", 0) + tokens.get("completion_tokens", 0)),
-        )
-    parts: list[Any] = [head, Text(""), regions]
-    failures = [s for s in run.steps() if s["outcome"] in ("failed", "timeout", "cancelled")]
-    rejected = [m for m in run.messages() if m["delivery"] == "rejected"]
-    if failures or rejected:
-        table = Table(title="Failures", title_justify="left", show_edge=False)
-        table.add_column("where")
-        table.add_column("what")
-        for s in failures:
-            where = f"layer {s['layer'] + 1} {s['chain']} {s['region']}.{s['method']}"
-            table.add_row(t(where), t(f"{s['outcome']}: {s['error'] or ''}"))
-        for m in rejected:
-            table.add_row(
-                t(f"{m['source']} -> {m['destination']}"),
-                t(f"rejected ({m['rule']}): {m['reason']}"),
-            )
-        parts += [Text(""), table]
-    return Group(*parts)
-
-
-def _current_states(run: RunFile) -> dict[str, dict[str, Any]]:
-    """The regions' state a continued run would start from: the last barrier's, with the
-    chains of the layer in progress that already completed."""
-    from regions_cli.engine.runfile import resume_point
-
-    return resume_point(run).states if run.started else {}
-
-
-def run_info(run: RunFile) -> dict[str, Any]:
-    """Status, plan position and last activity of a run file (for ``show`` and ``runs``)."""
-    from regions_cli.engine.journal import pid_alive
-
-    plan = run.workflow.plan
-    position = run.position
-    invocations = run.invocations()
-    last = invocations[-1] if invocations else None
-    if last is not None and last["finished"] is None and pid_alive(int(last["pid"])):
-        status = "running"
-    elif last is None:
-        status = "created"
-    elif last["finished"] is None:
-        status = "interrupted (process died)"
-    elif run.started and position >= len(plan):
-        status = "finished" if last["status"] == "ok" else f"finished ({last['status']})"
-    elif last["status"] == "ok":
-        status = "stepping" if last["kind"] == "step" else "stopped"
-    else:
-        status = str(last["status"])
-    if run.started and position >= len(plan):
-        position_text = f"finished ({len(plan)}/{len(plan)} layers)"
-    else:
-        label = plan[position].get("label", "") if position < len(plan) else ""
-        done = sorted(run.chains_done(position))
-        position_text = f"next layer {position + 1}/{len(plan)} {label}".rstrip()
-        if done:
-            position_text += f" (chains done: {', '.join(done)})"
-        if not run.started:
-            position_text = f"not started ({len(plan)} layers)"
-    activity = max([run.created] + [float(i["finished"] or i["started"]) for i in invocations])
-    outcome = "-"
-    if last is not None and last["exit_code"] is not None:
-        outcome = f"{last['status']} (exit {last['exit_code']})"
-    return {
-        "status": status,
-        "position": position,
-        "layers": len(plan),
-        "position_text": position_text,
-        "activity": activity,
-        "outcome": outcome,
-    }
-
-
-def _when(t: float) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,7 +275,9 @@ def runs(
     from rich.console import Console
     from rich.table import Table
 
-    from regions_cli.engine.journal import RunFile, RunFileError
+    from regions_cli.runs.status import run_info
+    from regions_cli.runs.store import RunFile, RunFileError
+    from regions_cli.view.runs import when
 
     folder = folder or Path(".regions/runs")
     if (folder / ".regions" / "runs").is_dir():
@@ -456,8 +298,8 @@ def runs(
                             run.workflow.name,
                             info["status"],
                             position,
-                            _when(run.created),
-                            _when(info["activity"]),
+                            when(run.created),
+                            when(info["activity"]),
                             info["outcome"],
                         ],
                     )
@@ -512,7 +354,8 @@ def replay(
     """
     import time
 
-    from regions_cli.engine.journal import event_from_json
+    from regions_cli.runs.codec import event_from_json
+    from regions_cli.runs.status import whole_run_finished
 
     if speed not in (None, "recorded", "instant"):
         raise _fail(f"--speed {speed}: use recorded or instant")
@@ -551,35 +394,6 @@ def replay(
             view.report()
     except CORRUPT_ROW_ERRORS as exc:  # a recorded event whose fields have the wrong types
         raise _fail(_corrupt(run, exc)) from None
-
-
-def whole_run_finished(events: list[Any], spent: float) -> Any:
-    """The `RunFinished` of a run that several invocations (``step``, resumes) wrote: the last
-    one's status with the totals of all (`spent`: their seconds), so the replay's summary is
-    the run's, not the last step's. None for a run of one invocation (its own event stands)
-    or one whose last invocation did not finish."""
-    import dataclasses
-
-    from regions_cli.engine import events as ev
-    from regions_cli.view.state import FAILED_OUTCOMES
-
-    finished = [e for e in events if isinstance(e, ev.RunFinished)]
-    if not finished or sum(isinstance(e, ev.RunStarted) for e in events) < 2:
-        return None
-    steps = [e.outcome for e in events if isinstance(e, ev.StepFinished)]
-    calls = [e for e in events if isinstance(e, ev.LLMCalled)]
-    return dataclasses.replace(
-        finished[-1],
-        layers_run=sum(isinstance(e, ev.LayerFinished) for e in events),
-        steps_ok=sum(outcome not in FAILED_OUTCOMES for outcome in steps),
-        steps_failed=sum(outcome in FAILED_OUTCOMES for outcome in steps),
-        messages=sum(isinstance(e, ev.MessageDelivered) and e.delivery != "cc" for e in events),
-        prompt_tokens=sum(e.prompt_tokens for e in calls),
-        completion_tokens=sum(e.completion_tokens for e in calls),
-        llm_calls=len(calls),
-        cached_calls=sum(e.cached for e in calls),
-        duration=spent,
-    )
 
 
 #: Longest pause `regions replay --speed recorded` makes between two events (seconds).

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from regions_cli.workflow.model import Workflow
+    from regions_cli.model import Workflow
 
 
 def _warn(message: str) -> None:

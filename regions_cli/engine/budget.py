@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from regions_cli.llm.base import Usage
-from regions_cli.workflow.model import Budget
+from regions_cli.model import Budget
 
 
 @dataclass

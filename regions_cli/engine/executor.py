@@ -44,14 +44,12 @@ from regions_cli.engine.events import (
 from regions_cli.engine.message import Message, Origin
 from regions_cli.engine.postmaster import Held, Postmaster, Routing, UndeliverableError
 from regions_cli.engine.regions.base import BaseRegion, Outcome
+from regions_cli.exit_codes import STATUS_EXIT_CODES
 from regions_cli.llm.base import Usage
+from regions_cli.model import Chain, Layer, Step, Workflow
 from regions_cli.text import plural
-from regions_cli.workflow.model import Chain, Layer, Step, Workflow
 
 RunStatus = Literal["ok", "failed", "interrupted", "budget_exceeded"]
-
-#: The exit code of `regions run` for each run status.
-EXIT_CODES: Mapping[str, int] = {"ok": 0, "failed": 3, "interrupted": 130, "budget_exceeded": 4}
 
 #: Step outcomes that count as failures.
 FAILED_OUTCOMES = frozenset({"failed", "timeout", "cancelled"})
@@ -382,7 +380,7 @@ class Engine:
             now.completion_tokens - usage_before.completion_tokens,
         )
         messages = self.postmaster.seq - tally.delivered_before
-        exit_code = EXIT_CODES[status]
+        exit_code = int(STATUS_EXIT_CODES[status])
         cached = self.budget.cached_calls - tally.cached_before
         calls = self.budget.total.calls - tally.calls_before + cached
         self.bus.emit(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["request", "reply"]
@@ -43,7 +43,24 @@ class Message:
             object.__setattr__(self, "id", message_id(self))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The message as JSON (built by hand: `dataclasses.asdict` deep-copies, and this is
+        on the hot path of the run file and ``--json``)."""
+        o = self.origin
+        return {
+            "source": self.source,
+            "destination": self.destination,
+            "role": self.role,
+            "content": self.content,
+            "origin": {
+                "layer": o.layer,
+                "chain": o.chain,
+                "step": o.step,
+                "ordinal": o.ordinal,
+                "injected": o.injected,
+            },
+            "cause": self.cause,
+            "id": self.id,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Message:

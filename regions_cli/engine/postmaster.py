@@ -38,7 +38,7 @@ from regions_cli.engine.message import ROLES, Message
 from regions_cli.engine.regions.base import BaseRegion
 from regions_cli.engine.regions.listener import ListenerRegion
 from regions_cli.engine.transport import InProcessTransport, Receiver, Transport
-from regions_cli.workflow.model import DeliveryConfig
+from regions_cli.model import DeliveryConfig
 
 #: The source of the notes the postmaster returns to senders.
 POSTMASTER = "postmaster"

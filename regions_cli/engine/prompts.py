@@ -2,7 +2,7 @@
 
 Templates use `string.Template` syntax (``$task``, ``${question}``), so JSON braces in a
 template need no escaping. Each template may use only the fields listed in
-`regions_cli.workflow.templates.FIELDS`; ``regions verify`` reports a bad override at its line,
+`regions_cli.model.templates.FIELDS`; ``regions verify`` reports a bad override at its line,
 and the engine refuses one (naming the region and the field) when it is built.
 """
 
@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from regions_cli.workflow.templates import FIELDS, template_problems
+from regions_cli.model.templates import FIELDS, template_problems
 
 
 class TemplateError(ValueError):

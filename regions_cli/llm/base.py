@@ -94,6 +94,16 @@ class CompletionModel(Protocol):
         ...
 
 
+@runtime_checkable
+class Preloadable(Protocol):
+    """A model that takes a while to load (the embedded one) and can start loading before its
+    first call, so loading overlaps the rest of a run's start-up."""
+
+    async def preload(self) -> None:
+        """Start loading in the background; the first call waits for it to finish."""
+        ...
+
+
 class ModelWrapper:
     """Base of a `CompletionModel` that wraps another (`inner`): the probes it does not define
     itself (``health``, ``list_models``, ``count_tokens``) go to the wrapped backend."""

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 from regions_cli.llm.base import ChatMessage, CompletionModel, CompletionRequest, LLMError
 from regions_cli.llm.factory import LLMOptions, make_llm
+from regions_cli.model import LLMConfig
 from regions_cli.text import plural
-from regions_cli.workflow.model import LLMConfig
 
 T = TypeVar("T")
 
@@ -76,7 +76,7 @@ def describe_endpoint(config: LLMConfig, options: LLMOptions) -> str:
     if options.replay is not None:
         return f"cassette {options.replay}"
     if config.backend == "openai":
-        from regions_cli.llm.http import strip_userinfo
+        from regions_cli.http import strip_userinfo
 
         url = strip_userinfo(str(o.get("base_url", "?")))
         return url + (f" ({o['model']})" if o.get("model") else "")

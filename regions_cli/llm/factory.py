@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from regions_cli.llm.base import CompletionModel, LLMConfigError
-from regions_cli.workflow.model import LLMConfig, Workflow
+from regions_cli.model import LLMConfig, Workflow
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def _override(old: LLMConfig, value: str, text: str, keep_credentials: bool) -> 
         keep["params"] = old.options["params"]
     lowered = value.lower()
     if lowered.startswith(("http://", "https://")):
-        from regions_cli.llm.http import same_origin
+        from regions_cli.http import same_origin
 
         options = dict(old.options) if old.backend == "openai" else keep
         options.pop("_implied", None)

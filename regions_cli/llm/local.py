@@ -51,7 +51,7 @@ from regions_cli.llm.base import (
 )
 
 if TYPE_CHECKING:
-    from regions_cli.workflow.model import LLMConfig
+    from regions_cli.model import LLMConfig
 
 INSTALL_HINT = "pip install 'regions-cli[local]'"
 RUNTIME_PACKAGE = "xllamacpp"
@@ -224,27 +224,47 @@ class LocalModel:
             self._starting = asyncio.ensure_future(self._start())
         return await asyncio.shield(self._starting)
 
-    async def _start(self) -> asyncio.subprocess.Process:
+    async def preload(self) -> None:
+        """Start the model process now: the model loads while the run sets itself up, and the
+        first call waits for it (a failure to load is reported then)."""
+        if self._starting is not None or self._process is not None or self._failure is not None:
+            return
+        spawned: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._starting = asyncio.ensure_future(self._start(spawned))
+        await spawned
+
+    async def _start(
+        self, spawned: asyncio.Future[None] | None = None
+    ) -> asyncio.subprocess.Process:
         config = {
             "model": str(self.model_path),
             "n_ctx": self.n_ctx,
             "n_parallel": self.n_parallel,
             "n_threads": self.n_threads,
         }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "regions_cli.llm.local_worker",
-            json.dumps(config),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            # What it says of its own goes nowhere: a failure reaches us on the protocol, or as
-            # the process's end (a signal, an exit code), which `_death` words.
-            stderr=asyncio.subprocess.DEVNULL,
-            limit=1 << 24,  # a long answer can be one line
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "regions_cli.llm.local_worker",
+                json.dumps(config),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                # What it says of its own goes nowhere: a failure reaches us on the protocol, or as
+                # the process's end (a signal, an exit code), which `_death` words.
+                stderr=asyncio.subprocess.DEVNULL,
+                limit=1 << 24,  # a long answer can be one line
+            )
+        finally:  # spawned, or failed to: `preload` waits no longer (a failure is raised later)
+            if spawned is not None and not spawned.done():
+                spawned.set_result(None)
         assert process.stdout is not None
-        first = await process.stdout.readline()
+        try:
+            first = await process.stdout.readline()
+        except BaseException:  # closed (cancelled) while loading: the process must not outlive us
+            process.kill()
+            await process.wait()
+            raise
         try:
             hello = json.loads(first) if first.strip() else {}
         except ValueError:
@@ -318,6 +338,8 @@ class LocalModel:
             self._starting.cancel()
             with contextlib.suppress(BaseException):
                 await self._starting
+        elif self._starting is not None and not self._starting.cancelled():
+            self._starting.exception()  # a load that failed before any call: not an error here
         process, self._process = self._process, None
         self._failure = self._failure or f"{self.where}: the model was closed"
         if process is not None and process.returncode is None:

@@ -1,5 +1,6 @@
 """The ``openai`` backend: any OpenAI-compatible server (llama.cpp, vLLM, Ollama, LM Studio,
-hosted APIs) over HTTP, through the shared `HttpEndpoint` (keep-alive, retries, timeouts).
+hosted APIs) over HTTP, through the shared `regions_cli.http.HttpEndpoint` (keep-alive,
+retries, timeouts); its `HttpError` leaves this module as an `LLMError` with the same message.
 
 ``api: chat`` (the default) posts structured messages to ``/chat/completions``;
 ``api: completions`` posts the original framework's ChatML prompt to ``/completions`` for
@@ -20,9 +21,17 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from regions_cli.http import (
+    HttpConfigError,
+    HttpEndpoint,
+    HttpError,
+    HttpSettings,
+    HttpStatusError,
+    RetryableError,
+)
 from regions_cli.llm.base import (
     ChatMessage,
     Completion,
@@ -34,17 +43,11 @@ from regions_cli.llm.base import (
     json_ready,
     strip_thinking,
 )
-from regions_cli.llm.http import (
-    HttpEndpoint,
-    HttpSettings,
-    HttpStatusError,
-    RetryableError,
-)
 
 if TYPE_CHECKING:
     import httpx
 
-    from regions_cli.workflow.model import LLMConfig
+    from regions_cli.model import LLMConfig
 
 Api = Literal["chat", "completions"]
 
@@ -55,7 +58,7 @@ _DRAIN_SECONDS = 2.0
 
 
 def chatml_prompt(messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> str:
-    """The original's ChatML completion prompt (behaviour reference 2.1), made safe.
+    """The original's ChatML completion prompt (docs/backends.md, `api: completions`), made safe.
 
     ``<|im_start|>`` and ``<|im_end|>`` inside content become ``<\\|im_start|>``/``<\\|im_end|>``
     so a message cannot close its turn or open a new one.
@@ -74,7 +77,11 @@ def estimate_tokens(text: str) -> int:
 
 
 class OpenAIModel:
-    """A `CompletionModel` backed by an OpenAI-compatible HTTP server."""
+    """A `CompletionModel` backed by an OpenAI-compatible HTTP server.
+
+    `transport` goes to the `HttpEndpoint` (as to an `httpx.AsyncClient`): tests pass an
+    `httpx.MockTransport`.
+    """
 
     def __init__(
         self,
@@ -85,22 +92,26 @@ class OpenAIModel:
         api: Api = "chat",
         params: Mapping[str, Any] | None = None,
         stream: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
         self.model = model
         self.api: Api = api
         self.params = dict(params or {})
         self.stream = stream
-        self.endpoint = HttpEndpoint(settings)
+        self.endpoint = HttpEndpoint(settings, transport=transport)
         self._schema_style = 0  # index into _SCHEMA_STYLES: what this server accepts
         self._stream_usage = True  # whether it accepts stream_options.include_usage
 
     @classmethod
-    def from_config(cls, config: LLMConfig) -> OpenAIModel:
-        """Build from an ``llms:`` entry (raises `LLMError` naming the bad key)."""
+    def from_config(
+        cls, config: LLMConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> OpenAIModel:
+        """Build from an ``llms:`` entry (raises `LLMConfigError` naming the bad key)."""
         where = f"llms.{config.name}"
         options = config.options
-        settings = HttpSettings.from_options(options, config.api_key, where=where)
+        with _as_llm_errors():
+            settings = HttpSettings.from_options(options, config.api_key, where=where)
         api = options.get("api", "chat")
         if api not in ("chat", "completions"):
             raise LLMConfigError(f"{where}: api must be chat or completions, got {api!r}")
@@ -115,6 +126,7 @@ class OpenAIModel:
             api=api,
             params=params,
             stream=bool(options.get("stream", True)),
+            transport=transport,
         )
 
     @property
@@ -130,6 +142,12 @@ class OpenAIModel:
         self, request: CompletionRequest, on_token: TokenCallback | None = None
     ) -> Completion:
         """Send `request`; stream pieces to `on_token` when streaming is on."""
+        with _as_llm_errors():
+            return await self._complete(request, on_token)
+
+    async def _complete(
+        self, request: CompletionRequest, on_token: TokenCallback | None
+    ) -> Completion:
         stream = self.stream
         while True:
             no_schema = len(_SCHEMA_STYLES) - 1
@@ -303,7 +321,8 @@ class OpenAIModel:
     async def list_models(self, *, retry: bool = True) -> list[str]:
         """Model names from ``GET /models``: OpenAI's ``data[].id`` or llama.cpp's
         ``models[].name``."""
-        data = await self.endpoint.request_json("GET", "/models", retry=retry)
+        with _as_llm_errors():
+            data = await self.endpoint.request_json("GET", "/models", retry=retry)
         names: list[str] = []
         if isinstance(data, dict):
             for item in data.get("data") or ():
@@ -318,19 +337,32 @@ class OpenAIModel:
     async def count_tokens(self, text: str) -> int:
         """Tokens in `text` by the server's tokenizer: ``/tokenize`` (llama.cpp), falling back
         to ``/extras/tokenize`` (llama-cpp-python)."""
-        try:
-            data = await self.endpoint.post_json("//tokenize", {"content": text})
-        except HttpStatusError as exc:
-            if exc.status not in (404, 405):
-                raise
-            body: dict[str, Any] = {"input": text}
-            if self.model:
-                body["model"] = self.model
-            data = await self.endpoint.post_json("//extras/tokenize", body)
-        tokens = data.get("tokens") if isinstance(data, dict) else None
-        if not isinstance(tokens, list):
-            raise self.endpoint.error(f"tokenize: unexpected answer: {_excerpt(data)}")
+        with _as_llm_errors():
+            try:
+                data = await self.endpoint.post_json("//tokenize", {"content": text})
+            except HttpStatusError as exc:
+                if exc.status not in (404, 405):
+                    raise
+                body: dict[str, Any] = {"input": text}
+                if self.model:
+                    body["model"] = self.model
+                data = await self.endpoint.post_json("//extras/tokenize", body)
+            tokens = data.get("tokens") if isinstance(data, dict) else None
+            if not isinstance(tokens, list):
+                raise self.endpoint.error(f"tokenize: unexpected answer: {_excerpt(data)}")
         return len(tokens)
+
+
+@contextlib.contextmanager
+def _as_llm_errors() -> Iterator[None]:
+    """The HTTP layer's errors in the backend's words, same message: `LLMConfigError` for
+    bad settings, `LLMError` for a call that failed."""
+    try:
+        yield
+    except HttpConfigError as exc:
+        raise LLMConfigError(str(exc)) from exc
+    except HttpError as exc:
+        raise LLMError(str(exc)) from exc
 
 
 async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
@@ -340,7 +372,7 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
     left unread would close its connection instead of returning it to the keep-alive pool.
 
     Lines are split as bytes (`_lines`): httpx's ``aiter_lines`` decodes and re-buffers every
-    chunk, which cost about a tenth of the client's CPU per streamed call.
+    chunk, a measurable share of the client's CPU per streamed call.
     """
     lines = _lines(response)
     async for line in lines:
@@ -375,7 +407,7 @@ async def _status(endpoint: HttpEndpoint, path: str) -> int | str:
     """The HTTP status of a GET, or the error text if the server cannot be reached."""
     try:
         return await endpoint.probe(path)
-    except LLMError as exc:
+    except HttpError as exc:
         return str(exc)
 
 

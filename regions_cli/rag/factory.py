@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from regions_cli.model import EmbedderConfig, Workflow
 from regions_cli.rag.base import RagError
 from regions_cli.rag.chunking import validate_chunking
 from regions_cli.rag.documents import Document, load_source, source_names
@@ -21,7 +22,6 @@ from regions_cli.rag.embedders import (
     positive_int,
 )
 from regions_cli.rag.store import RagStore
-from regions_cli.workflow.model import EmbedderConfig, Workflow
 
 
 def make_embedder(config: EmbedderConfig) -> Embedder:

@@ -1,7 +1,7 @@
 """``--json``: one JSON object per event, one per line, for other tools.
 
 Each line is exactly `Event.to_json()` (``{"kind": ..., "t": ..., ...fields}``), serialised
-compactly with UTF-8 kept as is; the schema of every kind is documented in the README
+compactly with UTF-8 kept as is; the schema of every kind is documented in docs/running.md
 (``--json``: the event stream). Nothing else is written to stdout in this mode: the run's output is
 in the ``message`` events with ``"delivery": "output"`` and its summary in ``run_finished``.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,48 +19,7 @@ from regions_cli.view.lines import LineWriter, is_utf
 
 def event_line(event: Event, *, ascii_only: bool = False) -> str:
     """The JSON text of `event` (no newline): the same JSON as ``event.to_json()``."""
-    return encode(event_dict(event), ascii_only=ascii_only)
-
-
-# Field annotations whose values JSON takes as they are: no conversion needed.
-_SCALAR_TYPES = {"str", "int", "float", "bool", "str | None", "int | None", "float | None"}
-
-#: Per dataclass type: (field name, needs conversion) in declaration order.
-_LAYOUTS: dict[type, tuple[tuple[str, bool], ...]] = {}
-
-
-def event_dict(event: Event) -> dict[str, Any]:
-    """`event.to_json()`, built without `dataclasses.asdict`'s deep copy (several times faster:
-    ``--json`` on a big run is dominated by this). A test checks both give the same JSON."""
-    data: dict[str, Any] = {"kind": event.kind}
-    data.update(_fields(event))
-    return data
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    layout = _LAYOUTS.get(type(value))
-    if layout is None:
-        layout = _LAYOUTS[type(value)] = tuple(
-            (f.name, not (f.type in _SCALAR_TYPES or f.type in (str, int, float, bool)))
-            for f in fields(value)
-        )
-    data: dict[str, Any] = {}
-    for name, convert in layout:
-        item = getattr(value, name)
-        data[name] = _plain(item) if convert else item
-    return data
-
-
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float)):
-        return value
-    if is_dataclass(value) and not isinstance(value, type):
-        return _fields(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
+    return encode(event.to_json(), ascii_only=ascii_only)
 
 
 def _fallback(value: object) -> object:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -398,3 +398,27 @@ def by_event_type(table: dict[type, T | None], event_type: type) -> T | None:
         found = next((table[c] for c in event_type.__mro__ if c in table), None)
         table[event_type] = found
         return found
+
+
+def region_state_lines(name: str, state: Mapping[str, Any], *, limit: int = 100) -> list[str]:
+    """A region's snapshot for people: pending requests, knowledge (replies), held inbox."""
+    lines = [f"{name} ({state.get('type', '?')})"]
+    for title, key in (("requests (pending)", "requests"), ("replies (knowledge)", "replies")):
+        entries = state.get(key) or []
+        lines.append(f"  {title}: {len(entries)}")
+        lines.extend(
+            f"    {entry.get('source')}: {first_line(str(entry.get('content', '')), limit)}"
+            for entry in entries
+        )
+    inbox = state.get("inbox") or []
+    if inbox:
+        lines.append(f"  inbox: {len(inbox)}")
+        lines.extend(
+            f"    {m.get('source')} -> {m.get('destination')} {m.get('role')}: "
+            f"{first_line(str(m.get('content', '')), limit)}"
+            for m in inbox
+        )
+    extra = state.get("extra") or {}
+    if extra:
+        lines.append(f"  other state: {', '.join(sorted(extra))}")
+    return lines

@@ -1,4 +1,5 @@
-"""The workflow file's public API: `verify` a file, or `load_workflow` it for a run.
+"""The workflow file's public API: `verify` a file, `load` it (findings and workflow at once),
+or `load_workflow` it for a run.
 
 Verification runs in three stages, each adding findings: reading and parsing (`load`), the JSON
 Schema (`schema`), then the cross-reference rules (`rules`). All findings of all stages are
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from regions_cli.model import Workflow
+from regions_cli.workflow.convert import build_workflow
 from regions_cli.workflow.findings import Finding
 from regions_cli.workflow.load import Document, load_file, load_text
-from regions_cli.workflow.model import Workflow, build_workflow
 
 _UNSET = "unset-variable"
 
@@ -76,6 +79,54 @@ def verify_text(
     return check_document(load_text(text, file=file, base_dir=base, env=env, strict=strict))
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A workflow file, parsed, verified and (if it has no errors) built."""
+
+    document: Document
+    findings: list[Finding]  # errors and warnings, in reading order
+    workflow: Workflow | None  # None when a finding is an error
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.is_error]
+
+    def outside_paths_problem(self) -> str | None:
+        """Why a run must refuse this workflow unless files outside its folder are allowed
+        (``--allow-outside-paths``): one line, or None."""
+        first = next((f for f in self.findings if f.rule == "path-outside-workflow"), None)
+        if first is None:
+            return None
+        return (
+            f"{first.location()}: {first.message}; a workflow may read and write only beside "
+            "itself unless you run it with --allow-outside-paths"
+        )
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Loaded:
+    """Parse and verify the workflow file at `path`, and build it if it has no errors.
+
+    Never raises for a bad file: its problems are findings (as `verify` gives them). Relative
+    paths in the workflow resolve against the file's folder.
+    """
+    doc = load_file(path, env=env, strict=strict)
+    findings = check_document(doc)
+    if doc.data is None or any(f.is_error for f in findings):
+        return Loaded(doc, findings, None)
+    source = Path(path).absolute()
+    try:
+        workflow = build_workflow(doc.data, source=source, base_dir=source.parent)
+    except OSError as exc:  # e.g. an inject file that vanished or became unreadable since
+        message = f"cannot read {exc.filename or 'a referenced file'}: {exc.strerror}"
+        return Loaded(doc, sorted({*findings, doc.finding("io-error", message, (0, 0))}), None)
+    return Loaded(doc, findings, workflow)
+
+
 def load_workflow(
     path: str | os.PathLike[str],
     *,
@@ -84,17 +135,10 @@ def load_workflow(
 ) -> Workflow:
     """Load and validate the workflow at `path`; raise `WorkflowInvalid` if it has errors.
 
-    Warnings do not stop loading (use `verify` to see them). Relative paths in the workflow
-    resolve against the file's folder.
+    Warnings do not stop loading (use `load` or `verify` to see them). Relative paths in the
+    workflow resolve against the file's folder.
     """
-    doc = load_file(path, env=env, strict=strict)
-    findings = check_document(doc)
-    errors = [f for f in findings if f.is_error]
-    if errors or doc.data is None:
-        raise WorkflowInvalid(errors)
-    source = Path(path).absolute()
-    try:
-        return build_workflow(doc.data, source=source, base_dir=source.parent)
-    except OSError as exc:  # e.g. an inject file that vanished or became unreadable since
-        message = f"cannot read {exc.filename or 'a referenced file'}: {exc.strerror}"
-        raise WorkflowInvalid([doc.finding("io-error", message, (0, 0))]) from exc
+    loaded = load(path, strict=strict, env=env)
+    if loaded.workflow is None:
+        raise WorkflowInvalid(loaded.errors)
+    return loaded.workflow

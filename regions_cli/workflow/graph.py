@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 
-from regions_cli.workflow.model import Layer, Workflow
+from regions_cli.model import Layer, Workflow
 
 
 def _mermaid_label(text: str) -> str:

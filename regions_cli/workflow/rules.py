@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from regions_cli.model import FORMAT_VERSION, LLM_REGION_TYPES, METHODS
+from regions_cli.model.templates import template_problems
+from regions_cli.text import did_you_mean
 from regions_cli.workflow.findings import Finding
 from regions_cli.workflow.load import Document, PathT, Pos
-from regions_cli.workflow.model import FORMAT_VERSION, LLM_REGION_TYPES, METHODS
-from regions_cli.workflow.schema import SINGULAR, describe, did_you_mean
-from regions_cli.workflow.templates import template_problems
+from regions_cli.workflow.schema import SINGULAR, describe
 
 #: Name comparisons "did you mean" may spend on one file. Plenty for the typos of a real
 #: workflow; a generated file with thousands of unknown names among thousands of regions would

@@ -8,13 +8,13 @@ points at the offending key or value, and suggests the closest valid key or valu
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from regions_cli.text import did_you_mean
 from regions_cli.workflow.findings import Finding
 from regions_cli.workflow.load import Document, PathT
 
@@ -66,12 +66,6 @@ def validate(doc: Document) -> list[Finding]:
         for f in explain(error):
             found.setdefault((f.rule, f.line, f.col, f.message), f)
     return list(found.values())
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """The closest of `choices` to `word`, if any is close enough to be a likely typo."""
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return matches[0] if matches else None
 
 
 def _suggest(word: str, choices: Iterable[str]) -> str:

@@ -1,7 +1,7 @@
 """Import and export of the original Regions framework's JSON files.
 
 The original describes a workflow in two files written by its flow editor or by hand (see the
-behaviour reference, sections 4, 5 and 13.3):
+docs' page docs/import-export.md):
 
 * the registry, ``<name>_regions.json``: a list of ``{name, type, task, connections,
   reply_with_actors, threshold, delay}``;
@@ -32,8 +32,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import FoldedScalarString
 
-from regions_cli.text import plural
-from regions_cli.workflow.model import (
+from regions_cli.model import (
     METHODS,
     REGION_TYPES,
     Budget,
@@ -41,7 +40,9 @@ from regions_cli.workflow.model import (
     Layer,
     StepPolicy,
     Workflow,
+    split_step,
 )
+from regions_cli.text import plural
 
 #: The registry keys the original's `RegionEntry` accepts (``rag``/``llm``/``region`` are set
 #: in Python and never appear in files; we accept and ignore them).
@@ -802,7 +803,7 @@ def _first_speaker(plan: Sequence[Mapping[str, Any]], by_name: Mapping[str, Seed
     for layer in plan:
         for steps in layer["chains"].values():
             for step in steps:
-                region = str(step).partition(".")[0]
+                region = split_step(str(step))[0]
                 if by_name[region].type != "ListenerRegion":
                     return region
     return ""

@@ -24,9 +24,9 @@ import pytest
 from typer.testing import CliRunner
 
 from regions_cli.cli.app import app
+from regions_cli.cli.runner import RunOptions, run_workflow
 from regions_cli.engine.events import Event, Notice
-from regions_cli.engine.journal import RunFile
-from regions_cli.runner import RunOptions, run_workflow
+from regions_cli.runs.store import RunFile
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WORKFLOWS = Path(__file__).parents[2] / "workflows"
@@ -221,7 +221,8 @@ def test_usage_errors_exit_2_with_one_line(
 
 
 def test_a_workflow_that_cannot_be_built_exits_2(tmp_path: Path) -> None:
-    """A RAG store whose folder is a file: one located line, and the run file says so."""
+    """A RAG store whose folder is a file: one located line, and no run file (the run never
+    started; a run file would list a failed run that did nothing)."""
     (tmp_path / "blocker").write_text("a file, not a folder")
     workflow = tmp_path / "store.yaml"
     workflow.write_text(
@@ -237,7 +238,8 @@ def test_a_workflow_that_cannot_be_built_exits_2(tmp_path: Path) -> None:
     *warnings, last = err.splitlines()  # the workflow's warnings come first, as in verify
     assert last.startswith(f"error: {workflow}: rags.facts: ")
     assert "warning[" in warnings[0]
-    assert [(i["status"], i["exit_code"]) for i in invocations(run_path)] == [("failed", 2)]
+    assert not run_path.exists()
+    assert not (tmp_path / ".regions").exists()  # nor one at the default place
 
 
 def test_an_existing_run_file_is_never_overwritten(tmp_path: Path) -> None:
@@ -265,9 +267,11 @@ def test_an_exceeded_budget_exits_4(tmp_path: Path) -> None:
 
 
 def test_a_failing_view_never_stops_the_run() -> None:
-    from regions_cli.runner import _guarded
+    from regions_cli.engine.events import EventBus
+    from regions_cli.runs.run import _guarded
 
     seen: list[Event] = []
+    others: list[Event] = []
 
     class Broken:
         def __call__(self, event: Event) -> None:
@@ -275,15 +279,15 @@ def test_a_failing_view_never_stops_the_run() -> None:
             if len(seen) == 2:
                 raise RuntimeError("terminal gone")
 
-    err = io.StringIO()
-    subscriber = _guarded(Broken(), err)  # type: ignore[arg-type]  # only __call__ is used
+    bus = EventBus()
+    bus.subscribe(_guarded(Broken(), bus))
+    bus.subscribe(others.append)
     events = [Notice(level="info", text=str(i)) for i in range(4)]
     for event in events:
-        subscriber(event)  # never raises
+        bus.emit(event)  # never raises
     assert seen == events[:2]  # dropped after it failed
-    assert err.getvalue() == (
-        "error: the view stopped (RuntimeError: terminal gone); the run goes on\n"
-    )
+    said = [e.text for e in others if isinstance(e, Notice) and e.level == "error"]
+    assert said == ["the view stopped (RuntimeError: terminal gone); the run goes on"]
 
 
 # -- the real command ----------------------------------------------------------------------------
@@ -446,16 +450,22 @@ def test_live_view_on_a_terminal(tmp_path: Path) -> None:
     assert screen.index("regions run ask_answer  ok") < screen.index("Summary")
 
 
-def test_the_exit_codes_of_the_runner_are_the_engines() -> None:
-    from regions_cli import runner
-    from regions_cli.engine.executor import EXIT_CODES
+def test_every_run_status_has_its_own_exit_code() -> None:
+    from regions_cli.exit_codes import STATUS_EXIT_CODES, ExitCode, status_of
 
-    assert EXIT_CODES == {
-        "ok": runner.EXIT_OK,
-        "failed": runner.EXIT_FAILED,
-        "budget_exceeded": runner.EXIT_BUDGET,
-        "interrupted": runner.EXIT_INTERRUPTED,
+    assert STATUS_EXIT_CODES == {
+        "ok": ExitCode.OK,
+        "failed": ExitCode.FAILED,
+        "budget_exceeded": ExitCode.BUDGET,
+        "interrupted": ExitCode.INTERRUPTED,
     }
+    assert [status_of(code) for code in (0, 3, 4, 130, 2)] == [
+        "ok",
+        "failed",
+        "budget_exceeded",
+        "interrupted",
+        "failed",
+    ]
 
 
 RAG_WORKFLOW = """\
@@ -478,7 +488,8 @@ def test_ctrl_c_while_a_store_ingests_exits_130_and_records_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The stores are opened off the event loop: Ctrl-C during the first ingest is handled
-    at once (one line, exit 130, the run file says interrupted), not after the ingest."""
+    at once (one line, exit 130), not after the ingest; the run never started, so no run
+    file is left."""
     import _thread
 
     from regions_cli.rag import factory
@@ -495,9 +506,7 @@ def test_ctrl_c_while_a_store_ingests_exits_130_and_records_it(
     code, out, err = run(RunOptions(workflow, run_file=tmp_path / "r.db"))
     assert (code, out) == (130, "")
     assert err == "error: interrupted while opening the RAG stores\n"
-    assert [(i["status"], i["exit_code"]) for i in invocations(tmp_path / "r.db")] == [
-        ("interrupted", 130)
-    ]
+    assert not (tmp_path / "r.db").exists()
     monkeypatch.undo()  # and the next run is not disturbed by the interrupted one
     code, out, err = run(RunOptions(workflow, run_file=tmp_path / "r2.db"))
     assert (code, err) == (0, ""), out

@@ -17,8 +17,9 @@ from regions_cli.llm.base import (
     TokenCallback,
     Usage,
 )
+from regions_cli.model import RegionConfig, Workflow
 from regions_cli.rag.base import Hit, KnowledgeStore
-from regions_cli.workflow.model import RegionConfig, Workflow, build_workflow
+from regions_cli.workflow.convert import build_workflow
 
 
 def workflow(

@@ -14,7 +14,7 @@ from regions_cli.engine.message import Message
 from regions_cli.engine.postmaster import Postmaster
 from regions_cli.engine.regions import make_region
 from regions_cli.engine.transport import InProcessTransport
-from regions_cli.workflow.model import DeliveryConfig, RegionConfig
+from regions_cli.model import DeliveryConfig, RegionConfig
 
 
 def questions_to(*names: str) -> str:

@@ -14,8 +14,9 @@ from engine_helpers import Recorder
 
 from regions_cli.build import build_engine, build_engine_async
 from regions_cli.engine.events import EventBus
+from regions_cli.model import Workflow
 from regions_cli.rag import factory
-from regions_cli.workflow.model import Workflow, build_workflow
+from regions_cli.workflow.convert import build_workflow
 
 
 def rag_workflow(tmp_path: Path) -> Workflow:

@@ -18,7 +18,7 @@ from regions_cli.engine.regions.llm import question_list_schema
 from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMError
 from regions_cli.llm.factory import make_llm
 from regions_cli.llm.scripted import ScriptedModel
-from regions_cli.workflow.model import LLMConfig
+from regions_cli.model import LLMConfig
 
 
 def scripted(**options: object) -> ScriptedModel:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from journal_helpers import FIXTURES, traffic
 
-from regions_cli.engine.journal import RunFile
+from regions_cli.runs.store import RunFile
 
 TIMEOUT = 60  # seconds: a safety net for a broken build, never a wait for work
 

@@ -10,8 +10,8 @@ import pytest
 from journal_helpers import FIXTURES, drive, traffic
 
 from regions_cli.engine.events import Event, LayerStarted, MessageDelivered, Notice, StepStarted
-from regions_cli.engine.journal import RunFile
-from regions_cli.run_journal import JournalError
+from regions_cli.runs.run import RunError
+from regions_cli.runs.store import RunFile
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ async def test_stepping_equals_one_run(workflow: Path, tmp_path: Path) -> None:
 
 async def test_finished_run_cannot_continue(workflow: Path, tmp_path: Path) -> None:
     await drive(workflow, run_file=tmp_path / "r.db")
-    with pytest.raises(JournalError, match="already finished"):
+    with pytest.raises(RunError, match="already finished"):
         await drive(workflow, resume=tmp_path / "r.db")
 
 
@@ -73,7 +73,7 @@ async def test_resume_after_a_crash_mid_layer(
     fanout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Chains a and b of layer 2 complete, c is cut off: the resume runs only c."""
-    monkeypatch.setattr("regions_cli.engine.journal.CHAIN_COMMIT_SECONDS", 0.0)
+    monkeypatch.setattr("regions_cli.runs.recorder.CHAIN_COMMIT_SECONDS", 0.0)
     _, _, whole = await drive(fanout, run_file=tmp_path / "whole.db")
     crashed = tmp_path / "crashed.db"
     await drive(fanout, run_file=crashed, max_layers=1)
@@ -101,7 +101,7 @@ async def test_resume_after_a_failed_step_reruns_only_the_failed_chain(tmp_path:
         assert run.position == 0  # the failed layer's barrier is not committed
         assert set(run.chains_done(0)) == {"a"}
         assert run.injections() == []
-    with pytest.raises(JournalError, match=r"timeout changed.*--force"):
+    with pytest.raises(RunError, match=r"timeout changed.*--force"):
         workflow.write_text(text.replace("timeout: 0.2", "timeout: 5"), encoding="utf-8")
         await drive(workflow, resume=path)
     code, events, _ = await drive(workflow, resume=path, force=True)
@@ -134,7 +134,7 @@ async def test_failed_layer_with_continue_is_committed_when_the_run_goes_on(
 async def test_resume_when_every_chain_of_the_layer_had_completed(
     fanout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("regions_cli.engine.journal.CHAIN_COMMIT_SECONDS", 0.0)
+    monkeypatch.setattr("regions_cli.runs.recorder.CHAIN_COMMIT_SECONDS", 0.0)
     _, _, whole = await drive(fanout, run_file=tmp_path / "whole.db")
     crashed = tmp_path / "crashed.db"
     await drive(fanout, run_file=crashed, die_at_barrier=2)  # killed just before barrier 2
@@ -210,7 +210,7 @@ async def test_resume_delivers_what_completed_chains_held_once(
     which holds them until started) waited for the barrier, so the resumed run delivers it
     there, once, in plan order: states, journal and delivery numbers equal an uninterrupted
     run's."""
-    monkeypatch.setattr("regions_cli.engine.journal.CHAIN_COMMIT_SECONDS", 0.0)
+    monkeypatch.setattr("regions_cli.runs.recorder.CHAIN_COMMIT_SECONDS", 0.0)
     add_listener(fanout)
     _, _, whole = await drive(fanout, run_file=tmp_path / "whole.db")
     crashed = tmp_path / "crashed.db"
@@ -248,7 +248,7 @@ async def test_resume_keeps_an_injection_taken_at_the_barrier(
     was not interrupted, and the journal records each injection once. Journaled: the dead
     process wrote them with chains a and b; never journaled: it died before writing anything
     after the barrier (which had marked them taken)."""
-    monkeypatch.setattr("regions_cli.engine.journal.CHAIN_COMMIT_SECONDS", 0.0 if written else 1e9)
+    monkeypatch.setattr("regions_cli.runs.recorder.CHAIN_COMMIT_SECONDS", 0.0 if written else 1e9)
     add_listener(fanout)
 
     async def first_layer_then_inject(path: Path) -> None:

@@ -88,7 +88,8 @@ def test_the_live_view_shows_untrusted_text_as_text(nasty_run: Path) -> None:
     """`regions replay` through the live view (forced onto a recorded terminal)."""
     code = (
         "import sys; from rich.console import Console; "
-        "from regions_cli.engine.journal import RunFile, event_from_json; "
+        "from regions_cli.runs.store import RunFile; "
+        "from regions_cli.runs.codec import event_from_json; "
         "from regions_cli.view.live import LiveView; "
         "console = Console(file=sys.stdout, force_terminal=False, width=160, height=60); "
         "view = LiveView(console)\n"

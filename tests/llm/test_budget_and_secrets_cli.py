@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from openai_server import OpenAIServer
 
-from regions_cli.engine.journal import RunFile
+from regions_cli.runs.store import RunFile
 
 KEY_VARIABLE = "REGIONS_AUDIT_TEST_KEY"
 

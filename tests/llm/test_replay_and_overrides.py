@@ -14,7 +14,8 @@ from openai_server import Fault, OpenAIServer
 from regions_cli.llm.base import ChatMessage, Completion, CompletionRequest, LLMError
 from regions_cli.llm.factory import LLMOptions, LLMOverrideError, apply_llm_overrides, make_llm
 from regions_cli.llm.replay import RecordingModel, ReplayModel, request_key
-from regions_cli.workflow.model import LLMConfig, build_workflow
+from regions_cli.model import LLMConfig
+from regions_cli.workflow.convert import build_workflow
 
 SCHEMA = {"type": "array", "items": {"type": "string"}}
 

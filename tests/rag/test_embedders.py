@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from regions_cli.model import EmbedderConfig
 from regions_cli.rag.base import RagError
 from regions_cli.rag.embedders import (
     HashEmbedder,
@@ -24,7 +25,6 @@ from regions_cli.rag.embedders import (
 )
 from regions_cli.rag.factory import make_embedder
 from regions_cli.rag.store import RagStore
-from regions_cli.workflow.model import EmbedderConfig
 
 # --- hash --------------------------------------------------------------------------------------
 

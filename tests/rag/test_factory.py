@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+from regions_cli.model import EmbedderConfig, Workflow
 from regions_cli.rag.base import RagError
 from regions_cli.rag.embedders import HashEmbedder, LocalEmbedder
 from regions_cli.rag.factory import make_embedder, open_store
 from regions_cli.rag.store import RagStore
-from regions_cli.workflow.model import EmbedderConfig, Workflow, build_workflow
+from regions_cli.workflow.convert import build_workflow
 
 
 def workflow(tmp_path: Path, rag: dict[str, Any], embedders: Any = None) -> Workflow:

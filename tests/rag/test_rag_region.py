@@ -12,9 +12,10 @@ from regions_cli.engine.events import EventBus
 from regions_cli.engine.message import Message
 from regions_cli.engine.regions.base import RegionContext
 from regions_cli.engine.regions.rag import RAGRegion
+from regions_cli.model import RegionConfig
 from regions_cli.rag.embedders import HashEmbedder, LocalEmbedder, local_embedder_available
 from regions_cli.rag.store import RagStore
-from regions_cli.workflow.model import RegionConfig, build_workflow
+from regions_cli.workflow.convert import build_workflow
 
 FACTS = {
     "The Roman Empire in the West collapsed in 476 AD.": ("historian",),

@@ -12,7 +12,8 @@ import pytest
 from ruamel.yaml import YAML
 from seed_files import ALL_INPUTS, ROOT
 
-from regions_cli.workflow.model import Workflow, build_workflow
+from regions_cli.model import Workflow
+from regions_cli.workflow.convert import build_workflow
 from regions_cli.workflow.seed_json import export_workflow, import_files
 
 EXAMPLES = sorted((ROOT / "workflows").glob("*.yaml"))

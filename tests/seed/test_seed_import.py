@@ -24,7 +24,7 @@ def _registry(seed: Path, name: str) -> list[dict[str, Any]]:
 
 
 def _effective_plan(plan_json: dict[str, Any]) -> list[dict[str, list[str]]]:
-    """The steps the original runs, written out from its documented semantics (section 5.1)."""
+    """The steps the original runs, written out from its semantics (docs/import-export.md)."""
     order = plan_json["execution_order"] or range(len(plan_json["layer_config"]))
     layers = []
     for index in order:
@@ -342,8 +342,8 @@ async def test_every_import_runs_as_it_is(seed: Path, tmp_path: Path, inputs: li
     """No inject yet, empty stores: the plan still runs to the end (scripted LLM)."""
     from regions_cli.build import build_engine
     from regions_cli.engine.events import EventBus
+    from regions_cli.model import LLMConfig
     from regions_cli.workflow.api import load_workflow
-    from regions_cli.workflow.model import LLMConfig
 
     path = tmp_path / "imported.yaml"
     path.write_text(_import(seed, inputs).dump(), encoding="utf-8")

@@ -1,5 +1,5 @@
-"""The README sections on the format and on `regions verify` stay true: every rule is listed,
-the complete example verifies, and every key the snippets use is in the schema."""
+"""The documentation pages on the format and on `regions verify` stay true: every rule is
+listed, the examples verify, and every key the snippets use is in the schema."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ruamel.yaml import YAML
 from schema_keys import unknown_keys
 
@@ -14,19 +15,9 @@ from regions_cli.workflow.api import verify
 from regions_cli.workflow.rules import RULES
 from regions_cli.workflow.schema import schema
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def readme_section(heading: str) -> str:
-    """The README's ``## heading`` section, up to the next ``## `` heading."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index(f"\n## {heading}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end >= 0 else len(text)]
-
-
-FORMAT = readme_section("The workflow file")
-VERIFY = readme_section("Checking a workflow: `regions verify`")
+ROOT = Path(__file__).resolve().parents[2]
+FORMAT = (ROOT / "docs" / "workflow-format.md").read_text(encoding="utf-8")
+VERIFY = (ROOT / "docs" / "verify.md").read_text(encoding="utf-8")
 
 
 def yaml_blocks(text: str) -> list[str]:
@@ -49,7 +40,8 @@ def test_the_complete_example_verifies(tmp_path: Path) -> None:
 
 
 def test_the_sample_output_is_what_verify_prints(tmp_path: Path, monkeypatch: Any) -> None:
-    """The `regions verify` sample in the docs: the complete example with two typos."""
+    """The `regions verify` sample in the docs: the format page's complete example with two
+    typos."""
     from regions_cli.workflow.findings import format_text
 
     example = next(b for b in yaml_blocks(FORMAT) if b.startswith("# yaml") and "plan:" in b)
@@ -88,3 +80,17 @@ def test_every_key_in_the_format_section_is_in_the_schema() -> None:
         if loaded is not None:  # the editor-support block is only a comment
             unknown.extend(unknown_keys(loaded, schema()))
     assert unknown == []
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_the_first_workflows_a_reader_sees_verify(tmp_path: Path, page: str) -> None:
+    """The short examples of the README and of Getting started, saved as a user would."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    examples = [b for b in yaml_blocks(text) if b.startswith("# yaml") and "plan:" in b]
+    assert examples, f"{page} has no workflow example"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "facts.txt").write_text("The Zebras were led by Zed.\n")
+    for number, example in enumerate(examples):
+        path = tmp_path / f"example{number}.yaml"
+        path.write_text(example)
+        assert [f"{f.location()}: {f.rule}: {f.message}" for f in verify(path)] == []

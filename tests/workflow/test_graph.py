@@ -7,9 +7,9 @@ from dataclasses import replace
 
 from workflow_helpers import FIXTURE_ENV, VALID_FIXTURES
 
+from regions_cli.model import Injection
 from regions_cli.workflow.api import load_workflow
 from regions_cli.workflow.graph import to_dot, to_mermaid
-from regions_cli.workflow.model import Injection
 
 
 def test_mermaid_shows_regions_connections_injections_and_plan() -> None:

@@ -9,11 +9,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from regions_cli.model import METHODS, REGION_TYPES
 from regions_cli.workflow.api import check_document
+from regions_cli.workflow.convert import build_workflow
 from regions_cli.workflow.findings import Finding
 from regions_cli.workflow.graph import to_dot, to_mermaid
 from regions_cli.workflow.load import load_bytes, load_text
-from regions_cli.workflow.model import METHODS, REGION_TYPES, build_workflow
 from regions_cli.workflow.rules import RULES
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

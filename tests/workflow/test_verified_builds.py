@@ -20,8 +20,8 @@ from workflow_helpers import FIXTURE_ENV, VALID_FIXTURES
 from regions_cli.build import build_engine_async
 from regions_cli.engine.events import EventBus
 from regions_cli.llm.factory import LLMOptions
+from regions_cli.model import EmbedderConfig, LLMConfig, Workflow
 from regions_cli.workflow.api import load_workflow, verify
-from regions_cli.workflow.model import EmbedderConfig, LLMConfig, Workflow
 
 REPO = Path(__file__).resolve().parents[2]
 VALID = sorted(

@@ -38,7 +38,7 @@ export const RULE_SEVERITY = {
 
 export type RuleId = keyof typeof RULE_SEVERITY;
 
-/** Prompt template name -> the fields it may use (regions_cli/workflow/templates.py FIELDS). */
+/** Prompt template name -> the fields it may use (regions_cli/model/templates.py FIELDS). */
 const TEMPLATE_FIELDS: Record<string, string[]> = {
   system: ['name', 'task', 'knowledge', 'requests', 'connections'],
   make_replies: ['name', 'task', 'question', 'source', 'connections'],

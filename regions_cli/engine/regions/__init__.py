@@ -9,7 +9,7 @@ from regions_cli.engine.regions.broadcast import BroadcastRegion
 from regions_cli.engine.regions.listener import ListenerRegion
 from regions_cli.engine.regions.llm import FeedForwardRegion, Region
 from regions_cli.engine.regions.rag import RAGRegion
-from regions_cli.workflow.model import RegionConfig
+from regions_cli.model import RegionConfig
 
 #: Region type name (as in the YAML) -> class.
 REGION_CLASSES: Mapping[str, type[BaseRegion]] = {

@@ -26,9 +26,9 @@ from regions_cli.llm.base import (
     Usage,
     strip_thinking,
 )
+from regions_cli.model import METHODS, RegionConfig
 from regions_cli.rag.base import KnowledgeStore
 from regions_cli.text import plural
-from regions_cli.workflow.model import METHODS, RegionConfig
 
 
 @dataclass(frozen=True)

@@ -34,14 +34,14 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from regions_cli.engine import events as ev
-from regions_cli.engine.message import Message, Origin
+from regions_cli.engine.message import ROLES, Message
 from regions_cli.private_files import create_private_file
+from regions_cli.runs.codec import injected_message, message_event
 
 #: Written in ``meta.format``; a sqlite file without it is not a run file.
 FORMAT = "regions-run"
@@ -55,11 +55,6 @@ READABLE_VERSIONS = (1, 2)
 #: How long a writer waits for another process's transaction (``inject`` vs a running run).
 BUSY_TIMEOUT_SECONDS = 30.0
 
-#: A chain that worked this long (seconds) has its completion committed at once.
-CHAIN_COMMIT_SECONDS = 0.05
-
-#: Flush the event buffer early when it grows past this many events (bounds memory).
-MAX_BUFFERED_EVENTS = 5000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -123,77 +118,6 @@ class RunFileExistsError(RunFileError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Events <-> JSON
-
-
-def _message_json(message: Message) -> dict[str, Any]:
-    origin = message.origin
-    return {
-        "source": message.source,
-        "destination": message.destination,
-        "role": message.role,
-        "content": message.content,
-        "origin": {
-            "layer": origin.layer,
-            "chain": origin.chain,
-            "step": origin.step,
-            "ordinal": origin.ordinal,
-            "injected": origin.injected,
-        },
-        "cause": message.cause,
-        "id": message.id,
-    }
-
-
-_FIELD_NAMES: dict[type[ev.Event], tuple[str, ...]] = {}
-
-
-def event_json(event: ev.Event) -> dict[str, Any]:
-    """`event.to_json()`, computed without `dataclasses.asdict`'s deep copy (several times faster).
-
-    The result is equal to ``event.to_json()`` for every event type; a test checks this.
-    """
-    names = _FIELD_NAMES.get(type(event))
-    if names is None:
-        names = tuple(f.name for f in fields(event))
-        _FIELD_NAMES[type(event)] = names
-    data: dict[str, Any] = {"kind": event.kind}
-    for name in names:
-        value = getattr(event, name)
-        data[name] = _message_json(value) if isinstance(value, Message) else value
-    return data
-
-
-def _event_classes() -> dict[str, type[ev.Event]]:
-    found: dict[str, type[ev.Event]] = {}
-    pending: list[type[ev.Event]] = [ev.Event]
-    while pending:
-        cls = pending.pop()
-        found.setdefault(cls.kind, cls)
-        pending.extend(cls.__subclasses__())
-    return found
-
-
-def event_from_json(data: Mapping[str, Any]) -> ev.Event | None:
-    """Rebuild the event `event_json` wrote; ``None`` for a kind this version does not know."""
-    cls = _event_classes().get(str(data.get("kind")))
-    if cls is None or cls is ev.Event:
-        return None
-    kwargs: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        if f.name == "message" and isinstance(value, Mapping):
-            value = Message.from_dict(dict(value))
-        kwargs[f.name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError:  # a field this version requires is missing: skip rather than crash
-        return None
-
-
-# ---------------------------------------------------------------------------------------------
 # The run file
 
 
@@ -204,7 +128,7 @@ class WorkflowRecord:
     name: str
     path: str  # the workflow file, absolute, as it was when the run was created
     text: str  # the file's raw text (``${VAR}`` not interpolated: no secrets)
-    canonical: str  # canonical JSON of the document (see `regions_cli.engine.runfile`)
+    canonical: str  # canonical JSON of the document (see `regions_cli.runs.resume`)
     hash: str  # sha256 of `canonical`
     info: Mapping[str, Any]  # {"regions": {name: type}, "plan": [...], "inject": n}
 
@@ -216,6 +140,15 @@ class WorkflowRecord:
     def plan(self) -> list[dict[str, Any]]:
         """``[{"label": ..., "chains": {chain: ["Region.method", ...]}}]`` in plan order."""
         return list(self.info.get("plan") or [])
+
+    def injection_problem(self, to: str, role: str) -> str | None:
+        """Why a message to `to` with `role` cannot be injected into this run, or None."""
+        if to not in self.regions:
+            names = ", ".join(sorted(self.regions)) or "none"
+            return f"unknown region {to!r} (regions: {names})"
+        if role not in ROLES:
+            return f"bad role {role!r} (use request or reply)"
+        return None
 
 
 @dataclass(frozen=True)
@@ -433,7 +366,7 @@ class RunFile:
         Rows a dead process wrote after the last committed barrier are marked rolled back in
         the same transaction (they are redone, or journaled again from the records of
         `keep_chains`: chains of the next layer that completed and will not run again, see
-        `regions_cli.engine.runfile.resume_point`), except the deliveries of the injections the
+        `regions_cli.runs.resume.resume_point`), except the deliveries of the injections the
         barrier took. The other chains' completion records go.
         """
         with self.transaction():
@@ -555,12 +488,8 @@ class RunFile:
                 )
             row = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM injections").fetchone()
             number = int(row[0]) + 1
-            message = Message(
-                source=source,
-                destination=destination,
-                role=role,
-                content=content,
-                origin=Origin(injected=True, ordinal=first_ordinal + number - 1),
+            message = injected_message(
+                source, destination, role, content, first_ordinal + number - 1
             )
             created = time.time()
             self.conn.execute(
@@ -588,7 +517,7 @@ class RunFile:
     # -- reading the record --------------------------------------------------------------------
 
     def events(self, *, include_rolled_back: bool = False) -> Iterator[dict[str, Any]]:
-        """Every recorded event's JSON (as `event_json` gives it), in emission order.
+        """Every recorded event's JSON (as `Event.to_json` gives it), in emission order.
 
         Message events live in `messages` only; they are rebuilt here and merged by sequence.
         """
@@ -600,7 +529,7 @@ class RunFile:
             for seq, data in self.conn.execute(f"SELECT seq, data FROM events{where} ORDER BY seq")
         )
         messages = (
-            (int(row["event_seq"]), _message_event(row))
+            (int(row["event_seq"]), message_event(row))
             for row in self.db.query(f"{_MESSAGES}{where} ORDER BY seq")
         )
         for _, data in heapq.merge(stored, messages, key=lambda item: item[0]):
@@ -630,6 +559,113 @@ class RunFile:
             }
         return out
 
+    # -- what the recorder writes, inside its `transaction` ---------------------------------
+
+    def last_seqs(self) -> tuple[int, int, int, int]:
+        """The last sequence numbers of events, messages, steps and LLM calls."""
+        row = self.conn.execute(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events), "
+            "(SELECT COALESCE(MAX(seq), 0) FROM messages), "
+            "(SELECT COALESCE(MAX(seq), 0) FROM steps), "
+            "(SELECT COALESCE(MAX(seq), 0) FROM llm_calls)"
+        ).fetchone()
+        events, messages, steps, llm_calls = (int(v) for v in row)
+        return events, messages, steps, llm_calls
+
+    def last_delivery_seq(self) -> int:
+        """The delivery number of the last delivery that stands (rolled-back ones do not)."""
+        row = self.conn.execute(
+            "SELECT COALESCE(MAX(delivery_seq), 0) FROM messages WHERE rolled_back = 0"
+        ).fetchone()
+        return int(row[0])
+
+    def write_chains_done(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Rows ``(layer, chain, t, event_seq, states, events, held)``, JSON where structured."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO chains_done (layer, chain, t, event_seq, states, events, "
+            "held) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def write_journal(
+        self,
+        events: Sequence[tuple[Any, ...]],
+        messages: Sequence[tuple[Any, ...]],
+        rejections: Sequence[tuple[Any, ...]],
+        steps: Sequence[tuple[Any, ...]],
+        llm_calls: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """Insert journal rows, each in its table's column order (see the schema)."""
+        for sql, rows in (
+            (
+                "INSERT INTO events (seq, invocation, kind, t, layer, chain, region, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                events,
+            ),
+            (
+                "INSERT INTO messages (seq, event_seq, id, source, destination, role, content, "
+                "layer, chain, step, ordinal, injected, cause, delivery, delivery_seq, "
+                "recipient, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                messages,
+            ),
+            (
+                "INSERT INTO rejections (message_seq, rule, reason, action, sender) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rejections,
+            ),
+            (
+                "INSERT INTO steps (seq, event_seq, layer, chain, step, region, method, outcome, "
+                "started, finished, duration, error, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                steps,
+            ),
+            (
+                "INSERT INTO llm_calls (seq, event_seq, region, llm, purpose, prompt_tokens, "
+                "completion_tokens, duration, error, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                llm_calls,
+            ),
+        ):
+            if rows:
+                self.conn.executemany(sql, rows)
+
+    def barrier_committed(self, position: int) -> bool:
+        row = self.conn.execute("SELECT 1 FROM barriers WHERE position = ?", (position,))
+        return row.fetchone() is not None
+
+    def write_barrier(
+        self, position: int, invocation: int, event_seq: int, states: Iterable[tuple[str, str]]
+    ) -> None:
+        """Commit the barrier before layer `position`: the changed region `states` (name,
+        JSON), and the end of the records of chains completed before it."""
+        self.conn.execute(
+            "INSERT INTO barriers (position, t, invocation, event_seq) VALUES (?, ?, ?, ?)",
+            (position, time.time(), invocation, event_seq),
+        )
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO states (region, position, state) VALUES (?, ?, ?)",
+            [(region, position, text) for region, text in states],
+        )
+        self.conn.execute("DELETE FROM chains_done WHERE layer < ?", (position,))
+
+    def take_injections(self, position: int) -> list[Message]:
+        """Mark the pending injections consumed by the barrier before layer `position`."""
+        pending = self.injections(pending_only=True)
+        self.conn.executemany(
+            "UPDATE injections SET consumed_at = ? WHERE id = ?",
+            [(position, item.row) for item in pending],
+        )
+        return [item.message for item in pending]
+
+    def messages_after(self, event_seq: int) -> list[dict[str, Any]]:
+        """Messages journaled after event `event_seq`, rejected ones left out, in order."""
+        return list(
+            self.db.query(
+                "SELECT * FROM messages WHERE event_seq > ? AND delivery != 'rejected' "
+                "ORDER BY seq",
+                (event_seq,),
+            )
+        )
+
 
 class _Transaction:
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -646,51 +682,9 @@ class _Transaction:
             self.conn.execute("ROLLBACK")
 
 
-def _message_event(row: Mapping[str, Any]) -> dict[str, Any]:
-    message = {
-        "source": row["source"],
-        "destination": row["destination"],
-        "role": row["role"],
-        "content": row["content"],
-        "origin": {
-            "layer": row["layer"],
-            "chain": row["chain"],
-            "step": row["step"],
-            "ordinal": row["ordinal"],
-            "injected": bool(row["injected"]),
-        },
-        "cause": row["cause"],
-        "id": row["id"],
-    }
-    if row["delivery"] == "rejected":
-        return {
-            "kind": ev.MessageRejected.kind,
-            "t": row["t"],
-            "message": message,
-            "rule": row["rule"],
-            "reason": row["reason"],
-            "action": row["action"],
-            "sender": row["sender"],
-        }
-    return {
-        "kind": ev.MessageDelivered.kind,
-        "t": row["t"],
-        "message": message,
-        "delivery": row["delivery"],
-        "seq": row["delivery_seq"],
-        "recipient": row["recipient"],
-    }
-
-
 def _injected(row: Sequence[Any]) -> Injected:
     number, source, destination, role, content, ordinal, created, consumed_at = row
-    message = Message(
-        source=source,
-        destination=destination,
-        role=role,
-        content=content,
-        origin=Origin(injected=True, ordinal=int(ordinal)),
-    )
+    message = injected_message(source, destination, role, content, int(ordinal))
     return Injected(int(number), message, float(created), consumed_at)
 
 
@@ -702,433 +696,3 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-# ---------------------------------------------------------------------------------------------
-# The recorder: subscribes to the event bus, commits barriers
-
-
-@dataclass(frozen=True)
-class ChainInfo:
-    """Which regions a chain touches and how many steps it has (to see when it ends)."""
-
-    regions: tuple[str, ...]
-    steps: int
-
-
-class Recorder:
-    """Journals a running engine: an `EventBus` subscriber plus the executor's barrier hook.
-
-    `snapshot` returns the current state of the named regions (the engine's ``snapshot()``);
-    with it, a chain that completes inside a layer is journaled with its regions' state so a
-    resumed run does not run it again.
-    """
-
-    def __init__(
-        self,
-        run: RunFile,
-        invocation: int,
-        *,
-        snapshot: Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]] | None = None,
-    ) -> None:
-        self.run = run
-        self.invocation = invocation
-        self.snapshot = snapshot
-        self._buffer: list[ev.Event] = []
-        self._layer: int | None = None
-        self._layer_failed = False
-        self._chains = _chain_table(run.workflow.plan)
-        # the JSON of each region's last committed state; only regions touched since (a step
-        # ran, a message arrived) are serialised again at the next barrier
-        self._last_states: dict[str, str] = run.state_texts()
-        self._touched: set[str] = set()
-        row = run.conn.execute(
-            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events), "
-            "(SELECT COALESCE(MAX(seq), 0) FROM messages), "
-            "(SELECT COALESCE(MAX(seq), 0) FROM steps), "
-            "(SELECT COALESCE(MAX(seq), 0) FROM llm_calls)"
-        ).fetchone()
-        self._event_seq, self._message_seq, self._step_seq, self._llm_seq = (int(v) for v in row)
-        self._deferred: tuple[int, Mapping[str, Mapping[str, Any]]] | None = None
-        self.failure: str | None = None  # why the run file could not be written, if it failed
-        self._chain_work: dict[tuple[int, str], float] = {}  # seconds of steps, per chain
-        self._pending_chains: list[
-            tuple[int, str, float, int, dict[str, Any], list[ev.Event], list[Any]]
-        ] = []
-        # Plan order: the events of the running layer's chains wait here, per chain, and go
-        # to the journal in declaration order when the layer's chains are over; delivery
-        # numbers are given in that order (a listener's copy repeats its message's number).
-        self._held: dict[str, list[ev.Event]] = {}
-        self._order: list[str] = []
-        self._resumed: tuple[int, dict[str, list[ev.Event]]] | None = None
-        row = run.conn.execute(
-            "SELECT COALESCE(MAX(delivery_seq), 0) FROM messages WHERE rolled_back = 0"
-        ).fetchone()
-        self._delivery_seq = int(row[0])
-        self._numbered: dict[str, int] = {}  # message id -> its delivery number
-        #: what a chain has posted for the barrier (the postmaster's `held`), set by the runner
-        self.held: Callable[[str], Sequence[Any]] | None = None
-
-    def resume_chains(self, layer: int, chains: Mapping[str, ChainDone]) -> None:
-        """Journal the events of `chains`, completed in `layer` before a resume, in their
-        place in the plan order (they do not run again)."""
-        events: dict[str, list[ev.Event]] = {}
-        for name, done in chains.items():
-            events[name] = [e for e in map(event_from_json, done.events) if e is not None]
-            self._touched.update(done.states)
-        self._resumed = (layer, events)
-
-    # -- the EventBus subscriber ---------------------------------------------------------------
-
-    def __call__(self, event: ev.Event) -> None:
-        """Buffer `event`; flush at chain ends, barriers and the end of the run.
-
-        The hot path (a delivered message) is one type check and a list append. A subscriber
-        must not raise: a failed write (disk full...) is kept in `failure` and stops the run
-        at its next barrier (`commit_barrier` raises it).
-        """
-        if self.failure is not None:
-            return
-        try:
-            self._take(event)
-        except sqlite3.Error as exc:
-            self.failure = f"{self.run.path}: cannot write the run file: {exc}"
-
-    def _take(self, event: ev.Event) -> None:
-        chain = ev.CURRENT_CHAIN.get()
-        if chain is None:
-            if self._held:  # the layer's chains are over: their events, in plan order
-                self._release()
-            target = self._buffer
-        else:
-            target = self._held.get(chain) or self._held.setdefault(chain, [])
-        if isinstance(event, ev.MessageDelivered):
-            self._touched.add(event.recipient or event.message.destination)
-        elif isinstance(event, ev.StepFinished):
-            target.append(event)
-            self._touched.add(event.region)
-            key = (event.layer, event.chain)
-            work = self._chain_work.get(key, 0.0) + event.duration
-            if event.outcome in ("failed", "timeout", "cancelled"):
-                self._layer_failed = True
-                self._chain_work[key] = work
-            elif self._chain_complete(event):  # a step's last event: the chain is over
-                self._chain_work.pop(key, None)
-                self._record_chain_done(event.layer, event.chain, work)
-            else:
-                self._chain_work[key] = work
-            return
-        elif isinstance(event, ev.LayerStarted):
-            self._layer_failed = False
-            if self._deferred is not None:  # the run went on after a failed layer: commit it
-                self._commit(*self._deferred, take_injections=False)
-            self._start_layer(event.layer)
-        elif isinstance(event, ev.LayerFinished):
-            self._layer_failed = self._layer_failed or not event.ok
-        elif isinstance(event, ev.RunFinished):
-            self._buffer.append(event)
-            self.flush()
-            return
-        target.append(event)
-        if len(self._buffer) >= MAX_BUFFERED_EVENTS:
-            self.flush()
-
-    def _start_layer(self, layer: int) -> None:
-        self._order = [chain for (index, chain) in self._chains if index == layer]
-        self._held = {}
-        if self._resumed is not None and self._resumed[0] == layer:
-            self._held.update(self._resumed[1])
-            self._resumed = None
-
-    def _release(self) -> None:
-        """Move the held chain events to the journal's buffer, chains in declaration order
-        (a chain the plan does not name, which cannot happen from the CLI, goes last)."""
-        held, self._held = self._held, {}
-        for chain in self._order:
-            self._buffer.extend(held.pop(chain, ()))
-        for events in held.values():
-            self._buffer.extend(events)
-
-    def touch(self, region: str) -> None:
-        """Say that `region`'s state changed without an event (a resume handing a message
-        back): its state is written again at the next barrier."""
-        self._touched.add(region)
-
-    def _chain_complete(self, event: ev.StepFinished) -> bool:
-        info = self._chains.get((event.layer, event.chain))
-        return info is not None and event.step == info.steps - 1
-
-    def _record_chain_done(self, layer: int, chain: str, work: float) -> None:
-        """Keep the record of a chain that completed inside a layer (see `resume_point`): its
-        regions' state, its events, and what it posted for the barrier.
-
-        A chain that worked for `CHAIN_COMMIT_SECONDS` or more is committed at once, so a
-        killed run does not redo it; a quicker one rides along with the next write (redoing
-        it would cost less than a commit per chain).
-        """
-        if self.snapshot is None or self.failure is not None:
-            return
-        info = self._chains[(layer, chain)]
-        states = {name: dict(state) for name, state in self.snapshot(info.regions).items()}
-        # Kept as objects: serialised only if written before the barrier (which usually
-        # comes first and makes the record unnecessary).
-        events = list(self._held.get(chain, ()))
-        held = list(self.held(chain)) if self.held is not None else []
-        self._pending_chains.append(
-            (layer, chain, time.time(), self._event_seq + len(self._buffer), states, events, held)
-        )
-        if work >= CHAIN_COMMIT_SECONDS:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the buffered events (and completed chains) in one transaction."""
-        if not self._buffer and not self._pending_chains:
-            return
-        with self.run.transaction() as conn:
-            self._write_buffer(conn)
-
-    def _write_buffer(self, conn: sqlite3.Connection) -> None:
-        """Insert the buffered events. Messages go to `messages` only (their event is rebuilt
-        from the row: see `RunFile.events`); other events are stored as their JSON."""
-        if self._pending_chains:
-            chains, self._pending_chains = self._pending_chains, []
-            conn.executemany(
-                "INSERT OR REPLACE INTO chains_done (layer, chain, t, event_seq, states, events, "
-                "held) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        layer,
-                        chain,
-                        t,
-                        seq,
-                        json.dumps(states, sort_keys=True, ensure_ascii=False),
-                        json.dumps([event_json(e) for e in events], ensure_ascii=False),
-                        json.dumps([item.to_json() for item in held], ensure_ascii=False),
-                    )
-                    for layer, chain, t, seq, states, events, held in chains
-                ],
-            )
-        if not self._buffer:
-            return
-        buffered, self._buffer = self._buffer, []
-        event_rows: list[tuple[Any, ...]] = []
-        message_rows: list[tuple[Any, ...]] = []
-        rejection_rows: list[tuple[Any, ...]] = []
-        step_rows: list[tuple[Any, ...]] = []
-        llm_rows: list[tuple[Any, ...]] = []
-        dumps = json.dumps
-        invocation = self.invocation
-        seq = self._event_seq
-        message_seq = self._message_seq
-        layer = self._layer
-        numbered = self._numbered
-        for event in buffered:
-            seq += 1
-            if isinstance(event, ev.MessageDelivered | ev.MessageRejected):
-                m = event.message
-                o = m.origin
-                message_seq += 1
-                if isinstance(event, ev.MessageDelivered):
-                    delivery, recipient = event.delivery, event.recipient
-                    delivery_seq = numbered.get(m.id)
-                    if delivery_seq is None:
-                        delivery_seq = numbered[m.id] = self._delivery_seq = self._delivery_seq + 1
-                else:
-                    delivery, delivery_seq, recipient = "rejected", None, None
-                    rejection_rows.append(
-                        (message_seq, event.rule, event.reason, event.action, event.sender)
-                    )
-                message_rows.append(
-                    (
-                        message_seq,
-                        seq,
-                        m.id,
-                        m.source,
-                        m.destination,
-                        m.role,
-                        m.content,
-                        o.layer,
-                        o.chain,
-                        o.step,
-                        o.ordinal,
-                        o.injected,
-                        m.cause,
-                        delivery,
-                        delivery_seq,
-                        recipient,
-                        event.t,
-                    )
-                )
-                continue
-            chain: str | None = None
-            if isinstance(event, ev.LayerStarted):
-                layer = event.layer
-                numbered.clear()  # a message's deliveries all happen within one layer
-            elif isinstance(event, ev.StepStarted | ev.StepFinished):
-                chain = event.chain
-            event_rows.append(
-                (
-                    seq,
-                    invocation,
-                    event.kind,
-                    event.t,
-                    layer,
-                    chain,
-                    getattr(event, "region", None),
-                    dumps(event_json(event), ensure_ascii=False),
-                )
-            )
-            if isinstance(event, ev.StepFinished):
-                self._step_seq += 1
-                step_rows.append(
-                    (
-                        self._step_seq,
-                        seq,
-                        event.layer,
-                        event.chain,
-                        event.step,
-                        event.region,
-                        event.method,
-                        event.outcome,
-                        event.t - event.duration,
-                        event.t,
-                        event.duration,
-                        event.error,
-                        event.detail,
-                    )
-                )
-            elif isinstance(event, ev.LLMCalled):
-                self._llm_seq += 1
-                llm_rows.append(
-                    (
-                        self._llm_seq,
-                        seq,
-                        event.region,
-                        event.llm,
-                        event.purpose,
-                        event.prompt_tokens,
-                        event.completion_tokens,
-                        event.duration,
-                        event.error,
-                        event.t,
-                    )
-                )
-        self._event_seq, self._message_seq, self._layer = seq, message_seq, layer
-        if event_rows:
-            conn.executemany(
-                "INSERT INTO events (seq, invocation, kind, t, layer, chain, region, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                event_rows,
-            )
-        if message_rows:
-            conn.executemany(
-                "INSERT INTO messages (seq, event_seq, id, source, destination, role, content, "
-                "layer, chain, step, ordinal, injected, cause, delivery, delivery_seq, "
-                "recipient, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                message_rows,
-            )
-        if rejection_rows:
-            conn.executemany(
-                "INSERT INTO rejections (message_seq, rule, reason, action, sender) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rejection_rows,
-            )
-        if step_rows:
-            conn.executemany(
-                "INSERT INTO steps (seq, event_seq, layer, chain, step, region, method, outcome, "
-                "started, finished, duration, error, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                step_rows,
-            )
-        if llm_rows:
-            conn.executemany(
-                "INSERT INTO llm_calls (seq, event_seq, region, llm, purpose, prompt_tokens, "
-                "completion_tokens, duration, error, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                llm_rows,
-            )
-
-    # -- the barrier hook ----------------------------------------------------------------------
-
-    def commit_barrier(
-        self, next_layer: int, states: Mapping[str, Mapping[str, Any]]
-    ) -> list[Message]:
-        """Commit the barrier before layer `next_layer` and take the queued injections.
-
-        One ``BEGIN IMMEDIATE`` transaction writes the buffered events, the changed region
-        states, the plan position, and marks the pending injections consumed: a crash leaves
-        either all of it or none.
-
-        After a failed layer the commit waits: if the run goes on (``on_failure: continue``)
-        it happens when the next layer starts; if the run stops there, the position stays, so
-        a resume runs the failed chains again (the completed ones are kept). Injections wait
-        for the next committed barrier.
-        """
-        if self.failure is not None:
-            raise RunFileError(self.failure)
-        try:
-            if self._layer_failed and next_layer > 0:
-                self._deferred = (next_layer, states)
-                self.flush()
-                return []
-            return self._commit(next_layer, states, take_injections=True)
-        except sqlite3.Error as exc:
-            self.failure = f"{self.run.path}: cannot write the run file: {exc}"
-            raise RunFileError(self.failure) from exc
-
-    def _commit(
-        self, next_layer: int, states: Mapping[str, Mapping[str, Any]], *, take_injections: bool
-    ) -> list[Message]:
-        self._deferred = None
-        # chains of the layer that just ended need no record: the barrier covers them
-        self._pending_chains = [c for c in self._pending_chains if c[0] >= next_layer]
-        with self.run.transaction() as conn:
-            self._write_buffer(conn)
-            committed = conn.execute(
-                "SELECT 1 FROM barriers WHERE position = ?", (next_layer,)
-            ).fetchone()
-            # A committed barrier is never rewritten: a resumed run or the next `step` starts
-            # at it again, and only takes the injections queued meanwhile.
-            if not committed:
-                changed: list[tuple[str, int, str]] = []
-                for region, state in states.items():
-                    if region in self._last_states and region not in self._touched:
-                        continue
-                    text = json.dumps(state, sort_keys=True, ensure_ascii=False)
-                    if self._last_states.get(region) != text:
-                        changed.append((region, next_layer, text))
-                        self._last_states[region] = text
-                self._touched.clear()
-                conn.execute(
-                    "INSERT INTO barriers (position, t, invocation, event_seq) VALUES (?, ?, ?, ?)",
-                    (next_layer, time.time(), self.invocation, self._event_seq),
-                )
-                conn.executemany(
-                    "INSERT OR REPLACE INTO states (region, position, state) VALUES (?, ?, ?)",
-                    changed,
-                )
-                conn.execute("DELETE FROM chains_done WHERE layer < ?", (next_layer,))
-            if not take_injections:
-                return []
-            rows = conn.execute(
-                "SELECT id, source, destination, role, content, ordinal, created, consumed_at "
-                "FROM injections WHERE consumed_at IS NULL ORDER BY id"
-            ).fetchall()
-            conn.executemany(
-                "UPDATE injections SET consumed_at = ? WHERE id = ?",
-                [(next_layer, row[0]) for row in rows],
-            )
-        return [_injected(row).message for row in rows]
-
-    async def at_barrier(self, barrier: Any) -> Sequence[Message]:
-        """The executor's `BarrierHook`."""
-        return self.commit_barrier(barrier.next_layer, barrier.states)
-
-
-def _chain_table(plan: Sequence[Mapping[str, Any]]) -> dict[tuple[int, str], ChainInfo]:
-    """(layer, chain) -> the chain's regions and step count, for the whole plan."""
-    table: dict[tuple[int, str], ChainInfo] = {}
-    for index, layer in enumerate(plan):
-        for chain, steps in (layer.get("chains") or {}).items():
-            regions = tuple(dict.fromkeys(str(step).partition(".")[0] for step in steps))
-            table[(index, str(chain))] = ChainInfo(regions, len(steps))
-    return table

@@ -11,7 +11,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-from regions_cli.workflow.schema import did_you_mean
+from regions_cli.text import did_you_mean
 
 #: Template name -> the fields it may use.
 FIELDS: Mapping[str, frozenset[str]] = {

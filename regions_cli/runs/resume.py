@@ -1,7 +1,7 @@
-"""Run-file logic above the storage: which workflow a run belongs to, whether an edited workflow
-may continue it, where new run files go, and where a resumed run starts.
+"""Continuing a run: which workflow a run file belongs to, whether an edited workflow may
+continue it, where new run files go and which is the latest, and where a resumed run starts.
 
-The journal itself (tables, batching, barriers) is `regions_cli.engine.journal`.
+The storage is `regions_cli.runs.store`; the writing, `regions_cli.runs.recorder`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,21 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from regions_cli.engine.journal import ChainDone, RunFile, RunFileError, WorkflowRecord
 from regions_cli.engine.message import Message
-from regions_cli.workflow.model import Workflow
+from regions_cli.model import Workflow, split_step
+from regions_cli.runs.codec import message_from_row
+from regions_cli.runs.store import (
+    ChainDone,
+    RunFile,
+    RunFileError,
+    RunFileExistsError,
+    WorkflowRecord,
+)
+
+if TYPE_CHECKING:
+    from regions_cli.workflow.load import Document
 
 #: Keys that never change what a run does (the editor's node positions, free text).
 _COSMETIC_KEYS = ("layout", "description")
@@ -72,8 +82,6 @@ def workflow_record(
 def create_default_run_file(source: Path, workflow: WorkflowRecord) -> RunFile:
     """A new run file at `default_run_path`; if another run takes that path first (two runs
     started in the same second), the next free name."""
-    from regions_cli.engine.journal import RunFileExistsError
-
     for _ in range(100):
         try:
             return RunFile.create(default_run_path(source, workflow.name), workflow=workflow)
@@ -226,14 +234,9 @@ def resume_point(run: RunFile) -> ResumePoint:
     chain_regions: dict[str, set[str]] = {}
     if position < len(plan):
         for chain, steps in (plan[position].get("chains") or {}).items():
-            chain_regions[str(chain)] = {str(step).partition(".")[0] for step in steps}
+            chain_regions[str(chain)] = {split_step(str(step))[0] for step in steps}
     completed = run.chains_done(position)
-    rows = list(
-        run.db.query(
-            "SELECT * FROM messages WHERE event_seq > ? AND delivery != 'rejected' ORDER BY seq",
-            (after,),
-        )
-    )
+    rows = run.messages_after(after)
 
     done = {chain for chain in completed if chain in chain_regions}
     while True:
@@ -287,22 +290,31 @@ def resume_point(run: RunFile) -> ResumePoint:
     )
 
 
-def message_from_row(row: Mapping[str, Any]) -> Message:
-    """Rebuild a journaled message (its id is kept as recorded)."""
-    from regions_cli.engine.message import Origin
+def current_record(
+    source: Path, workflow: Workflow, document: Document | None = None
+) -> WorkflowRecord:
+    """The `WorkflowRecord` of the workflow file as it is now (raw text, no secrets).
 
-    return Message(
-        source=row["source"],
-        destination=row["destination"],
-        role=row["role"],
-        content=row["content"],
-        origin=Origin(
-            layer=row["layer"],
-            chain=row["chain"],
-            step=row["step"],
-            ordinal=int(row["ordinal"]),
-            injected=bool(row["injected"]),
-        ),
-        cause=row["cause"],
-        id=row["id"],
-    )
+    `document` is the file as verification parsed it; without it the file is read again."""
+    if document is None or document.raw is None:
+        from regions_cli.workflow.load import load_file
+
+        document = load_file(source)
+    return workflow_record(source, workflow, document.text, document.raw or {})
+
+
+def latest_run(source: Path, name: str, *, unfinished: bool = True) -> Path | None:
+    """The newest run file of workflow `name` beside `source` (not finished, if asked)."""
+    folder = source.resolve().parent / ".regions" / "runs"
+    candidates = sorted(folder.glob(f"{name}-*.db"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in candidates:
+        try:
+            with RunFile.open(path) as run:
+                if run.workflow.name != name:
+                    continue
+                if unfinished and run.started and run.position >= len(run.workflow.plan):
+                    continue
+                return path
+        except RunFileError:
+            continue
+    return None

@@ -1,0 +1,231 @@
+"""What ``regions run``, ``step`` and ``run --resume`` do around a `regions_cli.runs.run.Run`:
+check the files, verify (printing the findings), apply ``--llm`` overrides, pick a view, run,
+report, and return the exit code (`regions_cli.exit_codes.ExitCode`).
+
+`run_workflow(RunOptions(...))` does everything the command does; `regions_cli.cli.run_cmd`
+only turns flags into `RunOptions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+from regions_cli.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from regions_cli.engine.events import Event
+    from regions_cli.model import Workflow
+    from regions_cli.runs.run import Run
+    from regions_cli.workflow.load import Document
+
+
+class RunError(Exception):
+    """A problem found before the run starts, with its exit code (one line)."""
+
+    def __init__(self, message: str, exit_code: int = ExitCode.USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``regions run`` can be asked to do."""
+
+    workflow: Path
+    json: bool = False  # one JSON event per line on stdout
+    run_file: Path | None = None  # None: .regions/runs/<name>-<time>.db beside the workflow
+    record: Path | None = None  # write every LLM call to this cassette
+    replay: Path | None = None  # answer every LLM call from this cassette
+    # a response cache for every LLM (``--cache [FILE]``); "": the default file,
+    # ``.regions/cache.db`` beside the workflow
+    cache: str | None = None
+    llm_overrides: tuple[str, ...] = ()  # NAME=URL | NAME=scripted | ... (``--llm``)
+    keep_credentials: bool = False  # --llm NAME=URL keeps the entry's key for another origin
+    allow_outside_paths: bool = False  # files outside the workflow's folder may be used
+    live: bool | None = None  # None: the live view when stdout is a terminal
+    # What the run file does (see `regions_cli.runs.run.Run.open`):
+    resume: Path | None = None  # continue this run file instead of creating one
+    force: bool = False  # with `resume`: accept a compatible edit of the workflow
+    interactive: bool = False  # pause at every barrier and ask (``--interactive``)
+    max_layers: int | None = None  # run at most this many layers (``regions step``)
+    kind: str | None = None  # recorded with the invocation; None: "run" or "resume"
+
+
+class View(Protocol):
+    """What the runner needs of a view (`regions_cli.view`)."""
+
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def __call__(self, event: Event) -> None: ...
+    def report(self) -> None: ...
+
+
+def run_workflow(
+    options: RunOptions, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run `options.workflow` as ``regions run`` does; returns the exit code (never raises
+    for bad input, never prints a traceback; Ctrl-C gives 130)."""
+    from regions_cli.runs.run import RunError as RunFailed
+
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        return _run(options, out, err)
+    except (RunError, RunFailed) as exc:
+        _error(err, str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before the engine started, or a second Ctrl-C
+        _error(err, "interrupted")
+        return ExitCode.INTERRUPTED
+
+
+def _error(stream: TextIO, message: str) -> None:
+    stream.write(f"error: {message}\n")
+    stream.flush()
+
+
+# -- the steps of a run --------------------------------------------------------------------------
+
+
+def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
+    from regions_cli.llm.cache import DEFAULT_CACHE_PATH
+    from regions_cli.llm.factory import LLMOptions
+    from regions_cli.runs.run import Run
+
+    _check_files(options)
+    loaded = _load_and_verify(options, out, err)
+    if loaded is None:
+        return ExitCode.INVALID
+    workflow, document = loaded
+    workflow = _apply_overrides(workflow, options.llm_overrides, options.keep_credentials)
+    cache: Path | None = None
+    if options.cache is not None:  # ``--cache FILE``, or the default file beside the workflow
+        cache = Path(options.cache) if options.cache else workflow.base_dir / DEFAULT_CACHE_PATH
+    llm_options = LLMOptions(
+        record=options.record, replay=options.replay, cache=cache, base_dir=workflow.base_dir
+    )
+    with Run.open(
+        workflow,
+        document,
+        run_file=options.run_file,
+        resume=options.resume,
+        force=options.force,
+        kind=options.kind,
+        max_layers=options.max_layers,
+        llm_options=llm_options,
+    ) as run:
+        view = _choose_view(options, out, run)
+        if options.interactive:
+            from regions_cli.cli.interactive import Dialogue
+
+            run.pause = Dialogue(view)
+        return asyncio.run(_execute(run, view, err))
+
+
+async def _execute(run: Run, view: View, err: TextIO) -> int:
+    """Run with `view` subscribed, then let it report."""
+    run.subscribe(view)
+    with view:
+        finished = await run.execute()
+    if run.failure is not None:
+        _error(err, run.failure)
+    view.report()
+    return finished.exit_code
+
+
+def _check_files(options: RunOptions) -> None:
+    """Usage and I/O problems that need no parsing: one line each, exit 2."""
+    path = options.workflow
+    if not path.exists():
+        raise RunError(f"{path}: no such file")
+    if path.is_dir():
+        raise RunError(f"{path}: is a directory, not a workflow file")
+    if options.record is not None and options.replay is not None:
+        raise RunError("--record and --replay cannot be used together")
+    if options.replay is not None and not options.replay.is_file():
+        raise RunError(f"--replay {options.replay}: no such cassette")
+    if options.record is not None and options.record.is_dir():
+        raise RunError(f"--record {options.record}: is a directory")
+
+
+def _load_and_verify(
+    options: RunOptions, out: TextIO, err: TextIO
+) -> tuple[Workflow, Document] | None:
+    """The validated workflow and the parsed file (the journal records its text), or None
+    after printing the findings that make it invalid: the same findings ``regions verify``
+    reports (warnings are printed and the run goes on).
+    """
+    from regions_cli.workflow.api import load
+    from regions_cli.workflow.findings import count, format_text
+
+    loaded = load(options.workflow)
+    findings, workflow, document = loaded.findings, loaded.workflow, loaded.document
+    errors, warnings = count(findings)
+    if findings:
+        if options.json:
+            from regions_cli.view.jsonl import JsonlView
+
+            JsonlView(out).write(
+                {
+                    "kind": "findings",
+                    "t": time.time(),
+                    "errors": errors,
+                    "warnings": warnings,
+                    "findings": [finding.to_dict() for finding in findings],
+                }
+            )
+        else:
+            err.write(format_text(findings, color=_is_terminal(err), files=1))
+            err.flush()
+    if workflow is None:
+        return None
+    refusal = loaded.outside_paths_problem()
+    if refusal is not None and not options.allow_outside_paths:
+        raise RunError(refusal)
+    return workflow, document
+
+
+def _apply_overrides(
+    workflow: Workflow, overrides: Sequence[str], keep_credentials: bool = False
+) -> Workflow:
+    if not overrides:
+        return workflow
+    from regions_cli.llm.factory import apply_llm_overrides
+
+    try:
+        return apply_llm_overrides(workflow, list(overrides), keep_credentials=keep_credentials)
+    except ValueError as exc:  # LLMOverrideError: one line that names the flag
+        raise RunError(str(exc)) from exc
+
+
+def _choose_view(options: RunOptions, out: TextIO, run: Run) -> View:
+    if options.json:
+        from regions_cli.view.jsonl import JsonlView
+
+        return JsonlView(out, on_closed=run.cancel)
+    from regions_cli.view.lines import is_utf
+
+    live = options.live if options.live is not None else _is_terminal(out)
+    if live and is_utf(out):  # the view draws with box characters: plain lines elsewhere
+        from rich.console import Console
+
+        from regions_cli.view.live import LiveView
+
+        return LiveView(Console(file=out))
+    from regions_cli.view.plain import PlainView
+
+    return PlainView(out, on_closed=run.cancel)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,86 @@
+"""What a run file says about its run, for people and tools: its status and position
+(`run_info`), the regions' current state, and the totals of a run written by several
+invocations (`whole_run_finished`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from regions_cli.engine import events as ev
+from regions_cli.engine.executor import FAILED_OUTCOMES
+from regions_cli.runs.resume import resume_point
+from regions_cli.runs.store import RunFile, pid_alive
+
+
+def current_states(run: RunFile) -> dict[str, dict[str, Any]]:
+    """The regions' state a continued run would start from: the last barrier's, with the
+    chains of the layer in progress that already completed."""
+    return resume_point(run).states if run.started else {}
+
+
+def run_info(run: RunFile) -> dict[str, Any]:
+    """Status, plan position and last activity of a run file (for ``show`` and ``runs``)."""
+    plan = run.workflow.plan
+    position = run.position
+    invocations = run.invocations()
+    last = invocations[-1] if invocations else None
+    if last is not None and last["finished"] is None and pid_alive(int(last["pid"])):
+        status = "running"
+    elif last is None:
+        status = "created"
+    elif last["finished"] is None:
+        status = "interrupted (process died)"
+    elif run.started and position >= len(plan):
+        status = "finished" if last["status"] == "ok" else f"finished ({last['status']})"
+    elif last["status"] == "ok":
+        status = "stepping" if last["kind"] == "step" else "stopped"
+    else:
+        status = str(last["status"])
+    if run.started and position >= len(plan):
+        position_text = f"finished ({len(plan)}/{len(plan)} layers)"
+    else:
+        label = plan[position].get("label", "") if position < len(plan) else ""
+        done = sorted(run.chains_done(position))
+        position_text = f"next layer {position + 1}/{len(plan)} {label}".rstrip()
+        if done:
+            position_text += f" (chains done: {', '.join(done)})"
+        if not run.started:
+            position_text = f"not started ({len(plan)} layers)"
+    activity = max([run.created] + [float(i["finished"] or i["started"]) for i in invocations])
+    outcome = "-"
+    if last is not None and last["exit_code"] is not None:
+        outcome = f"{last['status']} (exit {last['exit_code']})"
+    return {
+        "status": status,
+        "position": position,
+        "layers": len(plan),
+        "position_text": position_text,
+        "activity": activity,
+        "outcome": outcome,
+    }
+
+
+def whole_run_finished(events: list[Any], spent: float) -> ev.RunFinished | None:
+    """The `RunFinished` of a run that several invocations (``step``, resumes) wrote: the last
+    one's status with the totals of all (`spent`: their seconds), so the replay's summary is
+    the run's, not the last step's. None for a run of one invocation (its own event stands)
+    or one whose last invocation did not finish."""
+
+    finished = [e for e in events if isinstance(e, ev.RunFinished)]
+    if not finished or sum(isinstance(e, ev.RunStarted) for e in events) < 2:
+        return None
+    steps = [e.outcome for e in events if isinstance(e, ev.StepFinished)]
+    calls = [e for e in events if isinstance(e, ev.LLMCalled)]
+    return dataclasses.replace(
+        finished[-1],
+        layers_run=sum(isinstance(e, ev.LayerFinished) for e in events),
+        steps_ok=sum(outcome not in FAILED_OUTCOMES for outcome in steps),
+        steps_failed=sum(outcome in FAILED_OUTCOMES for outcome in steps),
+        messages=sum(isinstance(e, ev.MessageDelivered) and e.delivery != "cc" for e in events),
+        prompt_tokens=sum(e.prompt_tokens for e in calls),
+        completion_tokens=sum(e.completion_tokens for e in calls),
+        llm_calls=len(calls),
+        cached_calls=sum(e.cached for e in calls),
+        duration=spent,
+    )

@@ -1,0 +1,116 @@
+"""Run files for people: the summary ``regions show`` prints, and what waits after a step."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from regions_cli.runs.status import current_states, run_info
+from regions_cli.runs.store import RunFile
+from regions_cli.view.state import first_line
+from regions_cli.view.state import plain_text as t
+
+
+def summary_table(run: RunFile) -> Any:
+    """The rich renderable `regions show` prints."""
+    info = run_info(run)
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold cyan")
+    head.add_column()
+    head.add_row("run file", t(run.path))
+    head.add_row("workflow", t(f"{run.workflow.name} ({run.workflow.path})"))
+    head.add_row("status", t(info["status"]))
+    head.add_row("plan", t(info["position_text"]))
+    head.add_row("started", when(run.created))
+    head.add_row(
+        "invocations",
+        t(", ".join(f"{i['kind']}:{i['status'] or 'running'}" for i in run.invocations()))
+        or "none",
+    )
+    usage = run.usage()
+    prompt = sum(u["prompt_tokens"] for u in usage.values())
+    completion = sum(u["completion_tokens"] for u in usage.values())
+    calls = sum(u["calls"] for u in usage.values())
+    head.add_row(
+        "tokens",
+        f"{prompt + completion} ({prompt} prompt, {completion} completion), {calls} LLM calls",
+    )
+    head.add_row("messages", str(len(run.messages())))
+
+    regions = Table(title="Regions", title_justify="left", show_edge=False)
+    for column in ("region", "type", "pending requests", "held", "knowledge", "queued", "tokens"):
+        regions.add_column(column)
+    states = current_states(run)
+    queued: dict[str, int] = {}
+    for item in run.injections(pending_only=True):
+        queued[item.message.destination] = queued.get(item.message.destination, 0) + 1
+    for name, kind in run.workflow.regions.items():
+        state = states.get(name, {})
+        tokens = usage.get(name, {})
+        regions.add_row(
+            t(name),
+            t(kind),
+            str(len(state.get("requests") or [])),
+            str(len(state.get("inbox") or [])),
+            str(len(state.get("replies") or [])),
+            str(queued.get(name, 0)),
+            str(tokens.get("prompt_tokens", 0) + tokens.get("completion_tokens", 0)),
+        )
+    parts: list[Any] = [head, Text(""), regions]
+    failures = [s for s in run.steps() if s["outcome"] in ("failed", "timeout", "cancelled")]
+    rejected = [m for m in run.messages() if m["delivery"] == "rejected"]
+    if failures or rejected:
+        table = Table(title="Failures", title_justify="left", show_edge=False)
+        table.add_column("where")
+        table.add_column("what")
+        for s in failures:
+            where = f"layer {s['layer'] + 1} {s['chain']} {s['region']}.{s['method']}"
+            table.add_row(t(where), t(f"{s['outcome']}: {s['error'] or ''}"))
+        for m in rejected:
+            table.add_row(
+                t(f"{m['source']} -> {m['destination']}"),
+                t(f"rejected ({m['rule']}): {m['reason']}"),
+            )
+        parts += [Text(""), table]
+    return Group(*parts)
+
+
+def pending_lines(run: RunFile, file: Path) -> list[str]:
+    """After a step: where the run stands, what waits where, and the command that goes on."""
+    plan = run.workflow.plan
+    position = run.position
+    lines = ["", f"Run file {run.path}"]
+    for name, state in sorted(current_states(run).items()):
+        requests = state.get("requests") or []
+        replies = state.get("replies") or []
+        inbox = state.get("inbox") or []
+        if not (requests or inbox):
+            continue
+        lines.append(
+            f"  pending at {name}: {len(requests)} request(s), {len(inbox)} held, "
+            f"{len(replies)} reply(ies) kept"
+        )
+        for entry in requests:
+            lines.append(f"    {entry.get('source')}: {first_line(str(entry.get('content')))}")
+    for item in run.injections(pending_only=True):
+        lines.append(f"  queued injection for {item.message.destination} ({item.message.role})")
+    if position >= len(plan):
+        lines.append(f"Plan finished ({len(plan)}/{len(plan)} layers).")
+    else:
+        label = plan[position].get("label", "")
+        done = sorted(run.chains_done(position))
+        again = f" (chains {', '.join(done)} done; the others run again)" if done else ""
+        lines.append(
+            f"Next: layer {position + 1}/{len(plan)} {label}{again}: "
+            f"regions step {file} --run {run.path}"
+        )
+    return lines
+
+
+def when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else ""
