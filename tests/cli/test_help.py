@@ -9,13 +9,12 @@ command shows an example of its use.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import typer
+from cli_helpers import regions
 
 from regions_cli.cli.app import app
 
@@ -25,6 +24,7 @@ PYTHON_TYPES = re.compile(
     r"\b(INTEGER|FLOAT|BOOLEAN)\b|\[x[<>]=|\bx>=|NoneType|typing\."
 )
 PAIRS = {")": "(", "]": "[", "}": "{"}
+WIDTH = {"COLUMNS": "100"}
 
 
 def commands(command: Any = None, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -35,17 +35,6 @@ def commands(command: Any = None, path: tuple[str, ...] = ()) -> Iterator[tuple[
 
 
 ALL = list(commands())
-
-
-def regions(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"},
-    )
 
 
 def balanced(text: str) -> bool:
@@ -64,7 +53,7 @@ def test_the_tree_is_walked() -> None:
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: " ".join(p) or "regions")
 def test_help_is_written_for_people(path: tuple[str, ...]) -> None:
-    long = regions(*path, "--help")
+    long = regions(*path, "--help", env=WIDTH)
     assert long.returncode == 0 and long.stderr == ""
     text = long.stdout
     assert text.startswith(f"Usage: {' '.join(('regions', *path))} [OPTIONS]")
@@ -74,12 +63,12 @@ def test_help_is_written_for_people(path: tuple[str, ...]) -> None:
     assert "[[" not in text and "{FILE}" not in text and "{file}" not in text
     assert re.search(r"^  Examples?:\n\n    regions ", text, re.M), f"no example:\n{text}"
     # -h is --help.
-    short = regions(*path, "-h")
+    short = regions(*path, "-h", env=WIDTH)
     assert (short.returncode, short.stdout) == (0, text)
 
 
 def test_run_help_lists_the_exit_codes() -> None:
-    text = regions("run", "--help").stdout
+    text = regions("run", "--help", env=WIDTH).stdout
     for code, meaning in [("0", "ran"), ("1", "invalid"), ("2", "usage"), ("3", "step failed")]:
         assert re.search(rf"^\s+{code}\s+.*{meaning}", text, re.M), code
     assert re.search(r"^\s+130\s+interrupted", text, re.M)

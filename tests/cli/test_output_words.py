@@ -5,12 +5,11 @@ pip user has."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from cli_helpers import regions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 #: A registry of the original framework (as its minimal_regions.json).
@@ -34,18 +33,6 @@ regions:
 plan:
   - chains: {a: [Facts.make_replies]}
 """
-
-
-def regions(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regions_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
 
 
 def test_one_of_a_thing_is_singular(tmp_path: Path) -> None:

@@ -3,19 +3,8 @@ stderr with exit code 2, from the installed entry point as a user meets them."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-
-
-def regions(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "regions_cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from cli_helpers import regions
 
 
 @pytest.mark.parametrize(
