@@ -13,7 +13,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad usage, a file that cannot be read or written, a workflow that cannot build
     FAILED = 3  # a step failed, or the run could not complete
     BUDGET = 4  # a budget was exceeded
-    INTERRUPTED = 130  # Ctrl-C, a closed output, or a pause
+    INTERRUPTED = 130  # Ctrl-C, a closed output, or paused (--interactive): it can be resumed
 
 
 #: The exit code of each status a run can end with.
@@ -21,6 +21,7 @@ STATUS_EXIT_CODES: dict[str, ExitCode] = {
     "ok": ExitCode.OK,
     "failed": ExitCode.FAILED,
     "interrupted": ExitCode.INTERRUPTED,
+    "paused": ExitCode.INTERRUPTED,
     "budget_exceeded": ExitCode.BUDGET,
 }
 

@@ -25,7 +25,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "__init__": {"workflow", "runs", "exit_codes"},  # the public API
         "__main__": {"cli"},
         "cli": {
-            "runs", "view", "workflow", "model", "engine", "llm", "rag", "exit_codes",
+            "runs", "view", "workflow", "model", "engine", "llm", "rag", "http", "exit_codes",
             "private_files", "gui_server", "text",
         },
         "gui_server": {"runs", "view", "workflow", "model", "engine", "exit_codes"},

@@ -19,6 +19,7 @@ import { TypeIcon } from './components/TypeIcon';
 import { autoPositions } from './model/layout';
 import { REGION_TYPES, typeStyle } from './model/methods';
 import { isRecord, NEW_WORKFLOW, newWorkflow, WorkflowDoc } from './model/workflowDoc';
+import { describeEvent, QUIET_EVENTS } from './model/runEvents';
 import { formatPath } from './validate/problem';
 import { help, validate } from './validate';
 
@@ -525,35 +526,6 @@ function RunFeed({ events, server }: { events: api.RunEvent[]; server: boolean }
       </ol>
     </div>
   );
-}
-
-/** Events the feed leaves out: they drive the node badges and chips instead. */
-const QUIET_EVENTS = new Set(['token', 'region_status', 'step_started', 'llm_call', 'run_exit']);
-
-function describeEvent(e: api.RunEvent): string {
-  const m = isRecord(e.message) ? e.message : {};
-  switch (e.kind) {
-    case 'message':
-      return `✉ ${String(m.source)} → ${String(m.destination)} (${String(m.role)}): ${String(m.content).slice(0, 300)}`;
-    case 'message_rejected':
-      return `⛔ ${String(m.source)} → ${String(m.destination)}: ${String(e.reason)}`;
-    case 'layer_started':
-      return `— layer ${String(e.label)}`;
-    case 'step_finished':
-      return `${e.outcome === 'ok' ? '✓' : '•'} ${String(e.region)}.${String(e.method)} ${String(e.outcome)}${e.error ? `: ${String(e.error)}` : ''}`;
-    case 'run_started':
-      return `▶ run ${String(e.run_id)}`;
-    case 'run_finished':
-      return `■ ${String(e.status)} (exit ${String(e.exit_code)})`;
-    case 'notice':
-      return `${String(e.level)}: ${String(e.text)}`;
-    case 'error':
-      return `error: ${String(e.text ?? e.message)}`;
-    case 'findings':
-      return `✗ the saved file does not verify: ${String(e.errors)} error(s); see the problems tab`;
-    default:
-      return e.kind;
-  }
 }
 
 function SourceView({ text, onApply }: { text: string; onApply: (text: string) => void }) {

@@ -22,6 +22,7 @@ from regions_cli.cli import (
     verify_cmd,
 )
 from regions_cli.cli.help import Typer, plain_usage_error
+from regions_cli.exit_codes import ExitCode
 
 app = Typer(
     name="regions",
@@ -72,7 +73,7 @@ def main() -> None:
         # rather than by class): a usage or parameter error carries its exit code.
         name = type(exc).__name__
         if name == "Abort":  # Ctrl-C or end of input at a prompt
-            raise SystemExit(130) from None
+            raise SystemExit(ExitCode.INTERRUPTED) from None
         if not (hasattr(exc, "exit_code") and hasattr(exc, "format_message")):
             raise
         if name == "NoArgsIsHelpError":  # bare `regions` or `regions rag`: the help
@@ -83,4 +84,4 @@ def main() -> None:
             message = plain_usage_error(exc.format_message())
             typer.echo(f"{command}: error: {message} (see --help)", err=True)
         raise SystemExit(exc.exit_code) from None
-    raise SystemExit(result if isinstance(result, int) else 0)
+    raise SystemExit(result if isinstance(result, int) else ExitCode.OK)

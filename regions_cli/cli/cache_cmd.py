@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 import typer
 
 from regions_cli.cli.help import Typer
+from regions_cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from regions_cli.llm.cache import ResponseCache
 
-EXIT_OK, EXIT_USAGE = 0, 2
 
 cache_app = Typer(
     name="cache",
@@ -49,7 +49,7 @@ def _open(command: str, file: Path | None) -> ResponseCache:
         return ResponseCache.open(_cache_path(file), create=False)
     except CacheError as exc:
         typer.echo(f"regions cache {command}: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise typer.Exit(ExitCode.USAGE) from None
 
 
 @cache_app.command("stats")

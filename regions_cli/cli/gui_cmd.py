@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from regions_cli.exit_codes import ExitCode
+
 
 def gui(
     file: Path | None = typer.Argument(
@@ -67,7 +69,7 @@ def gui(
 
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(ExitCode.USAGE)
 
 
 def register(app: typer.Typer) -> None:

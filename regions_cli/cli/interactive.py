@@ -22,9 +22,15 @@ class Dialogue:
     """Asks the user at each barrier; True quits (the run pauses there and can be resumed)."""
 
     def __init__(
-        self, view: Any = None, *, inp: TextIO | None = None, out: TextIO | None = None
+        self,
+        view: Any = None,
+        resume_command: Callable[[], str] | None = None,
+        *,
+        inp: TextIO | None = None,
+        out: TextIO | None = None,
     ) -> None:
         self.view = view  # a view with ``paused()`` is paused while the dialogue runs
+        self.resume_command = resume_command  # what continues the run after a quit
         self.inp = inp
         self.out = out
 
@@ -54,9 +60,12 @@ class Dialogue:
             if command in ("", "c", "continue"):
                 return False
             if command in ("q", "quit"):
-                out.write(
-                    f"paused; continue with: regions run {run.record.path} --resume {run.path}\n"
+                again = (
+                    self.resume_command()
+                    if self.resume_command is not None
+                    else f"regions run {run.record.path} --resume {run.path}"
                 )
+                out.write(f"paused; continue with: {again}\n")
                 return True
             if command in ("s", "show"):
                 name = rest.strip()

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import typer
 
 from regions_cli.cli.help import Typer
+from regions_cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from regions_cli.llm.check import LLMCheck
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 llm_app = Typer(
     name="llm",
@@ -68,10 +68,10 @@ def check(
         workflow = apply_llm_overrides(load_workflow(file), llm, keep_credentials=keep_credentials)
     except WorkflowInvalid as exc:
         typer.echo(f"regions llm check: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise typer.Exit(ExitCode.USAGE) from None
     except LLMOverrideError as exc:
         typer.echo(f"regions llm check: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise typer.Exit(ExitCode.USAGE) from None
     options = LLMOptions(replay=replay, base_dir=workflow.base_dir)
     results = asyncio.run(check_llms(workflow.llms, options, timeout))
 
@@ -79,7 +79,7 @@ def check(
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
     else:
         _print_table(results)
-    raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
+    raise typer.Exit(ExitCode.OK if all(r.ok for r in results) else ExitCode.INVALID)
 
 
 def _print_table(results: list[LLMCheck]) -> None:

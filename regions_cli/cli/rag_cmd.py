@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 
 from regions_cli.cli.help import Typer
+from regions_cli.exit_codes import ExitCode
 from regions_cli.text import plural
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from regions_cli.rag.documents import Document
     from regions_cli.rag.store import RagStore
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 rag_app = Typer(
     name="rag",
@@ -55,11 +54,11 @@ def load_workflow_file(path: Path) -> Workflow:
     from regions_cli.workflow.api import WorkflowInvalid, load_workflow
 
     if not path.exists():
-        _fail(f"{path}: no such workflow file", EXIT_USAGE)
+        _fail(f"{path}: no such workflow file", ExitCode.USAGE)
     try:
         return load_workflow(path)
     except WorkflowInvalid as exc:
-        _fail(f"{exc} (see `regions verify {path}`)", EXIT_USAGE)
+        _fail(f"{exc} (see `regions verify {path}`)", ExitCode.USAGE)
 
 
 def _workflow_with_store(file: Path, store: str) -> Workflow:
@@ -67,7 +66,7 @@ def _workflow_with_store(file: Path, store: str) -> Workflow:
     workflow = load_workflow_file(file)
     if store not in workflow.rags:
         known = ", ".join(sorted(workflow.rags)) or "none"
-        _fail(f"{file}: no RAG store {store!r} under rags: (known: {known})", EXIT_USAGE)
+        _fail(f"{file}: no RAG store {store!r} under rags: (known: {known})", ExitCode.USAGE)
     return workflow
 
 
@@ -79,7 +78,7 @@ def _rag_errors() -> Iterator[None]:
     try:
         yield
     except RagError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        _fail(str(exc), ExitCode.INVALID)
 
 
 def _open_existing(workflow: Workflow, store: str) -> RagStore:
@@ -90,7 +89,7 @@ def _open_existing(workflow: Workflow, store: str) -> RagStore:
         _fail(
             f"{path}: the store {store!r} is not built yet; run `regions rag ingest "
             f"{workflow.source or 'FILE'} {store}`",
-            EXIT_FAILED,
+            ExitCode.INVALID,
         )
     return open_store(workflow, store, sync_documents=False)
 
@@ -192,7 +191,7 @@ def query(
     from regions_cli.rag.factory import open_store
 
     if not text.strip():
-        _fail("the query text is empty", EXIT_USAGE)
+        _fail("the query text is empty", ExitCode.USAGE)
     workflow = _workflow_with_store(file, store)
     with _rag_errors():
         rag = open_store(workflow, store)
@@ -322,7 +321,7 @@ def delete(
         regions rag delete lookup.yaml facts --document notes.md
     """
     if bool(chunk) == (document is not None):
-        _fail("give either --chunk ID (repeatable) or --document NAME", EXIT_USAGE)
+        _fail("give either --chunk ID (repeatable) or --document NAME", ExitCode.USAGE)
     workflow = _workflow_with_store(file, store)
     with _rag_errors():
         rag = _open_existing(workflow, store)
@@ -345,7 +344,7 @@ def delete(
             rag.close()
     typer.echo(f"{store}: deleted {deleted} of {plural(len(wanted), 'chunk')}")
     if deleted < len(wanted):
-        _fail(f"{len(wanted) - deleted} of the chunk ids were not in the store", EXIT_FAILED)
+        _fail(f"{len(wanted) - deleted} of the chunk ids were not in the store", ExitCode.INVALID)
 
 
 def register(app: typer.Typer) -> None:

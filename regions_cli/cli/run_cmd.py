@@ -11,6 +11,9 @@ from pathlib import Path
 
 import typer
 
+from regions_cli.cli import options
+from regions_cli.exit_codes import ExitCode
+
 
 def run(
     file: Path = typer.Argument(
@@ -18,6 +21,13 @@ def run(
     ),
     json_events: bool = typer.Option(
         False, "--json", help="Write one JSON event per line to stdout (for other tools)."
+    ),
+    quiet: bool = typer.Option(
+        False,
+        "-q",
+        "--quiet",
+        help="Print only the run's output (the messages that leave the workflow); errors still "
+        "go to stderr.",
     ),
     run_file: Path | None = typer.Option(
         None,
@@ -33,46 +43,12 @@ def run(
         help="Record every LLM call to this cassette file.",
         show_default=False,
     ),
-    replay: Path | None = typer.Option(
-        None,
-        "--replay",
-        metavar="FILE",
-        help="Answer every LLM call from this cassette (written by --record), no model.",
-        show_default=False,
-    ),
-    cache: bool = typer.Option(
-        False,
-        "--cache",
-        help="Answer repeated LLM calls from the response cache .regions/cache.db beside FILE; "
-        "a call not in it asks the model and is kept.",
-    ),
-    cache_file: Path | None = typer.Option(
-        None,
-        "--cache-file",
-        metavar="PATH",
-        help="Like --cache, with this cache file.",
-        show_default=False,
-    ),
-    llm: list[str] = typer.Option(
-        [],
-        "--llm",
-        metavar="NAME=URL",
-        help="Override an llms: entry: NAME=URL (an OpenAI-compatible server), NAME=local, "
-        "NAME=scripted or NAME=replay:FILE. Repeatable.",
-        show_default=False,
-    ),
-    allow_outside_paths: bool = typer.Option(
-        False,
-        "--allow-outside-paths",
-        help="Let the workflow read and write files outside its folder (inject files, "
-        "documents, sinks, cassettes, caches, stores). Only for workflows you trust.",
-    ),
-    keep_credentials: bool = typer.Option(
-        False,
-        "--keep-credentials",
-        help="With --llm NAME=URL: send the entry's api_key and headers to the new URL even "
-        "when it is another server (by default they are dropped).",
-    ),
+    replay: Path | None = options.REPLAY,
+    cache: bool = options.CACHE,
+    cache_file: Path | None = options.CACHE_FILE,
+    llm: list[str] = options.LLM,
+    allow_outside_paths: bool = options.ALLOW_OUTSIDE_PATHS,
+    keep_credentials: bool = options.KEEP_CREDENTIALS,
     no_live: bool = typer.Option(
         False, "--no-live", help="Plain lines instead of the live view, even on a terminal."
     ),
@@ -89,11 +65,7 @@ def run(
         "--interactive",
         help="Pause at each layer barrier: continue, inject, show a region's state, or quit.",
     ),
-    force: bool = typer.Option(
-        False,
-        "--force",
-        help="With --resume: continue although the workflow was edited (compatible edits only).",
-    ),
+    force: bool = options.FORCE,
 ) -> None:
     """Verify FILE, then run its plan, showing the traffic live.
 
@@ -116,15 +88,19 @@ def run(
 
     if resume is not None and run_file is not None:
         typer.echo("error: --run and --resume cannot be used together", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.USAGE)
+    if quiet and json_events:
+        typer.echo("error: --quiet and --json cannot be used together", err=True)
+        raise typer.Exit(ExitCode.USAGE)
 
-    options = RunOptions(
+    settings = RunOptions(
         workflow=file,
         json=json_events,
+        quiet=quiet,
         run_file=run_file,
         record=record,
         replay=replay,
-        cache=str(cache_file) if cache_file is not None else ("" if cache else None),
+        cache=options.cache_setting(cache, cache_file),
         llm_overrides=tuple(llm),
         keep_credentials=keep_credentials,
         allow_outside_paths=allow_outside_paths,
@@ -133,7 +109,7 @@ def run(
         interactive=interactive,
         force=force,
     )
-    raise typer.Exit(run_workflow(options))
+    raise typer.Exit(run_workflow(settings))
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from regions_cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
-    from regions_cli.engine.events import Event
+    from regions_cli.engine.events import Event, RunFinished
     from regions_cli.model import Workflow
     from regions_cli.runs.run import Run
     from regions_cli.workflow.load import Document
@@ -40,6 +40,7 @@ class RunOptions:
 
     workflow: Path
     json: bool = False  # one JSON event per line on stdout
+    quiet: bool = False  # only the run's output on stdout
     run_file: Path | None = None  # None: .regions/runs/<name>-<time>.db beside the workflow
     record: Path | None = None  # write every LLM call to this cassette
     replay: Path | None = None  # answer every LLM call from this cassette
@@ -64,7 +65,9 @@ class View(Protocol):
     def __enter__(self) -> Any: ...
     def __exit__(self, *exc: object) -> None: ...
     def __call__(self, event: Event) -> None: ...
-    def report(self) -> None: ...
+    def report(
+        self, summary: RunFinished | None = None, next_command: str | None = None
+    ) -> None: ...
 
 
 def run_workflow(
@@ -99,7 +102,7 @@ def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
     from regions_cli.llm.factory import LLMOptions
     from regions_cli.runs.run import Run
 
-    _check_files(options)
+    options = _check_files(options)
     loaded = _load_and_verify(options, out, err)
     if loaded is None:
         return ExitCode.INVALID
@@ -121,27 +124,64 @@ def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
         max_layers=options.max_layers,
         llm_options=llm_options,
     ) as run:
-        view = _choose_view(options, out, run)
+        view = _choose_view(options, out, err, run)
         if options.interactive:
             from regions_cli.cli.interactive import Dialogue
 
-            run.pause = Dialogue(view)
-        return asyncio.run(_execute(run, view, err))
+            run.pause = Dialogue(view, lambda: resume_command(options, run))
+        return asyncio.run(_execute(options, run, view, err))
 
 
-async def _execute(run: Run, view: View, err: TextIO) -> int:
-    """Run with `view` subscribed, then let it report."""
+async def _execute(options: RunOptions, run: Run, view: View, err: TextIO) -> int:
+    """Run with `view` subscribed, then let it report: the whole run's summary (a resumed or
+    stepped run's too), and how to go on with it if it can go on."""
     run.subscribe(view)
     with view:
         finished = await run.execute()
     if run.failure is not None:
         _error(err, run.failure)
-    view.report()
+    view.report(summary=_whole_run(run), next_command=_next_command(options, run, finished))
     return finished.exit_code
 
 
-def _check_files(options: RunOptions) -> None:
-    """Usage and I/O problems that need no parsing: one line each, exit 2."""
+def _whole_run(run: Run) -> RunFinished | None:
+    """The totals of every invocation of the run file, if there was more than this one."""
+    from regions_cli.runs.codec import events_from_json
+    from regions_cli.runs.status import whole_run_finished
+
+    if run.file is None or len(run.file.invocations()) < 2:
+        return None
+    spent = sum(i["finished"] - i["started"] for i in run.file.invocations() if i["finished"])
+    return whole_run_finished(events_from_json(list(run.file.events())), spent)
+
+
+def resume_command(options: RunOptions, run: Run) -> str:
+    """The command that continues `run` with what this one was given."""
+    from regions_cli.cli.options import command_line, repeated_flags
+
+    return command_line(
+        ["run", options.workflow, "--resume", run.path or "", *repeated_flags(options)]
+    )
+
+
+def _next_command(options: RunOptions, run: Run, finished: RunFinished) -> str | None:
+    """How to go on with a run that stopped before its end (a step says it in its own way)."""
+    from regions_cli.runs.locate import finished as plan_done
+
+    if options.kind == "step" or run.file is None or finished.status == "budget_exceeded":
+        return None
+    if plan_done(run.file):
+        return None
+    return resume_command(options, run)
+
+
+def _check_files(options: RunOptions) -> RunOptions:
+    """Usage and I/O problems that need no parsing: one line each, exit 2. Returns `options`
+    with ``--resume`` resolved to its run file (a path, a bare name, or the workflow file)."""
+    import dataclasses
+
+    from regions_cli.runs.locate import RunNotFound, resolve_run
+
     path = options.workflow
     if not path.exists():
         raise RunError(f"{path}: no such file")
@@ -153,6 +193,12 @@ def _check_files(options: RunOptions) -> None:
         raise RunError(f"--replay {options.replay}: no such cassette")
     if options.record is not None and options.record.is_dir():
         raise RunError(f"--record {options.record}: is a directory")
+    if options.resume is None:
+        return options
+    try:
+        return dataclasses.replace(options, resume=resolve_run(options.resume))
+    except RunNotFound as exc:
+        raise RunError(f"--resume {exc}") from None
 
 
 def _load_and_verify(
@@ -168,7 +214,7 @@ def _load_and_verify(
     loaded = load(options.workflow)
     findings, workflow, document = loaded.findings, loaded.workflow, loaded.document
     errors, warnings = count(findings)
-    if findings:
+    if findings and not (options.quiet and not errors):  # --quiet keeps warnings to itself
         if options.json:
             from regions_cli.view.jsonl import JsonlView
 
@@ -205,11 +251,15 @@ def _apply_overrides(
         raise RunError(str(exc)) from exc
 
 
-def _choose_view(options: RunOptions, out: TextIO, run: Run) -> View:
+def _choose_view(options: RunOptions, out: TextIO, err: TextIO, run: Run) -> View:
     if options.json:
         from regions_cli.view.jsonl import JsonlView
 
         return JsonlView(out, on_closed=run.cancel)
+    if options.quiet:
+        from regions_cli.view.quiet import QuietView
+
+        return QuietView(out, err, on_closed=run.cancel)
     from regions_cli.view.lines import is_utf
 
     live = options.live if options.live is not None else _is_terminal(out)

@@ -19,24 +19,27 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from regions_cli.cli import options
+from regions_cli.exit_codes import ExitCode
+
 if TYPE_CHECKING:
     from regions_cli.runs.store import RunFile
 
-EXIT_INVALID = 1
-EXIT_USAGE = 2
 
-
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+def _fail(message: str, code: int = ExitCode.USAGE) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 
-def _open(path: Path) -> RunFile:
+def _open(reference: Path) -> RunFile:
+    """The run file `reference` names: a path, a name as `regions runs` shows it, or a
+    workflow file (its newest run)."""
+    from regions_cli.runs.locate import RunNotFound, resolve_run
     from regions_cli.runs.store import RunFile, RunFileError
 
     try:
-        return RunFile.open(path)
-    except RunFileError as exc:
+        return RunFile.open(reference if reference.is_dir() else resolve_run(reference))
+    except (RunFileError, RunNotFound) as exc:
         raise _fail(str(exc)) from None
 
 
@@ -75,74 +78,78 @@ def step(
         None,
         "--run",
         metavar="RUN",
-        help="The run file to step (created if missing). Default: the newest unfinished run "
-        "of this workflow in .regions/runs beside FILE, or a new one.",
+        help="The run to step: a run file (created if missing) or its name as `regions runs` "
+        "shows it. Default: the newest run of FILE, or a new one if it has none.",
         show_default=False,
     ),
+    new: bool = typer.Option(False, "--new", help="Start a new run of FILE."),
     layers: int = typer.Option(1, "--layers", min=1, metavar="N", help="How many layers to run."),
-    force: bool = typer.Option(
-        False, "--force", help="Continue although the workflow changed (compatible edits only)."
-    ),
-    allow_outside_paths: bool = typer.Option(
-        False,
-        "--allow-outside-paths",
-        help="Let the workflow read and write files outside its folder.",
-    ),
+    llm: list[str] = options.LLM,
+    replay: Path | None = options.REPLAY,
+    cache: bool = options.CACHE,
+    cache_file: Path | None = options.CACHE_FILE,
+    keep_credentials: bool = options.KEEP_CREDENTIALS,
+    allow_outside_paths: bool = options.ALLOW_OUTSIDE_PATHS,
+    force: bool = options.FORCE,
 ) -> None:
     """Run the next layer (or N) of FILE's plan in a run file, commit, show what is pending.
+
+    Without --run it goes on with the newest run of FILE (never a run of another file), and
+    says so when that run has finished; --new starts another.
 
     Example:
 
         regions step hello.yaml --layers 2
     """
     from regions_cli.cli.runner import RunOptions, run_workflow
-    from regions_cli.runs.store import RunFile, RunFileError
+    from regions_cli.runs.locate import RunNotFound, finished, latest_run, resolve_run
+    from regions_cli.view.runs import pending_lines
 
     if not file.is_file():
         raise _fail(f"{file}: no such file")
-    if run is None:
-        run = _latest_unfinished(file)
-    resume: Path | None = None
-    if run is not None and run.exists():
+    if new and run is not None:
+        raise _fail("--new and --run cannot be used together")
+    target: Path | None = None  # the run file to go on with; None: a new one
+    if run is not None:
         try:
-            with RunFile.open(run) as existing:
-                plan = existing.workflow.plan
-                ours = existing.workflow.path == str(file.resolve())  # else the run says why not
-                if ours and existing.started and existing.position >= len(plan):
-                    typer.echo(f"{run}: the run has finished all {len(plan)} layers; nothing to do")
-                    raise typer.Exit(0)
-        except RunFileError as exc:
-            raise _fail(str(exc)) from None
-        resume = run
-    options = RunOptions(
+            target = resolve_run(run)
+        except RunNotFound:
+            if run.parent != Path(".") or run.suffix == ".db":  # a path: the new run's file
+                target = None
+            else:
+                raise _fail(f"--run {run}: no such run file (see `regions runs`)") from None
+    elif not new:
+        target = latest_run(file)
+    settings = RunOptions(
         workflow=file,
-        run_file=None if resume is not None else run,
+        run_file=run if target is None else None,
         live=False,
-        resume=resume,
+        resume=target,
         force=force,
         max_layers=layers,
         kind="step",
+        llm_overrides=tuple(llm),
+        replay=replay,
+        cache=options.cache_setting(cache, cache_file),
+        keep_credentials=keep_credentials,
         allow_outside_paths=allow_outside_paths,
     )
-    code = run_workflow(options)
-    path = resume or run or _latest_unfinished(file, unfinished=False)
-    if path is not None and path.exists() and code not in (EXIT_INVALID, EXIT_USAGE):
-        from regions_cli.view.runs import pending_lines
-
+    if target is not None:
+        with _reading(target) as existing:
+            if existing.workflow.path == str(file.resolve()) and finished(existing):
+                layers_in_plan = len(existing.workflow.plan)
+                typer.echo(
+                    f"{target}: the run has finished all {layers_in_plan} layers; nothing to do. "
+                    f"Start a new run with: {options.command_line(['step', file, '--new'])}"
+                )
+                raise typer.Exit(ExitCode.OK)
+    code = run_workflow(settings)
+    path = target or run or latest_run(file)
+    if path is not None and path.exists() and code not in (ExitCode.INVALID, ExitCode.USAGE):
         with _reading(path) as opened:
-            typer.echo("\n".join(pending_lines(opened, file)))
+            flags = options.repeated_flags(settings)
+            typer.echo("\n".join(pending_lines(opened, file, flags)))
     raise typer.Exit(code)
-
-
-def _latest_unfinished(file: Path, *, unfinished: bool = True) -> Path | None:
-    from regions_cli.runs.resume import latest_run
-    from regions_cli.workflow.load import load_file
-
-    document = load_file(file)
-    name = (document.data or {}).get("name")
-    if not isinstance(name, str):
-        return None
-    return latest_run(file, name, unfinished=unfinished)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,7 +160,14 @@ def inject(
     text: str | None = typer.Argument(
         None, metavar="TEXT", help="The message text (or use --file).", show_default=False
     ),
-    run: Path = typer.Option(..., "--run", metavar="RUN", help="The run file.", show_default=False),
+    run: Path = typer.Option(
+        ...,
+        "--run",
+        metavar="RUN",
+        help="The run: its file, its name as `regions runs` shows it, or the workflow file "
+        "(its newest run).",
+        show_default=False,
+    ),
     to: str = typer.Option(..., "--to", metavar="REGION", help="The receiving region."),
     source: str = typer.Option("user", "--from", metavar="NAME", help="The sender's name."),
     role: str = typer.Option(
@@ -191,25 +205,35 @@ def inject(
             raise _fail(f"--file {file}: cannot read: {reason or exc}") from None
     assert text is not None
     if not text.strip():
-        raise _fail(f"{file if file is not None else 'TEXT'}: the message is empty", EXIT_INVALID)
+        raise _fail(
+            f"{file if file is not None else 'TEXT'}: the message is empty", ExitCode.INVALID
+        )
     with _open(run) as opened:
         problem = opened.workflow.injection_problem(to, role)
         if problem is not None:
-            raise _fail(f"{run}: {problem}", EXIT_INVALID)
+            raise _fail(f"{run}: {problem}", ExitCode.INVALID)
         plan = opened.workflow.plan
         try:
             queued = opened.add_injection(source, to, role, text)
         except RunFileError as exc:
-            raise _fail(str(exc), EXIT_INVALID) from None
+            raise _fail(str(exc), ExitCode.INVALID) from None
         except Exception as exc:  # sqlite busy beyond the timeout, disk full...
             raise _fail(f"{run}: cannot write: {exc}") from None
-        where = (
-            f"before layer {opened.position + 1}/{len(plan)}" if opened.started else "at the start"
-        )
-    typer.echo(
-        f"queued message {queued.message.id} from {source} to {to} ({role}); "
-        f"delivered at the next barrier ({where})"
-    )
+        when = _delivery_time(opened, len(plan))
+    typer.echo(f"queued message {queued.message.id} from {source} to {to} ({role}); {when}")
+
+
+def _delivery_time(run: RunFile, layers: int) -> str:
+    """When a message queued now reaches its region: at the next barrier the run commits."""
+    from regions_cli.runs.status import run_info
+
+    running = run_info(run)["status"] == "running"
+    if not run.started:
+        return "delivered when the run starts" + ("" if running else " (regions step / run)")
+    layer = run.position + 1  # the layer after the last committed barrier, 1-based
+    if running:  # that layer is running now: the next barrier comes when it ends
+        return f"delivered at the next barrier, when layer {layer}/{layers} (running now) ends"
+    return f"delivered when the run goes on, before layer {layer}/{layers}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,6 +245,12 @@ def show(
     region: str | None = typer.Option(
         None, "--region", metavar="NAME", help="Show one region's inbox, requests and knowledge."
     ),
+    prompts: bool = typer.Option(
+        False,
+        "--prompts",
+        help="Show every prompt the run sent to a model and the answer (with --region: that "
+        "region's only).",
+    ),
 ) -> None:
     """A run's status: plan position, pending messages per region, failures, tokens.
 
@@ -230,17 +260,23 @@ def show(
     """
     from rich.console import Console
 
+    from regions_cli.runs.codec import events_from_json
     from regions_cli.runs.status import current_states
-    from regions_cli.view.runs import summary_table
+    from regions_cli.view.runs import prompt_lines, summary_table
     from regions_cli.view.state import plain_text, region_state_lines
 
     console = Console(highlight=False, soft_wrap=True)
     with _reading(run) as opened:
+        if region is not None and region not in opened.workflow.regions:
+            names = ", ".join(sorted(opened.workflow.regions))
+            raise _fail(f"{run}: unknown region {region!r} (regions: {names})", ExitCode.INVALID)
+        if prompts:
+            events = events_from_json(list(opened.events()))
+            for line in prompt_lines(events, region):
+                console.print(plain_text(line))
+            return
         if region is not None:
             states = current_states(opened)
-            if region not in opened.workflow.regions:
-                names = ", ".join(sorted(opened.workflow.regions))
-                raise _fail(f"{run}: unknown region {region!r} (regions: {names})", EXIT_INVALID)
             lines = region_state_lines(region, states.get(region, {"type": "not started"}))
             for item in opened.injections(pending_only=True):
                 if item.message.destination == region:
@@ -262,30 +298,37 @@ def runs(
     folder: Path | None = typer.Argument(
         None,
         metavar="DIR",
-        help="Where the run files are (default: .regions/runs).",
+        help="Where to look (default: the current folder). The run files in DIR/.regions/runs "
+        "and beside the workflows below DIR are listed, or those in DIR if it holds them.",
         show_default=False,
     ),
 ) -> None:
-    """List the run files in DIR with status, time and outcome.
+    """List the run files (newest first) with status, time and outcome.
+
+    The RUN column is a name `show`, `replay`, `inject --run`, `step --run` and
+    `run --resume` accept as it is.
 
     Example:
 
-        regions runs .regions/runs
+        regions runs workflows
     """
     from rich.console import Console
     from rich.table import Table
 
+    from regions_cli.runs.locate import run_files, run_folders
     from regions_cli.runs.status import run_info
     from regions_cli.runs.store import RunFile, RunFileError
     from regions_cli.view.runs import when
+    from regions_cli.view.state import plain_text
 
-    folder = folder or Path(".regions/runs")
-    if (folder / ".regions" / "runs").is_dir():
-        folder = folder / ".regions" / "runs"
-    if not folder.is_dir():
-        raise _fail(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
+    start = folder or Path(".")
+    if not start.is_dir():
+        raise _fail(f"{start}: {'not a folder' if start.exists() else 'no such folder'}")
+    holds_runs = any(start.glob("*.db"))
+    folders = [start] if holds_runs else run_folders(start)
     rows: list[tuple[float, list[str]]] = []
-    for path in sorted(folder.glob("*.db")):
+    for path in run_files(folders):
+        shown = str(path)
         try:
             with RunFile.open(path) as run:
                 info = run_info(run)
@@ -294,7 +337,7 @@ def runs(
                     (
                         run.created,
                         [
-                            path.name,
+                            shown,
                             run.workflow.name,
                             info["status"],
                             position,
@@ -306,25 +349,18 @@ def runs(
                 )
         except (RunFileError, *CORRUPT_ROW_ERRORS) as exc:
             detail = str(exc).split(": ", 1)[-1] if isinstance(exc, RunFileError) else repr(exc)
-            rows.append((0.0, [path.name, "?", "unreadable", "", "", "", detail]))
+            rows.append((0.0, [shown, "?", "unreadable", "", "", "", detail]))
     if not rows:
-        typer.echo(f"no run files in {folder}")
+        typer.echo(f"no run files in {start} or below it (regions run writes them)")
         return
-    table = Table(show_edge=False, box=None, header_style="bold")
-    table.add_column("run", overflow="fold")
-    for column in ("workflow", "status", "layers", "started", "last activity", "outcome"):
-        table.add_column(column, no_wrap=True)
-    from regions_cli.view.state import plain_text
-
+    table = Table(show_edge=False, box=None, header_style="bold", pad_edge=False)
+    for column in ("run", "workflow", "status", "layers", "started", "last activity", "outcome"):
+        table.add_column(column, no_wrap=True, overflow="ignore")
     for _, row in sorted(rows, key=lambda item: item[0], reverse=True):
         table.add_row(*(plain_text(cell) for cell in row))
-    Console(highlight=False, width=max(120, _terminal_width())).print(table)
-
-
-def _terminal_width() -> int:
-    import shutil
-
-    return shutil.get_terminal_size((100, 24)).columns
+    # never wrapped or cut: a name must stay whole to be copied (a pipe gets full lines)
+    console = Console(highlight=False, width=10_000 if not sys.stdout.isatty() else None)
+    console.print(table, crop=False, overflow="ignore")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,7 +399,7 @@ def replay(
         events = [e for e in map(event_from_json, opened.events()) if e is not None]
         spent = sum(i["finished"] - i["started"] for i in opened.invocations() if i["finished"])
     if not events:
-        raise _fail(f"{run}: no recorded events (the run has not started)", EXIT_INVALID)
+        raise _fail(f"{run}: no recorded events (the run has not started)", ExitCode.INVALID)
     view: Any
     live = not json_events and not no_live and sys.stdout.isatty()
     if json_events:

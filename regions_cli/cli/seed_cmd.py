@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from regions_cli.exit_codes import ExitCode
+
 if TYPE_CHECKING:
     from regions_cli.model import Workflow
 
@@ -22,7 +24,7 @@ def _warn(message: str) -> None:
 
 def _fail(message: str) -> typer.Exit:
     typer.echo(message, err=True)
-    return typer.Exit(1)
+    return typer.Exit(ExitCode.INVALID)
 
 
 def import_command(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+from regions_cli.exit_codes import ExitCode
 
 
 class OutputFormat(StrEnum):
@@ -66,9 +66,9 @@ def verify(
     fmt = output_format.value
     sys.stdout.write(format_findings(findings, fmt, color=_use_color(sys.stdout), files=len(files)))
     if any(f.rule == "io-error" for f in findings):
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(ExitCode.USAGE)
     if any(f.is_error for f in findings):
-        raise typer.Exit(EXIT_ERRORS)
+        raise typer.Exit(ExitCode.INVALID)
 
 
 def schema() -> None:
@@ -111,7 +111,7 @@ def graph(
     except WorkflowInvalid as exc:
         sys.stderr.write(format_text(exc.findings, color=_use_color(sys.stderr), files=1))
         io_error = any(f.rule == "io-error" for f in exc.findings)
-        raise typer.Exit(EXIT_USAGE if io_error else EXIT_ERRORS) from None
+        raise typer.Exit(ExitCode.USAGE if io_error else ExitCode.INVALID) from None
     render = to_mermaid if output_format is GraphFormat.mermaid else to_dot
     sys.stdout.write(render(workflow))
 

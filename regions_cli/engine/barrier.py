@@ -24,6 +24,11 @@ class Barrier:
     states: Mapping[str, dict[str, Any]]  # region name -> region.snapshot()
 
 
+class PauseRun(Exception):
+    """Raised by a barrier hook to stop the run at this barrier on purpose: it ends with status
+    ``paused``, its state committed, and can be resumed from there."""
+
+
 class BarrierHook(Protocol):
     """Called at every barrier; returns messages to inject now (usually none)."""
 

@@ -22,6 +22,13 @@ from regions_cli.engine.message import Message
 #: journal) can tell which chain an event belongs to without it being in every event.
 CURRENT_CHAIN: ContextVar[str | None] = ContextVar("regions_current_chain", default=None)
 
+#: Step outcomes that count as failures (``ok`` and ``false`` do not; ``cancelled``, a step cut
+#: off by Ctrl-C or a pause, is neither a success nor a failure: it runs again on resume).
+FAILED_OUTCOMES = frozenset({"failed", "timeout"})
+
+#: Outcomes of a step that did not complete: its chain runs again when the run is resumed.
+UNFINISHED_OUTCOMES = FAILED_OUTCOMES | {"cancelled"}
+
 
 @dataclass(kw_only=True, slots=True)
 class Event:
@@ -126,6 +133,10 @@ class LLMCalled(Event):
     duration: float
     error: str | None = None
     cached: bool = False  # answered from the response cache: no model was called
+    # What was sent and what came back (``regions show --prompts``; what scripted rules match)
+    system: str = ""
+    user: str = ""
+    answer: str = ""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -148,7 +159,7 @@ class Notice(Event):
 @dataclass(kw_only=True, slots=True)
 class RunFinished(Event):
     kind: ClassVar[str] = "run_finished"
-    status: str  # ok | failed | interrupted | budget_exceeded
+    status: str  # ok | failed | interrupted | paused | budget_exceeded
     exit_code: int
     layers_run: int
     steps_ok: int
@@ -165,6 +176,8 @@ class RunFinished(Event):
     # the cache answered (None in run files written before these were counted).
     llm_calls: int | None = None
     cached_calls: int | None = None
+    # Steps cut off by Ctrl-C or a pause (neither ok nor failed; they run again on resume).
+    steps_cancelled: int = 0
 
 
 Subscriber = Callable[[Event], None]

@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from regions_cli.engine.barrier import Barrier, BarrierHook
+from regions_cli.engine.barrier import Barrier, BarrierHook, PauseRun
 from regions_cli.engine.budget import BudgetTracker
 from regions_cli.engine.events import (
     CURRENT_CHAIN,
+    FAILED_OUTCOMES,
+    UNFINISHED_OUTCOMES,
     EventBus,
     LayerFinished,
     LayerStarted,
@@ -49,10 +51,7 @@ from regions_cli.llm.base import Usage
 from regions_cli.model import Chain, Layer, Step, Workflow
 from regions_cli.text import plural
 
-RunStatus = Literal["ok", "failed", "interrupted", "budget_exceeded"]
-
-#: Step outcomes that count as failures.
-FAILED_OUTCOMES = frozenset({"failed", "timeout", "cancelled"})
+RunStatus = Literal["ok", "failed", "interrupted", "paused", "budget_exceeded"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,11 @@ class _Tally:
 
     @property
     def ok(self) -> int:
-        return sum(n for k, n in self.outcomes.items() if k not in FAILED_OUTCOMES)
+        return sum(n for k, n in self.outcomes.items() if k not in UNFINISHED_OUTCOMES)
+
+    @property
+    def cancelled(self) -> int:
+        return self.outcomes.get("cancelled", 0)
 
 
 @dataclass(frozen=True)
@@ -324,6 +327,9 @@ class Engine:
                         Notice(level="error", text=f"budget exceeded: {reason}; stopping")
                     )
                     break
+        except PauseRun:
+            status = "paused"
+            self.bus.emit(Notice(level="info", text="run paused; it can be resumed from here"))
         except asyncio.CancelledError:
             # The run absorbs its cancellation and reports it (the docs' advice for a task
             # that suppresses a cancel: uncancel it, so later awaits and timeouts behave).
@@ -390,6 +396,7 @@ class Engine:
                 layers_run=layers_run,
                 steps_ok=tally.ok,
                 steps_failed=tally.failed,
+                steps_cancelled=tally.cancelled,
                 messages=messages,
                 prompt_tokens=tokens.prompt_tokens,
                 completion_tokens=tokens.completion_tokens,

@@ -122,7 +122,7 @@ class Recorder:
             self._touched.add(event.region)
             key = (event.layer, event.chain)
             work = self._chain_work.get(key, 0.0) + event.duration
-            if event.outcome in ("failed", "timeout", "cancelled"):
+            if event.outcome in ev.UNFINISHED_OUTCOMES:
                 self._layer_failed = True
                 self._chain_work[key] = work
             elif self._chain_complete(event):  # a step's last event: the chain is over

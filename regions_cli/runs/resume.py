@@ -91,8 +91,9 @@ def create_default_run_file(source: Path, workflow: WorkflowRecord) -> RunFile:
 
 
 def default_run_path(source: Path, name: str, now: float | None = None) -> Path:
-    """``.regions/runs/<name>-<UTC time>.db`` beside the workflow file; never an existing file."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now if now is not None else time.time()))
+    """``.regions/runs/<name>-<UTC time>.db`` beside the workflow file; never an existing file.
+    The file's name without ``.db`` is the run's id (``run_id`` in its events)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now if now is not None else time.time()))
     folder = source.resolve().parent / ".regions" / "runs"
     path = folder / f"{name}-{stamp}.db"
     counter = 1
@@ -301,20 +302,3 @@ def current_record(
 
         document = load_file(source)
     return workflow_record(source, workflow, document.text, document.raw or {})
-
-
-def latest_run(source: Path, name: str, *, unfinished: bool = True) -> Path | None:
-    """The newest run file of workflow `name` beside `source` (not finished, if asked)."""
-    folder = source.resolve().parent / ".regions" / "runs"
-    candidates = sorted(folder.glob(f"{name}-*.db"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in candidates:
-        try:
-            with RunFile.open(path) as run:
-                if run.workflow.name != name:
-                    continue
-                if unfinished and run.started and run.position >= len(run.workflow.plan):
-                    continue
-                return path
-        except RunFileError:
-            continue
-    return None

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regions_cli.engine.barrier import Barrier
+from regions_cli.engine.barrier import Barrier, PauseRun
 from regions_cli.engine.budget import Spend
 from regions_cli.engine.events import Event, EventBus, Notice, RunFinished
 from regions_cli.engine.message import Message
@@ -275,6 +275,7 @@ class Run:
             "inject_initial": self.point.fresh,
             "max_layers": self.max_layers,
             "run_file": str(self.path),
+            "run_id": self.path.stem if self.path is not None else None,
             "completed_chains": {
                 chain: [Held.from_json(item) for item in done.held]
                 for chain, done in self.point.completed.items()
@@ -286,7 +287,7 @@ class Run:
         `failure`: the run's own exit code stands, the caller reports it)."""
         if self.file is None or self._recorder is None or self._invocation is None:
             return
-        status = "paused" if self.paused else finished.status
+        status = finished.status
         recorder = self._recorder
         try:
             recorder.flush()
@@ -317,7 +318,7 @@ class Run:
         if self.pause is not None and barrier.next_layer < len(self.record.plan):
             if await self.pause(self, barrier):
                 self.paused = True
-                raise asyncio.CancelledError  # the engine stops here, cleanly
+                raise PauseRun  # the engine stops here, cleanly: status "paused"
             # the barrier is committed: this only takes what was queued during the pause
             messages.extend(self._recorder.commit_barrier(barrier.next_layer, barrier.states))
         return messages

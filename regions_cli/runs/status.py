@@ -8,7 +8,7 @@ import dataclasses
 from typing import Any
 
 from regions_cli.engine import events as ev
-from regions_cli.engine.executor import FAILED_OUTCOMES
+from regions_cli.engine.events import FAILED_OUTCOMES, UNFINISHED_OUTCOMES
 from regions_cli.runs.resume import resume_point
 from regions_cli.runs.store import RunFile, pid_alive
 
@@ -17,6 +17,13 @@ def current_states(run: RunFile) -> dict[str, dict[str, Any]]:
     """The regions' state a continued run would start from: the last barrier's, with the
     chains of the layer in progress that already completed."""
     return resume_point(run).states if run.started else {}
+
+
+def message_count(run: RunFile) -> int:
+    """How many messages the run delivered, counted as the run's summary counts them: each
+    message once (a listener's copy shares its message's delivery number), rejections and
+    what a resume rolled back left out."""
+    return len({m["delivery_seq"] for m in run.messages() if m["delivery_seq"] is not None})
 
 
 def run_info(run: RunFile) -> dict[str, Any]:
@@ -75,8 +82,9 @@ def whole_run_finished(events: list[Any], spent: float) -> ev.RunFinished | None
     return dataclasses.replace(
         finished[-1],
         layers_run=sum(isinstance(e, ev.LayerFinished) for e in events),
-        steps_ok=sum(outcome not in FAILED_OUTCOMES for outcome in steps),
+        steps_ok=sum(outcome not in UNFINISHED_OUTCOMES for outcome in steps),
         steps_failed=sum(outcome in FAILED_OUTCOMES for outcome in steps),
+        steps_cancelled=sum(outcome == "cancelled" for outcome in steps),
         messages=sum(isinstance(e, ev.MessageDelivered) and e.delivery != "cc" for e in events),
         prompt_tokens=sum(e.prompt_tokens for e in calls),
         completion_tokens=sum(e.completion_tokens for e in calls),

@@ -63,5 +63,5 @@ class JsonlView:
         """A line that is not an engine event (e.g. ``findings`` before the run)."""
         self.out.write(encode(data, ascii_only=self.ascii_only) + "\n")
 
-    def report(self) -> None:
+    def report(self, summary: object = None, next_command: str | None = None) -> None:
         """Nothing: ``run_finished`` already carried the summary."""

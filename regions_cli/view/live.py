@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-from regions_cli.engine.events import Event
+from regions_cli.engine.events import Event, RunFinished
 from regions_cli.view.report import report_lines
 from regions_cli.view.state import (
     STATUS_TEXT,
@@ -109,10 +109,11 @@ class LiveView:
         with self._lock:
             self.state.apply(event)
 
-    def report(self) -> None:
-        """The run's output messages in full, then the summary, below the last frame."""
+    def report(self, summary: RunFinished | None = None, next_command: str | None = None) -> None:
+        """The run's output messages in full, then the summary, below the last frame (see
+        `report_lines`)."""
         self.console.print()
-        for line in report_lines(self.state):
+        for line in report_lines(self.state, summary=summary, next_command=next_command):
             self.console.print(
                 Text(line.text, style=REPORT_STYLE[line.style]), soft_wrap=True, highlight=False
             )

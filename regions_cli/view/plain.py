@@ -65,9 +65,10 @@ class PlainView:
         if line is not None:
             self.out.write(f"{max(0.0, event.t - self._t0):8.3f}s {line}\n")
 
-    def report(self) -> None:
-        """The run's output messages in full, then the summary."""
-        lines = [line.text for line in report_lines(self.state)]
+    def report(self, summary: RunFinished | None = None, next_command: str | None = None) -> None:
+        """The run's output messages in full, then the summary (see `report_lines`)."""
+        report = report_lines(self.state, summary=summary, next_command=next_command)
+        lines = [line.text for line in report]
         self.out.write("\n" + "\n".join(lines) + "\n")
 
     def line(self, event: Event) -> str | None:
@@ -140,9 +141,10 @@ class PlainView:
         return f"{event.level}{where}: {first_line(event.text, 300)}"
 
     def _run_finished(self, event: RunFinished) -> str:
+        cancelled = f" {event.steps_cancelled} cancelled," if event.steps_cancelled else ""
         return (
             f"run {event.status}: {plural(event.layers_run, 'layer')} run,"
-            f" steps {event.steps_ok} ok, {event.steps_failed} failed,"
+            f" steps {event.steps_ok} ok, {event.steps_failed} failed,{cancelled}"
             f" {plural(event.messages, 'message')},"
             f" {plural(event.prompt_tokens + event.completion_tokens, 'token')}"
             f" in {seconds(event.duration)}"

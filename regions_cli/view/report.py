@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from regions_cli.engine.events import RunFinished
 from regions_cli.text import plural
 from regions_cli.view.state import RunState, clean, seconds
 
@@ -16,6 +17,7 @@ STATUS_TEXT = {
     "ok": "ok",
     "failed": "failed: a step failed",
     "interrupted": "interrupted",
+    "paused": "paused",
     "budget_exceeded": "stopped: budget exceeded",
 }
 
@@ -26,8 +28,12 @@ class ReportLine:
     style: str = "text"  # heading | label | text | bad
 
 
-def report_lines(state: RunState) -> list[ReportLine]:
-    """The output messages (full content), then the summary of `state`'s finished run."""
+def report_lines(
+    state: RunState, *, summary: RunFinished | None = None, next_command: str | None = None
+) -> list[ReportLine]:
+    """The output messages (full content), then the summary of `state`'s finished run (or
+    `summary`: the whole run's, for a run that several invocations wrote), and the command
+    that goes on with the run, if it can go on."""
     lines: list[ReportLine] = []
     if state.outputs:
         lines.append(ReportLine(f"Output ({plural(len(state.outputs), 'message')})", "heading"))
@@ -37,12 +43,13 @@ def report_lines(state: RunState) -> list[ReportLine]:
             lines.extend(ReportLine(line) for line in clean(message.content).splitlines() or [""])
         lines.append(ReportLine(""))
     lines.append(ReportLine("Summary", "heading"))
-    lines.extend(_summary(state))
+    lines.extend(_summary(state, summary or state.finished))
+    if next_command is not None:
+        lines.append(ReportLine(f"continue   {next_command}"))
     return lines
 
 
-def _summary(state: RunState) -> list[ReportLine]:
-    finished = state.finished
+def _summary(state: RunState, finished: RunFinished | None) -> list[ReportLine]:
     if finished is None:  # the runner always supplies one; fall back on what the events said
         status, ok = "unknown: the run did not report its end", False
         layers_run, steps_ok, steps_failed = state.layers_done, state.steps_ok, state.steps_failed
@@ -67,10 +74,12 @@ def _summary(state: RunState) -> list[ReportLine]:
         duration = finished.duration
         run_file = finished.run_file or (state.started.run_file if state.started else None)
     rejected = f" ({state.rejected} rejected)" if state.rejected else ""
+    stopped = finished.steps_cancelled if finished is not None else state.steps_cancelled
+    cancelled = f", {stopped} cancelled" if stopped else ""
     out = [
         ReportLine(f"status     {status}", "text" if ok else "bad"),
         ReportLine(f"layers     {layers_run} of {len(state.layers)} run"),
-        ReportLine(f"steps      {steps_ok} ok, {steps_failed} failed"),
+        ReportLine(f"steps      {steps_ok} ok, {steps_failed} failed{cancelled}"),
         ReportLine(f"messages   {messages:,}{rejected}"),
         ReportLine(f"calls      {calls:,}" + (f" ({cached:,} from cache)" if cached else "")),
         ReportLine(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from regions_cli.runs.status import current_states, run_info
+from regions_cli.engine.events import FAILED_OUTCOMES, Event, LLMCalled
+from regions_cli.runs.status import current_states, message_count, run_info
 from regions_cli.runs.store import RunFile
 from regions_cli.view.state import first_line
 from regions_cli.view.state import plain_text as t
@@ -40,7 +43,7 @@ def summary_table(run: RunFile) -> Any:
         "tokens",
         f"{prompt + completion} ({prompt} prompt, {completion} completion), {calls} LLM calls",
     )
-    head.add_row("messages", str(len(run.messages())))
+    head.add_row("messages", str(message_count(run)))
 
     regions = Table(title="Regions", title_justify="left", show_edge=False)
     for column in ("region", "type", "pending requests", "held", "knowledge", "queued", "tokens"):
@@ -62,7 +65,7 @@ def summary_table(run: RunFile) -> Any:
             str(tokens.get("prompt_tokens", 0) + tokens.get("completion_tokens", 0)),
         )
     parts: list[Any] = [head, Text(""), regions]
-    failures = [s for s in run.steps() if s["outcome"] in ("failed", "timeout", "cancelled")]
+    failures = [s for s in run.steps() if s["outcome"] in FAILED_OUTCOMES]
     rejected = [m for m in run.messages() if m["delivery"] == "rejected"]
     if failures or rejected:
         table = Table(title="Failures", title_justify="left", show_edge=False)
@@ -80,8 +83,9 @@ def summary_table(run: RunFile) -> Any:
     return Group(*parts)
 
 
-def pending_lines(run: RunFile, file: Path) -> list[str]:
-    """After a step: where the run stands, what waits where, and the command that goes on."""
+def pending_lines(run: RunFile, file: Path, flags: Sequence[str] = ()) -> list[str]:
+    """After a step: where the run stands, what waits where, and the command that goes on
+    (with `flags`, what that step was given that the next one needs again)."""
     plan = run.workflow.plan
     position = run.position
     lines = ["", f"Run file {run.path}"]
@@ -105,12 +109,32 @@ def pending_lines(run: RunFile, file: Path) -> list[str]:
         label = plan[position].get("label", "")
         done = sorted(run.chains_done(position))
         again = f" (chains {', '.join(done)} done; the others run again)" if done else ""
-        lines.append(
-            f"Next: layer {position + 1}/{len(plan)} {label}{again}: "
-            f"regions step {file} --run {run.path}"
-        )
+        command = shlex.join(["regions", "step", str(file), "--run", str(run.path), *flags])
+        lines.append(f"Next: layer {position + 1}/{len(plan)} {label}{again}: {command}")
     return lines
 
 
 def when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else ""
+
+
+def prompt_lines(events: Sequence[Event], region: str | None = None) -> list[str]:
+    """Every model call of a run (of `region`'s, if given): who asked, why, the system and
+    user prompts, and the answer, in full."""
+    calls = [e for e in events if isinstance(e, LLMCalled) and region in (None, e.region)]
+    if not calls:
+        return [f"no model calls{f' by {region}' if region else ''} in this run"]
+    lines: list[str] = []
+    for number, call in enumerate(calls, 1):
+        cached = ", from the cache" if call.cached else ""
+        lines.append(f"── call {number}: {call.region} {call.purpose} via {call.llm}{cached}")
+        if not (call.system or call.user):
+            lines.append("  (not recorded: the run was made by an earlier regions)")
+            continue
+        for title, text in (("system", call.system), ("user", call.user)):
+            lines.append(f"[{title}]")
+            lines.extend(text.splitlines() or [""])
+        lines.append("[answer]" if call.error is None else f"[answer: {call.error}]")
+        lines.extend(call.answer.splitlines() or [""])
+        lines.append("")
+    return lines

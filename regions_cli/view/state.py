@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from regions_cli.engine.events import (
+    FAILED_OUTCOMES,
     Event,
     LayerFinished,
     LayerStarted,
@@ -32,7 +33,6 @@ from regions_cli.engine.message import Message
 from regions_cli.text import plural
 
 #: Step outcomes that count as a failed step (``nothing`` and ``false`` are reported, not failed).
-FAILED_OUTCOMES = frozenset({"failed", "timeout", "cancelled"})
 
 #: How each region status reads to a person.
 STATUS_TEXT = {
@@ -173,6 +173,7 @@ class RunState:
         self.current_layer: int | None = None
         self.steps_ok = 0
         self.steps_failed = 0
+        self.steps_cancelled = 0
         self.messages = 0
         self.rejected = 0
         self.calls = 0  # model calls, answers from the response cache included
@@ -336,12 +337,15 @@ class RunState:
                     event.error,
                 )
             )
+        elif event.outcome == "cancelled":
+            self.steps_cancelled += 1
         else:
             self.steps_ok += 1
 
     def _message(self, event: MessageDelivered) -> None:
         message = event.message
-        self.messages += 1
+        if event.delivery != "cc":  # a listener's copy is the same message: counted once
+            self.messages += 1
         if message.source in self.regions and event.delivery != "cc":
             self.regions[message.source].sent += 1
             self.streams.pop(message.source, None)  # the streamed text is now a whole message

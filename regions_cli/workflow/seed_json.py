@@ -926,7 +926,8 @@ def export_workflow(workflow: Workflow) -> ExportResult:
     if workflow.defaults != StepPolicy():
         dropped.append("defaults:")
     if workflow.inject:
-        dropped.append(f"inject: ({len(workflow.inject)} messages; the original injects in Python)")
+        messages = plural(len(workflow.inject), "message")
+        dropped.append(f"inject: ({messages}; the original injects in Python)")
     if not all(llm.implied for llm in workflow.llms.values()):
         dropped.append(f"llms: ({', '.join(workflow.llms)})")
     if workflow.rags:

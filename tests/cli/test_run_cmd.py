@@ -99,8 +99,11 @@ def test_default_run_file_goes_beside_the_workflow(tmp_path: Path) -> None:
     assert code == 0
     created = list((tmp_path / ".regions" / "runs").glob("ask_answer-*.db"))
     assert len(created) == 1
-    assert re.fullmatch(r"ask_answer-\d{8}-\d{6}\.db", created[0].name)
+    assert re.fullmatch(r"ask_answer-\d{8}T\d{6}\.db", created[0].name)
     assert out.rstrip().endswith(f"run file   {created[0]}")
+    with RunFile.open(created[0]) as run_file:  # the run's id is its file's name
+        started = next(e for e in run_file.events() if e["kind"] == "run_started")
+    assert started["run_id"] == created[0].stem
 
 
 def test_json_writes_only_events_one_per_line(tmp_path: Path) -> None:
@@ -450,7 +453,7 @@ def test_live_view_on_a_terminal(tmp_path: Path) -> None:
     assert screen.index("regions run ask_answer  ok") < screen.index("Summary")
 
 
-def test_every_run_status_has_its_own_exit_code() -> None:
+def test_every_run_status_has_an_exit_code() -> None:
     from regions_cli.exit_codes import STATUS_EXIT_CODES, ExitCode, status_of
 
     assert STATUS_EXIT_CODES == {
@@ -458,6 +461,7 @@ def test_every_run_status_has_its_own_exit_code() -> None:
         "failed": ExitCode.FAILED,
         "budget_exceeded": ExitCode.BUDGET,
         "interrupted": ExitCode.INTERRUPTED,
+        "paused": ExitCode.INTERRUPTED,  # paused on purpose: it can be resumed, as interrupted
     }
     assert [status_of(code) for code in (0, 3, 4, 130, 2)] == [
         "ok",

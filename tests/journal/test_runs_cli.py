@@ -382,7 +382,7 @@ def test_show_summary_and_one_region(ask_answer: Path, tmp_path: Path) -> None:
 
 def test_runs_lists_status_and_outcome(ask_answer: Path, tmp_path: Path) -> None:
     regions("run", str(ask_answer), "--no-live")
-    regions("step", str(ask_answer))
+    regions("step", str(ask_answer), "--new")
     folder = ask_answer.parent / ".regions" / "runs"
     (folder / "junk.db").write_bytes(b"not a database")
     code, out, err = regions("runs", str(ask_answer.parent))

@@ -77,7 +77,7 @@ def test_ingest_query_stats_delete(wf: Path) -> None:
     code, out, err = run("delete", wf, "facts", "--chunk", str(hits[0]["id"]), "--chunk", "999")
     assert code == 1 and "deleted 1 of 2 chunks" in out and "1 of the chunk ids" in err
     code, out, err = run("delete", wf, "facts", "--document", inline)
-    assert code == 0 and "(1 chunks)" in out and "will be ingested again" in err
+    assert code == 0 and "(1 chunk)" in out and "will be ingested again" in err
     assert json.loads(run("stats", wf, "facts", "--json")[1])["chunks"] == 8
 
 

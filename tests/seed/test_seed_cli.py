@@ -140,7 +140,7 @@ def test_export_writes_both_files_and_names_what_it_drops(tmp_path: Path) -> Non
         "lookup_executions.json",
         "lookup_regions.json",
     ]
-    assert "dropped: inject: (1 messages; the original injects in Python)" in result.stderr
+    assert "dropped: inject: (1 message; the original injects in Python)" in result.stderr
     assert "dropped: rags: (historical, biography) and each RAGRegion's rag:" in result.stderr
     executions = json.loads((tmp_path / "lookup_executions.json").read_text())
     assert executions["execution_config"][1] == [

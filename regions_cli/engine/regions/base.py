@@ -337,6 +337,8 @@ class BaseRegion:
                     completion_tokens=0,
                     duration=time.perf_counter() - start,
                     error=f"{type(exc).__name__}: {exc}",
+                    system=system,
+                    user=user,
                 )
             )
             self.context.record_usage(name, Usage(), False)
@@ -353,6 +355,9 @@ class BaseRegion:
                 duration=time.perf_counter() - start,
                 error=None if text else "empty answer",
                 cached=completion.cached,
+                system=system,
+                user=user,
+                answer=completion.text,
             )
         )
         self.status("replying")
