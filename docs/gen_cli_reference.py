@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,14 @@ def prose(text: str) -> str:
     return html.escape(" ".join(text.split()), quote=False)
 
 
+def paragraph(text: str) -> str:
+    """A paragraph of help: indented lines (an example) as a code block, the rest as prose."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines and all(line.startswith((" ", "\t")) for line in lines):
+        return "```\n" + textwrap.dedent(text).strip("\n") + "\n```"
+    return prose(text)
+
+
 def parameter(param: Any, ctx: Any) -> str:
     """One bullet: the argument or option as written on the command line, then its help."""
     if param.param_type_name == "argument":
@@ -95,9 +104,9 @@ def section(command: Any, ctx: Any) -> str:
     level = max(2, ctx.command_path.count(" ") + 1)
     lines = [f"{'#' * level} `{ctx.command_path}`", ""]
     lines += ["```", usage(command, ctx), "```", ""]
-    help_text = (command.help or "").strip()
+    help_text = "\n\n".join(t.strip("\n") for t in (command.help, command.epilog) if t)
     if help_text:
-        paragraphs = [prose(p) for p in help_text.split("\n\n")]
+        paragraphs = [paragraph(p) for p in help_text.split("\n\n")]
         lines += ["\n\n".join(paragraphs), ""]
     params = [p for p in command.params if not getattr(p, "hidden", False)]
     if params:

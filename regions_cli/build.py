@@ -28,7 +28,6 @@ from regions_cli.rag.base import KnowledgeStore, RagError
 
 if TYPE_CHECKING:
     from regions_cli.llm.factory import LLMOptions
-    from regions_cli.rag.documents import Document
 
 
 class BuildError(ValueError):
@@ -60,12 +59,14 @@ async def build_engine_async(
     llm_options: LLMOptions | None = None,
     *,
     transport: Transport | None = None,
+    progress: StoreProgress | None = None,
 ) -> Engine:
     """`build_engine` for code running on an event loop: the RAG stores are opened (and their
     documents ingested) in a worker thread, and cancelling this coroutine stops the ingestion
-    after the batch in progress; models that load slowly start loading. The engine closes the
-    stores and models in `Engine.aclose`."""
-    stores = await open_stores(workflow)
+    within one embedding slice (`regions_cli.rag.store.EMBED_SLICE` chunks); models that load
+    slowly start loading. `progress` hears how far each store's ingestion got. The engine
+    closes the stores and models in `Engine.aclose`."""
+    stores = await open_stores(workflow, progress)
     closers = [c for c in (getattr(s, "aclose", None) for s in stores.values()) if c is not None]
     made: dict[str, CompletionModel] = {}
     try:
@@ -82,11 +83,18 @@ async def build_engine_async(
         raise
 
 
-async def open_stores(workflow: Workflow) -> dict[str, KnowledgeStore]:
+#: Called with (store name, chunks embedded, chunks to embed) while a store ingests.
+StoreProgress = Callable[[str, int, int], None]
+
+
+async def open_stores(
+    workflow: Workflow, progress: StoreProgress | None = None
+) -> dict[str, KnowledgeStore]:
     """Open every store a RAGRegion of `workflow` uses, one after another in a worker thread.
 
     Stores that `build_engine` would reject (no ``rag``, an unknown name) are left for it to
-    report. On an error or a cancellation the stores already opened are closed.
+    report. On an error or a cancellation the stores already opened are closed; a cancellation
+    stops the ingestion in progress at its next embedding slice.
     """
     names = dict.fromkeys(
         config.rag
@@ -97,12 +105,14 @@ async def open_stores(workflow: Workflow) -> dict[str, KnowledgeStore]:
     cancelled = threading.Event()  # read by the worker between two ingested batches
     lock = threading.Lock()  # a store is either handed over in `opened` or closed by the worker
 
-    def progress(document: Document) -> None:  # called in the worker after each document
-        if cancelled.is_set():
-            raise _IngestCancelled
-
     def work(name: str) -> None:
-        store = _open_store(workflow, name, progress=progress)
+        def report(done: int, total: int) -> None:  # in the worker, after each slice
+            if cancelled.is_set():
+                raise _IngestCancelled
+            if progress is not None:
+                progress(name, done, total)
+
+        store = _open_store(workflow, name, progress=report)
         with lock:
             if not cancelled.is_set():
                 opened[name] = store
@@ -134,7 +144,7 @@ def _close_now(store: KnowledgeStore) -> None:
 def _open_store(
     workflow: Workflow,
     name: str,
-    progress: Callable[[Document], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> KnowledgeStore:
     """Open ``rags.<name>`` (ingesting its new or changed documents); `BuildError` if it fails."""
     from regions_cli.rag.factory import open_store

@@ -26,19 +26,24 @@ ALLOWED: dict[str, frozenset[str]] = {
         "__main__": {"cli"},
         "cli": {
             "runs", "view", "workflow", "model", "engine", "llm", "rag", "http", "exit_codes",
-            "private_files", "gui_server", "interop",
+            "private_files", "gui_server", "interop", "text",
         },
-        "gui_server": {"runs", "view", "workflow", "model", "engine", "exit_codes", "interop"},
-        "runs": {"build", "engine", "model", "workflow", "llm", "exit_codes", "private_files"},
+        "gui_server": {
+            "runs", "view", "workflow", "model", "engine", "exit_codes", "interop", "text",
+        },
+        "runs": {
+            "build", "engine", "model", "workflow", "llm", "exit_codes", "private_files", "text",
+        },
         "build": {"engine", "llm", "rag", "model"},
-        "http": set(),  # serves the LLM and embedder backends, knows neither
-        "engine": {"model", "llm", "rag", "exit_codes", "private_files"},
-        "workflow": {"model", "private_files"},
-        "interop": {"model", "workflow"},  # other frameworks' files <-> our model and schema
-        "llm": {"model", "http", "private_files"},
-        "rag": {"model", "http", "private_files"},
-        "view": {"engine", "runs", "model", "exit_codes"},
-        "model": set(),
+        "http": {"text"},  # serves the LLM and embedder backends, knows neither
+        "engine": {"model", "llm", "rag", "exit_codes", "private_files", "text"},
+        "workflow": {"model", "private_files", "text"},
+        "interop": {"model", "workflow", "text"},  # other frameworks' files <-> our model
+        "llm": {"model", "http", "private_files", "text"},
+        "rag": {"model", "http", "private_files", "text"},
+        "view": {"engine", "runs", "model", "exit_codes", "text"},
+        "model": {"text"},
+        "text": set(),  # words for people (plurals, did-you-mean): a leaf every layer may use
         "exit_codes": set(),
         "private_files": set(),
     }.items()

@@ -60,6 +60,7 @@ export const CASES: Array<[string, (t: string) => string]> = [
   ['missing-default-llm', (t) => t.replace('  default: {backend: scripted}', '  other: {backend: scripted}')],
   ['missing-default-embedder', (t) => t.replace('  default: {backend: hash, dimensions: 64}', '  other: {backend: hash, dimensions: 64}')],
   ['overlap-too-large', (t) => t.replace('overlap: 10', 'overlap: 100')],
+  ['bad-prompt-template', (t) => t.replace('    connections: [Facts]\n', '    connections: [Facts]\n    prompts: {make_replies: "Costs 5$ for $tsak"}\n')],
   ['empty-plan', (t) => t.replace(/plan:\n[\s\S]*$/, 'plan: []\n')],
   ['empty-layer', (t) => t + '  - chains: {}\n'],
   ['empty-chain', (t) => t + '      empty: []\n'],

@@ -21,14 +21,15 @@ from regions_cli.cli import (
     seed_cmd,
     verify_cmd,
 )
+from regions_cli.cli.help import Typer, plain_usage_error
 from regions_cli.exit_codes import ExitCode
 
-app = typer.Typer(
+app = Typer(
     name="regions",
-    help="A declarative workflow runner for multi-agent LLM systems.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
 )
 
 
@@ -44,7 +45,14 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
-    """A declarative workflow runner for multi-agent LLM systems."""
+    """A declarative workflow runner for multi-agent LLM systems.
+
+    Examples:
+
+        regions verify hello.yaml
+        regions run hello.yaml
+        regions run --help
+    """
 
 
 for module in (verify_cmd, run_cmd, runs_cmd, rag_cmd, llm_cmd, cache_cmd, seed_cmd, gui_cmd):
@@ -73,6 +81,7 @@ def main() -> None:
         else:
             ctx = getattr(exc, "ctx", None)
             command = ctx.command_path if ctx is not None else "regions"
-            typer.echo(f"{command}: error: {exc.format_message()} (see --help)", err=True)
+            message = plain_usage_error(exc.format_message())
+            typer.echo(f"{command}: error: {message} (see --help)", err=True)
         raise SystemExit(exc.exit_code) from None
     raise SystemExit(result if isinstance(result, int) else ExitCode.OK)

@@ -12,14 +12,18 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from regions_cli.cli.help import Typer
 from regions_cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from regions_cli.llm.cache import ResponseCache
 
 
-cache_app = typer.Typer(
-    name="cache", help="Look into or empty a response cache.", no_args_is_help=True
+cache_app = Typer(
+    name="cache",
+    help="Look into or empty a response cache.",
+    epilog="Example:\n\n    regions cache stats hello.yaml",
+    no_args_is_help=True,
 )
 
 _FILE_HELP = (
@@ -50,9 +54,14 @@ def _open(command: str, file: Path | None) -> ResponseCache:
 
 @cache_app.command("stats")
 def stats(
-    file: Path | None = typer.Argument(None, metavar="[FILE]", help=_FILE_HELP, show_default=False),
+    file: Path | None = typer.Argument(None, metavar="FILE", help=_FILE_HELP, show_default=False),
 ) -> None:
-    """How many answers the cache holds, per LLM, its size and age."""
+    """How many answers the cache holds, per LLM, its size and age.
+
+    Example:
+
+        regions cache stats hello.yaml
+    """
     import time
 
     cache = _open("stats", file)
@@ -77,12 +86,17 @@ def stats(
 
 @cache_app.command("clear")
 def clear(
-    file: Path | None = typer.Argument(None, metavar="[FILE]", help=_FILE_HELP, show_default=False),
+    file: Path | None = typer.Argument(None, metavar="FILE", help=_FILE_HELP, show_default=False),
     llm: str | None = typer.Option(
         None, "--llm", metavar="NAME", help="Only the answers of this llms: entry."
     ),
 ) -> None:
-    """Delete the cached answers (all, or one LLM's); the next run asks the model again."""
+    """Delete the cached answers (all, or one LLM's); the next run asks the model again.
+
+    Example:
+
+        regions cache clear hello.yaml --llm default
+    """
     cache = _open("clear", file)
     try:
         removed = cache.clear(llm)

@@ -16,18 +16,29 @@ from regions_cli.exit_codes import ExitCode
 def gui(
     file: Path | None = typer.Argument(
         None,
-        metavar="[FILE]",
+        metavar="FILE",
         help="The workflow to edit (created on first save if it does not exist).",
         show_default=False,
     ),
     port: int = typer.Option(
-        0, "--port", min=0, max=65535, help="Port on 127.0.0.1 (default: a free one)."
+        0,
+        "--port",
+        min=0,
+        max=65535,
+        metavar="PORT",
+        help="Port on 127.0.0.1 (default: a free one).",
+        show_default=False,
     ),
     no_browser: bool = typer.Option(
         False, "--no-browser", help="Only print the URL; do not open a browser."
     ),
 ) -> None:
-    """Edit a workflow as a graph in the browser, check it live and watch it run."""
+    """Edit a workflow as a graph in the browser, check it live and watch it run.
+
+    Example:
+
+        regions gui hello.yaml
+    """
     from regions_cli import gui_server
 
     problem = gui_server.missing_build_message()

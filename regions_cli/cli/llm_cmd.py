@@ -13,13 +13,19 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from regions_cli.cli.help import Typer
 from regions_cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from regions_cli.llm.check import LLMCheck
 
 
-llm_app = typer.Typer(name="llm", help="Check the workflow's LLM endpoints.", no_args_is_help=True)
+llm_app = Typer(
+    name="llm",
+    help="Check the workflow's LLM endpoints.",
+    epilog="Example:\n\n    regions llm check hello.yaml",
+    no_args_is_help=True,
+)
 
 
 @llm_app.command("check")
@@ -39,12 +45,18 @@ def check(
         "--keep-credentials",
         help="With --llm NAME=URL: send the entry's api_key and headers to another server too.",
     ),
-    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds each probe may take."),
+    timeout: float = typer.Option(
+        60.0, "--timeout", min=0.1, metavar="SECONDS", help="Seconds each probe may take."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """For every llm of FILE: health, model list and a one-token generation, with latency.
 
     Exit code 0: all answer; 1: at least one fails; 2: the file or an option is unusable.
+
+    Example:
+
+        regions llm check hello.yaml --llm default=http://127.0.0.1:8080/v1
     """
     import asyncio
 

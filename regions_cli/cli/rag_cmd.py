@@ -13,14 +13,17 @@ workflow does not load, no such store, bad options). Errors are one line on stde
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
+from regions_cli.cli.help import Typer
 from regions_cli.exit_codes import ExitCode
+from regions_cli.text import plural
 
 if TYPE_CHECKING:
     from regions_cli.model import Workflow
@@ -28,14 +31,17 @@ if TYPE_CHECKING:
     from regions_cli.rag.store import RagStore
 
 
-rag_app = typer.Typer(
+rag_app = Typer(
     name="rag",
     help="Build, query and edit a workflow's RAG stores (rags: entries).",
+    epilog='Example:\n\n    regions rag query lookup.yaml facts "Who won at Hastings?"',
     no_args_is_help=True,
 )
 
-_FILE = typer.Argument(..., help="The workflow file.", show_default=False)
-_STORE = typer.Argument(..., help="A rags: name in the workflow.", show_default=False)
+_FILE = typer.Argument(..., metavar="FILE", help="The workflow file.", show_default=False)
+_STORE = typer.Argument(
+    ..., metavar="STORE", help="A rags: name in the workflow.", show_default=False
+)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -75,27 +81,6 @@ def _rag_errors() -> Iterator[None]:
         _fail(str(exc), ExitCode.INVALID)
 
 
-@contextmanager
-def _progress(total: int, label: str) -> Iterator[Any]:
-    """A rich progress bar on stderr (only for several documents on a terminal)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    console = Console(stderr=True)
-    if total < 2 or not console.is_terminal:
-        yield lambda _document: None
-        return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda _document: progress.advance(task)
-
-
 def _open_existing(workflow: Workflow, store: str) -> RagStore:
     from regions_cli.rag.factory import open_store
 
@@ -115,18 +100,29 @@ def ingest(
     store: str = _STORE,
     docs: list[Path] | None = typer.Argument(
         None,
+        metavar="DOCS",
         help="More files to add (.txt, .md, or .json lists of {content, actors}).",
         show_default=False,
     ),
     actor: list[str] | None = typer.Option(
-        None, "--actor", "-a", help="Tag the chunks of DOCS with this actor (repeatable)."
+        None,
+        "--actor",
+        "-a",
+        metavar="NAME",
+        help="Tag the chunks of DOCS with this actor (repeatable).",
     ),
     force: bool = typer.Option(False, "--force", help="Re-ingest unchanged documents too."),
 ) -> None:
-    """Bring STORE up to date with its documents (only new or changed ones), then add DOCS."""
+    """Bring STORE up to date with its documents (only new or changed ones), then add DOCS.
+
+    Example:
+
+        regions rag ingest lookup.yaml facts notes.md
+    """
     from regions_cli.rag.documents import document_name, is_inline_name, load_file
     from regions_cli.rag.factory import open_store, workflow_documents
     from regions_cli.rag.store import IngestReport
+    from regions_cli.view.progress import embedding_progress
 
     workflow = _workflow_with_store(file, store)
     with _rag_errors():
@@ -135,24 +131,28 @@ def ingest(
             load_file(path, tuple(actor or ()), document_name(path, workflow.base_dir))
             for path in docs or ()
         ]
-        with _progress(len(documents), f"ingesting into {store}") as advance:
+        with embedding_progress() as progress:
             rag = open_store(workflow, store, sync_documents=False)
             try:
-                report: IngestReport = rag.ingest(documents, force=force, progress=advance)
+                report: IngestReport = rag.ingest(
+                    documents,
+                    force=force,
+                    progress=lambda done, total: progress(store, done, total),
+                )
                 stats, stored = rag.stats(), rag.documents()
             finally:
                 rag.close()
     typer.echo(
         f"{store}: {report.added} added, {report.replaced} replaced, {report.unchanged} "
-        f"unchanged; {report.chunks} chunks written; the store holds {stats.chunks} chunks "
-        f"in {stats.documents} documents ({stats.path})"
+        f"unchanged; {plural(report.chunks, 'chunk')} written; the store holds "
+        f"{plural(stats.chunks, 'chunk')} in {plural(stats.documents, 'document')} ({stats.path})"
     )
     listed = {document.name for document in documents}
     if leftovers := [n for n, _ in stored if is_inline_name(n) and n not in listed]:
         typer.echo(
-            f"note: {len(leftovers)} inline texts are no longer under rags.{store}.documents "
-            f"but stay in the store ({', '.join(leftovers)}); remove one with `regions rag "
-            f"delete {file} {store} --document NAME`",
+            f"note: {plural(len(leftovers), 'inline text')} no longer under "
+            f"rags.{store}.documents, still in the store ({', '.join(leftovers)}); remove one "
+            f"with `regions rag delete {file} {store} --document NAME`",
             err=True,
         )
 
@@ -161,17 +161,33 @@ def ingest(
 def query(
     file: Path = _FILE,
     store: str = _STORE,
-    text: str = typer.Argument(..., help="What to look for.", show_default=False),
+    text: str = typer.Argument(..., metavar="TEXT", help="What to look for.", show_default=False),
     k: int | None = typer.Option(
-        None, "-k", "--top", min=1, help="How many chunks (default: the store's max_results)."
+        None,
+        "-k",
+        "--top",
+        min=1,
+        metavar="N",
+        help="How many chunks (default: the store's max_results).",
     ),
-    threshold: float = typer.Option(0.0, "--threshold", "-t", help="Lowest cosine score shown."),
+    threshold: float = typer.Option(
+        0.0, "--threshold", "-t", metavar="SCORE", help="Lowest cosine score shown."
+    ),
     actor: list[str] | None = typer.Option(
-        None, "--actor", "-a", help="Only chunks tagged with this actor (repeatable)."
+        None,
+        "--actor",
+        "-a",
+        metavar="NAME",
+        help="Only chunks tagged with this actor (repeatable).",
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per hit, not a table."),
 ) -> None:
-    """The chunks of STORE most similar to TEXT (brings the store up to date first)."""
+    """The chunks of STORE most similar to TEXT (brings the store up to date first).
+
+    Example:
+
+        regions rag query lookup.yaml facts "When was the Battle of Hastings?" -k 3
+    """
     from regions_cli.rag.factory import open_store
 
     if not text.strip():
@@ -180,8 +196,11 @@ def query(
     with _rag_errors():
         rag = open_store(workflow, store)
         try:
-            hits = rag.search_sync(text, k=k, threshold=threshold, actors=actor or None)
-            empty = not hits and rag.stats().chunks == 0
+            # The best k at any score, then the threshold: with nothing above it, the best
+            # score below it tells the user which threshold would have found something.
+            ranked = rag.search_sync(text, k=k, threshold=-math.inf, actors=actor or None)
+            hits = [hit for hit in ranked if hit.score >= threshold]
+            empty = not ranked and rag.stats().chunks == 0
         finally:
             rag.close()
     if empty:
@@ -206,8 +225,13 @@ def query(
             )
         return
     if not hits:
-        if not empty:
-            typer.echo(f"{store}: no chunk scores >= {threshold:g}")
+        if ranked:
+            typer.echo(
+                f"{store}: no chunk scores >= {threshold:g}; the best scores "
+                f"{ranked[0].score:.3f} (lower it with --threshold)"
+            )
+        elif not empty:
+            typer.echo(f"{store}: no chunk is tagged with {' or '.join(actor or [])}")
         return
     from rich.console import Console
     from rich.table import Table
@@ -230,7 +254,12 @@ def stats(
     store: str = _STORE,
     as_json: bool = typer.Option(False, "--json", help="A JSON object, not text."),
 ) -> None:
-    """Counts, embedder and documents of STORE (reads the file as it is; builds nothing)."""
+    """Counts, embedder and documents of STORE (reads the file as it is; builds nothing).
+
+    Example:
+
+        regions rag stats lookup.yaml facts
+    """
     workflow = _workflow_with_store(file, store)
     with _rag_errors():
         rag = _open_existing(workflow, store)
@@ -278,10 +307,19 @@ def stats(
 def delete(
     file: Path = _FILE,
     store: str = _STORE,
-    chunk: list[int] | None = typer.Option(None, "--chunk", "-c", help="A chunk id (repeatable)."),
-    document: str | None = typer.Option(None, "--document", "-d", help="A document name."),
+    chunk: list[int] | None = typer.Option(
+        None, "--chunk", "-c", metavar="ID", help="A chunk id (repeatable)."
+    ),
+    document: str | None = typer.Option(
+        None, "--document", "-d", metavar="NAME", help="A document name."
+    ),
 ) -> None:
-    """Delete chunks by id, or a whole document, from STORE."""
+    """Delete chunks by id, or a whole document, from STORE.
+
+    Example:
+
+        regions rag delete lookup.yaml facts --document notes.md
+    """
     if bool(chunk) == (document is not None):
         _fail("give either --chunk ID (repeatable) or --document NAME", ExitCode.USAGE)
     workflow = _workflow_with_store(file, store)
@@ -290,7 +328,7 @@ def delete(
         try:
             if document is not None:
                 deleted = rag.delete_document_sync(document)
-                typer.echo(f"{store}: deleted document {document!r} ({deleted} chunks)")
+                typer.echo(f"{store}: deleted document {document!r} ({plural(deleted, 'chunk')})")
                 from regions_cli.rag.documents import source_names
 
                 if document in source_names(workflow.rags[store].documents, workflow.base_dir):
@@ -304,7 +342,7 @@ def delete(
             deleted = rag.delete_chunks_sync(wanted)
         finally:
             rag.close()
-    typer.echo(f"{store}: deleted {deleted} of {len(wanted)} chunks")
+    typer.echo(f"{store}: deleted {deleted} of {plural(len(wanted), 'chunk')}")
     if deleted < len(wanted):
         _fail(f"{len(wanted) - deleted} of the chunk ids were not in the store", ExitCode.INVALID)
 

@@ -67,7 +67,23 @@ def run(
     ),
     force: bool = options.FORCE,
 ) -> None:
-    """Verify FILE, then run its plan, showing the traffic live."""
+    """Verify FILE, then run its plan, showing the traffic live.
+
+    Exit codes:
+
+        0    the plan ran to its end
+        1    the workflow is invalid (what regions verify reports)
+        2    a usage or I/O error, or the workflow cannot be built
+        3    a step failed
+        4    the budget was exceeded
+        130  interrupted (Ctrl-C)
+
+    Examples:
+
+        regions run hello.yaml
+        regions run hello.yaml --llm default=http://127.0.0.1:8080/v1
+        regions run hello.yaml --resume hello-20260101T120000
+    """
     from regions_cli.cli.runner import RunOptions, run_workflow
 
     if resume is not None and run_file is not None:

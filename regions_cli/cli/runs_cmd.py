@@ -83,7 +83,7 @@ def step(
         show_default=False,
     ),
     new: bool = typer.Option(False, "--new", help="Start a new run of FILE."),
-    layers: int = typer.Option(1, "--layers", min=1, help="How many layers to run."),
+    layers: int = typer.Option(1, "--layers", min=1, metavar="N", help="How many layers to run."),
     llm: list[str] = options.LLM,
     replay: Path | None = options.REPLAY,
     cache: bool = options.CACHE,
@@ -96,6 +96,10 @@ def step(
 
     Without --run it goes on with the newest run of FILE (never a run of another file), and
     says so when that run has finished; --new starts another.
+
+    Example:
+
+        regions step hello.yaml --layers 2
     """
     from regions_cli.cli.runner import RunOptions, run_workflow
     from regions_cli.runs.locate import RunNotFound, finished, latest_run, resolve_run
@@ -175,7 +179,7 @@ def inject(
     file: Path | None = typer.Option(
         None,
         "--file",
-        metavar="F",
+        metavar="FILE",
         help="Read the message text from this file.",
         show_default=False,
     ),
@@ -184,6 +188,10 @@ def inject(
 
     Safe while 'regions run' works on the same run file: it takes the message at its next
     barrier, exactly once.
+
+    Example:
+
+        regions inject --run hello-20260101T120000 --to Poet "Now in French."
     """
     from regions_cli.runs.store import RunFileError
 
@@ -244,7 +252,12 @@ def show(
         "region's only).",
     ),
 ) -> None:
-    """A run's status: plan position, pending messages per region, failures, tokens."""
+    """A run's status: plan position, pending messages per region, failures, tokens.
+
+    Example:
+
+        regions show hello-20260101T120000 --region Poet
+    """
 
     from regions_cli.runs.codec import events_from_json
     from regions_cli.runs.status import current_states
@@ -283,7 +296,7 @@ def show(
 def runs(
     folder: Path | None = typer.Argument(
         None,
-        metavar="[DIR]",
+        metavar="DIR",
         help="Where to look (default: the current folder). The run files in DIR/.regions/runs "
         "and beside the workflows below DIR are listed, or those in DIR if it holds them.",
         show_default=False,
@@ -293,6 +306,10 @@ def runs(
 
     The RUN column is a name `show`, `replay`, `inject --run`, `step --run` and
     `run --resume` accept as it is.
+
+    Example:
+
+        regions runs workflows
     """
     from rich.table import Table
 
@@ -369,7 +386,12 @@ def replay(
     ),
     no_live: bool = typer.Option(False, "--no-live", help="Plain lines, even on a terminal."),
 ) -> None:
-    """Re-render a run's recorded traffic from its run file: no model, no network."""
+    """Re-render a run's recorded traffic from its run file: no model, no network.
+
+    Example:
+
+        regions replay hello-20260101T120000 --speed instant
+    """
     import time
 
     from regions_cli.runs.codec import event_from_json

@@ -30,21 +30,30 @@ def _fail(message: str) -> typer.Exit:
 def import_command(
     files: list[Path] = typer.Argument(
         ...,
-        metavar="REGIONS.json [PLAN.json] | STATE.json",
-        help="The original's registry and plan, a registry alone, or a flow-editor full state.",
+        metavar="FILE",
+        help="The original's registry and plan (two files), a registry alone, or a flow-editor "
+        "full state.",
         show_default=False,
     ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write the workflow here (default: standard output)."
+        None,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write the workflow here (default: standard output).",
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
 ) -> None:
     """Convert the original framework's JSON into a workflow YAML file.
 
     Dropped pairs and values are named on stderr and in the file's comments.
+
+    Example:
+
+        regions import minimal_regions.json minimal_executions.json -o minimal.yaml
     """
     from regions_cli.interop.original.parse import SeedFormatError
-    from regions_cli.interop.original.to_yaml import import_files
+    from regions_cli.interop.original.to_yaml import SCHEMA_BESIDE, import_files, schema_reference
 
     if len(files) > 2:
         raise _fail("regions import: give REGIONS.json [PLAN.json], or one STATE.json")
@@ -61,6 +70,13 @@ def import_command(
     for warning in result.warnings:
         _warn(warning)
     text = result.dump()
+    folder = output.parent if output is not None else Path(".")
+    if schema_reference(output) == SCHEMA_BESIDE and not (folder / SCHEMA_BESIDE).is_file():
+        typer.echo(
+            f"note: the $schema line names {SCHEMA_BESIDE} beside the workflow; for completion "
+            f"in your editor write it with `regions schema > {folder / SCHEMA_BESIDE}`",
+            err=True,
+        )
     if output is None:
         typer.echo(text, nl=False)
         return
@@ -73,11 +89,14 @@ def import_command(
 
 
 def export_command(
-    workflow: Path = typer.Argument(..., help="The workflow YAML file.", show_default=False),
+    workflow: Path = typer.Argument(
+        ..., metavar="FILE", help="The workflow YAML file.", show_default=False
+    ),
     output: Path = typer.Option(
         Path("."),
         "--output",
         "-o",
+        metavar="DIR",
         help="Folder for <name>_regions.json and <name>_executions.json.",
     ),
     force: bool = typer.Option(False, "--force", help="Replace existing files."),
@@ -85,6 +104,10 @@ def export_command(
     """Write a workflow as the original's registry and plan JSON (for its flow editor).
 
     What those files cannot express (inject, llms, rags...) is named on stderr.
+
+    Example:
+
+        regions export hello.yaml -o seed/
     """
     from regions_cli.interop.original.export import export_workflow
 

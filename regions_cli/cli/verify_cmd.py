@@ -52,6 +52,10 @@ def verify(
     """Check workflow files: YAML, schema and cross-references, every problem at file:line:col.
 
     Exit code 0: valid (warnings allowed); 1: errors found; 2: a file could not be read.
+
+    Example:
+
+        regions verify workflows/*.yaml --format github
     """
     from regions_cli.workflow.api import verify as verify_file
     from regions_cli.workflow.findings import format_findings
@@ -68,7 +72,12 @@ def verify(
 
 
 def schema() -> None:
-    """Print the workflow JSON Schema (for editors: see the yaml-language-server line)."""
+    """Print the workflow JSON Schema (for editors: see the yaml-language-server line).
+
+    Example:
+
+        regions schema > workflow.schema.json
+    """
     from regions_cli.workflow.schema import schema_text
 
     sys.stdout.write(schema_text())
@@ -76,13 +85,23 @@ def schema() -> None:
 
 def graph(
     file: Path = typer.Argument(
-        ..., help="The workflow file.", show_default=False, exists=False, readable=False
+        ...,
+        metavar="FILE",
+        help="The workflow file.",
+        show_default=False,
+        exists=False,
+        readable=False,
     ),
     output_format: GraphFormat = typer.Option(
         GraphFormat.mermaid, "--format", "-f", help="Diagram language.", case_sensitive=False
     ),
 ) -> None:
-    """Print a workflow's regions, connections and plan as a Mermaid (or Graphviz dot) diagram."""
+    """Print a workflow's regions, connections and plan as a Mermaid (or Graphviz dot) diagram.
+
+    Example:
+
+        regions graph hello.yaml --format dot | dot -Tsvg > hello.svg
+    """
     from regions_cli.workflow.api import WorkflowInvalid, load_workflow
     from regions_cli.workflow.findings import format_text
     from regions_cli.workflow.graph import to_dot, to_mermaid

@@ -49,6 +49,7 @@ from regions_cli.engine.regions.base import BaseRegion, Outcome
 from regions_cli.exit_codes import STATUS_EXIT_CODES
 from regions_cli.llm.base import Usage
 from regions_cli.model import Chain, Layer, Step, Workflow
+from regions_cli.text import plural
 
 RunStatus = Literal["ok", "failed", "interrupted", "paused", "budget_exceeded"]
 
@@ -491,7 +492,7 @@ class Engine:
                         Notice(
                             level="warning",
                             text=f"chain {chain.name}: {step.label} failed; "
-                            f"its {skipped} remaining step(s) skipped",
+                            f"its remaining {plural(skipped, 'step')} skipped",
                         )
                     )
                 return
@@ -566,7 +567,7 @@ class Engine:
             attempt = _Attempt(result.status, result.detail)
             routing = self.postmaster.route(region, region.take_outbox())
             if routing.rejected:
-                note = f"{len(routing.rejected)} message(s) rejected by the postmaster"
+                note = f"{plural(len(routing.rejected), 'message')} rejected by the postmaster"
                 attempt = _Attempt("false", f"{attempt.detail}; {note}" if attempt.detail else note)
             if attempt.outcome == "false" and policy.on_false == "fail":
                 attempt = _Attempt("failed", attempt.detail, error=attempt.detail)
@@ -588,7 +589,7 @@ class Engine:
                 self.bus.emit(
                     Notice(
                         level="info",
-                        text=f"{step.label}: {posted} message(s) of the failed attempt "
+                        text=f"{step.label}: {plural(posted, 'message')} of the failed attempt "
                         "discarded; state rolled back",
                         region=region.name,
                     )

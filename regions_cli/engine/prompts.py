@@ -1,9 +1,9 @@
 """Prompt templates: package data under ``regions_cli/llm/prompts/``, overridable per region.
 
 Templates use `string.Template` syntax (``$task``, ``${question}``), so JSON braces in a
-template need no escaping. Each template may use only the fields listed in `FIELDS`; a region's
-``prompts:`` override naming an unknown template or field is rejected when the engine is built,
-with a message saying which region and which field.
+template need no escaping. Each template may use only the fields listed in
+`regions_cli.model.templates.FIELDS`; ``regions verify`` reports a bad override at its line,
+and the engine refuses one (naming the region and the field) when it is built.
 """
 
 from __future__ import annotations
@@ -14,15 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-#: Template name -> the fields it may use.
-FIELDS: Mapping[str, frozenset[str]] = {
-    "system": frozenset({"name", "task", "knowledge", "requests", "connections"}),
-    "make_replies": frozenset({"name", "task", "question", "source", "connections"}),
-    "make_questions": frozenset({"name", "task", "connections"}),
-    "summarize_replies": frozenset({"name", "task", "text", "source"}),
-    "knowledge": frozenset({"items"}),
-    "requests": frozenset({"items"}),
-}
+from regions_cli.model.templates import FIELDS, template_problems
 
 
 class TemplateError(ValueError):
@@ -46,17 +38,12 @@ class PromptTemplates:
             if name not in FIELDS:
                 known = ", ".join(sorted(FIELDS))
                 raise TemplateError(f"{where}prompts.{name}: unknown template (known: {known})")
-        for name, allowed in FIELDS.items():
-            template = string.Template(overrides.get(name, default_template(name)))
-            if not template.is_valid():
-                raise TemplateError(f"{where}prompts.{name}: invalid placeholder (use $field)")
-            unknown = set(template.get_identifiers()) - allowed
-            if unknown:
-                raise TemplateError(
-                    f"{where}prompts.{name}: unknown field ${sorted(unknown)[0]} "
-                    f"(allowed: {', '.join(sorted(allowed))})"
-                )
-            self._templates[name] = _format_string(template)
+        for name in FIELDS:
+            text = overrides.get(name, default_template(name))
+            problems = template_problems(name, text)
+            if problems:
+                raise TemplateError(f"{where}prompts.{name}: {problems[0][1]}")
+            self._templates[name] = _format_string(string.Template(text))
 
     def render(self, name: str, /, **fields: Any) -> str:
         """Fill template `name`; fields it does not use are ignored, missing ones are empty."""

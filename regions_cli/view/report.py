@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from regions_cli.engine.events import RunFinished
+from regions_cli.text import plural
 from regions_cli.view.state import RunState, clean, seconds
 
 STATUS_TEXT = {
@@ -105,8 +106,3 @@ def _summary(state: RunState, finished: RunFinished | None) -> list[ReportLine]:
 def first_error_line(error: str) -> str:
     lines = [line.strip() for line in clean(error).splitlines() if line.strip()]
     return lines[0] if lines else error
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 step``, ``2 steps``, ``1,000 tokens``."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"

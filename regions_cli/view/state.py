@@ -30,6 +30,7 @@ from regions_cli.engine.events import (
     TokenStreamed,
 )
 from regions_cli.engine.message import Message
+from regions_cli.text import plural
 
 #: Step outcomes that count as a failed step (``nothing`` and ``false`` are reported, not failed).
 
@@ -75,7 +76,7 @@ def first_line(text: str, limit: int = 100) -> str:
     if len(head) > limit:
         head = head[: limit - 1].rstrip() + "…"
     more = sum(1 for line in lines[index + 1 :] if line and not line.isspace())
-    return f"{head} (+{more} lines)" if more else head
+    return f"{head} (+{plural(more, 'line')})" if more else head
 
 
 def seconds(value: float) -> str:

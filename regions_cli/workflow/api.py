@@ -18,6 +18,8 @@ from regions_cli.workflow.convert import build_workflow
 from regions_cli.workflow.findings import Finding
 from regions_cli.workflow.load import Document, load_file, load_text
 
+_UNSET = "unset-variable"
+
 
 class WorkflowInvalid(Exception):
     """A workflow file has errors; `findings` lists them (errors only)."""
@@ -39,7 +41,11 @@ def check_document(doc: Document) -> list[Finding]:
     if doc.data is not None:
         findings += validate(doc)
         findings += run_checks(doc)
-    return sorted(set(findings))
+    # The schema stage may find that an unset ${VAR} stops a run (the value needs it): its
+    # finding then replaces the loader's at the same place.
+    replaced = {(f.line, f.col) for f in findings[len(doc.findings) :] if f.rule == _UNSET}
+    loader = [f for f in doc.findings if f.rule != _UNSET or (f.line, f.col) not in replaced]
+    return sorted(set(loader + findings[len(doc.findings) :]))
 
 
 def verify(

@@ -22,6 +22,8 @@ from functools import total_ordering
 from pathlib import Path
 from typing import Any, Literal
 
+from regions_cli.text import plural
+
 Severity = Literal["error", "warning"]
 
 #: Output formats `format_findings` knows.
@@ -98,10 +100,6 @@ def count(findings: Iterable[Finding]) -> tuple[int, int]:
 _RED, _YELLOW, _BLUE, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[34m", "\033[1m", "\033[0m"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 # C0 controls and DEL as their Unicode "control picture" (U+2400...), one column each, so a
 # binary or hostile file cannot drive the terminal and the caret stays under its column.
 _VISIBLE = {**{c: 0x2400 + c for c in range(0x20) if c != 0x09}, 0x7F: 0x2421}
@@ -155,9 +153,9 @@ def format_text(
             out.append(f"  {paint(_BLUE, '=')} hint: {f.hint}")
         out.append("")
     errors, warnings = count(findings)
-    scope = "" if files is None else f" in {_plural(files, 'file')}"
+    scope = "" if files is None else f" in {plural(files, 'file')}"
     if errors or warnings:
-        out.append(f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}{scope}.")
+        out.append(f"{plural(errors, 'error')}, {plural(warnings, 'warning')}{scope}.")
     else:
         out.append(f"No problems found{scope}.")
     return "\n".join(out) + "\n"

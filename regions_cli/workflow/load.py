@@ -79,9 +79,9 @@ class Document:
     """A workflow file after reading: plain data (or None when unusable) and its findings.
 
     `data` has ``${VAR}`` replaced; `raw` is the same data before replacement, for quoting
-    values in messages without revealing secrets. `unset_paths` are the string values that
-    contained an unset variable; `variables` every ``${NAME}`` found: (value path, NAME, its
-    offset in the value).
+    values in messages without revealing secrets. `unset_variables` maps each string value that
+    contained an unset variable to those variables (NAME, where it is written); `variables`
+    every ``${NAME}`` found: (value path, NAME, its offset in the value).
     """
 
     file: str
@@ -91,7 +91,7 @@ class Document:
     positions: Positions = field(default_factory=Positions)
     findings: list[Finding] = field(default_factory=list)
     base_dir: Path = Path(".")
-    unset_paths: set[PathT] = field(default_factory=set)
+    unset_variables: dict[PathT, list[tuple[str, Pos]]] = field(default_factory=dict)
     variables: list[tuple[PathT, str, int]] = field(default_factory=list)
     _lines: list[str] | None = field(default=None, repr=False, compare=False)
 
@@ -257,7 +257,8 @@ def _parse(doc: Document, data: bytes, *, env: Mapping[str, str] | None, strict:
         doc.add(
             "not-a-mapping",
             "the file is empty; a workflow is a mapping with version, name, regions and plan",
-            hint="start from an example in workflows/",
+            hint="start with `version: 1`, `name:`, `regions:` and `plan:` (the README's "
+            "complete example, also on the package's PyPI page, shows them all)",
         )
         return doc
     if not isinstance(root, dict):
@@ -321,17 +322,8 @@ def _yaml_load(doc: Document, text: str) -> Any:
             hint="a key may appear once per mapping; remove or rename one of them",
         )
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        context = f" ({exc.context})" if exc.context and exc.problem else ""
-        hint = "check indentation, quotes and brackets around this position"
-        if "expected a single document" in str(exc):
-            problem, context = "the file holds more than one YAML document", ""
-        elif "'\\t'" in problem:
-            hint = "indent with spaces: YAML does not allow tabs for indentation"
-        doc.add(
-            "yaml-syntax", f"{problem}{context}", _mark_pos(mark) if mark else (1, 1), hint=hint
-        )
+        message, pos, hint = _explain_syntax_error(exc, text)
+        doc.add("yaml-syntax", message, pos, hint=hint)
     except ReaderError as exc:
         pos = _offset_pos(text, int(exc.position))
         doc.add(
@@ -345,6 +337,116 @@ def _yaml_load(doc: Document, text: str) -> Any:
     except Exception as exc:  # ruamel raises plain ValueError/TypeError for some bad scalars
         doc.add("yaml-syntax", f"cannot parse the document: {exc}")
     return _FAILED
+
+
+#: How the parser names what it found, in words.
+_TOKEN_WORDS = {
+    "<block mapping start>": "a key",
+    "<block sequence start>": "a list",
+    "<block end>": "the end of a block",
+    "<scalar>": "a value",
+    "<document start>": "'---'",
+    "<document end>": "'...'",
+    "<stream end>": "the end of the file",
+    "<alias>": "an alias",
+    "<anchor>": "an anchor",
+    "<tag>": "a tag",
+}
+
+
+def _words(parser_text: str) -> str:
+    """The parser's wording with its token names (sometimes a Python tuple of one) in words."""
+    text = re.sub(r"\('(<[a-z ]+>|[^']*)',\)", r"'\1'", parser_text)
+    for token, words in _TOKEN_WORDS.items():
+        text = text.replace(f"'{token}'", words).replace(token, words)
+    return text
+
+
+def _explain_syntax_error(exc: Any, text: str) -> tuple[str, Pos, str]:
+    """(message, position, hint) for a YAML syntax error: where the mistake is (not where the
+    parser noticed it) and what it is, in plain words."""
+    problem_mark, context_mark = exc.problem_mark, exc.context_mark
+    problem = exc.problem or exc.context or "invalid YAML"
+    where = _mark_pos(problem_mark or context_mark) if problem_mark or context_mark else (1, 1)
+    hint = "check indentation, quotes and brackets around this position"
+    if "expected a single document" in str(exc):
+        return "the file holds more than one YAML document", where, hint
+    if "'\\t'" in problem:
+        hint = "indent with spaces: YAML does not allow tabs for indentation"
+        return _words(problem), where, hint
+    if "while scanning a quoted scalar" in (exc.context or "") and context_mark is not None:
+        quote = text.splitlines()[context_mark.line][context_mark.column : context_mark.column + 1]
+        return (
+            f"this quoted string is never closed: its closing {quote} is missing",
+            _mark_pos(context_mark),
+            f"end the string with {quote} on the line where it should end",
+        )
+    runaway = _runaway_string(text, problem_mark)
+    if runaway is not None:
+        (line, col), quote, end_line = runaway
+        return (
+            f"the string opened here runs on to line {end_line}; is its closing {quote} missing?",
+            (line, col),
+            f"close the string with {quote} on this line",
+        )
+    if "expected '<document start>'" in problem:
+        first = _first_content_line(text)
+        if first is not None and first[1] > 1:
+            below = where[0]
+            return (
+                f"this first key is indented (column {first[1]}), and line {below} is not; "
+                "the top-level keys must all start in one column",
+                first,
+                "start every top-level key in column 1",
+            )
+    if "expected <block end>" in problem and context_mark is not None:
+        found = _words(problem.split("but found", 1)[-1].strip())
+        column = context_mark.column + 1
+        return (
+            f"{found} cannot start here: this line is indented differently from the block it "
+            f"belongs to (its keys start in column {column}, line {context_mark.line + 1})",
+            where,
+            f"align it with the keys in column {column}, or indent it under a key ending in ':'",
+        )
+    context = f" ({exc.context})" if exc.context and exc.problem else ""
+    return _words(f"{problem}{context}"), where, hint
+
+
+def _runaway_string(text: str, problem_mark: Any) -> tuple[Pos, str, int] | None:
+    """(where it opens, its quote, the line it ends on) of a quoted string that spans lines and
+    ends on the line of `problem_mark`: most likely a string whose closing quote is missing,
+    which swallowed the lines after it."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.tokens import ScalarToken
+
+    if problem_mark is None:
+        return None
+    found = None
+    try:
+        for token in YAML(typ="rt", pure=True).scan(text):
+            if token.start_mark.index >= problem_mark.index:
+                break
+            if (
+                isinstance(token, ScalarToken)
+                and token.style in ("'", '"')
+                and token.start_mark.line != token.end_mark.line
+            ):
+                found = token
+    except YAMLError:
+        pass
+    if found is None or found.end_mark.line != problem_mark.line:
+        return None
+    return _mark_pos(found.start_mark), str(found.style), found.end_mark.line + 1
+
+
+def _first_content_line(text: str) -> Pos | None:
+    """Where the first line that is neither blank nor a comment starts."""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.lstrip(" ")
+        if stripped and not stripped.startswith("#"):
+            return number, len(line) - len(stripped) + 1
+    return None
 
 
 def _offset_pos(text: str, offset: int) -> Pos:
@@ -601,7 +703,7 @@ class _Interpolator:
                         hint=f"export {name}=... or write ${{{name}:-default}}",
                         severity="error" if self.strict else "warning",
                     )
-                    self.doc.unset_paths.add(path)
+                    self.doc.unset_variables.setdefault(path, []).append((name, pos))
                     value = ""
             out.append(value)
         out.append(text[last:])

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from regions_cli.model import FORMAT_VERSION, LLM_REGION_TYPES, METHODS
+from regions_cli.model.templates import template_problems
+from regions_cli.text import did_you_mean
 from regions_cli.workflow.findings import Finding
-from regions_cli.workflow.load import Document, PathT
-from regions_cli.workflow.schema import SINGULAR, describe, did_you_mean
+from regions_cli.workflow.load import Document, PathT, Pos
+from regions_cli.workflow.schema import SINGULAR, describe
 
 #: Name comparisons "did you mean" may spend on one file. Plenty for the typos of a real
 #: workflow; a generated file with thousands of unknown names among thousands of regions would
@@ -51,7 +53,9 @@ RULES: dict[str, RuleInfo] = {
     "recursive-alias": RuleInfo("error", "A YAML alias refers to a node that contains it."),
     "bad-interpolation": RuleInfo("error", "A `${...}` is malformed."),
     "unset-variable": RuleInfo(
-        "warning", "A `${VAR}` names an unset environment variable (an error with --strict)."
+        "warning",
+        "A `${VAR}` names an unset environment variable (an error with --strict, or where the "
+        "value cannot be empty).",
     ),
     # --- the JSON Schema (workflow.schema) ---
     "unknown-key": RuleInfo("error", "A key the format does not define (often a typo)."),
@@ -85,7 +89,12 @@ RULES: dict[str, RuleInfo] = {
         "error", "A store names no `embedder:` and `embedders:` has no `default`."
     ),
     "overlap-too-large": RuleInfo("error", "A store's `overlap` is not smaller than `chunk_size`."),
-    "missing-file": RuleInfo("error", "A document, inject or cassette file does not exist."),
+    "bad-prompt-template": RuleInfo(
+        "error", "A `prompts:` template has a stray `$` or a placeholder it does not offer."
+    ),
+    "missing-file": RuleInfo(
+        "error", "A document, inject, cassette or local model file does not exist."
+    ),
     "empty-plan": RuleInfo("error", "The plan has no layers."),
     "empty-layer": RuleInfo("error", "A layer has no chains."),
     "empty-chain": RuleInfo("error", "A chain has no steps."),
@@ -519,6 +528,49 @@ def overlap_too_large(ctx: Context) -> Iterator[Finding]:
             )
 
 
+@check("bad-prompt-template")
+def bad_prompt_template(ctx: Context) -> Iterator[Finding]:
+    for region, spec in ctx.regions.items():
+        for name, text in _mapping(spec.get("prompts")).items():
+            if not isinstance(text, str):
+                continue  # the schema reports it
+            path: PathT = ("regions", region, "prompts", name)
+            # Offsets are into the value a run uses; they point into the file when no ${VAR}
+            # changed it.
+            same = ctx.lookup(path) == text
+            for offset, problem in template_problems(name, text):
+                message = f"region '{region}', prompts.{name}: {problem}"
+                hint = "placeholders are $field or ${field}; write $$ for a literal '$'"
+                block = _in_literal_block(ctx.doc, path, text, offset) if same else None
+                if block is not None:
+                    yield ctx.doc.finding("bad-prompt-template", message, block, hint=hint)
+                else:
+                    yield ctx.finding(
+                        "bad-prompt-template",
+                        message,
+                        path,
+                        char=offset if same else None,
+                        hint=hint,
+                    )
+
+
+def _in_literal_block(doc: Document, path: PathT, text: str, offset: int) -> Pos | None:
+    """Where character `offset` of `text` is written, when `text` is the literal block
+    (``|``) at `path`; None for any other way of writing it."""
+    line, col = doc.positions.value(path)
+    lines = doc.text.splitlines()
+    if not 0 < line <= len(lines) or not lines[line - 1][col - 1 :].startswith("|"):
+        return None
+    row = text.count("\n", 0, offset)
+    start = text.rfind("\n", 0, offset) + 1
+    written = text.split("\n")[row]
+    target = line + 1 + row
+    if target > len(lines) or not lines[target - 1].endswith(written):
+        return None
+    indent = len(lines[target - 1]) - len(written)
+    return target, indent + (offset - start) + 1
+
+
 @check("missing-file")
 def missing_file(ctx: Context) -> Iterator[Finding]:
     llms = ctx.block("llms") or {}
@@ -528,17 +580,31 @@ def missing_file(ctx: Context) -> Iterator[Finding]:
         reads = path[-1] == "file" or (
             path[-1] == "cassette" and _mapping(llms.get(str(path[1]))).get("backend") == "replay"
         )
-        if not file or not reads:
-            continue
-        resolved = ctx.resolve(file)
-        if not resolved.is_file():
-            problem = "is a directory" if resolved.is_dir() else "does not exist"
-            yield ctx.finding(
-                "missing-file",
-                f"{owner}: file '{file}' {problem}",
-                path,
-                hint=f"paths are relative to the workflow file's folder ({resolved})",
-            )
+        if file and reads:
+            yield from _missing(ctx, file, path, owner)
+    # The local backends' model files: `regions run` refuses a model that is not there.
+    for block, keys in (("llms", ("model",)), ("embedders", ("model", "tokenizer"))):
+        for name, spec in (ctx.block(block) or {}).items():
+            if _mapping(spec).get("backend") != "local":
+                continue
+            for key in keys:
+                file = spec.get(key)
+                if isinstance(file, str) and file:
+                    owner = f"{SINGULAR[block]} '{name}'"
+                    yield from _missing(ctx, file, (block, name, key), owner)
+
+
+def _missing(ctx: Context, file: str, path: PathT, owner: str) -> Iterator[Finding]:
+    """A `missing-file` finding when `file` (as written at `path`) is not a file."""
+    resolved = ctx.resolve(file)
+    if not resolved.is_file():
+        problem = "is a directory" if resolved.is_dir() else "does not exist"
+        yield ctx.finding(
+            "missing-file",
+            f"{owner}: file '{file}' {problem}",
+            path,
+            hint=f"paths are relative to the workflow file's folder ({resolved})",
+        )
 
 
 @check("empty-plan")

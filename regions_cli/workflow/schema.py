@@ -8,13 +8,13 @@ points at the offending key or value, and suggests the closest valid key or valu
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from regions_cli.text import did_you_mean
 from regions_cli.workflow.findings import Finding
 from regions_cli.workflow.load import Document, PathT
 
@@ -66,12 +66,6 @@ def validate(doc: Document) -> list[Finding]:
         for f in explain(error):
             found.setdefault((f.rule, f.line, f.col, f.message), f)
     return list(found.values())
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """The closest of `choices` to `word`, if any is close enough to be a likely typo."""
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return matches[0] if matches else None
 
 
 def _suggest(word: str, choices: Iterable[str]) -> str:
@@ -181,6 +175,11 @@ def _keys_for_selected(object_schema: dict[str, Any], instance: dict[str, Any]) 
     return []
 
 
+#: Schema keywords that judge a string's content: when one fails on a value that holds an unset
+#: ${VAR}, the variable is the cause.
+_VALUE_CHECKS = ("pattern", "enum", "const", "format", "minLength")
+
+
 class _Explainer:
     """Turns one jsonschema `ValidationError` into findings for the document."""
 
@@ -191,8 +190,18 @@ class _Explainer:
         path: PathT = tuple(error.absolute_path)
         schema_path = list(error.absolute_schema_path)
         validator = error.validator
-        if path in self.doc.unset_paths and validator in ("pattern", "enum", "const", "format"):
-            return  # the value came from an unset ${VAR}; `unset-variable` already says so
+        if path in self.doc.unset_variables and validator in _VALUE_CHECKS:
+            # The value is wrong because a ${VAR} in it is unset: the loader's `unset-variable`
+            # warning becomes an error here, since `regions run` would stop on this value.
+            where = describe(path, self.doc.data)
+            for name, pos in self.doc.unset_variables[path]:
+                yield self.doc.finding(
+                    "unset-variable",
+                    f"environment variable {name} is not set, and {where} cannot do without it",
+                    pos,
+                    hint=f"export {name}=... or write ${{{name}:-default}}",
+                )
+            return
         if "propertyNames" in schema_path:
             yield from self._property_name(error, path, schema_path)
             return
@@ -316,6 +325,9 @@ class _Explainer:
         meaning = _PATTERN_MEANING.get(error.validator_value, f"must match {error.validator_value}")
         message = f"{describe(path, self.doc.data)} {meaning}; got {_show(self._raw(path))}"
         yield self._at(path, "invalid-value", message)
+
+    def _minLength(self, error: Any, path: PathT) -> Iterator[Finding]:
+        yield self._at(path, "invalid-value", f"{describe(path, self.doc.data)} must not be empty")
 
     def _bound(self, path: PathT, relation: str, bound: Any) -> Iterator[Finding]:
         message = f"{describe(path, self.doc.data)} must be {relation} {bound}"

@@ -18,9 +18,21 @@ Regions = Callable[..., Result]
         (("verify", "--bogus"), "regions verify: error: No such option: --bogus (see --help)"),
         (("verify",), "regions verify: error: Missing argument 'FILE'. (see --help)"),
         (("nosuch",), "regions: error: No such command 'nosuch'. (see --help)"),
+        # A bad value: the option and what it must be, without the validator's wording.
         (
             ("rag", "query", "w.yaml", "facts", "text", "-k", "0"),
-            "regions rag query: error: Invalid value for '-k' / '--top': ",
+            "regions rag query: error: --top must be at least 1 (see --help)",
+        ),
+        (
+            ("verify", "--format", "xml", "x.yaml"),
+            "regions verify: error: --format: 'xml' is not one of 'text', 'json', 'sarif', "
+            "'github' (see --help)",
+        ),
+        (("step", "--layers", "0", "x.yaml"), "regions step: error: --layers must be at least 1"),
+        (("gui", "--port", "70000"), "regions gui: error: --port must be at most 65535"),
+        (
+            ("rag", "delete", "x.yaml", "s", "--chunk", "one"),
+            "regions rag delete: error: --chunk must be a whole number",
         ),
     ],
 )
@@ -33,6 +45,8 @@ def test_a_usage_error_is_one_line_and_exit_2(
     lines = done.err.splitlines()
     assert len(lines) == 1, done.err
     assert lines[0].startswith(expected)
+    for leak in ("Value error", "Input should", "Invalid value for"):
+        assert leak not in done.err
 
 
 def test_bare_regions_shows_the_help(regions: Regions) -> None:

@@ -189,12 +189,13 @@ def test_help_lists_every_command_on_one_line() -> None:
     result = regions("--help", env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"}, in_process=True)
     assert result.code == 0
     lines = result.lines
-    start = next(i for i, line in enumerate(lines) if "Commands" in line)
-    end = next(i for i in range(start, len(lines)) if lines[i].startswith("╰"))
-    panel = [line[1:-1] for line in lines[start + 1 : end]]
-    wrapped = [row.strip() for row in panel if row.startswith("  ")]  # no name: a 2nd line
+    start = lines.index("Commands:")
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    section = lines[start + 1 : end]
+    wrapped = [row.strip() for row in section if row.startswith("   ")]  # no name: a 2nd line
     assert wrapped == [], "a command summary wraps at 80 columns"
-    rows = dict(row.strip().split(maxsplit=1) for row in panel)
+    assert all(len(row) <= 80 for row in section)
+    rows = dict(row.strip().split(maxsplit=1) for row in section)
     assert set(rows) == set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
     for name, summary in rows.items():
         assert summary.endswith(".") and "…" not in summary, f"{name}: {summary!r}"
@@ -262,3 +263,93 @@ def test_start_up_imports_nothing_heavy(args: list[str]) -> None:
         assert not [name for name in modules if name.startswith(("ruamel", "jsonschema"))]
     else:
         assert "ruamel.yaml" in modules and "regions_cli.workflow.rules" in modules
+
+
+RUN_WOULD_REJECT = """\
+version: 1
+name: rejected
+llms:
+  default: {backend: openai, base_url: "${REGIONS_TEST_UNSET}", model: m}
+regions:
+  A:
+    type: Region
+    task: Answer.
+    prompts: {system: "Cost 5$ total.", make_replies: "Do $tsak now."}
+inject:
+  - {to: A, content: "Who?"}
+plan:
+  - chains: {main: [A.make_replies]}
+"""
+
+
+def test_verify_rejects_what_run_would_reject_at_build_time(tmp_path: Path) -> None:
+    path = tmp_path / "rejected.yaml"
+    path.write_text(RUN_WOULD_REJECT, encoding="utf-8")
+    verified = regions("verify", str(path))
+    assert verified.code == 1, verified.out
+    out = verified.out
+    assert f"{path}:4:41: error[unset-variable] environment variable REGIONS_TEST_UNSET" in out
+    assert "warning[unset-variable]" not in out  # the error replaces the warning
+    assert f"{path}:9:30: error[bad-prompt-template]" in out and "starts no placeholder" in out
+    assert f"{path}:9:59: error[bad-prompt-template]" in out
+    assert "unknown placeholder $tsak (did you mean $task?)" in out
+    assert out.endswith("3 errors, 0 warnings in 1 file.\n")
+    # `run` stops on the same findings before it builds anything.
+    ran = regions("run", "--no-live", str(path))
+    assert ran.code == 1 and "Traceback" not in ran.err
+    assert "error[bad-prompt-template]" in ran.out + ran.err
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "words"),
+    [
+        # A quote never closed: reported where it opens, not past the end of the file.
+        ('version: 1\nname: x\nregions:\n  A: {type: Region, task: "abc}\n', "4:27", 'closing "'),
+        # ...and one that swallows the lines below it until the next quote.
+        (
+            'version: 1\nname: x\nregions:\n  A:\n    type: Region\n    task: "Answer\n'
+            'inject:\n  - {to: A, content: "Who?"}\n',
+            "6:11",
+            'runs on to line 8; is its closing " missing?',
+        ),
+        # An indented line after a comment at the top: the indented line is the mistake.
+        ("# A workflow.\n  name: x\nversion: 1\n", "2:3", "this first key is indented"),
+        # A key indented under a comment, deeper than its block.
+        (
+            "version: 1\nregions:\n  A:\n    type: Region\n    # the task\n      task: t\n",
+            "6:7",
+            "a key cannot start here",
+        ),
+    ],
+    ids=["unclosed-quote", "runaway-quote", "indented-first-key", "indented-key"],
+)
+def test_syntax_errors_are_at_the_mistake_in_plain_words(
+    tmp_path: Path, text: str, where: str, words: str
+) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = regions("verify", str(path))
+    assert result.code == 1
+    first = result.out.splitlines()[0]
+    assert first.startswith(f"{path}:{where}: error[yaml-syntax] "), first
+    assert words in first
+    assert "<" not in first and "('" not in first  # no parser token names, no Python tuples
+
+
+def test_an_unset_cassette_is_an_error_as_it_is_for_run(tmp_path: Path) -> None:
+    path = tmp_path / "tape.yaml"
+    path.write_text(
+        RUN_WOULD_REJECT.replace(
+            '{backend: openai, base_url: "${REGIONS_TEST_UNSET}", model: m}',
+            '{backend: replay, cassette: "${REGIONS_TEST_UNSET}"}',
+        ).replace('    prompts: {system: "Cost 5$ total.", make_replies: "Do $tsak now."}\n', ""),
+        encoding="utf-8",
+    )
+    verified = regions("verify", str(path))
+    assert verified.code == 1
+    expected = (
+        f"{path}:4:41: error[unset-variable] environment variable REGIONS_TEST_UNSET is not "
+        "set, and 'cassette' in llm 'default' cannot do without it"
+    )
+    assert expected in verified.out, verified.out
+    assert regions("run", "--no-live", str(path)).code == 1

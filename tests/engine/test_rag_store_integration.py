@@ -132,7 +132,7 @@ async def test_cancelling_the_async_build_stops_the_ingestion(
         try:
             loop.call_soon_threadsafe(opening.set)
             assert resume.wait(10)
-            progress(None)  # the first document is stored: the ingestion checks in
+            progress(32, 100)  # a slice is embedded: the ingestion checks in
             ended.append("went on")
         except BaseException as exc:
             ended.append(type(exc).__name__)
@@ -149,3 +149,12 @@ async def test_cancelling_the_async_build_stops_the_ingestion(
     resume.set()
     assert await asyncio.to_thread(finished.wait, 10)
     assert ended == ["_IngestCancelled"]
+
+
+async def test_the_async_build_reports_how_far_each_store_got(tmp_path: Path) -> None:
+    heard: list[tuple[str, int, int]] = []
+    engine = await build_engine_async(
+        rag_workflow(tmp_path), EventBus(), progress=lambda *p: heard.append(p)
+    )
+    await engine.aclose()
+    assert heard[0] == ("facts", 0, 2) and heard[-1] == ("facts", 2, 2)  # two one-chunk texts

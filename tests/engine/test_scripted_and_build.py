@@ -135,9 +135,12 @@ def test_rendering_matches_string_template(
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"make_replies": "$nope"}, r"regions\.R\.prompts\.make_replies: unknown field \$nope"),
+        (
+            {"make_replies": "$nope"},
+            r"regions\.R\.prompts\.make_replies: unknown placeholder \$nope",
+        ),
         ({"greeting": "hi"}, r"prompts\.greeting: unknown template"),
-        ({"system": "cost: $5"}, r"prompts\.system: invalid placeholder"),
+        ({"system": "cost: $5"}, r"prompts\.system: '\$' starts no placeholder"),
     ],
 )
 def test_bad_prompt_override_is_a_clear_error(overrides: dict[str, str], message: str) -> None:

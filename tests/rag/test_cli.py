@@ -75,7 +75,7 @@ def test_ingest_query_stats_delete(wf: Path) -> None:
     code, out, err = rag("delete", wf, "facts", "--chunk", str(hits[0]["id"]), "--chunk", "999")
     assert code == 1 and "deleted 1 of 2 chunks" in out and "1 of the chunk ids" in err
     code, out, err = rag("delete", wf, "facts", "--document", inline)
-    assert code == 0 and "(1 chunks)" in out and "will be ingested again" in err
+    assert code == 0 and "(1 chunk)" in out and "will be ingested again" in err
     assert json.loads(rag("stats", wf, "facts", "--json").out)["chunks"] == 8
 
 
@@ -168,6 +168,6 @@ def test_ingest_names_inline_texts_left_behind_by_an_edit(wf: Path) -> None:
     assert code == 0 and "1 added, 0 replaced, 1 unchanged" in out
     [old] = [n for n in json.loads(rag("stats", wf, "facts", "--json").out)["documents"]
              if n.startswith("text-") and n in err]  # fmt: skip
-    assert err.startswith("note: 1 inline texts are no longer under rags.facts.documents")
+    assert err.startswith("note: 1 inline text no longer under rags.facts.documents")
     assert rag("delete", wf, "facts", "--document", old).code == 0
     assert rag("ingest", wf, "facts").err == ""  # nothing left behind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import sqlite3
 import struct
@@ -16,7 +17,7 @@ import pytest
 from regions_cli.rag.base import KnowledgeStore, RagError
 from regions_cli.rag.documents import Document, Passage, load_file
 from regions_cli.rag.embedders import HashEmbedder, Vectors
-from regions_cli.rag.store import SCHEMA_VERSION, RagStore
+from regions_cli.rag.store import EMBED_SLICE, SCHEMA_VERSION, RagStore
 
 ZEBRA = "Operation Razzle Dazzle was the Zebra code name for The Great Kiwi Massacre."
 CALCIUM = "Doggiestan remains rich in calcium deposits to this day."
@@ -301,3 +302,33 @@ async def test_embedding_and_sqlite_run_in_worker_threads(tmp_path: Path) -> Non
         await store.delete_chunks([chunk])
         store._conn.set_trace_callback(None)
     assert seen and traced and loop_thread not in seen | traced
+
+
+def test_ingest_reports_each_embedded_slice_and_stops_when_told(store: RagStore) -> None:
+    """`progress` hears (embedded, to embed) after every slice, unchanged documents cost
+    nothing, and a progress that raises (Ctrl-C in `regions run`) stops the ingestion within a
+    slice, writing nothing of the group in progress."""
+    big = doc("big", *(f"passage {i} about zebras and their stripes" for i in range(100)))
+    heard: list[tuple[int, int]] = []
+    report = store.ingest([big, doc("small", "one")], progress=lambda *p: heard.append(p))
+    total = report.chunks
+    assert total > 2 * EMBED_SLICE
+    assert heard[0] == (0, total) and heard[-1] == (total, total)
+    steps = [b[0] - a[0] for a, b in itertools.pairwise(heard)]
+    assert all(0 < step <= EMBED_SLICE for step in steps)
+    heard.clear()
+    assert store.ingest([big], progress=lambda *p: heard.append(p)).unchanged == 1
+    assert heard == [(0, 0)]
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_one_slice(done: int, to_embed: int) -> None:
+        if done >= EMBED_SLICE:
+            raise Stop
+
+    before = store.stats().chunks
+    changed = doc("big", *(f"passage {i} about kiwis" for i in range(100)))
+    with pytest.raises(Stop):
+        store.ingest([changed], progress=stop_after_one_slice)
+    assert store.stats().chunks == before  # the old version is still there, whole

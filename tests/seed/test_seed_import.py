@@ -332,7 +332,7 @@ def test_execution_layers_beyond_the_layer_config_are_reported(tmp_path: Path) -
     result = import_files([_write(tmp_path, "r.json", REGISTRY), _write(tmp_path, "p.json", plan)])
     assert [layer["chains"] for layer in result.data()["plan"]] == [{"c": ["A.make_questions"]}]
     assert result.warnings == [
-        "execution_config has 1 layer(s) more than layer_config: dropped (they have no chains "
+        "execution_config has 1 layer more than layer_config: dropped (they have no chains "
         "to run in)"
     ]
 

@@ -57,7 +57,7 @@ def test_failed_step_shows_its_error_in_the_line_and_the_summary() -> None:
     text = run_plain([*sample.first_half(), failed])
     assert (
         "   2.000s step answer/main#2 Historian.make_replies timeout 2.000s:"
-        " step timed out after 2.0s (+1 lines)\n" in text
+        " step timed out after 2.0s (+1 line)\n" in text
     )
     assert (
         "failed     answer/main Historian.make_replies (timeout): step timed out after 2.0s\n"
@@ -86,7 +86,7 @@ def test_control_characters_never_reach_the_log() -> None:
     hostile = Message("Facts", "user", "reply", "\x1b[2Jhi\x00 there\r\nline two\x1b[0m")
     text = run_plain([sample.started(), MessageDelivered(t=sample.T0, message=hostile)])
     assert "\x1b" not in text and "\x00" not in text and "\r" not in text
-    assert "message Facts -> user reply: hi there (+1 lines)" in text
+    assert "message Facts -> user reply: hi there (+1 line)" in text
 
 
 def test_a_stdout_that_cannot_encode_everything_gets_question_marks() -> None:

@@ -62,7 +62,7 @@ def test_a_resumed_run_counts_the_layers_before_it_as_done() -> None:
 
 
 def test_first_line_and_seconds() -> None:
-    assert first_line("\n\n  hello\x1b[31m world  \nmore\n") == "hello world (+1 lines)"
+    assert first_line("\n\n  hello\x1b[31m world  \nmore\n") == "hello world (+1 line)"
     assert first_line("") == "(empty)"
     assert first_line("x" * 200, limit=10) == "xxxxxxxxx…"
     assert [seconds(v) for v in (0.0042, 12.34, 125)] == ["0.004s", "12.3s", "2m05s"]

@@ -112,6 +112,7 @@ def test_findings_span_the_whole_name_when_written_on_one_line() -> None:
 NEAR_MISS_EDITS = [
     ("version: 1  ", "version: 2  ", "unsupported-version"),
     ("overlap: 99", "overlap: 100", "overlap-too-large"),
+    ("Costs $$5: $question", "Costs 5$: $qestion", "bad-prompt-template"),
     ("embedder: words", "embedder: word", "unknown-embedder"),
     ("rag: facts", "rag: fact", "unknown-rag"),
     ("data/facts.txt", "data/fact.txt", "missing-file"),

@@ -22,6 +22,7 @@ export const RULE_SEVERITY = {
   'missing-default-llm': 'error',
   'missing-default-embedder': 'error',
   'overlap-too-large': 'error',
+  'bad-prompt-template': 'error',
   'empty-plan': 'error',
   'empty-layer': 'error',
   'empty-chain': 'error',
@@ -36,6 +37,33 @@ export const RULE_SEVERITY = {
 } as const;
 
 export type RuleId = keyof typeof RULE_SEVERITY;
+
+/** Prompt template name -> the fields it may use (regions_cli/model/templates.py FIELDS). */
+const TEMPLATE_FIELDS: Record<string, string[]> = {
+  system: ['name', 'task', 'knowledge', 'requests', 'connections'],
+  make_replies: ['name', 'task', 'question', 'source', 'connections'],
+  make_questions: ['name', 'task', 'connections'],
+  summarize_replies: ['name', 'task', 'text', 'source'],
+  knowledge: ['items'],
+  requests: ['items'],
+};
+
+/** Python's string.Template pattern: $$, $name, ${name}, or a stray $. */
+const PLACEHOLDER = /\$(?:(\$)|([_a-z][_a-z0-9]*)|\{([_a-z][_a-z0-9]*)\}|())/gi;
+
+/** The problems of prompt template `name` (as `template_problems` in templates.py). */
+function templateProblems(name: string, text: string): string[] {
+  const allowed = TEMPLATE_FIELDS[name];
+  const problems: string[] = [];
+  for (const match of text.matchAll(PLACEHOLDER)) {
+    const field = match[2] ?? match[3];
+    if (match[4] !== undefined) problems.push("'$' starts no placeholder: write $field, or $$ for a literal '$'");
+    else if (field !== undefined && allowed !== undefined && !allowed.includes(field)) {
+      problems.push(`unknown placeholder $${field}; ${name} offers ${[...allowed].sort().map((f) => `$${f}`).join(', ')}`);
+    }
+  }
+  return problems;
+}
 
 /** A value taken from the environment at run time: the editor cannot resolve it, so skips it. */
 function interpolated(value: unknown): boolean {
@@ -224,6 +252,10 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
       } else if (typeof region.llm === 'string' && !interpolated(region.llm) && !llmNames.has(region.llm)) {
         report('unknown-llm', ['regions', name, 'llm'], `${name} uses llm ${region.llm}, which llms: does not define`);
       }
+    }
+    for (const [template, text] of Object.entries(isRecord(region.prompts) ? region.prompts : {})) {
+      if (typeof text !== 'string' || interpolated(text)) continue; // filled in at run time
+      for (const problem of templateProblems(template, text)) report('bad-prompt-template', ['regions', name, 'prompts', template], `${name}, prompts.${template}: ${problem}`);
     }
     if (type === 'RAGRegion' && typeof region.rag === 'string' && !interpolated(region.rag) && !ragNames.has(region.rag)) {
       report('unknown-rag', ['regions', name, 'rag'], `${name} uses store ${region.rag}, which rags: does not define`);

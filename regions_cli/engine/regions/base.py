@@ -28,6 +28,7 @@ from regions_cli.llm.base import (
 )
 from regions_cli.model import METHODS, RegionConfig
 from regions_cli.rag.base import KnowledgeStore
+from regions_cli.text import plural
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ class BaseRegion:
             return Outcome.nothing("reply store already empty")
         count = len(self.replies)
         self.replies = []
-        return Outcome.ok(f"cleared {count} replies")
+        return Outcome.ok(f"cleared {plural(count, 'reply', 'replies')}")
 
     async def keep_last_reply_per_source(self) -> Outcome:
         """Keep only the latest reply of each source, in first-seen order of the sources."""
@@ -274,7 +275,8 @@ class BaseRegion:
         before = len(self.replies)
         self.replies = list(latest.values())
         return Outcome.ok(
-            f"pruned {before - len(self.replies)} replies, {len(self.replies)} remaining"
+            f"pruned {plural(before - len(self.replies), 'reply', 'replies')}, "
+            f"{len(self.replies)} remaining"
         )
 
     def consolidated_replies(self) -> list[Entry]:

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from regions_cli.engine.message import Message
 from regions_cli.engine.regions.base import BaseRegion, Outcome
+from regions_cli.text import plural
 
 
 class BroadcastRegion(BaseRegion):
@@ -24,7 +25,7 @@ class BroadcastRegion(BaseRegion):
             return Outcome.nothing("no messages to broadcast")
         if not self.connections:
             return Outcome.false(
-                f"no connections to broadcast to ({len(self.inbox)} messages kept)"
+                f"no connections to broadcast to ({plural(len(self.inbox), 'message')} kept)"
             )
         held, self.inbox = self.inbox, []
         for message in held:
@@ -36,7 +37,9 @@ class BroadcastRegion(BaseRegion):
                     cause=message.id,
                     source=message.source,
                 )
-        return Outcome.ok(f"copied {len(held)} messages to {len(self.connections)} regions")
+        return Outcome.ok(
+            f"copied {plural(len(held), 'message')} to {plural(len(self.connections), 'region')}"
+        )
 
     async def clear_replies(self) -> Outcome:
         """Drop the held replies (held requests stay)."""
@@ -44,7 +47,7 @@ class BroadcastRegion(BaseRegion):
         if not replies:
             return Outcome.nothing("no held replies")
         self.inbox = [m for m in self.inbox if m.role != "reply"]
-        return Outcome.ok(f"cleared {len(replies)} held replies")
+        return Outcome.ok(f"cleared {plural(len(replies), 'held reply', 'held replies')}")
 
     async def keep_last_reply_per_source(self) -> Outcome:
         """Of the held replies keep each source's latest (requests and order otherwise kept)."""
@@ -53,4 +56,6 @@ class BroadcastRegion(BaseRegion):
             return Outcome.nothing("no held replies to prune")
         before = len(self.inbox)
         self.inbox = [m for m in self.inbox if m.role != "reply" or last[m.source] == m.id]
-        return Outcome.ok(f"pruned {before - len(self.inbox)} held replies")
+        return Outcome.ok(
+            f"pruned {plural(before - len(self.inbox), 'held reply', 'held replies')}"
+        )

@@ -15,6 +15,7 @@ from typing import IO, Any, ClassVar
 from regions_cli.engine.message import Message
 from regions_cli.engine.regions.base import BaseRegion, Outcome
 from regions_cli.private_files import open_private
+from regions_cli.text import plural
 
 
 class ListenerRegion(BaseRegion):
@@ -52,14 +53,14 @@ class ListenerRegion(BaseRegion):
         for message in held:
             self._write(message)
         where = str(self.config.sink) if self.config.sink else "events only"
-        return Outcome.ok(f"listening ({where}); wrote {len(held)} held messages")
+        return Outcome.ok(f"listening ({where}); wrote {plural(len(held), 'held message')}")
 
     async def stop(self) -> Outcome:
         """Close the sink; later copies wait in the inbox until the next start."""
         if not self.started:
             return Outcome.nothing("not started")
         self._close()
-        return Outcome.ok(f"stopped after {self.written} messages")
+        return Outcome.ok(f"stopped after {plural(self.written, 'message')}")
 
     def _open(self) -> None:
         if self.config.sink is not None and self._sink is None:

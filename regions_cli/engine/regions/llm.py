@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from regions_cli.engine.regions.base import BaseRegion, Entry, Outcome, entries_json
+from regions_cli.text import plural
 
 #: The longest question `make_questions` asks for (characters): a question is a sentence.
 MAX_QUESTION_CHARS = 160
@@ -122,9 +123,9 @@ class Region(BaseRegion):
         self.requests = failed + self.requests
         if failed:
             return Outcome.false(
-                f"{len(failed)}/{len(pending)} requests got no answer (kept pending)"
+                f"{len(failed)}/{plural(len(pending), 'request')} got no answer (kept pending)"
             )
-        return Outcome.ok(f"answered {len(pending)} requests")
+        return Outcome.ok(f"answered {plural(len(pending), 'request')}")
 
     def _cannot_answer(self) -> str | None:
         return None
@@ -168,10 +169,12 @@ class Region(BaseRegion):
             self.post(str(item["source"]), "request", str(item["question"]))
             asked += 1
         if problems:
-            return Outcome.false(f"asked {asked} questions; {len(problems)} invalid: {problems[0]}")
+            return Outcome.false(
+                f"asked {plural(asked, 'question')}; {len(problems)} invalid: {problems[0]}"
+            )
         if not items:
             return Outcome.ok("the model asked no questions")
-        return Outcome.ok(f"asked {asked} questions")
+        return Outcome.ok(f"asked {plural(asked, 'question')}")
 
     def _question_problem(self, item: Any) -> str | None:
         if not isinstance(item, Mapping):
@@ -220,7 +223,7 @@ class Region(BaseRegion):
             return Outcome.false(
                 f"could not summarize replies of {', '.join(failed)} (originals kept)"
             )
-        return Outcome.ok(f"summarized {before} replies into {len(result)}")
+        return Outcome.ok(f"summarized {plural(before, 'reply', 'replies')} into {len(result)}")
 
 
 class FeedForwardRegion(Region):

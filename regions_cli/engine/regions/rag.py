@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from regions_cli.engine.regions.base import BaseRegion, Entry, Outcome
 from regions_cli.rag.base import Hit, KnowledgeStore
+from regions_cli.text import plural
 
 #: The request `request_summaries` sends (the original's exact wording).
 SUMMARY_REQUEST = "Summarize the knowledge you have."
@@ -69,9 +70,11 @@ class RAGRegion(BaseRegion):
             self.post(request.source, "reply", self.fragments(hits), cause=request.cause)
         self.requests = failed + self.requests
         if failed:
-            return Outcome.false(f"{len(failed)}/{len(pending)} searches failed (kept pending)")
+            return Outcome.false(
+                f"{len(failed)}/{plural(len(pending), 'search', 'searches')} failed (kept pending)"
+            )
         note = f" ({empty} with no match above {self.config.threshold})" if empty else ""
-        return Outcome.ok(f"answered {len(pending)} requests{note}")
+        return Outcome.ok(f"answered {plural(len(pending), 'request')}{note}")
 
     async def make_updates(self) -> Outcome:
         """Write every stored reply into the store, then forget the reply.
@@ -116,7 +119,9 @@ class RAGRegion(BaseRegion):
         self.replies = kept + self.replies
         summary = f"updated {updated}, added {added}, removed {deleted} near-duplicates"
         if kept:
-            return Outcome.false(f"{len(kept)}/{len(pending)} updates failed (kept); {summary}")
+            return Outcome.false(
+                f"{len(kept)}/{plural(len(pending), 'update')} failed (kept); {summary}"
+            )
         return Outcome.ok(summary)
 
     async def request_summaries(self) -> Outcome:
@@ -132,4 +137,4 @@ class RAGRegion(BaseRegion):
             return Outcome.nothing("nobody to ask for summaries")
         for name in recipients:
             self.post(name, "request", SUMMARY_REQUEST)
-        return Outcome.ok(f"asked {len(recipients)} regions for summaries")
+        return Outcome.ok(f"asked {plural(len(recipients), 'region')} for summaries")

@@ -14,6 +14,7 @@ from typing import Any
 
 from regions_cli.interop.original.parse import DEFAULT_THRESHOLD
 from regions_cli.model import Budget, DeliveryConfig, Layer, StepPolicy, Workflow
+from regions_cli.text import plural
 
 
 @dataclass
@@ -103,7 +104,8 @@ def export_workflow(workflow: Workflow) -> ExportResult:
     if workflow.defaults != StepPolicy():
         dropped.append("defaults:")
     if workflow.inject:
-        dropped.append(f"inject: ({len(workflow.inject)} messages; the original injects in Python)")
+        messages = plural(len(workflow.inject), "message")
+        dropped.append(f"inject: ({messages}; the original injects in Python)")
     if not all(llm.implied for llm in workflow.llms.values()):
         dropped.append(f"llms: ({', '.join(workflow.llms)})")
     if workflow.rags:

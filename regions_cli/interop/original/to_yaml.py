@@ -26,7 +26,7 @@ from regions_cli.interop.original.parse import (
     read_seed,
 )
 from regions_cli.model import split_step
-from regions_cli.workflow import schema as workflow_schema
+from regions_cli.text import plural
 
 _FOLD_WIDTH = 88
 
@@ -110,7 +110,7 @@ def _plan(seed: SeedWorkflow) -> tuple[CommentedSeq, list[str]]:
     extra = len(seed.execution_config) - len(seed.layer_config)
     if extra > 0:
         warnings.append(
-            f"execution_config has {extra} layer(s) more than layer_config: dropped "
+            f"execution_config has {plural(extra, 'layer')} more than layer_config: dropped "
             "(they have no chains to run in)"
         )
     for index in range(len(seed.layer_config)):
@@ -307,27 +307,25 @@ def import_files(paths: Sequence[Path], *, output: Path | None = None) -> Import
     return to_document(seed, schema_ref=schema_reference(output))
 
 
+#: What a workflow's ``$schema`` line names when no schema is found around it: the file
+#: ``regions schema > workflow.schema.json`` writes beside the workflow (the docs say so).
+SCHEMA_BESIDE = "workflow.schema.json"
+
+
 def schema_reference(output: Path | None) -> str:
-    """The ``$schema`` path for a YAML file at `output` (or in the current folder)."""
-    schema = _schema_file()
-    if schema is None:
-        return "../schemas/workflow.schema.json"
+    """The ``$schema`` path for a YAML file at `output` (or in the current folder).
+
+    The nearest schema the user has, relative to the file: ``workflow.schema.json`` or
+    ``schemas/workflow.schema.json`` in the file's folder or a folder above it. Never the copy
+    inside the installed package: a path into the environment breaks when it moves and means
+    nothing on another machine. With no schema around, `SCHEMA_BESIDE`.
+    """
     folder = (output.parent if output is not None else Path.cwd()).resolve()
-    try:
-        return Path(os.path.relpath(schema, folder)).as_posix()
-    except ValueError:  # another drive on Windows
-        return schema.as_uri()
-
-
-def _schema_file() -> Path | None:
-    package = Path(workflow_schema.__file__).resolve().parent
-    for candidate in (
-        package / workflow_schema.SCHEMA_FILE,
-        package.parent.parent / "schemas" / workflow_schema.SCHEMA_FILE,
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
+    for above in (folder, *folder.parents):
+        for candidate in (above / SCHEMA_BESIDE, above / "schemas" / SCHEMA_BESIDE):
+            if candidate.is_file():
+                return Path(os.path.relpath(candidate, folder)).as_posix()
+    return SCHEMA_BESIDE
 
 
 def dump_yaml(document: Any) -> str:
