@@ -18,3 +18,13 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     (``plural(n, "entry", "entries")``)."""
     word = noun if count == 1 else (nouns or noun + "s")
     return f"{count:,} {word}"
+
+
+def unknown(what: str, word: str, choices: Iterable[str], plural_what: str | None = None) -> str:
+    """``unknown region 'Facs' (did you mean 'Facts'? regions: Facts, Historian)``."""
+    names = sorted(choices)
+    guess = did_you_mean(word, names)
+    hint = f"did you mean {guess!r}? " if guess else ""
+    return (
+        f"unknown {what} {word!r} ({hint}{plural_what or what + 's'}: {', '.join(names) or 'none'})"
+    )

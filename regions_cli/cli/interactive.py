@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from regions_cli.engine.barrier import Barrier
 from regions_cli.runs.run import Run
+from regions_cli.text import unknown
 from regions_cli.view.state import region_state_lines
 
 
@@ -71,7 +72,7 @@ class Dialogue:
                 name = rest.strip()
                 state = barrier.states.get(name)
                 if state is None:
-                    out.write(f"no region {name!r}; regions: {', '.join(barrier.states)}\n")
+                    out.write(unknown("region", name, barrier.states) + "\n")
                 else:
                     out.write("\n".join(region_state_lines(name, state)) + "\n")
             elif command in ("i", "inject"):

@@ -135,6 +135,13 @@ def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
 async def _execute(options: RunOptions, run: Run, view: View, err: TextIO) -> int:
     """Run with `view` subscribed, then let it report: the whole run's summary (a resumed or
     stepped run's too), and how to go on with it if it can go on."""
+    if run.workflow.rags and _is_terminal(err):  # a bar per store that ingests
+        from regions_cli.view.progress import embedding_progress
+
+        with embedding_progress(err) as progress:
+            await run.prepare(progress)
+    else:
+        await run.prepare()
     run.subscribe(view)
     with view:
         finished = await run.execute()

@@ -261,14 +261,15 @@ def show(
 
     from regions_cli.runs.codec import events_from_json
     from regions_cli.runs.status import current_states
+    from regions_cli.text import unknown
     from regions_cli.view.runs import prompt_lines, summary_table
     from regions_cli.view.state import plain_text, region_state_lines
 
     console = _console()
     with _reading(run) as opened:
         if region is not None and region not in opened.workflow.regions:
-            names = ", ".join(sorted(opened.workflow.regions))
-            raise _fail(f"{run}: unknown region {region!r} (regions: {names})", ExitCode.INVALID)
+            problem = unknown("region", region, opened.workflow.regions)
+            raise _fail(f"{run}: {problem}", ExitCode.INVALID)
         if prompts:
             events = events_from_json(list(opened.events()))
             for line in prompt_lines(events, region):

@@ -35,6 +35,7 @@ from regions_cli.runs.resume import (
 from regions_cli.runs.store import RunFile, RunFileError, WorkflowRecord
 
 if TYPE_CHECKING:
+    from regions_cli.build import StoreProgress
     from regions_cli.engine.executor import Engine
     from regions_cli.llm.factory import LLMOptions
     from regions_cli.model import Workflow
@@ -94,6 +95,7 @@ class Run:
         self._invocation: int | None = None
         self._first_barrier = True
         self._engine: Engine | None = None
+        self._built: tuple[Engine, EventBus] | None = None  # by `prepare`
         self._task: asyncio.Task[Any] | None = None
 
     @classmethod
@@ -192,9 +194,10 @@ class Run:
         Raises `RunError` if the engine cannot be built (nothing is recorded then) or the run
         file cannot be created. Cancelling (Ctrl-C) ends the run "interrupted", recorded.
         """
-        bus = EventBus()
+        await self.prepare()
+        assert self._built is not None
+        engine, bus = self._built
         finished: list[RunFinished] = []
-        engine = await self._build_engine(bus)
         try:
             self._start_recording(engine, bus)
         except BaseException:
@@ -223,13 +226,25 @@ class Run:
         self.finish(finished[-1], exit_code)
         return finished[-1]
 
-    async def _build_engine(self, bus: EventBus) -> Engine:
+    async def prepare(self, store_progress: StoreProgress | None = None) -> None:
+        """Build the engine now (`execute` does it if this was not called): the RAG stores
+        ingest their new documents, telling `store_progress` how far each got, and the
+        embedded model starts loading. Raises `RunError` as `execute` does."""
+        if self._built is None:
+            bus = EventBus()
+            self._built = (await self._build_engine(bus, store_progress), bus)
+
+    async def _build_engine(
+        self, bus: EventBus, store_progress: StoreProgress | None = None
+    ) -> Engine:
         from regions_cli.build import build_engine_async
 
         try:
             if self._build is not None:
                 return await self._build(self.workflow, bus)
-            return await build_engine_async(self.workflow, bus, self.llm_options)
+            return await build_engine_async(
+                self.workflow, bus, self.llm_options, progress=store_progress
+            )
         except (OSError, ValueError) as exc:  # BuildError is a ValueError with a located message
             raise RunError(f"{self.workflow.source}: {exc}") from exc
         except asyncio.CancelledError:  # Ctrl-C while the stores were being opened
@@ -310,7 +325,8 @@ class Run:
                 self._engine.bus.emit(
                     Notice(
                         level="info",
-                        text=f"resuming layer {barrier.next_layer + 1}: chain(s) "
+                        text=f"resuming layer {barrier.next_layer + 1}: "
+                        f"{'chain' if len(self.point.skip_chains) == 1 else 'chains'} "
                         f"{', '.join(sorted(self.point.skip_chains))} already completed",
                     )
                 )

@@ -42,6 +42,7 @@ from typing import Any
 from regions_cli.engine.message import ROLES, Message
 from regions_cli.private_files import create_private_file
 from regions_cli.runs.codec import injected_message, message_event
+from regions_cli.text import unknown
 
 #: Written in ``meta.format``; a sqlite file without it is not a run file.
 FORMAT = "regions-run"
@@ -144,8 +145,7 @@ class WorkflowRecord:
     def injection_problem(self, to: str, role: str) -> str | None:
         """Why a message to `to` with `role` cannot be injected into this run, or None."""
         if to not in self.regions:
-            names = ", ".join(sorted(self.regions)) or "none"
-            return f"unknown region {to!r} (regions: {names})"
+            return unknown("region", to, self.regions)
         if role not in ROLES:
             return f"bad role {role!r} (use request or reply)"
         return None

@@ -15,6 +15,7 @@ from rich.text import Text
 from regions_cli.engine.events import FAILED_OUTCOMES, Event, LLMCalled
 from regions_cli.runs.status import current_states, message_count, run_info
 from regions_cli.runs.store import RunFile
+from regions_cli.text import plural
 from regions_cli.view.state import first_line
 from regions_cli.view.state import plain_text as t
 
@@ -96,8 +97,8 @@ def pending_lines(run: RunFile, file: Path, flags: Sequence[str] = ()) -> list[s
         if not (requests or inbox):
             continue
         lines.append(
-            f"  pending at {name}: {len(requests)} request(s), {len(inbox)} held, "
-            f"{len(replies)} reply(ies) kept"
+            f"  pending at {name}: {plural(len(requests), 'request')}, {len(inbox)} held, "
+            f"{plural(len(replies), 'reply', 'replies')} kept"
         )
         for entry in requests:
             lines.append(f"    {entry.get('source')}: {first_line(str(entry.get('content')))}")

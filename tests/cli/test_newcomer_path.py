@@ -278,3 +278,17 @@ def test_every_hint_printed_by_a_stopped_run_is_runnable(project: Path) -> None:
     assert done.code == 0, done.err
     assert "layers     3 of 3 run" in done.out
     assert Path(shlex.split(hint)[shlex.split(hint).index("--resume") + 1]).is_file()
+
+
+def test_a_mistyped_region_gets_a_did_you_mean(project: Path) -> None:
+    assert regions("step", "workflows/ask_answer.yaml", cwd=project).code == 0
+    wf = "workflows/ask_answer.yaml"
+    injected = regions("inject", "--run", wf, "--to", "Facs", "hello", cwd=project)
+    assert injected.code == 1
+    assert "unknown region 'Facs' (did you mean 'Facts'? regions: Facts, Historian)" in injected.err
+    shown = regions("show", wf, "--region", "Historan", cwd=project)
+    assert shown.code == 1 and "did you mean 'Historian'?" in shown.err
+    far = regions("show", wf, "--region", "Zzz", cwd=project)
+    assert (
+        far.code == 1 and "did you mean" not in far.err and "regions: Facts, Historian" in far.err
+    )

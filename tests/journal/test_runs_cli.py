@@ -113,7 +113,7 @@ def test_step_walks_the_plan_and_equals_one_run(ask_answer: Path, tmp_path: Path
         with RunFile.open(stepped) as run:
             assert run.position == layer
     assert "Plan finished (3/3 layers)" in out
-    assert "pending at Historian: 1 request(s)" not in out
+    assert "pending at Historian: 1 request" not in out
     assert traffic(stepped) == traffic(whole)
     assert states(stepped) == states(whole)
     code, out, _ = regions("step", str(ask_answer), "--run", str(stepped))
@@ -125,7 +125,7 @@ def test_step_without_run_continues_the_latest_unfinished_run(ask_answer: Path) 
     assert code == 0, err
     runs = list((ask_answer.parent / ".regions" / "runs").glob("ask_answer-*.db"))
     assert len(runs) == 1
-    assert "pending at Historian: 1 request(s)" in out  # the injected question waits
+    assert "pending at Historian: 1 request" in out  # the injected question waits
     code, out, err = regions("step", str(ask_answer), "--layers", "2")
     assert code == 0, err
     assert list((ask_answer.parent / ".regions" / "runs").glob("ask_answer-*.db")) == runs
