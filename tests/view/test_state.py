@@ -45,6 +45,7 @@ def test_a_cc_counts_for_the_listener_not_as_sent_again() -> None:
     rows = state.regions
     assert (rows["Historian"].sent, rows["Facts"].received, rows["Trace"].received) == (1, 1, 1)
     assert state.outputs == []
+    assert state.messages == 1  # the footer's count: the copy is the same message
 
 
 def test_a_message_to_an_external_address_is_output_whatever_its_delivery_label() -> None:
