@@ -5,7 +5,10 @@ take most of a minute on this document)."""
 from __future__ import annotations
 
 import os
+import pty
 import random
+import re
+import select
 import signal
 import subprocess
 import time
@@ -35,8 +38,7 @@ plan:
 """
 
 
-@pytest.mark.skipif(not local_embedder_available(), reason="needs the local extra")
-def test_ctrl_c_while_a_store_is_built_stops_the_run_at_once(tmp_path: Path) -> None:
+def _big_workflow(tmp_path: Path) -> None:
     rng = random.Random(1)
     words = [
         "zebra",
@@ -53,6 +55,11 @@ def test_ctrl_c_while_a_store_is_built_stops_the_run_at_once(tmp_path: Path) -> 
     sentences = (" ".join(rng.choices(words, k=rng.randint(8, 20))) + "." for _ in range(16_000))
     (tmp_path / "big.txt").write_text("\n".join(sentences), encoding="utf-8")  # about 1.5 MB
     (tmp_path / "big.yaml").write_text(WORKFLOW, encoding="utf-8")
+
+
+@pytest.mark.skipif(not local_embedder_available(), reason="needs the local extra")
+def test_ctrl_c_while_a_store_is_built_stops_the_run_at_once(tmp_path: Path) -> None:
+    _big_workflow(tmp_path)
     process = subprocess.Popen(
         regions_argv("run", "--no-live", tmp_path / "big.yaml"),
         stdout=subprocess.PIPE,
@@ -83,3 +90,34 @@ def test_ctrl_c_while_a_store_is_built_stops_the_run_at_once(tmp_path: Path) -> 
     assert process.returncode == 130
     assert err.splitlines() == ["error: interrupted while opening the RAG stores"], err
     assert "Traceback" not in out + err
+
+
+@pytest.mark.skipif(not local_embedder_available(), reason="needs the local extra")
+def test_a_store_build_shows_its_progress_on_a_terminal(tmp_path: Path) -> None:
+    """With stderr on a terminal, `regions run` draws a bar per store while it embeds."""
+    _big_workflow(tmp_path)
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        regions_argv("run", "--no-live", tmp_path / "big.yaml"),
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "100"},
+    )
+    os.close(terminal)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"embedding facts" not in seen:
+            assert time.monotonic() < deadline, seen[-500:]
+            ready, _, _ = select.select([controller], [], [], 1.0)
+            if ready:
+                seen += os.read(controller, 65536)
+        assert re.search(rb"\d+/\d+ chunks", seen) or b"chunks" in seen, seen[-500:]
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        os.close(controller)
+    assert process.returncode == 130
