@@ -107,12 +107,12 @@ def test_a_store_build_shows_its_progress_on_a_terminal(tmp_path: Path) -> None:
     seen = b""
     try:
         deadline = time.monotonic() + 60
-        while b"embedding facts" not in seen:
+        while b"embedding facts" not in seen or not re.search(rb"\d+/\d+", seen):
             assert time.monotonic() < deadline, seen[-500:]
             ready, _, _ = select.select([controller], [], [], 1.0)
             if ready:
                 seen += os.read(controller, 65536)
-        assert re.search(rb"\d+/\d+ chunks", seen) or b"chunks" in seen, seen[-500:]
+        assert b"chunks" in seen, seen[-500:]  # the bar: chunks embedded of chunks to embed
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)
     finally:
