@@ -27,7 +27,8 @@ from regions_cli.engine.events import EventBus  # noqa: E402
 from regions_cli.engine.message import Message  # noqa: E402
 from regions_cli.engine.postmaster import Postmaster  # noqa: E402
 from regions_cli.engine.regions import make_region  # noqa: E402
-from regions_cli.model import RegionConfig, Workflow, build_workflow  # noqa: E402
+from regions_cli.model import RegionConfig, Workflow  # noqa: E402
+from regions_cli.workflow.convert import build_workflow  # noqa: E402
 
 
 def best_of_each(

@@ -27,7 +27,8 @@ from regions_cli.build import build_engine  # noqa: E402
 from regions_cli.engine.events import EventBus  # noqa: E402
 from regions_cli.llm.base import ChatMessage, CompletionRequest  # noqa: E402
 from regions_cli.llm.openai import OpenAIModel  # noqa: E402
-from regions_cli.model import LLMConfig, Workflow, build_workflow  # noqa: E402
+from regions_cli.model import LLMConfig, Workflow  # noqa: E402
+from regions_cli.workflow.convert import build_workflow  # noqa: E402
 
 LATENCY = 0.2
 CHAINS = 64

@@ -1,0 +1,34 @@
+"""The benchmarks stay runnable as the code moves: every module imports, and the cheap ones run
+at their smallest sizes (the figures themselves are for `python benchmarks/run.py`)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+MODULES = sorted(path.stem for path in BENCHMARKS.glob("bench_*.py"))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_benchmark_module_imports(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module(name)
+    assert callable(module.main)
+
+
+def test_the_runs_benchmark_runs_at_its_smallest_size() -> None:
+    done = subprocess.run(
+        [sys.executable, "run.py", "--quick", "--only", "runs"],
+        cwd=BENCHMARKS,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "runs: 100 regions x 10 layers with the journal on" in done.stdout
