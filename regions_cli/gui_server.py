@@ -168,16 +168,13 @@ async def _run_workflow(path: Path, publish: Callable[[str], None]) -> int:
     """Verify and run `path` as ``regions run --json`` would, publishing the same lines (the
     findings if any, then every event); returns the exit code."""
     from regions_cli.runs.run import Run, RunError
-    from regions_cli.view.jsonl import event_line
+    from regions_cli.view.jsonl import encode, event_line
     from regions_cli.workflow.api import load
+    from regions_cli.workflow.findings import findings_record
 
     loaded = load(path)
     if loaded.findings:
-        findings = [finding.to_dict() for finding in loaded.findings]
-        errors = len(loaded.errors)
-        publish(
-            _line("findings", errors=errors, warnings=len(findings) - errors, findings=findings)
-        )
+        publish(encode(findings_record(loaded.findings)))
     if loaded.workflow is None:
         return ExitCode.INVALID
     refusal = loaded.outside_paths_problem()

@@ -24,8 +24,8 @@ class Dialogue:
 
     def __init__(
         self,
-        view: Any = None,
-        resume_command: Callable[[], str] | None = None,
+        view: Any,
+        resume_command: Callable[[], str],
         *,
         inp: TextIO | None = None,
         out: TextIO | None = None,
@@ -61,12 +61,7 @@ class Dialogue:
             if command in ("", "c", "continue"):
                 return False
             if command in ("q", "quit"):
-                again = (
-                    self.resume_command()
-                    if self.resume_command is not None
-                    else f"regions run {run.record.path} --resume {run.path}"
-                )
-                out.write(f"paused; continue with: {again}\n")
+                out.write(f"paused; continue with: {self.resume_command()}\n")
                 return True
             if command in ("s", "show"):
                 name = rest.strip()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,19 +146,11 @@ async def _execute(options: RunOptions, run: Run, view: View, err: TextIO) -> in
         finished = await run.execute()
     if run.failure is not None:
         _error(err, run.failure)
-    view.report(summary=_whole_run(run), next_command=_next_command(options, run, finished))
-    return finished.exit_code
-
-
-def _whole_run(run: Run) -> RunFinished | None:
-    """The totals of every invocation of the run file, if there was more than this one."""
-    from regions_cli.runs.codec import events_from_json
     from regions_cli.runs.status import whole_run_finished
 
-    if run.file is None or len(run.file.invocations()) < 2:
-        return None
-    spent = sum(i["finished"] - i["started"] for i in run.file.invocations() if i["finished"])
-    return whole_run_finished(events_from_json(list(run.file.events())), spent)
+    summary = whole_run_finished(run.file) if run.file is not None else None
+    view.report(summary=summary, next_command=_next_command(options, run, finished))
+    return finished.exit_code
 
 
 def resume_command(options: RunOptions, run: Run) -> str:
@@ -173,11 +164,9 @@ def resume_command(options: RunOptions, run: Run) -> str:
 
 def _next_command(options: RunOptions, run: Run, finished: RunFinished) -> str | None:
     """How to go on with a run that stopped before its end (a step says it in its own way)."""
-    from regions_cli.runs.locate import finished as plan_done
-
     if options.kind == "step" or run.file is None or finished.status == "budget_exceeded":
         return None
-    if plan_done(run.file):
+    if run.file.finished:
         return None
     return resume_command(options, run)
 
@@ -216,24 +205,15 @@ def _load_and_verify(
     reports (warnings are printed and the run goes on).
     """
     from regions_cli.workflow.api import load
-    from regions_cli.workflow.findings import count, format_text
+    from regions_cli.workflow.findings import findings_record, format_text
 
     loaded = load(options.workflow)
     findings, workflow, document = loaded.findings, loaded.workflow, loaded.document
-    errors, warnings = count(findings)
-    if findings and not (options.quiet and not errors):  # --quiet keeps warnings to itself
+    if findings and not (options.quiet and not loaded.errors):  # --quiet keeps warnings to itself
         if options.json:
             from regions_cli.view.jsonl import JsonlView
 
-            JsonlView(out).write(
-                {
-                    "kind": "findings",
-                    "t": time.time(),
-                    "errors": errors,
-                    "warnings": warnings,
-                    "findings": [finding.to_dict() for finding in findings],
-                }
-            )
+            JsonlView(out).write(findings_record(findings))
         else:
             err.write(format_text(findings, color=_is_terminal(err), files=1))
             err.flush()

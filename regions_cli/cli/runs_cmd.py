@@ -102,7 +102,7 @@ def step(
         regions step hello.yaml --layers 2
     """
     from regions_cli.cli.runner import RunOptions, run_workflow
-    from regions_cli.runs.locate import RunNotFound, finished, latest_run, resolve_run
+    from regions_cli.runs.locate import RunNotFound, latest_run, resolve_run
     from regions_cli.view.runs import pending_lines
 
     if not file.is_file():
@@ -136,7 +136,7 @@ def step(
     )
     if target is not None:
         with _reading(target) as existing:
-            if existing.workflow.path == str(file.resolve()) and finished(existing):
+            if existing.workflow.path == str(file.resolve()) and existing.finished:
                 layers_in_plan = len(existing.workflow.plan)
                 typer.echo(
                     f"{target}: the run has finished all {layers_in_plan} layers; nothing to do. "
@@ -395,14 +395,14 @@ def replay(
     """
     import time
 
-    from regions_cli.runs.codec import event_from_json
+    from regions_cli.runs.codec import events_from_json
     from regions_cli.runs.status import whole_run_finished
 
     if speed not in (None, "recorded", "instant"):
         raise _fail(f"--speed {speed}: use recorded or instant")
     with _reading(run) as opened:
-        events = [e for e in map(event_from_json, opened.events()) if e is not None]
-        spent = sum(i["finished"] - i["started"] for i in opened.invocations() if i["finished"])
+        events = events_from_json(list(opened.events()))
+        summary = whole_run_finished(opened, events)
     if not events:
         raise _fail(f"{run}: no recorded events (the run has not started)", ExitCode.INVALID)
     view: Any
@@ -431,8 +431,7 @@ def replay(
                 previous = event.t
                 view(event)
         if not json_events:
-            view.state.finished = whole_run_finished(events, spent) or view.state.finished
-            view.report()
+            view.report(summary=summary)
     except CORRUPT_ROW_ERRORS as exc:  # a recorded event whose fields have the wrong types
         raise _fail(_corrupt(run, exc)) from None
 

@@ -72,17 +72,12 @@ def latest_run(workflow_file: Path, *, unfinished: bool = False) -> Path | None:
             with RunFile.open(path) as run:
                 if run.workflow.path != target:
                     continue
-                if unfinished and finished(run):
+                if unfinished and run.finished:
                     continue
                 return path
         except RunFileError:
             continue
     return None
-
-
-def finished(run: RunFile) -> bool:
-    """Whether every layer of the run's plan has run."""
-    return run.started and run.position >= len(run.workflow.plan)
 
 
 def resolve_run(reference: Path, start: Path | None = None) -> Path:

@@ -216,6 +216,10 @@ class ResumePoint:
         return frozenset(self.completed)
 
 
+#: Where a run that has committed nothing starts: layer 0, the workflow's ``inject:`` first.
+FRESH = ResumePoint(0, {}, {}, (), (), True)
+
+
 def resume_point(run: RunFile) -> ResumePoint:
     """Where `run` continues: its last committed barrier plus the chains completed after it.
 
@@ -228,7 +232,7 @@ def resume_point(run: RunFile) -> ResumePoint:
     included. Injections the barrier took that were never journaled are delivered again.
     """
     if not run.started:
-        return ResumePoint(0, {}, {}, (), (), True)
+        return FRESH
     position = run.position
     after = run.barrier_seq(position)
     plan = run.workflow.plan

@@ -26,7 +26,7 @@ from regions_cli.engine.postmaster import Held
 from regions_cli.exit_codes import ExitCode, status_of
 from regions_cli.runs.recorder import Recorder
 from regions_cli.runs.resume import (
-    ResumePoint,
+    FRESH,
     check_workflow,
     create_default_run_file,
     current_record,
@@ -80,11 +80,10 @@ class Run:
         self.workflow = workflow
         self.record = record
         self.file = run_file
-        self.point = resume_point(run_file) if run_file is not None else _FRESH
+        self.point = resume_point(run_file) if run_file is not None else FRESH
         self.kind = kind
         self.max_layers = max_layers
         self.llm_options = llm_options
-        self.paused = False  # the `pause` callback stopped the run at a barrier
         self._path = path
         self._build = build
         self.pause = pause
@@ -333,7 +332,6 @@ class Run:
         messages.extend(self._recorder.commit_barrier(barrier.next_layer, barrier.states))
         if self.pause is not None and barrier.next_layer < len(self.record.plan):
             if await self.pause(self, barrier):
-                self.paused = True
                 raise PauseRun  # the engine stops here, cleanly: status "paused"
             # the barrier is committed: this only takes what was queued during the pause
             messages.extend(self._recorder.commit_barrier(barrier.next_layer, barrier.states))
@@ -350,9 +348,6 @@ class Run:
         for recipient, message in self.point.redeliver:
             await engine.postmaster.hand_back(recipient, message)
             self._recorder.touch(recipient)
-
-
-_FRESH = ResumePoint(0, {}, {}, (), (), True)
 
 
 def _guarded(subscriber: Callable[[Event], None], bus: EventBus) -> Callable[[Event], None]:

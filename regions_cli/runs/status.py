@@ -5,10 +5,12 @@ invocations (`whole_run_finished`)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from regions_cli.engine import events as ev
 from regions_cli.engine.events import FAILED_OUTCOMES, UNFINISHED_OUTCOMES
+from regions_cli.runs.codec import events_from_json
 from regions_cli.runs.resume import resume_point
 from regions_cli.runs.store import RunFile, pid_alive
 
@@ -38,13 +40,13 @@ def run_info(run: RunFile) -> dict[str, Any]:
         status = "created"
     elif last["finished"] is None:
         status = "interrupted (process died)"
-    elif run.started and position >= len(plan):
+    elif run.finished:
         status = "finished" if last["status"] == "ok" else f"finished ({last['status']})"
     elif last["status"] == "ok":
         status = "stepping" if last["kind"] == "step" else "stopped"
     else:
         status = str(last["status"])
-    if run.started and position >= len(plan):
+    if run.finished:
         position_text = f"finished ({len(plan)}/{len(plan)} layers)"
     else:
         label = plan[position].get("label", "") if position < len(plan) else ""
@@ -68,15 +70,22 @@ def run_info(run: RunFile) -> dict[str, Any]:
     }
 
 
-def whole_run_finished(events: list[Any], spent: float) -> ev.RunFinished | None:
+def whole_run_finished(
+    run: RunFile, events: Sequence[ev.Event] | None = None
+) -> ev.RunFinished | None:
     """The `RunFinished` of a run that several invocations (``step``, resumes) wrote: the last
-    one's status with the totals of all (`spent`: their seconds), so the replay's summary is
+    one's status with the totals of all (its duration: the seconds they took), so a summary is
     the run's, not the last step's. None for a run of one invocation (its own event stands)
-    or one whose last invocation did not finish."""
-
+    or one whose last invocation did not finish. `events`: the run's, if already read."""
+    invocations = run.invocations()
+    if len(invocations) < 2:
+        return None
+    if events is None:
+        events = events_from_json(list(run.events()))
     finished = [e for e in events if isinstance(e, ev.RunFinished)]
     if not finished or sum(isinstance(e, ev.RunStarted) for e in events) < 2:
         return None
+    spent = sum(i["finished"] - i["started"] for i in invocations if i["finished"])
     steps = [e.outcome for e in events if isinstance(e, ev.StepFinished)]
     calls = [e for e in events if isinstance(e, ev.LLMCalled)]
     return dataclasses.replace(

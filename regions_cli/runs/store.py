@@ -439,6 +439,11 @@ class RunFile:
         row = self.conn.execute("SELECT COUNT(*) FROM barriers").fetchone()
         return bool(row and row[0])
 
+    @property
+    def finished(self) -> bool:
+        """True once every layer of the plan has run (its last barrier is committed)."""
+        return self.started and self.position >= len(self.workflow.plan)
+
     def states(self, position: int | None = None) -> dict[str, dict[str, Any]]:
         """Every region's committed state at barrier `position` (default: the latest)."""
         return {region: json.loads(text) for region, text in self.state_texts(position).items()}
@@ -481,7 +486,7 @@ class RunFile:
         first_ordinal = int(self.workflow.info.get("inject", 0))
         layers = len(self.workflow.plan)
         with self.transaction():
-            if self.started and self.position >= layers:
+            if self.finished:
                 raise RunFileError(
                     f"{self.path}: the run has finished all {layers} layers; "
                     "nothing would deliver the message"

@@ -16,6 +16,7 @@ Formats:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import total_ordering
@@ -294,3 +295,16 @@ def format_findings(
     if fmt == "github":
         return format_github(findings)
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def findings_record(findings: Sequence[Finding]) -> dict[str, Any]:
+    """The ``findings`` line ``--json`` writes before a run when verification found anything
+    (the editor's run tab reads the same line)."""
+    errors, warnings = count(findings)
+    return {
+        "kind": "findings",
+        "t": time.time(),
+        "errors": errors,
+        "warnings": warnings,
+        "findings": [finding.to_dict() for finding in findings],
+    }
