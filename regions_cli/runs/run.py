@@ -32,7 +32,7 @@ from regions_cli.runs.resume import (
     current_record,
     resume_point,
 )
-from regions_cli.runs.store import RunFile, RunFileError, WorkflowRecord
+from regions_cli.runs.store import RunFile, RunFileError, RunFileExistsError, WorkflowRecord
 
 if TYPE_CHECKING:
     from regions_cli.build import StoreProgress
@@ -141,9 +141,7 @@ class Run:
                     file.close()
                     raise
             elif run_file is not None and Path(run_file).exists():  # said before building
-                raise RunFileError(
-                    f"{run_file}: a file already exists there; choose another --run path"
-                )
+                raise RunFileExistsError(Path(run_file))
         except RunFileError as exc:
             raise RunError(str(exc)) from exc
         except OSError as exc:

@@ -117,6 +117,9 @@ class RunFileError(Exception):
 class RunFileExistsError(RunFileError):
     """`RunFile.create` found a file at the path (perhaps another run created it just now)."""
 
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: a file already exists there; choose another --run path")
+
 
 # ---------------------------------------------------------------------------------------------
 # The run file
@@ -226,9 +229,7 @@ class RunFile:
             # O_EXCL: of two runs creating the same path at once, exactly one gets it
             create_private_file(path)
         except FileExistsError:
-            raise RunFileExistsError(
-                f"{path}: a file already exists there; choose another --run path"
-            ) from None
+            raise RunFileExistsError(path) from None
         except OSError as exc:
             raise RunFileError(f"{path}: cannot create the run file: {exc}") from exc
         try:
