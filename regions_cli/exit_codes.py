@@ -12,7 +12,8 @@ class ExitCode(IntEnum):
     INVALID = 1  # the workflow has errors, or a check found problems
     USAGE = 2  # bad usage, a file that cannot be read or written, a workflow that cannot build
     FAILED = 3  # a step failed, or the run could not complete
-    BUDGET = 4  # a budget was exceeded
+    BUDGET = 4  # a budget was exceeded (tokens, calls, the deadline, transitions)
+    WAITING = 5  # paused at a ``wait:`` for a person: inject the answer, then resume
     INTERRUPTED = 130  # Ctrl-C, a closed output, or paused (--interactive): it can be resumed
 
 
@@ -23,6 +24,7 @@ STATUS_EXIT_CODES: dict[str, ExitCode] = {
     "interrupted": ExitCode.INTERRUPTED,
     "paused": ExitCode.INTERRUPTED,
     "budget_exceeded": ExitCode.BUDGET,
+    "waiting": ExitCode.WAITING,
 }
 
 

@@ -149,6 +149,39 @@ class LayerFinished(Event):
 
 
 @dataclass(kw_only=True, slots=True)
+class StateEntered(Event):
+    """A state machine enters a state (machines only: a plain plan has no state events)."""
+
+    kind: ClassVar[str] = "state_entered"
+    state: str
+    visit: int  # 1 on the first visit
+    layer: int  # the position (layers run so far) at which its first layer runs
+
+
+@dataclass(kw_only=True, slots=True)
+class TransitionTaken(Event):
+    """A state's plan ended and the machine chose where to go (`to` is a state or ``end``)."""
+
+    kind: ClassVar[str] = "transition"
+    state: str  # the state that ended
+    visit: int
+    to: str
+    rule: int | None  # the index of the matching ``next:`` entry; None: none matched, or exhausted
+    reason: str  # why: "always", the condition that held, "review exhausted (4 visits)"
+    transitions: int  # transitions taken so far in the run, this one included
+
+
+@dataclass(kw_only=True, slots=True)
+class WaitStarted(Event):
+    """The run reached a ``wait:`` with no message for its region: it pauses for a person."""
+
+    kind: ClassVar[str] = "wait"
+    region: str
+    prompt: str
+    layer: int
+
+
+@dataclass(kw_only=True, slots=True)
 class Notice(Event):
     kind: ClassVar[str] = "notice"
     level: str  # info | warning | error
@@ -159,7 +192,7 @@ class Notice(Event):
 @dataclass(kw_only=True, slots=True)
 class RunFinished(Event):
     kind: ClassVar[str] = "run_finished"
-    status: str  # ok | failed | interrupted | paused | budget_exceeded
+    status: str  # ok | failed | interrupted | paused | waiting | budget_exceeded
     exit_code: int
     layers_run: int
     steps_ok: int

@@ -51,7 +51,7 @@ from regions_cli.llm.base import Usage
 from regions_cli.model import Chain, Layer, Step, Workflow
 from regions_cli.text import plural
 
-RunStatus = Literal["ok", "failed", "interrupted", "paused", "budget_exceeded"]
+RunStatus = Literal["ok", "failed", "interrupted", "paused", "waiting", "budget_exceeded"]
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from regions_cli.model.control import (
+    END,
+    PLAN_STATE,
+    AllOf,
+    AnyOf,
+    Condition,
+    FieldTest,
+    Not,
+    Route,
+    Says,
+    State,
+    Transition,
+    Wait,
+)
+
+__all__ = [
+    "END",
+    "PLAN_STATE",
+    "AllOf",
+    "AnyOf",
+    "Condition",
+    "FieldTest",
+    "Not",
+    "Route",
+    "Says",
+    "State",
+    "Transition",
+    "Wait",
+]
+
 FORMAT_VERSION = 1
 
 RegionType = Literal[
-    "Region", "FeedForwardRegion", "RAGRegion", "BroadcastRegion", "ListenerRegion"
+    "Region",
+    "FeedForwardRegion",
+    "RAGRegion",
+    "BroadcastRegion",
+    "ListenerRegion",
+    "RouterRegion",
+    "WorkflowRegion",
 ]
 Role = Literal["request", "reply"]
 
@@ -22,6 +58,8 @@ REGION_TYPES: tuple[RegionType, ...] = (
     "RAGRegion",
     "BroadcastRegion",
     "ListenerRegion",
+    "RouterRegion",
+    "WorkflowRegion",
 )
 
 _COMMON_METHODS = ("clear_replies", "keep_last_reply_per_source")
@@ -34,6 +72,8 @@ METHODS: Mapping[str, tuple[str, ...]] = {
     "RAGRegion": ("make_replies", "make_updates", "request_summaries", *_COMMON_METHODS),
     "BroadcastRegion": ("broadcast", *_COMMON_METHODS),
     "ListenerRegion": ("start", "stop", *_COMMON_METHODS),
+    "RouterRegion": ("make_replies", *_COMMON_METHODS),
+    "WorkflowRegion": ("make_replies", *_COMMON_METHODS),
 }
 
 LLM_REGION_TYPES: frozenset[str] = frozenset({"Region", "FeedForwardRegion"})
@@ -109,6 +149,12 @@ class RegionConfig:
     prompts: Mapping[str, str] = field(default_factory=dict)  # template name -> template text
     sink: Path | None = None  # ListenerRegion: JSONL file (absolute); None -> events only
     taps: tuple[str, ...] = ()  # ListenerRegion: regions whose traffic it copies; () -> all
+    output_schema: Mapping[str, Any] | None = None  # LLM types: replies are JSON that validates
+    input_schema: Mapping[str, Any] | None = None  # requests to it must be JSON that validates
+    routes: tuple[Route, ...] = ()  # RouterRegion: rules, first match wins
+    default_route: str | None = None  # RouterRegion: where a request no rule matches goes
+    workflow: Path | None = None  # WorkflowRegion: the sub-workflow file (absolute)
+    entry: str | None = None  # WorkflowRegion: the sub-workflow region each request goes to
 
 
 @dataclass(frozen=True)
@@ -157,6 +203,8 @@ class Layer:
     index: int
     label: str
     chains: tuple[Chain, ...]
+    state: str = PLAN_STATE  # the state whose plan holds this layer
+    wait: Wait | None = None  # a ``- wait:`` item (then `chains` is empty)
 
 
 @dataclass(frozen=True)
@@ -176,6 +224,8 @@ class Budget:
     max_calls: int | None = None
     region_max_tokens: int | None = None
     region_max_calls: int | None = None
+    max_seconds: float | None = None  # the run's deadline (active time, across resumes)
+    max_transitions: int | None = None  # state transitions in the whole run
 
 
 @dataclass(frozen=True)
@@ -186,7 +236,7 @@ class Workflow:
     version: int
     description: str
     regions: Mapping[str, RegionConfig]
-    plan: tuple[Layer, ...]
+    plan: tuple[Layer, ...]  # every layer; a machine's states each own a slice of it
     llms: Mapping[str, LLMConfig] = field(default_factory=dict)
     embedders: Mapping[str, EmbedderConfig] = field(default_factory=dict)
     rags: Mapping[str, RagConfig] = field(default_factory=dict)
@@ -196,6 +246,19 @@ class Workflow:
     budget: Budget = Budget()
     source: Path | None = None  # the workflow file, when loaded from one
     base_dir: Path = Path(".")
+    states: Mapping[str, State] = field(default_factory=dict)  # () -> one implicit state
+    start: str = PLAN_STATE
+
+    @property
+    def is_machine(self) -> bool:
+        """True when the file declares ``states:`` (a plain ``plan:`` is one implicit state)."""
+        return bool(self.states)
+
+    def machine(self) -> Mapping[str, State]:
+        """The states, the implicit one included: every workflow runs as a machine."""
+        if self.states:
+            return self.states
+        return {PLAN_STATE: State(PLAN_STATE, 0, len(self.plan))}
 
 
 def split_step(text: str) -> tuple[str, str]:

@@ -14,18 +14,29 @@ from typing import Any
 
 from regions_cli.model import (
     LLM_REGION_TYPES,
+    PLAN_STATE,
+    AllOf,
+    AnyOf,
     Budget,
     Chain,
+    Condition,
     DeliveryConfig,
     DocumentSource,
     EmbedderConfig,
+    FieldTest,
     Injection,
     Layer,
     LLMConfig,
+    Not,
     RagConfig,
     RegionConfig,
+    Route,
+    Says,
+    State,
     Step,
     StepPolicy,
+    Transition,
+    Wait,
     Workflow,
     split_step,
 )
@@ -59,6 +70,78 @@ def _step(raw: Any, defaults: StepPolicy) -> Step:
     if isinstance(raw, str):
         return Step(*split_step(raw), defaults)
     return Step(*split_step(str(raw["step"])), _policy(raw, defaults))
+
+
+def condition(raw: Mapping[str, Any]) -> Condition:
+    """A ``when:`` mapping (schema-valid) as a `Condition`."""
+    if "all" in raw:
+        return AllOf(tuple(condition(item) for item in raw["all"]))
+    if "any" in raw:
+        return AnyOf(tuple(condition(item) for item in raw["any"]))
+    if "not" in raw:
+        return Not(condition(raw["not"]))
+    if "output" in raw:
+        return Says(str(raw["output"]))
+    if "field" in raw:
+        region, path = str(raw["region"]), str(raw["field"])
+        if "equals" in raw:
+            return FieldTest(region, path, "equals", raw["equals"])
+        if "in" in raw:
+            return FieldTest(region, path, "in", tuple(raw["in"]))
+        return FieldTest(region, path, "matches", str(raw["matches"]))
+    return Says(str(raw["says"]), raw.get("region"))
+
+
+def _layers(items: Any, defaults: StepPolicy, first: int, state: str) -> list[Layer]:
+    layers = []
+    for i, item in enumerate(items or (), start=first):
+        if "wait" in item:
+            wait = item["wait"]
+            layers.append(
+                Layer(
+                    index=i,
+                    label=str(item.get("layer") or f"wait-{wait['for']}"),
+                    chains=(),
+                    state=state,
+                    wait=Wait(str(wait["for"]), str(wait.get("prompt") or "")),
+                )
+            )
+            continue
+        layers.append(
+            Layer(
+                index=i,
+                label=str(item.get("layer") or f"layer-{i}"),
+                chains=tuple(
+                    Chain(chain, tuple(_step(s, defaults) for s in steps))
+                    for chain, steps in (item.get("chains") or {}).items()
+                ),
+                state=state,
+            )
+        )
+    return layers
+
+
+def _machine(
+    raw_states: Mapping[str, Any], defaults: StepPolicy
+) -> tuple[list[Layer], dict[str, State]]:
+    """Every state's layers, one after the other in declaration order, and the states."""
+    layers: list[Layer] = []
+    states: dict[str, State] = {}
+    for name, spec in raw_states.items():
+        own = _layers(spec.get("plan"), defaults, len(layers), name)
+        states[name] = State(
+            name=name,
+            first=len(layers),
+            count=len(own),
+            next=tuple(
+                Transition(str(t["to"]), condition(t["when"]) if t.get("when") else None)
+                for t in spec.get("next") or ()
+            ),
+            max_visits=spec.get("max_visits"),
+            on_exhausted=str(spec.get("on_exhausted", "fail")),
+        )
+        layers.extend(own)
+    return layers, states
 
 
 def _resolve(base_dir: Path, value: str) -> Path:
@@ -141,20 +224,25 @@ def build_workflow(
             prompts=dict(spec.get("prompts") or {}),
             sink=_resolve(base_dir, spec["sink"]) if spec.get("sink") else None,
             taps=tuple(spec.get("taps") or ()),
+            output_schema=spec.get("output_schema"),
+            input_schema=spec.get("input_schema"),
+            routes=tuple(
+                Route(str(r["to"]), Says(str(r["when"]["says"]))) for r in spec.get("routes") or ()
+            ),
+            default_route=spec.get("default"),
+            workflow=_resolve(base_dir, spec["workflow"]) if spec.get("workflow") else None,
+            entry=spec.get("entry"),
         )
 
     defaults = _policy(data.get("defaults"), StepPolicy())
-    plan = tuple(
-        Layer(
-            index=i,
-            label=str(layer.get("layer") or f"layer-{i}"),
-            chains=tuple(
-                Chain(chain, tuple(_step(s, defaults) for s in steps))
-                for chain, steps in (layer.get("chains") or {}).items()
-            ),
-        )
-        for i, layer in enumerate(data.get("plan") or ())
-    )
+    states: dict[str, State] = {}
+    if data.get("states"):
+        layers, states = _machine(data["states"], defaults)
+        start = str(data.get("start") or next(iter(states)))
+    else:
+        layers = _layers(data.get("plan"), defaults, 0, PLAN_STATE)
+        start = PLAN_STATE
+    plan = tuple(layers)
 
     injections = []
     for item in data.get("inject") or ():
@@ -194,7 +282,11 @@ def build_workflow(
             max_calls=budget_raw.get("max_calls"),
             region_max_tokens=per_region.get("max_tokens"),
             region_max_calls=per_region.get("max_calls"),
+            max_seconds=budget_raw.get("max_seconds"),
+            max_transitions=budget_raw.get("max_transitions"),
         ),
         source=source,
         base_dir=base_dir,
+        states=states,
+        start=start,
     )
