@@ -27,6 +27,11 @@ class Barrier:
     cursor: Mapping[str, Any] | None = None
     finished: bool = False
 
+    @property
+    def layer_index(self) -> int:
+        """The plan index of the layer about to run (``len(plan)`` once finished)."""
+        return int(self.cursor["layer"]) if self.cursor is not None else self.next_layer
+
 
 class PauseRun(Exception):
     """Raised by a barrier hook to stop the run at this barrier on purpose: it ends with status

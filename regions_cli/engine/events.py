@@ -59,8 +59,9 @@ class RunStarted(Event):
 @dataclass(kw_only=True, slots=True)
 class LayerStarted(Event):
     kind: ClassVar[str] = "layer_started"
-    layer: int
+    layer: int  # the position: layers run before this one in the run
     label: str
+    index: int = 0  # the layer's index in the plan (== `layer` for a plain plan)
 
 
 @dataclass(kw_only=True, slots=True)

@@ -484,7 +484,7 @@ class Engine:
         if wait.region not in self._arrived:
             self.bus.emit(WaitStarted(region=wait.region, prompt=wait.prompt, layer=position))
             return False
-        self.bus.emit(LayerStarted(layer=position, label=layer.label))
+        self.bus.emit(LayerStarted(layer=position, label=layer.label, index=layer.index))
         self.bus.emit(LayerFinished(layer=position, label=layer.label, ok=True, duration=0.0))
         self._arrived.clear()
         return True
@@ -595,7 +595,7 @@ class Engine:
     ) -> None:
         """Run `layer` as the run's layer number `position` (its events and messages carry
         the position: a state machine runs a layer again on each visit)."""
-        self.bus.emit(LayerStarted(layer=position, label=layer.label))
+        self.bus.emit(LayerStarted(layer=position, label=layer.label, index=layer.index))
         started = time.perf_counter()
         failed_before = tally.failed
         postmaster = self.postmaster
