@@ -572,6 +572,11 @@ class Engine:
     async def _barrier(
         self, hook: BarrierHook | None, position: int, cursor: Cursor | None
     ) -> None:
+        # Let the event loop turn once per layer: steps that never suspend (no model, a
+        # scripted answer) would otherwise starve the views' refresh and Ctrl-C, and the
+        # loop never drops the cancelled timers of the steps' timeouts (memory would grow
+        # with every layer of a long loop).
+        await asyncio.sleep(0)
         if hook is None:
             return
         finished = (cursor.layer if cursor is not None else position) >= len(self.workflow.plan)
