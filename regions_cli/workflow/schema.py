@@ -393,11 +393,12 @@ class _Explainer:
         # `{not: {required: [KEY]}}` forbids a key (e.g. `plan:` beside `states:`): point at it.
         forbidden = error.validator_value.get("required", []) if error.validator_value else []
         message = error.schema.get("x-error") or error.message
-        where = describe(path, self.doc.data)
+        if path:
+            message = f"{describe(path, self.doc.data)}: {message}"
         if len(forbidden) == 1 and isinstance(error.instance, dict):
-            yield self._at((*path, forbidden[0]), "invalid-value", f"{where}: {message}", key=True)
+            yield self._at((*path, forbidden[0]), "invalid-value", message, key=True)
         else:
-            yield self._at(path, "invalid-value", f"{where}: {message}")
+            yield self._at(path, "invalid-value", message)
 
     def _dependentRequired(self, error: Any, path: PathT) -> Iterator[Finding]:
         instance = error.instance if isinstance(error.instance, dict) else {}
