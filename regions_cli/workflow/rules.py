@@ -1222,8 +1222,10 @@ def _unproducible(schema: Any, parts: list[str]) -> int | None:
         types = node.get("type")
         types = {types} if isinstance(types, str) else set(_list(types))
         if "properties" in node or "object" in types:
+            # Declared properties are what a model produces; an object that declares none
+            # may hold any key unless additionalProperties is false.
             properties = _mapping(node.get("properties"))
-            extra = node.get("additionalProperties")
+            extra = node.get("additionalProperties", "properties" not in node)
             if part in properties:
                 node = properties[part]
             elif node.get("patternProperties") or isinstance(extra, dict) or extra is True:
