@@ -202,7 +202,7 @@ async def test_without_a_schema_nothing_changes() -> None:
         inject=[{"from": "user", "to": "Critic", "role": "request", "content": "Review it."}],
     )
     model = FakeModel("Looks fine.")
-    engine, rec = engine_for(wf, llms={"default": model})
+    engine, _rec = engine_for(wf, llms={"default": model})
     result = await engine.run()
     assert [m.content for m in result.outputs] == ["Looks fine."]
     assert model.requests[0].json_schema is None
