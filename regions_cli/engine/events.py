@@ -110,7 +110,7 @@ class MessageDelivered(Event):
 class MessageRejected(Event):
     kind: ClassVar[str] = "message_rejected"
     message: Message
-    rule: str  # not-connected | not-asked | unknown-destination | unknown-role
+    rule: str  # not-connected | not-asked | unknown-destination | unknown-role | invalid-input
     reason: str
     action: str  # error | drop | return | reroute
     sender: str | None = None  # the region that posted it (differs from source for broadcasts)

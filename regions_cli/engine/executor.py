@@ -51,7 +51,7 @@ from regions_cli.engine.events import (
 from regions_cli.engine.machine import Cursor, Machine
 from regions_cli.engine.message import Message, Origin
 from regions_cli.engine.postmaster import Held, Postmaster, Routing, UndeliverableError
-from regions_cli.engine.regions.base import BaseRegion, Outcome
+from regions_cli.engine.regions.base import BaseRegion, Outcome, StepFailed
 from regions_cli.exit_codes import STATUS_EXIT_CODES
 from regions_cli.llm.base import Usage
 from regions_cli.model import END, Chain, Layer, Step, Wait, Workflow
@@ -738,7 +738,7 @@ class Engine:
             raise
         except TimeoutError:
             attempt = _Attempt("timeout", error=f"timed out after {policy.timeout:g} s")
-        except UndeliverableError as exc:
+        except (UndeliverableError, StepFailed) as exc:
             attempt = _Attempt("failed", error=str(exc))
         except Exception as exc:  # a bug in a method must not kill the chain's siblings
             attempt = _Attempt("failed", error=f"{type(exc).__name__}: {exc}")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple
 
+from regions_cli.engine.contracts import Contract, contract_for
 from regions_cli.engine.events import Event, LLMCalled, Notice, RegionStatus, TokenStreamed
 from regions_cli.engine.message import Message, Origin
 from regions_cli.engine.prompts import PromptTemplates
@@ -49,6 +50,11 @@ class Outcome:
     @classmethod
     def false(cls, detail: str) -> Outcome:
         return cls("false", detail)
+
+
+class StepFailed(Exception):
+    """A method's own reason to fail its step, one line, shown as it is (the executor puts the
+    step's label in front): the step is rolled back and its policy applies."""
 
 
 class Entry(NamedTuple):
@@ -113,6 +119,10 @@ class BaseRegion:
         self.name = config.name
         self.task = config.task or self.default_task
         self.connections: dict[str, str] = dict(config.connections)
+        # Compiled once, here at build time: the postmaster checks requests to this region.
+        self.input_contract: Contract | None = contract_for(
+            config.input_schema, f"regions.{config.name}.input_schema"
+        )
         self.context = context or RegionContext()
         self.requests: list[Entry] = []
         self.replies: list[Entry] = []
