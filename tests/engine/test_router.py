@@ -179,9 +179,7 @@ async def test_the_scripted_backend_answers_a_name_from_the_schema() -> None:
 @pytest.mark.parametrize("answer", ['{"route": "Marketing"}', "Sales, I think", "", "[1]"])
 async def test_an_invalid_choice_falls_back_to_the_default(answer: str) -> None:
     llms = {**DESKS, "router": {"backend": "scripted"}}
-    wf = workflow(
-        desks(llm="router", default="Support"), PLAN, llms=llms, inject=asks("anything")
-    )
+    wf = workflow(desks(llm="router", default="Support"), PLAN, llms=llms, inject=asks("anything"))
     engine, rec = engine_for(wf, llms={"router": FakeModel(answer)})
     result = await engine.run()
     assert answers(result.outputs) == [("Router", "user0", "Support: password reset.")]
