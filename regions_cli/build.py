@@ -79,8 +79,10 @@ async def _build_async(
     transport: Transport | None,
     progress: StoreProgress | None,
     enclosing: tuple[Path, ...],
+    llms: Mapping[str, CompletionModel] | None = None,
 ) -> Engine:
-    """`build_engine_async`, for a workflow run inside the `enclosing` ones (their files)."""
+    """`build_engine_async`, for a workflow run inside the `enclosing` ones (their files),
+    using the given `llms` (closed by their owner) where it names them."""
     stores = await open_stores(workflow, progress)
     closers = [c for c in (getattr(s, "aclose", None) for s in stores.values()) if c is not None]
     made: dict[str, CompletionModel] = {}
@@ -89,7 +91,7 @@ async def _build_async(
             workflow,
             bus,
             llm_options,
-            None,
+            llms,
             stores,
             transport,
             closers=closers,
@@ -108,11 +110,13 @@ async def _build_async(
 
 @dataclass(frozen=True)
 class _SubWorkflows:
-    """How the WorkflowRegions of a built workflow load and build the workflows they run:
-    with the same LLM options, inside `lineage` (see `regions_cli.engine.regions.workflow`)."""
+    """How the WorkflowRegions of a built workflow load and build the workflows they run
+    (see `regions_cli.engine.regions.workflow`): inside `lineage`, with the same LLM options,
+    and with the enclosing run's `models` for the ``llms:`` names both workflows declare."""
 
     lineage: tuple[Path, ...]
     llm_options: LLMOptions | None
+    models: Mapping[str, CompletionModel]
 
     def load(self, path: Path) -> Workflow:
         from regions_cli.workflow.api import WorkflowInvalid, load
@@ -128,9 +132,12 @@ class _SubWorkflows:
     async def build(self, workflow: Workflow, bus: EventBus) -> Engine:
         from regions_cli.llm.factory import LLMOptions
 
-        # Relative paths of its llms entries resolve against its own folder.
+        # Its own llms entries: relative paths resolve against its own folder.
         options = replace(self.llm_options or LLMOptions(), base_dir=workflow.base_dir)
-        return await _build_async(workflow, bus, options, None, None, enclosing=self.lineage)
+        shared = {name: m for name, m in self.models.items() if name in workflow.llms}
+        return await _build_async(
+            workflow, bus, options, None, None, enclosing=self.lineage, llms=shared
+        )
 
 
 #: Called with (store name, chunks embedded, chunks to embed) while a store ingests.
@@ -226,7 +233,11 @@ def _build(
     budget = BudgetTracker(workflow.budget)
     names = frozenset(workflow.regions)
     lineage = (*enclosing, workflow.source) if workflow.source is not None else enclosing
-    subworkflows = _SubWorkflows(lineage, llm_options)
+    # A sub-workflow uses the endpoints this workflow declares under the same names (so
+    # `--llm` overrides, and one embedded model, reach it): they are made now, while the
+    # engine can still take their closers, unless only implied.
+    inherited: dict[str, CompletionModel] = {}
+    subworkflows = _SubWorkflows(lineage, llm_options, inherited)
 
     def model(name: str, region: str) -> CompletionModel:
         if name not in models:
@@ -281,6 +292,10 @@ def _build(
         except ValueError as exc:
             raise BuildError(str(exc)) from None
 
+    if any(config.type == "WorkflowRegion" for config in workflow.regions.values()):
+        for name, endpoint in workflow.llms.items():
+            if not endpoint.implied:
+                inherited[name] = model(name, "")
     postmaster = Postmaster(regions, workflow.delivery, bus.emit, transport)
     return Engine(workflow, bus, regions, postmaster, budget, closers)
 

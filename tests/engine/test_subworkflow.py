@@ -18,6 +18,7 @@ from regions_cli.engine.executor import initial_messages
 from regions_cli.engine.regions.workflow import MAX_DEPTH, NO_OUTPUT, SubWorkflowError
 from regions_cli.llm.factory import LLMOptions
 from regions_cli.model import Workflow
+from regions_cli.workflow.convert import build_workflow
 
 SUB = """\
 version: 1
@@ -61,12 +62,15 @@ def parent(
     *texts: str,
     source: Path | None = None,
     timeout: float = 300,
+    llms: dict[str, Any] | None = None,
     **region: Any,
 ) -> Workflow:
-    """A workflow whose one region, Summary, runs `sub` for each of `texts` from ``user``."""
+    """A workflow whose one region, Summary, runs `sub` for each of `texts` from ``user``
+    (with no ``llms:`` of its own unless given)."""
     wf = workflow(
         {"Summary": {"type": "WorkflowRegion", "workflow": str(sub), **region}},
         [layer(main=["Summary.make_replies"])],
+        llms=llms or {},
         inject=[{"from": "user", "to": "Summary", "content": t} for t in texts],
         defaults={"timeout": timeout},
     )
@@ -140,6 +144,35 @@ async def test_the_request_comes_from_the_regions_name(tmp_path: Path) -> None:
         ("Summary", "Echo", "Say hi.")
     ]
     assert result.outputs[0].content.startswith("Echo: ")
+
+
+async def test_the_enclosing_workflows_endpoints_replace_the_ones_of_the_same_name(
+    tmp_path: Path,
+) -> None:
+    """`--llm default=...` on the enclosing run reaches its sub-workflows: an ``llms:`` name
+    both declare is the enclosing run's model (the same object)."""
+    host = {"default": {"backend": "scripted", "fallback": "From the host."}}
+    wf = parent(sub_file(tmp_path), "Hello", llms=host)
+    engine, _ = engine_for(wf)
+    result = await engine.run()
+    assert [m.content for m in result.outputs] == ["From the host."]
+    assert engine.budget.per_region["Summary"].calls == 1
+    # Only implied (no `llms:` block): the sub-workflow keeps its own.
+    implied = build_workflow(
+        {
+            "version": 1,
+            "name": "host",
+            "regions": {
+                "Summary": {"type": "WorkflowRegion", "workflow": str(tmp_path / "summarize.yaml")}
+            },
+            "plan": [layer(main=["Summary.make_replies"])],
+            "inject": [{"from": "user", "to": "Summary", "content": "Hello"}],
+        }
+    )
+    assert implied.llms["default"].implied
+    engine, _ = engine_for(implied)
+    result = await engine.run()
+    assert [m.content for m in result.outputs] == ["In short: it is about cats."]
 
 
 async def test_a_sub_workflow_with_no_output_is_answered_so(tmp_path: Path) -> None:
