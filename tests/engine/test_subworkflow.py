@@ -16,6 +16,7 @@ from regions_cli.build import build_engine
 from regions_cli.engine.events import EventBus
 from regions_cli.engine.executor import initial_messages
 from regions_cli.engine.regions.workflow import MAX_DEPTH, NO_OUTPUT, SubWorkflowError
+from regions_cli.llm.base import CompletionRequest
 from regions_cli.llm.factory import LLMOptions
 from regions_cli.model import Workflow
 from regions_cli.workflow.convert import build_workflow
@@ -270,12 +271,28 @@ async def test_a_step_timeout_cancels_the_sub_run(tmp_path: Path) -> None:
 
 
 async def test_cancelling_the_run_cancels_the_sub_run(tmp_path: Path) -> None:
-    engine, _ = engine_for(parent(sub_file(tmp_path, latency=30), "Hello"))
+    called = asyncio.Event()
+
+    class Hanging:
+        name = "hanging"
+
+        async def complete(self, request: CompletionRequest, on_token: Any = None) -> Any:
+            called.set()
+            await asyncio.Event().wait()  # never answers
+
+        async def aclose(self) -> None:
+            return None
+
+    wf = parent(sub_file(tmp_path), "Hello", llms={"default": {"backend": "scripted"}})
+    engine, rec = engine_for(wf, llms={"default": Hanging()})
     task = asyncio.create_task(engine.run())
-    await asyncio.sleep(0.3)
+    await called.wait()  # the sub-run is waiting for its model
     task.cancel()
     result = await asyncio.wait_for(task, 5)
     assert result.status == "interrupted"
+    step = next(e for e in rec.of("step_finished") if e.region == "Summary")
+    assert step.outcome == "cancelled"
+    assert len(engine.regions["Summary"].requests) == 1
 
 
 async def test_sub_runs_use_the_enclosing_llm_options(tmp_path: Path) -> None:
