@@ -99,6 +99,11 @@ async def test_requests_go_by_the_first_matching_rule_and_replies_come_back() ->
         ("Support", injected_id(inject, 1)),
         ("Sales", injected_id(inject, 2)),
     ]
+    details = [e.detail for e in rec.of("step_finished") if e.region == "Router"]
+    assert details == [
+        "forwarded 3 requests (1 to Billing, 1 to Support, 1 to Sales)",
+        "relayed 3 replies",
+    ]
     assert engine.regions["Router"].forwarded == {}  # every forwarded request answered
     assert engine.regions["Router"].replies == []  # relayed, not kept as knowledge
 

@@ -96,18 +96,25 @@ async def test_each_request_runs_the_sub_workflow_and_gets_its_output(tmp_path: 
     assert not list(tmp_path.glob("**/*.db")) and not list(tmp_path.glob("runs"))  # no run file
 
 
-async def test_the_request_reaches_the_entry_and_the_sub_workflows_inject_is_kept(
+async def test_the_request_replaces_the_sub_workflows_requests_to_its_entry(
     tmp_path: Path,
 ) -> None:
-    inject = 'inject:\n  - {from: editor, to: Summarizer, content: "A note from the editor."}'
+    """The sub-workflow's sample request to its entry is left out; its other injected
+    messages (here a reply that the entry keeps as knowledge) are kept."""
+    inject = (
+        "inject:\n"
+        '  - {from: user, to: Summarizer, content: "A sample text to summarize alone."}\n'
+        '  - {from: editor, to: Summarizer, role: reply, content: "House style: terse."}\n'
+        '  - {from: user, to: Idle, content: "Stay quiet."}'
+    )
+    rules = "      - {{match: \"House style: terse\", reply: \"Terse: cats.\"}}\n"
     sub = sub_file(tmp_path, inject=inject)
-    engine, _ = engine_for(parent(sub, "The request.", entry="Summarizer"))
+    text = sub.read_text(encoding="utf-8")
+    sub.write_text(text.replace("    rules:\n", "    rules:\n" + rules.format()), encoding="utf-8")
+    engine, _ = engine_for(parent(sub, "The request."))  # entry: the first inject's destination
     result = await engine.run()
     assert result.ok, result.error
-    (reply,) = result.outputs
-    # Two answers (the sub's own injected request, then ours), joined by a blank line.
-    first, second = reply.content.split("\n\n")
-    assert first == second == "In short: it is about cats."
+    assert [m.content for m in result.outputs] == ["Terse: cats."]  # one answer: ours
 
 
 async def test_the_request_comes_from_the_regions_name(tmp_path: Path) -> None:

@@ -119,11 +119,13 @@ class RouterRegion(BaseRegion):
             message = self.post(destination, "request", request.content, cause=request.cause)
             self.forwarded[message.id] = request
             sent[destination] = sent.get(destination, 0) + 1
-        parts = [f"{n} to {name}" for name, n in sent.items()]
-        summary = f"forwarded {plural(sum(sent.values()), 'request')}"
-        summary += f" ({', '.join(parts)})" if parts else ""
+        done = []
+        if sent:
+            where = ", ".join(f"{n} to {name}" for name, n in sent.items())
+            done.append(f"forwarded {plural(sum(sent.values()), 'request')} ({where})")
         if relayed:
-            summary += f"; relayed {plural(relayed, 'reply', 'replies')}"
+            done.append(f"relayed {plural(relayed, 'reply', 'replies')}")
+        summary = "; ".join(done) or "forwarded nothing"
         if unrouted:
             return Outcome.false(f"{unrouted}/{len(pending)} matched no route; {summary}")
         return Outcome.ok(summary)

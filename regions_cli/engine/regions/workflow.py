@@ -5,10 +5,12 @@ errors fails the step with its first one), builds it with the same builder as th
 run (the same LLM options: ``--replay``, ``--record``, ``--cache``; nothing else is shared: its
 own regions, models, stores and budget), and runs it to its end in-process:
 
-* what it starts with: its own ``inject:`` messages, then the request, injected as a request
-  from this region's name to ``entry:`` (default: the destination of its first ``inject:``
-  item, else its first region). This region's name is therefore an external address inside
-  the sub-workflow, and whatever the sub-workflow says to it (or to any external address) is
+* what it starts with: the request, injected as a request from this region's name to
+  ``entry:`` (default: the destination of its first ``inject:`` item, else its first region),
+  after its own ``inject:`` messages except the requests to ``entry``, which the request
+  replaces (so a part can carry a sample request for running it alone; its other injected
+  messages, e.g. context for a region, are kept). This region's name is an external address
+  inside the sub-workflow: what the sub-workflow says to it (or to any external address) is
   its output;
 * the reply: the sub-run's output (its messages to external addresses, joined by blank lines)
   goes to the asker, as the reply to the request. A sub-run with no output is answered with a
@@ -136,15 +138,20 @@ class WorkflowRegion(BaseRegion):
         bus = EventBus()
         bus.subscribe(self._forward)
         engine = await self.context.subworkflows.build(workflow, bus)
+        entry = entry_of(workflow, self.config.entry)
         try:
-            messages = initial_messages(workflow)
+            messages = [
+                m
+                for m in initial_messages(workflow)
+                if m.role != "request" or m.destination != entry
+            ]
             messages.append(
                 Message(
                     source=self.name,
-                    destination=entry_of(workflow, self.config.entry),
+                    destination=entry,
                     role="request",
                     content=request.content,
-                    origin=Origin(ordinal=len(messages), injected=True),
+                    origin=Origin(ordinal=len(workflow.inject), injected=True),
                     cause=request.cause,
                 )
             )
