@@ -42,6 +42,8 @@ OUTPUTS = {
     "refine": ("terminal", "CombineReplies"),
     "lit_crit": ("terminal", "Commentate"),
     "double_hegel": ("terminal", "Judge"),
+    "triage": ("customer", "Triage"),
+    "subworkflow": ("user", "Digest"),
 }
 
 

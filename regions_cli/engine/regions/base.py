@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 from regions_cli.engine.contracts import Contract, contract_for
 from regions_cli.engine.events import Event, LLMCalled, Notice, RegionStatus, TokenStreamed
@@ -30,6 +30,9 @@ from regions_cli.llm.base import (
 from regions_cli.model import METHODS, RegionConfig
 from regions_cli.rag.base import KnowledgeStore
 from regions_cli.text import plural
+
+if TYPE_CHECKING:
+    from regions_cli.engine.regions.workflow import SubWorkflows
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ class RegionContext:
     """What `regions_cli.build` gives a region: its model or store, templates and the bus.
 
     `record_usage` is called with every model call's usage (the budget tracker);
-    `is_region` tells a region name from an external address.
+    `is_region` tells a region name from an external address; `subworkflows` loads and
+    builds the workflows a WorkflowRegion runs.
     """
 
     emit: Callable[[Event], None] = _ignore
@@ -94,6 +98,7 @@ class RegionContext:
     store: KnowledgeStore | None = None
     templates: PromptTemplates = field(default_factory=PromptTemplates)
     record_usage: Callable[[str, Usage, bool], None] = lambda region, usage, cached: None
+    subworkflows: SubWorkflows | None = None
 
 
 @dataclass
