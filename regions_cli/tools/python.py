@@ -139,13 +139,16 @@ class PythonTool(CheckedTool):
         self._is_async = inspect.iscoroutinefunction(function)
 
     async def invoke(self, arguments: dict[str, Any]) -> ToolResult:
+        deadline = asyncio.timeout(self.spec.timeout)
         try:
-            async with asyncio.timeout(self.spec.timeout):
+            async with deadline:
                 if self._is_async:
                     value = await self.function(**arguments)  # type: ignore[misc]
                 else:
                     value = await asyncio.to_thread(self.function, **arguments)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if not deadline.expired():  # the function's own TimeoutError
+                return capped_result(f"{self.name}: TimeoutError: {exc}", is_error=True)
             return capped_result(
                 f"{self.name}: timed out after {self.spec.timeout:g} s", is_error=True
             )
