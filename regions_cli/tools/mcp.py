@@ -43,6 +43,9 @@ from regions_cli.tools.base import (
 
 #: Bytes of a crashed server's stderr quoted in the error result.
 STDERR_TAIL = 2 * 1024
+#: Seconds a server has to start and list its tools (a spec's `timeout` bounds each call; a
+#: server started with ``uvx`` or ``npx`` may first install itself).
+START_TIMEOUT = 60.0
 
 
 def _tail(log: IO[str] | None) -> str:
@@ -102,13 +105,12 @@ class McpServer:
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._serve(ready), name=f"mcp server {self.spec.name}")
         try:
-            async with asyncio.timeout(self.spec.timeout):
+            async with asyncio.timeout(START_TIMEOUT):
                 await asyncio.shield(ready)
         except TimeoutError:
             await self.stop()
             raise ToolError(
-                f"tool {self.spec.name!r}: the MCP server did not answer within "
-                f"{self.spec.timeout:g} s"
+                f"tool {self.spec.name!r}: the MCP server did not start within {START_TIMEOUT:g} s"
             ) from None
         except BaseException:
             await self.stop()

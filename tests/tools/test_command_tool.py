@@ -124,7 +124,9 @@ async def test_only_path_and_the_named_variables_reach_the_command(tmp_path: Pat
 
 
 def test_a_named_variable_that_is_not_set_is_a_one_line_error(tmp_path: Path) -> None:
-    with pytest.raises(ToolError, match=r"^tool 't': the variable API_KEY named in env: is not set$"):
+    with pytest.raises(
+        ToolError, match=r"^tool 't': the variable API_KEY named in env: is not set$"
+    ):
         python_tool(tmp_path, "pass", env=("API_KEY",), environ={"PATH": "/usr/bin"})
 
 

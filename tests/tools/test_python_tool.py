@@ -20,8 +20,9 @@ def importable_fixtures(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def tool(function: str, timeout: float = 30.0) -> PythonTool:
-    return PythonTool(PythonToolSpec(name=function, target=f"tool_functions:{function}",
-                                     timeout=timeout))
+    return PythonTool(
+        PythonToolSpec(name=function, target=f"tool_functions:{function}", timeout=timeout)
+    )
 
 
 def test_the_parameters_come_from_the_signature() -> None:
@@ -83,8 +84,9 @@ async def test_a_slow_function_times_out_as_an_error_result() -> None:
 async def test_a_long_result_is_capped() -> None:
     result = await tool("huge").call({"size": OUTPUT_CAP * 3})
     assert result.truncated
-    assert result.content.endswith(f"[output truncated: kept the first {OUTPUT_CAP} of "
-                                   f"{OUTPUT_CAP * 3} bytes]")
+    assert result.content.endswith(
+        f"[output truncated: kept the first {OUTPUT_CAP} of {OUTPUT_CAP * 3} bytes]"
+    )
 
 
 @pytest.mark.parametrize(
