@@ -28,7 +28,7 @@ from typing import IO, Any
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CONNECTION_CLOSED, CallToolResult, TextContent
 from mcp.types import Tool as ToolInfo
 
 from regions_cli.model.tools import McpServerSpec
@@ -194,8 +194,8 @@ class McpTool(CheckedTool):
         except TimeoutError:
             return error_result(f"{self.name}: no answer from the MCP server within {timeout:g} s")
         except MCPError as exc:
-            if self.server.client is None or "closed" in str(exc).lower():
-                return error_result(f"{self.name}: {exc}: {self.server.why_not_running()}")
+            if exc.code == CONNECTION_CLOSED:
+                return error_result(f"{self.name}: {self.server.why_not_running()}")
             return error_result(f"{self.name}: {exc}")
         return capped_result(result_text(result), is_error=result.is_error)
 

@@ -87,9 +87,10 @@ async def test_a_server_crashing_mid_call_fails_its_calls_not_the_run(tmp_path: 
         crashed = await tools["crash"].call({})
         later = await tools["add"].call({"a": 1, "b": 2})
     assert crashed.is_error
+    assert "the MCP server 'fixture' is not running" in crashed.content
     assert "crashing on purpose" in crashed.content  # the end of the server's stderr
     assert later.is_error
-    assert "is not running" in later.content or "closed" in later.content.lower()
+    assert "the MCP server 'fixture' is not running" in later.content
     assert not alive(pid)
 
 
