@@ -32,3 +32,20 @@ def test_the_runs_benchmark_runs_at_its_smallest_size() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "runs: 100 regions x 10 layers with the journal on" in done.stdout
+
+
+def test_the_tools_benchmark_runs_at_its_smallest_size() -> None:
+    done = subprocess.run(
+        [sys.executable, "run.py", "--quick", "--only", "tools"],
+        cwd=BENCHMARKS,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # (exit 1 would only mean a ratio missed its target on a loaded machine: the figures are
+    # for `python benchmarks/run.py`; here every row must be measured)
+    assert done.returncode in (0, 1), done.stderr
+    assert "tools: one command-tool call, cat" in done.stdout
+    assert "tools: one command-tool call, a Python script" in done.stdout
+    assert "tools: one MCP call, mcp-server-time get_current_time" in done.stdout
