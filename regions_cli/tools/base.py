@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -58,6 +58,14 @@ class Tool(Protocol):
         """Run once. Never raises for a failed call (that is an error result); only
         cancellation propagates."""
         ...
+
+
+def named_variables(tool: str, names: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables a spec's ``env:`` names, from `environ`; `ToolError` naming the first one
+    that is not set (never its value: these are often secrets)."""
+    if missing := [name for name in names if name not in environ]:
+        raise ToolError(f"tool {tool!r}: the variable {missing[0]} named in env: is not set")
+    return {name: environ[name] for name in names}
 
 
 def error_result(message: str) -> ToolResult:

@@ -26,6 +26,7 @@ from regions_cli.tools.base import (
     ToolError,
     ToolResult,
     error_result,
+    named_variables,
     truncation_note,
 )
 
@@ -115,16 +116,12 @@ class CommandTool(CheckedTool):
         if not spec.command:
             raise ToolError(f"tool {spec.name!r}: command is empty")
         environ = os.environ if environ is None else environ
-        if missing := [name for name in spec.env if name not in environ]:
-            raise ToolError(
-                f"tool {spec.name!r}: the variable {missing[0]} named in env: is not set"
-            )
         self.spec = spec
         self.folder = folder
         # Built once; the values never appear in a result, an error or a repr.
-        self._env = {"PATH": environ.get("PATH", os.defpath)} | {
-            name: environ[name] for name in spec.env
-        }
+        self._env = {"PATH": environ.get("PATH", os.defpath)} | named_variables(
+            spec.name, spec.env, environ
+        )
 
     async def invoke(self, arguments: dict[str, Any]) -> ToolResult:
         program = self.spec.command[0]

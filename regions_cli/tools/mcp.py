@@ -39,6 +39,7 @@ from regions_cli.tools.base import (
     as_text,
     capped_result,
     error_result,
+    named_variables,
 )
 
 #: Bytes of a crashed server's stderr quoted in the error result.
@@ -74,13 +75,9 @@ class McpServer:
     """One MCP server: its client, its tools, and whether it is still running."""
 
     def __init__(self, spec: McpServerSpec, folder: Path, environ: Mapping[str, str]) -> None:
-        if missing := [name for name in spec.env if name not in environ]:
-            raise ToolError(
-                f"tool {spec.name!r}: the variable {missing[0]} named in env: is not set"
-            )
         self.spec = spec
         self.folder = folder
-        self._env = {name: environ[name] for name in spec.env}
+        self._env = named_variables(spec.name, spec.env, environ)
         self.client: Client | None = None
         self.tools: tuple[McpTool, ...] = ()
         self._stop = asyncio.Event()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from regions_cli.model.tools import RagToolSpec
-from regions_cli.rag.base import Hit, RagError
 from regions_cli.rag.documents import Document, Passage
 from regions_cli.rag.embedders import HashEmbedder
 from regions_cli.rag.store import RagStore
@@ -64,36 +63,9 @@ async def test_an_empty_store_says_so(tmp_path: Path) -> None:
     assert (result.content, result.is_error) == ("no matching passages", False)
 
 
-class BrokenStore:
-    """A store whose file went bad under the run (a fake beside the real store above)."""
-
-    async def search(
-        self,
-        query: str,
-        *,
-        k: int | None = None,
-        threshold: float = 0.0,
-        actors: Sequence[str] | None = None,
-    ) -> list[Hit]:
-        raise RagError("facts.db: database disk image is malformed")
-
-    async def update_chunk(
-        self, chunk_id: int, content: str, actors: Sequence[str] | None = None
-    ) -> int:
-        raise NotImplementedError
-
-    async def delete_chunks(self, chunk_ids: Sequence[int]) -> int:
-        raise NotImplementedError
-
-    async def add_text(
-        self, content: str, actors: Sequence[str] = (), document: str | None = None
-    ) -> list[int]:
-        raise NotImplementedError
-
-
-async def test_a_store_error_is_an_error_result() -> None:
-    result = await RagTool(RagToolSpec(name="facts", store="facts"), BrokenStore()).call(
-        {"query": "x"}
-    )
+async def test_a_store_error_is_an_error_result(tmp_path: Path) -> None:
+    closed = RagStore(tmp_path / "gone.db", HashEmbedder(64))
+    closed.close()  # the store is unusable from here on: every search is a RagError
+    result = await RagTool(RagToolSpec(name="facts", store="gone"), closed).call({"query": "x"})
     assert result.is_error
-    assert result.content == "facts: facts.db: database disk image is malformed"
+    assert result.content.startswith(f"facts: {tmp_path / 'gone.db'}: ")
