@@ -157,9 +157,9 @@ class McpServer:
         return f"the MCP server failed: {text}" + (f"\n{tail}" if tail else "")
 
     def why_not_running(self) -> str:
-        tail = _tail(self._stderr)
+        why = self.failure or _tail(self._stderr)
         return f"the MCP server {self.spec.name!r} is not running" + (
-            f" (it stopped: {tail})" if tail else ""
+            f" (it stopped: {why})" if why else ""
         )
 
     async def stop(self) -> None:

@@ -74,6 +74,16 @@ async def test_a_slow_call_times_out_and_the_server_keeps_serving(tmp_path: Path
     assert after.content == "2.0"
 
 
+async def test_a_cancelled_call_leaves_the_server_serving(fixture: dict[str, McpTool]) -> None:
+    call = asyncio.create_task(fixture["slow"].call({"seconds": 30}))
+    await asyncio.sleep(0.2)  # let the request reach the server
+    call.cancel()  # Ctrl-C during the step
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    result = await fixture["add"].call({"a": 1, "b": 2})
+    assert (result.content, result.is_error) == ("3.0", False)
+
+
 async def test_a_long_answer_is_capped(fixture: dict[str, McpTool]) -> None:
     result = await fixture["big"].call({"size": OUTPUT_CAP * 2})
     assert result.truncated
