@@ -9,6 +9,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from jsonschema import Draft202012Validator
@@ -66,6 +67,13 @@ def named_variables(tool: str, names: Sequence[str], environ: Mapping[str, str])
     if missing := [name for name in names if name not in environ]:
         raise ToolError(f"tool {tool!r}: the variable {missing[0]} named in env: is not set")
     return {name: environ[name] for name in names}
+
+
+def working_folder(tool: str, folder: Path) -> Path:
+    """`folder` (the workflow's), checked once so a call never fails for want of it."""
+    if not folder.is_dir():
+        raise ToolError(f"tool {tool!r}: the working folder {folder} is not a folder")
+    return folder
 
 
 def error_result(message: str) -> ToolResult:

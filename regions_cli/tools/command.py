@@ -28,6 +28,7 @@ from regions_cli.tools.base import (
     error_result,
     named_variables,
     truncation_note,
+    working_folder,
 )
 
 #: Seconds between SIGTERM and SIGKILL when a command's process group is stopped.
@@ -117,7 +118,7 @@ class CommandTool(CheckedTool):
             raise ToolError(f"tool {spec.name!r}: command is empty")
         environ = os.environ if environ is None else environ
         self.spec = spec
-        self.folder = folder
+        self.folder = working_folder(spec.name, folder)
         # Built once; the values never appear in a result, an error or a repr.
         self._env = {"PATH": environ.get("PATH", os.defpath)} | named_variables(
             spec.name, spec.env, environ

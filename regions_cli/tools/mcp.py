@@ -40,6 +40,7 @@ from regions_cli.tools.base import (
     capped_result,
     error_result,
     named_variables,
+    working_folder,
 )
 
 #: Bytes of a crashed server's stderr quoted in the error result.
@@ -76,7 +77,7 @@ class McpServer:
 
     def __init__(self, spec: McpServerSpec, folder: Path, environ: Mapping[str, str]) -> None:
         self.spec = spec
-        self.folder = folder
+        self.folder = working_folder(spec.name, folder) if spec.command else folder
         self._env = named_variables(spec.name, spec.env, environ)
         self.client: Client | None = None
         self.tools: tuple[McpTool, ...] = ()

@@ -227,3 +227,5 @@ def test_an_empty_command_or_a_bad_schema_is_refused(tmp_path: Path) -> None:
         CommandTool(CommandToolSpec("t", ("true",), {"type": 7}), folder=tmp_path)
     with pytest.raises(ToolError, match="must be an object schema"):
         CommandTool(CommandToolSpec("t", ("true",), {"type": "string"}), folder=tmp_path)
+    with pytest.raises(ToolError, match=r"the working folder .*/gone is not a folder"):
+        CommandTool(CommandToolSpec("t", ("true",), ANY_OBJECT), folder=tmp_path / "gone")
