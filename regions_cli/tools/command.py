@@ -91,13 +91,14 @@ async def stop_process_group(
     """SIGTERM the process group, wait up to `grace` seconds for its leader, then SIGKILL the
     group (members that ignored SIGTERM, or that outlived the leader, die too)."""
     _signal_group(process, signal.SIGTERM)
+    exited = asyncio.ensure_future(process.wait())
     try:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
-                await process.wait()
+        # asyncio.wait, not asyncio.timeout: this also runs in a task being cancelled (Ctrl-C),
+        # where a timeout's expiry would surface as a second cancellation, not a TimeoutError.
+        await asyncio.wait({exited}, timeout=grace)
     finally:  # also when cancelled again while waiting: never leave the group running
         _signal_group(process, signal.SIGKILL)
-    await process.wait()
+    await exited
 
 
 class CommandTool(CheckedTool):
