@@ -154,8 +154,9 @@ class McpServer:
         text = str(exc) or type(exc).__name__
         if isinstance(exc, ExceptionGroup):
             text = "; ".join(str(inner) or type(inner).__name__ for inner in exc.exceptions)
-        tail = _tail(self._stderr)
-        return f"the MCP server failed: {text}" + (f"\n{tail}" if tail else "")
+        # One line for the user: the last line of stderr says most (the end of a traceback).
+        last = _tail(self._stderr).rpartition("\n")[2]
+        return f"the MCP server failed: {text}" + (f"; its stderr ends: {last}" if last else "")
 
     def why_not_running(self) -> str:
         why = self.failure or _tail(self._stderr)

@@ -140,8 +140,17 @@ async def test_a_server_that_exits_at_once_is_a_tool_error_with_its_stderr(
 ) -> None:
     code = "import sys; sys.exit('bad config: no database')"
     broken = McpServerSpec(name="broken", command=(sys.executable, "-c", code), timeout=10)
-    with pytest.raises(ToolError, match="bad config: no database"):
+    with pytest.raises(ToolError, match=r"its stderr ends: bad config: no database$") as caught:
         async with McpServers([broken, fixture_spec()], folder=tmp_path):
+            pass
+    assert str(caught.value).startswith("tool 'broken': the MCP server failed: ")
+    assert "\n" not in str(caught.value)
+
+
+async def test_an_http_server_that_does_not_answer_is_a_tool_error(tmp_path: Path) -> None:
+    spec = McpServerSpec(name="remote", url=f"http://127.0.0.1:{free_port()}/mcp")
+    with pytest.raises(ToolError, match=r"^tool 'remote': the MCP server failed: "):
+        async with McpServers([spec], folder=tmp_path):
             pass
 
 
