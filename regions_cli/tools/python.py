@@ -6,15 +6,19 @@ default is not required. An ``async def`` is awaited on the event loop; a plain 
 a worker thread, so it never blocks the run. The return value is the result (a string as is,
 anything else as JSON); an exception is an error result naming it.
 
-A timeout returns an error result at once; a function running in a thread cannot be stopped by
-Python and finishes in the background, so long work belongs in a command tool.
+A timeout returns an error result at once. Python cannot stop a thread, so a plain function
+that overruns is abandoned: it runs on in a daemon thread of its own, which never holds up the
+end of the run (a thread of asyncio's default executor would: ``asyncio.run`` waits for it).
+Long or risky work belongs in a command tool, whose process group is killed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
+import threading
 import types
 import typing
 from collections.abc import Callable
@@ -124,6 +128,35 @@ def _summary(function: Callable[..., object]) -> str:
     return doc.split("\n\n", 1)[0].replace("\n", " ").strip()
 
 
+def _in_daemon_thread(
+    name: str, function: Callable[..., object], arguments: dict[str, Any]
+) -> asyncio.Future[object]:
+    """Call `function` in a new daemon thread; the future gets its value or its exception."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[object] = loop.create_future()
+
+    def settle(value: object, error: BaseException | None) -> None:
+        if future.done():  # the call timed out or was cancelled meanwhile
+            return
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+    def run() -> None:
+        value: object = None
+        error: BaseException | None = None
+        try:
+            value = function(**arguments)
+        except BaseException as exc:  # handed to the caller, not raised in this thread
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=run, name=f"tool {name}", daemon=True).start()
+    return future
+
+
 class PythonTool(CheckedTool):
     """A `PythonToolSpec` ready to call (the module is imported here, so errors show early)."""
 
@@ -145,7 +178,7 @@ class PythonTool(CheckedTool):
                 if self._is_async:
                     value = await self.function(**arguments)  # type: ignore[misc]
                 else:
-                    value = await asyncio.to_thread(self.function, **arguments)
+                    value = await _in_daemon_thread(self.name, self.function, arguments)
         except TimeoutError as exc:
             if not deadline.expired():  # the function's own TimeoutError
                 return capped_result(f"{self.name}: TimeoutError: {exc}", is_error=True)

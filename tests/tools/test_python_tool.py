@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,22 @@ async def test_a_slow_function_times_out_as_an_error_result() -> None:
     result = await tool("nap", timeout=0.2).call({"seconds": 1.0})
     assert result.is_error
     assert result.content == "nap: timed out after 0.2 s"
+
+
+def test_an_abandoned_function_does_not_hold_up_the_end_of_the_process(tmp_path: Path) -> None:
+    script = tmp_path / "run_nap.py"
+    script.write_text(
+        "import asyncio, sys\n"
+        f"sys.path.insert(0, {str(FIXTURES)!r})\n"
+        "from regions_cli.model.tools import PythonToolSpec\n"
+        "from regions_cli.tools.python import PythonTool\n"
+        "tool = PythonTool(PythonToolSpec('nap', 'tool_functions:nap', timeout=0.2))\n"
+        "print(asyncio.run(tool.call({'seconds': 600})).content)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "nap: timed out after 0.2 s\n"), done.stderr
 
 
 async def test_a_long_result_is_capped() -> None:
