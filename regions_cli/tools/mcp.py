@@ -24,6 +24,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -156,7 +157,12 @@ class McpServer:
             text = "; ".join(str(inner) or type(inner).__name__ for inner in exc.exceptions)
         # One line for the user: the last line of stderr says most (the end of a traceback).
         last = _tail(self._stderr).rpartition("\n")[2]
-        return f"the MCP server failed: {text}" + (f"; its stderr ends: {last}" if last else "")
+        where = ""
+        if self.spec.url is not None:  # the host only: a URL's userinfo may hold a password
+            where = f" at {urlsplit(self.spec.url).netloc.rpartition('@')[2]}"
+        return f"the MCP server{where} failed: {text}" + (
+            f"; its stderr ends: {last}" if last else ""
+        )
 
     def why_not_running(self) -> str:
         why = self.failure or _tail(self._stderr)

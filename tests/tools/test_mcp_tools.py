@@ -148,10 +148,16 @@ async def test_a_server_that_exits_at_once_is_a_tool_error_with_its_stderr(
 
 
 async def test_an_http_server_that_does_not_answer_is_a_tool_error(tmp_path: Path) -> None:
-    spec = McpServerSpec(name="remote", url=f"http://127.0.0.1:{free_port()}/mcp")
-    with pytest.raises(ToolError, match=r"^tool 'remote': the MCP server failed: "):
+    port = free_port()
+    spec = McpServerSpec(name="remote", url=f"http://user:pw@127.0.0.1:{port}/mcp")
+    with pytest.raises(
+        ToolError,
+        match=rf"^tool 'remote': the MCP server at 127.0.0.1:{port} "
+        "failed: ",
+    ) as caught:
         async with McpServers([spec], folder=tmp_path):
             pass
+    assert "pw" not in str(caught.value)
 
 
 def test_a_variable_named_for_a_server_must_be_set(tmp_path: Path) -> None:
