@@ -76,8 +76,7 @@ async def _feed(stdin: asyncio.StreamWriter | None, data: bytes) -> None:
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         stdin.write(data)
         await stdin.drain()
-        stdin.close()
-        await stdin.wait_closed()
+    stdin.close()  # as Process.communicate does: the transport flushes, then closes
 
 
 def _signal_group(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
