@@ -5,7 +5,9 @@ directory is the workflow's folder; the environment is ``PATH`` plus only the va
 spec's ``env:`` names; the child leads a process group of its own, and a timeout or the caller's
 cancellation (Ctrl-C) stops that whole group: SIGTERM, then SIGKILL after `KILL_GRACE` seconds.
 stdout and stderr are read as they come: `OUTPUT_CAP` bytes of stdout are kept, the rest is read
-and dropped (so the child never blocks on a full pipe), and the result says so.
+and dropped (so the child never blocks on a full pipe), and the result says so. A call ends
+when the program's stdout and stderr close and it exits: a program that leaves a background
+process holding them open runs into its timeout.
 """
 
 from __future__ import annotations
