@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-ToolKind = Literal["command", "python", "mcp", "rag"]
+ToolKind = Literal["command", "python", "mcp", "rag", "region"]
 
 #: Seconds one call may take when the workflow does not say.
 DEFAULT_TOOL_TIMEOUT = 30.0
@@ -83,4 +83,29 @@ class RagToolSpec:
     kind: ClassVar[ToolKind] = "rag"
 
 
-ToolSpec = CommandToolSpec | PythonToolSpec | McpServerSpec | RagToolSpec
+@dataclass(frozen=True)
+class RegionToolSpec:
+    """``{region: NAME}``: ask another region and wait for its reply (an agent as a tool).
+
+    The call's ``{request}`` goes to the region as a request from the calling region; the
+    region answers it at once (its ``make_replies``) and the reply is the result.
+    """
+
+    name: str
+    region: str
+    description: str = ""
+    timeout: float = DEFAULT_TOOL_TIMEOUT
+    kind: ClassVar[ToolKind] = "region"
+
+
+@dataclass(frozen=True)
+class ToolLoopConfig:
+    """A region's ``tool_loop:``: how many rounds of calls a step may take, which tools end
+    the loop when called, and whether the model must call a tool before it answers."""
+
+    max_iterations: int = 6
+    terminal_tools: tuple[str, ...] = ()
+    require_tool_call: bool = False
+
+
+ToolSpec = CommandToolSpec | PythonToolSpec | McpServerSpec | RagToolSpec | RegionToolSpec

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -59,6 +59,26 @@ class Tool(Protocol):
         """Run once. Never raises for a failed call (that is an error result); only
         cancellation propagates."""
         ...
+
+
+@runtime_checkable
+class ToolTape(Protocol):
+    """Where tool results are recorded or replayed (``--record`` / ``--replay`` cassettes):
+    the tool loop runs every call through it. Recording runs `run` and keeps its result;
+    replaying returns the recorded result and never runs the tool; otherwise it just runs."""
+
+    async def call(
+        self, tool: str, arguments: str, run: Callable[[], Awaitable[ToolResult]]
+    ) -> ToolResult: ...
+
+
+class LiveTape:
+    """The `ToolTape` of a run without a cassette: every call runs."""
+
+    async def call(
+        self, tool: str, arguments: str, run: Callable[[], Awaitable[ToolResult]]
+    ) -> ToolResult:
+        return await run()
 
 
 def named_variables(tool: str, names: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
