@@ -43,6 +43,9 @@ ALLOWED: dict[str, frozenset[str]] = {
         "rag": {"model", "http", "private_files", "text"},
         "view": {"engine", "runs", "model", "exit_codes", "text"},
         "tools": {"model", "rag"},  # tool kinds; a RAG store only through rag.base
+        # steps as jobs: the worker verifies and builds workflows, the runner plugs into the
+        # executor (the NATS transport comes on top)
+        "distributed": {"engine", "llm", "build", "workflow", "model"},
         "model": {"text"},
         "text": set(),  # words for people (plurals, did-you-mean): a leaf every layer may use
         "exit_codes": set(),

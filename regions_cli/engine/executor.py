@@ -51,7 +51,8 @@ from regions_cli.engine.events import (
 from regions_cli.engine.machine import Cursor, Machine
 from regions_cli.engine.message import Message, Origin
 from regions_cli.engine.postmaster import Held, Postmaster, Routing, UndeliverableError
-from regions_cli.engine.regions.base import BaseRegion, Outcome, StepFailed
+from regions_cli.engine.regions.base import BaseRegion, StepFailed
+from regions_cli.engine.steps import LocalSteps, StepRunner
 from regions_cli.exit_codes import STATUS_EXIT_CODES
 from regions_cli.llm.base import Usage
 from regions_cli.model import END, Chain, Layer, Step, Wait, Workflow
@@ -198,6 +199,7 @@ class Engine:
         postmaster: Postmaster,
         budget: BudgetTracker | None = None,
         closers: Iterable[Callable[[], Awaitable[None]]] = (),
+        steps: StepRunner | None = None,
     ) -> None:
         self.workflow = workflow
         self.bus = bus
@@ -208,6 +210,7 @@ class Engine:
         self._closers = list(closers)
         self._closed = False
         self._running = False
+        self.steps: StepRunner = steps or LocalSteps()  # where each step's method runs
         self.machine = Machine(workflow)
         self._cursor: Cursor | None = None  # where the running run is
         self._arrived: set[str] = set()  # regions given an injected message since the last layer
@@ -716,16 +719,16 @@ class Engine:
         Cancellation rolls back and propagates; every other failure is returned.
         """
         policy = step.policy
-        method: Callable[[], Awaitable[Outcome]] = getattr(region, step.method)
+        run = self.steps.run
         region.capture()
         region.begin_step(origin)
         routing: Routing | None = None
         try:
             if policy.timeout is None:
-                result = await method()
+                result = await run(region, step.method)
             else:
                 async with asyncio.timeout(policy.timeout):
-                    result = await method()
+                    result = await run(region, step.method)
             attempt = _Attempt(result.status, result.detail)
             routing = self.postmaster.route(region, region.take_outbox())
             if routing.rejected:

@@ -1,0 +1,63 @@
+"""The job of one step attempt and its result, as JSON (what travels between processes)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Bumped when a field changes meaning: a worker refuses jobs of another version.
+JOB_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    """One step attempt for a worker. `id` is unique per attempt (run, position, chain, step,
+    attempt), so a redelivered job's result is used once."""
+
+    id: str
+    workflow_hash: str
+    workflow: str  # the canonical JSON text of the workflow document, ``${VAR}`` unresolved
+    base_dir: str  # where the workflow's relative paths point (a path the worker can read)
+    region: str
+    method: str
+    origin: Mapping[str, Any]  # `Origin` fields: what the step posts carries them
+    state: Mapping[str, Any]  # the region's `snapshot()` before the step
+    version: int = JOB_VERSION
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Job:
+        raw = json.loads(data)
+        if raw.get("version") != JOB_VERSION:
+            raise ValueError(f"job version {raw.get('version')!r}; this worker reads {JOB_VERSION}")
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a worker did with a `Job`. `error` is set when the step raised (its one-line
+    reason); otherwise `status`/`detail` are the step's `Outcome` and `state`/`outbox` its
+    effects. `events` are the events the step emitted, as `Event.to_json` objects."""
+
+    id: str
+    status: str = "ok"
+    detail: str | None = None
+    error: str | None = None
+    state: Mapping[str, Any] = field(default_factory=dict)
+    outbox: tuple[Mapping[str, Any], ...] = ()
+    events: tuple[Mapping[str, Any], ...] = ()
+    worker: str = ""  # which worker ran it (for logs)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> JobResult:
+        raw = json.loads(data)
+        raw["outbox"] = tuple(raw.get("outbox") or ())
+        raw["events"] = tuple(raw.get("events") or ())
+        return cls(**raw)
