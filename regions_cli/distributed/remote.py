@@ -11,7 +11,8 @@ worker's reason.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from regions_cli.engine.message import Message
 from regions_cli.engine.regions.base import BaseRegion, Outcome, StepFailed
 from regions_cli.llm.base import Usage
 
-Dispatch = Callable[[Job], Awaitable[JobResult]]
+#: Sends a job to a worker (to one with `labels`, if any) and waits for its result; events the
+#: worker streams while it runs (tokens) go to the callback as they come.
+Dispatch = Callable[[Job, tuple[str, ...], Callable[[Event], None]], Awaitable[JobResult]]
 #: Rebuilds an event from its JSON (the run file's codec); None for a kind it does not know.
 EventDecoder = Callable[[dict[str, object]], Event | None]
 
@@ -39,6 +42,7 @@ class RemoteSteps:
         base_dir: Path,
         decode: EventDecoder,
         local_types: frozenset[str] = frozenset({"ListenerRegion"}),
+        placement: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.dispatch = dispatch
         self.run_id = run_id
@@ -47,6 +51,10 @@ class RemoteSteps:
         self.base_dir = str(base_dir)
         self.decode = decode
         self.local_types = local_types  # types whose steps stay here (a listener's sink file)
+        self.placement = dict(placement or {})  # region -> the labels its worker must have
+        # A nonce per coordinator process: a resumed run's jobs never collide with the ids of
+        # jobs a dead coordinator left in the queue.
+        self.nonce = secrets.token_hex(4)
         self._attempts: dict[tuple[object, ...], int] = {}
 
     async def run(self, region: BaseRegion, method: str) -> Outcome:
@@ -57,7 +65,7 @@ class RemoteSteps:
         where = (origin.layer, origin.chain, origin.step, region.name)
         attempt = self._attempts[where] = self._attempts.get(where, 0) + 1
         job = Job(
-            id=f"{self.run_id}/{origin.layer}/{origin.chain}/{origin.step}/{attempt}",
+            id=f"{self.run_id}/{self.nonce}/{origin.layer}/{origin.chain}/{origin.step}/{attempt}",
             workflow_hash=self.workflow_hash,
             workflow=self.workflow,
             base_dir=self.base_dir,
@@ -66,15 +74,12 @@ class RemoteSteps:
             origin=asdict(origin),
             state=region.snapshot(),
         )
-        result = await self.dispatch(job)
+        live = self._live(region)
+        result = await self.dispatch(job, self.placement.get(region.name, ()), live)
         for data in result.events:
             event = self.decode(dict(data))
-            if event is None:
-                continue
-            if isinstance(event, LLMCalled):  # the budget counts calls wherever they ran
-                usage = Usage(event.prompt_tokens, event.completion_tokens)
-                region.context.record_usage(region.name, usage, event.cached)
-            region.context.emit(event)
+            if event is not None:
+                live(event)
         if result.error is not None:
             raise StepFailed(result.error)
         region.restore(result.state)
@@ -82,3 +87,15 @@ class RemoteSteps:
         if result.status not in ("ok", "nothing", "false"):
             raise StepFailed(f"{result.worker or 'a worker'} answered outcome {result.status!r}")
         return Outcome(result.status, result.detail)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _live(region: BaseRegion) -> Callable[[Event], None]:
+        """Emit a worker's event on this run's bus (model calls count in the budget)."""
+
+        def live(event: Event) -> None:
+            if isinstance(event, LLMCalled):  # the budget counts calls wherever they ran
+                usage = Usage(event.prompt_tokens, event.completion_tokens)
+                region.context.record_usage(region.name, usage, event.cached)
+            region.context.emit(event)
+
+        return live

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regions_cli.distributed.jobs import Job, JobResult
-from regions_cli.engine.events import Event, EventBus
+from regions_cli.engine.events import Event, EventBus, TokenStreamed
 from regions_cli.engine.message import Origin
 from regions_cli.engine.regions import make_region
 from regions_cli.engine.regions.base import StepFailed
 from regions_cli.engine.steps import LocalSteps
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from regions_cli.engine.executor import Engine
     from regions_cli.llm.factory import LLMOptions
@@ -50,8 +50,9 @@ class Worker:
         self._engines: dict[str, asyncio.Task[Engine]] = {}
         self._steps = LocalSteps()
 
-    async def execute(self, job: Job) -> JobResult:
-        """Run `job` once. Never raises for the job's own failure: the result says it."""
+    async def execute(self, job: Job, live: Callable[[Event], None] | None = None) -> JobResult:
+        """Run `job` once. Never raises for the job's own failure: the result says it.
+        Streamed tokens go to `live` as they come (and not into the result), if given."""
         try:
             engine = await self._engine(job)
         except JobRefused as exc:
@@ -61,7 +62,14 @@ class Worker:
             reason = f"worker {self.name}: the workflow has no region {job.region!r}"
             return JobResult(job.id, error=reason, worker=self.name)
         events: list[Event] = []
-        context = dataclasses.replace(template.context, emit=events.append)
+
+        def emit(event: Event) -> None:
+            if live is not None and isinstance(event, TokenStreamed):
+                live(event)
+            else:
+                events.append(event)
+
+        context = dataclasses.replace(template.context, emit=emit)
         region = make_region(template.config, context)
         region.restore(job.state)
         region.begin_step(Origin(**job.origin))

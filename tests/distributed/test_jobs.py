@@ -45,11 +45,11 @@ async def run(path: Path, workers: list[Worker] | None) -> tuple[Any, list[Event
         text = canonical_text(load_file(path).raw or {})
         turn = iter(range(10**6))
 
-        async def dispatch(job: Job) -> JobResult:
+        async def dispatch(job: Job, labels: Any, live: Any) -> JobResult:
             jobs.append(job)
             worker = workers[next(turn) % len(workers)]  # any worker takes any job
             wire = Job.from_bytes(job.to_bytes())
-            return JobResult.from_bytes((await worker.execute(wire)).to_bytes())
+            return JobResult.from_bytes((await worker.execute(wire, live)).to_bytes())
 
         engine.steps = RemoteSteps(
             dispatch, run_id="r1", workflow=text, base_dir=path.parent, decode=event_from_json

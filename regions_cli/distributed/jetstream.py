@@ -1,0 +1,347 @@
+"""Jobs over NATS JetStream: the coordinator's dispatcher and the worker's loop.
+
+Subjects (``regions.`` is the prefix):
+
+* ``regions.jobs.<labels>.<run>``: a job, in the work-queue stream ``REGIONS_JOBS`` (file
+  storage: a restarted server loses nothing). ``<labels>`` is the sorted ``+``-joined labels a
+  region's ``placement`` asks for (``any`` without); ``<run>`` namespaces it by run. One durable
+  pull consumer per ``<labels>`` is shared by every worker that has those labels: each job goes
+  to one worker; one not acknowledged within the ack wait (a worker killed mid-step) goes to
+  another. Jobs carry ``Nats-Msg-Id`` (the job id), so a job published twice is stored once.
+* ``regions.results.<run>``: a worker's answers to a run's jobs: events streamed while a step
+  runs (tokens), then the result. The coordinator uses the first result of a job id and
+  ignores repeats (a redelivered job that ran twice).
+* ``regions.workers.ping``: workers answer with their name and labels, so a run can refuse to
+  start when no worker has the labels it needs.
+
+No secret travels: a job holds the workflow as written (``${VAR}`` unresolved); workers
+resolve variables and credentials from their own environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import re
+import ssl
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from regions_cli.distributed.jobs import Job, JobResult
+from regions_cli.distributed.worker import Worker
+from regions_cli.engine.events import Event
+
+STREAM = "REGIONS_JOBS"
+PING = "regions.workers.ping"
+#: Seconds a worker has to acknowledge a job (it says "still working" every third of it).
+ACK_WAIT = 30.0
+_LABEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class TransportError(Exception):
+    """The NATS server cannot be used (unreachable, refused our credentials, no JetStream)."""
+
+
+@dataclass(frozen=True)
+class NatsSettings:
+    """How to reach the NATS server. Credentials come from the environment or a file path,
+    never from the workflow: ``NATS_USER``/``NATS_PASSWORD``, ``NATS_TOKEN``, ``NATS_CREDS``
+    (a credentials file), ``NATS_CA``/``NATS_CERT``/``NATS_KEY`` (TLS files)."""
+
+    url: str
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    credentials: str | None = None
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    @classmethod
+    def from_env(cls, url: str, env: Mapping[str, str] | None = None) -> NatsSettings:
+        env = os.environ if env is None else env
+        return cls(
+            url=url,
+            user=env.get("NATS_USER"),
+            password=env.get("NATS_PASSWORD"),
+            token=env.get("NATS_TOKEN"),
+            credentials=env.get("NATS_CREDS"),
+            ca=env.get("NATS_CA"),
+            cert=env.get("NATS_CERT"),
+            key=env.get("NATS_KEY"),
+        )
+
+    def __repr__(self) -> str:  # never a secret in a log line
+        return f"NatsSettings(url={self.url!r})"
+
+
+def labels_key(labels: Iterable[str]) -> str:
+    """The subject token of a set of labels (``any`` for none)."""
+    return "+".join(sorted(set(labels))) or "any"
+
+
+def check_labels(labels: Iterable[str]) -> None:
+    """`ValueError` naming the first label a subject cannot carry."""
+    for label in labels:
+        if not _LABEL.match(label) or label == "any":
+            raise ValueError(
+                f"label {label!r}: use letters, digits, '-' and '_' (at most 64), not 'any'"
+            )
+
+
+async def connect(settings: NatsSettings, *, name: str) -> Client:
+    """A connection that reconnects on its own (a server restart is waited out)."""
+    options: dict[str, Any] = {
+        "name": name,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.5,
+        "connect_timeout": 5,
+        "allow_reconnect": True,
+    }
+    if settings.user is not None:
+        options["user"], options["password"] = settings.user, settings.password
+    if settings.token is not None:
+        options["token"] = settings.token
+    if settings.credentials is not None:
+        options["user_credentials"] = settings.credentials
+    if settings.ca or settings.cert:
+        context = ssl.create_default_context(cafile=settings.ca)
+        if settings.cert:
+            context.load_cert_chain(settings.cert, settings.key)
+        options["tls"] = context
+    failure: list[str] = []
+
+    async def error_cb(exc: Exception) -> None:
+        failure.append(str(exc) or type(exc).__name__)
+
+    try:
+        # The first connection must work (a wrong URL or password is the user's to fix);
+        # later drops reconnect forever.
+        client = await nats.connect(
+            settings.url, error_cb=error_cb, **{**options, "allow_reconnect": False}
+        )
+    except Exception as exc:
+        reason = failure[-1] if failure else (str(exc) or type(exc).__name__)
+        raise TransportError(f"cannot connect to NATS at {settings.url}: {reason}") from None
+    client.options["allow_reconnect"] = True  # from now on, wait out a server restart
+    return client
+
+
+async def ensure_stream(client: Client) -> None:
+    """Create the work-queue stream if it is not there (file storage)."""
+    js = client.jetstream()
+    try:
+        await js.stream_info(STREAM)
+    except NotFoundError:
+        await js.add_stream(
+            StreamConfig(
+                name=STREAM,
+                subjects=["regions.jobs.>"],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+            )
+        )
+    except Exception as exc:
+        raise TransportError(f"NATS has no JetStream (start it with -js): {exc}") from None
+
+
+class Dispatcher:
+    """The coordinator's side: publishes a run's jobs and waits for their results."""
+
+    def __init__(self, client: Client, run_id: str) -> None:
+        self.client = client
+        self.run = _token(run_id)
+        self.results = f"regions.results.{self.run}"
+        self._waiting: dict[str, tuple[asyncio.Future[JobResult], Callable[[Event], None]]] = {}
+        self._decode: Callable[[dict[str, Any]], Event | None] | None = None
+        self._subscription: Any = None
+
+    async def start(self, decode: Callable[[dict[str, Any]], Event | None]) -> None:
+        self._decode = decode
+        await ensure_stream(self.client)
+        self._subscription = await self.client.subscribe(self.results, cb=self._on_result)
+
+    async def _on_result(self, msg: Msg) -> None:
+        data = json.loads(msg.data)
+        waiting = self._waiting.get(str(data.get("id")))
+        if waiting is None:  # a repeat, or a job of an earlier coordinator of this run
+            return
+        future, live = waiting
+        if data.get("kind") == "event":
+            event = self._decode(data["event"]) if self._decode else None
+            if event is not None:
+                live(event)
+        elif not future.done():
+            future.set_result(JobResult.from_bytes(json.dumps(data["result"]).encode()))
+
+    async def dispatch(
+        self, job: Job, labels: tuple[str, ...], live: Callable[[Event], None]
+    ) -> JobResult:
+        future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+        self._waiting[job.id] = (future, live)
+        try:
+            await self.client.jetstream().publish(
+                f"regions.jobs.{labels_key(labels)}.{self.run}",
+                job.to_bytes(),
+                headers={"Nats-Msg-Id": job.id, "Regions-Reply": self.results},
+            )
+            return await future
+        finally:
+            self._waiting.pop(job.id, None)
+
+    async def require(self, label_sets: Iterable[tuple[str, ...]], wait: float) -> None:
+        """`TransportError` naming the labels no worker has (after waiting `wait` seconds for
+        workers to answer; returns as soon as every set is covered)."""
+        needed = {labels_key(s): set(s) for s in label_sets}
+        inbox = self.client.new_inbox()
+        covered: set[str] = set()
+        done = asyncio.get_running_loop().create_future()
+
+        async def answer(msg: Msg) -> None:
+            have = set(json.loads(msg.data).get("labels") or ())
+            covered.update(k for k, s in needed.items() if s <= have)
+            if covered >= set(needed) and not done.done():
+                done.set_result(None)
+
+        subscription = await self.client.subscribe(inbox, cb=answer)
+        try:
+            await self.client.publish(PING, b"", reply=inbox)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await done
+        finally:
+            await subscription.unsubscribe()
+        missing = sorted(set(needed) - covered)
+        if missing:
+            what = "no worker" if missing == ["any"] else f"no worker with labels {missing[0]}"
+            raise TransportError(what)
+
+    async def aclose(self) -> None:
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
+        for future, _ in self._waiting.values():
+            future.cancel()
+
+
+async def serve(
+    client: Client,
+    worker: Worker,
+    *,
+    labels: Sequence[str] = (),
+    concurrency: int = 1,
+    ack_wait: float = ACK_WAIT,
+    ran: Callable[[Job, JobResult], None] | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Take jobs until cancelled: `concurrency` at a time, from the consumers of every subset
+    of `labels` (a job asking for labels a worker has is its to take). `ran` hears each job."""
+    check_labels(labels)
+    await ensure_stream(client)
+    js = client.jetstream()
+    keys = ["any"] + [
+        labels_key(combo)
+        for size in range(1, len(labels) + 1)
+        for combo in itertools.combinations(sorted(set(labels)), size)
+    ]
+    slots = asyncio.Semaphore(concurrency)
+    subscriptions = []
+    for key in keys:
+        durable = f"workers-{key.replace('+', '_')}"
+        with contextlib.suppress(Exception):  # another worker created it first
+            await js.add_consumer(
+                STREAM,
+                ConsumerConfig(
+                    durable_name=durable,
+                    filter_subject=f"regions.jobs.{key}.>",
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=ack_wait,
+                    max_ack_pending=-1,
+                ),
+            )
+        subscriptions.append(await js.pull_subscribe_bind(durable=durable, stream=STREAM))
+
+    async def pong(msg: Msg) -> None:
+        answer = {"name": worker.name, "labels": sorted(set(labels))}
+        await client.publish(msg.reply, json.dumps(answer).encode())
+
+    await client.subscribe(PING, cb=pong)
+    if ready is not None:
+        ready.set()
+
+    async def take(subscription: Any) -> None:
+        while True:
+            async with slots:
+                try:  # a long poll: the server answers as soon as a job is there
+                    messages = await subscription.fetch(1, timeout=30)
+                except TimeoutError:
+                    continue
+                except nats.errors.ConnectionClosedError:
+                    return
+                for message in messages:
+                    await _run_one(client, worker, message, ack_wait, ran)
+
+    async with asyncio.TaskGroup() as group:
+        for subscription in subscriptions:
+            for _ in range(concurrency):
+                group.create_task(take(subscription))
+
+
+async def _run_one(
+    client: Client,
+    worker: Worker,
+    message: Msg,
+    ack_wait: float,
+    ran: Callable[[Job, JobResult], None] | None,
+) -> None:
+    reply = (message.headers or {}).get("Regions-Reply")
+    try:
+        job = Job.from_bytes(message.data)
+    except (ValueError, TypeError, KeyError) as exc:
+        await message.term()  # never redeliver a job nobody can read
+        if reply:
+            await client.publish(reply, json.dumps({"id": None, "error": str(exc)}).encode())
+        return
+
+    sending: set[asyncio.Future[None]] = set()
+
+    def live(event: Event) -> None:
+        if reply:
+            payload = {"id": job.id, "kind": "event", "event": event.to_json()}
+            sent = asyncio.ensure_future(client.publish(reply, json.dumps(payload).encode()))
+            sending.add(sent)
+            sent.add_done_callback(sending.discard)
+
+    async def still_working() -> None:
+        while True:  # tells the server a long step is alive (not a poll: a lease renewal)
+            await asyncio.sleep(ack_wait / 3)
+            with contextlib.suppress(Exception):
+                await message.in_progress()
+
+    keeper = asyncio.ensure_future(still_working())
+    try:
+        result = await worker.execute(job, live)
+    finally:
+        keeper.cancel()
+    if reply:
+        payload = {"id": job.id, "kind": "result", "result": json.loads(result.to_bytes())}
+        await client.publish(reply, json.dumps(payload).encode())
+        await client.flush()
+    await message.ack()
+    if ran is not None:
+        ran(job, result)
+
+
+def _token(text: str) -> str:
+    """`text` as one subject token."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text) or "_"

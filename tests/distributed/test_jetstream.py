@@ -1,0 +1,189 @@
+"""Jobs over a real nats-server (JetStream work queue): the same transcript as in-process,
+placement labels respected, no worker refused, two runs sharing workers."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from natsserver import NatsServer
+
+from regions_cli.build import build_engine_async
+from regions_cli.distributed.jetstream import (
+    Dispatcher,
+    NatsSettings,
+    TransportError,
+    connect,
+    serve,
+)
+from regions_cli.distributed.jobs import Job, JobResult
+from regions_cli.distributed.remote import RemoteSteps
+from regions_cli.distributed.worker import Worker
+from regions_cli.engine.events import Event, EventBus
+from regions_cli.runs.codec import event_from_json
+from regions_cli.runs.resume import canonical_text
+from regions_cli.workflow.api import load
+from regions_cli.workflow.load import load_file
+
+FIXTURES = Path(__file__).resolve().parents[1] / "journal" / "fixtures"
+
+
+def transcript(events: list[Event]) -> list[tuple[Any, ...]]:
+    return [
+        (e.message.id, e.message.source, e.message.destination, e.message.content, e.delivery)
+        for e in events
+        if e.kind == "message"
+    ]
+
+
+@asynccontextmanager
+async def workers(
+    server: NatsServer, count: int, labels: tuple[str, ...] = ()
+) -> AsyncIterator[list[tuple[Job, JobResult, str]]]:
+    """`count` workers serving jobs (each with its own connection); yields what they ran."""
+    ran: list[tuple[Job, JobResult, str]] = []
+    tasks, clients, made = [], [], []
+    for i in range(count):
+        client = await connect(NatsSettings(server.url), name=f"w{i}")
+        worker = Worker(f"w{i}")
+        ready = asyncio.Event()
+        task = asyncio.create_task(
+            serve(client, worker, labels=labels, ran=lambda j, r, n=f"w{i}": ran.append((j, r, n)),
+                  ready=ready)
+        )  # fmt: skip
+        await ready.wait()
+        tasks.append(task)
+        clients.append(client)
+        made.append(worker)
+    try:
+        yield ran
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for client in clients:
+            await client.close()
+        for worker in made:
+            await worker.aclose()
+
+
+async def run(
+    path: Path,
+    server: NatsServer | None,
+    run_id: str = "r1",
+    placement: dict[str, tuple[str, ...]] | None = None,
+) -> tuple[Any, list[Event]]:
+    loaded = load(path)
+    assert loaded.workflow is not None, loaded.errors
+    bus = EventBus()
+    events: list[Event] = []
+    bus.subscribe(events.append)
+    engine = await build_engine_async(loaded.workflow, bus)
+    dispatcher = None
+    if server is not None:
+        client = await connect(NatsSettings(server.url), name="coordinator")
+        dispatcher = Dispatcher(client, run_id)
+        await dispatcher.start(event_from_json)
+        await dispatcher.require([tuple(v) for v in (placement or {}).values()] or [()], 10)
+        engine.steps = RemoteSteps(
+            dispatcher.dispatch,
+            run_id=run_id,
+            workflow=canonical_text(load_file(path).raw or {}),
+            base_dir=path.parent,
+            decode=event_from_json,
+            placement=placement,
+        )
+    try:
+        result = await engine.run()
+    finally:
+        await engine.aclose()
+        if dispatcher is not None:
+            await dispatcher.aclose()
+            await dispatcher.client.close()
+    return result, events
+
+
+@pytest.fixture
+def loop(tmp_path: Path) -> Path:
+    path = tmp_path / "loop.yaml"
+    shutil.copy(FIXTURES / "loop.yaml", path)
+    return path
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+async def test_a_machine_through_workers_gives_the_in_process_transcript(
+    nats_server: NatsServer, loop: Path, count: int
+) -> None:
+    local, local_events = await run(loop, None)
+    async with workers(nats_server, count) as ran:
+        remote, remote_events = await run(loop, nats_server)
+    assert remote.status == local.status == "ok"
+    assert transcript(remote_events) == transcript(local_events)
+    assert remote.tokens == local.tokens
+    assert len(ran) == local.counts["steps_ok"]  # every step ran on a worker, once
+    assert len({job.id for job, _, _ in ran}) == len(ran)
+
+
+async def test_placement_sends_a_regions_steps_only_to_workers_with_its_labels(
+    nats_server: NatsServer, loop: Path
+) -> None:
+    async with workers(nats_server, 1) as plain, workers(nats_server, 1, ("gpu",)) as gpu:
+        result, _ = await run(loop, nats_server, placement={"Critic": ("gpu",)})
+    assert result.status == "ok"
+    critic = [job for job, _, _ in gpu if job.region == "Critic"]
+    assert critic and all(job.region != "Critic" for job, _, _ in plain)
+    assert len(critic) == 4  # review is visited four times
+
+
+async def test_no_worker_with_the_labels_is_said_plainly(
+    nats_server: NatsServer, loop: Path
+) -> None:
+    client = await connect(NatsSettings(nats_server.url), name="coordinator")
+    dispatcher = Dispatcher(client, "r")
+    await dispatcher.start(event_from_json)
+    try:
+        async with workers(nats_server, 1):
+            with pytest.raises(TransportError, match=r"^no worker with labels gpu$"):
+                await dispatcher.require([("gpu",)], 0.5)
+            await dispatcher.require([()], 5)  # the plain one is there
+    finally:
+        await client.close()
+
+
+async def test_two_runs_share_the_workers_without_crosstalk(
+    nats_server: NatsServer, loop: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "ask_answer.yaml"
+    shutil.copy(FIXTURES / "ask_answer.yaml", other)
+    _, alone_a = await run(loop, None)
+    _, alone_b = await run(other, None)
+    async with workers(nats_server, 2):
+        (a, events_a), (b, events_b) = await asyncio.gather(
+            run(loop, nats_server, "run-a"), run(other, nats_server, "run-b")
+        )
+    assert a.status == b.status == "ok"
+    assert transcript(events_a) == transcript(alone_a)
+    assert transcript(events_b) == transcript(alone_b)
+
+
+async def test_bad_credentials_are_one_line(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "js", args=("--user", "regions", "--pass", "right")).start()
+    try:
+        with pytest.raises(TransportError) as caught:
+            await connect(
+                NatsSettings(server.url, user="regions", password="wrong"), name="coordinator"
+            )
+        message = str(caught.value)
+        assert message.startswith(f"cannot connect to NATS at {server.url}: ")
+        assert "\n" not in message and "wrong" not in message
+        client = await connect(
+            NatsSettings(server.url, user="regions", password="right"), name="coordinator"
+        )
+        await client.close()
+    finally:
+        server.stop()
