@@ -372,7 +372,7 @@ def test_blocks_repeated_back_to_back_are_found(order: list[int], expected: list
     assert stretches(order) == expected
 
 
-LOOP_PLAN = {
+LOOP_PLAN: dict[str, Any] = {
     "layer_config": [{"c": ["A"]}, {"c": ["B"]}, {"c": ["A"]}, {"c": ["A"]}],
     "execution_config": [
         [["A", "make_questions"]],
