@@ -337,19 +337,19 @@ def test_the_plan_rules_read_every_states_plan() -> None:
         ),
         (
             "duplicate-layer-label",
-            13,
+            14,
             17,
             "layer label 'same' is used by layer 1 of state 'a' and layer 1 of state 'b'",
         ),
-        ("empty-chain", 13, 35, "chain 'x' in layer 'same' of state 'b' has no steps"),
+        ("empty-chain", 14, 32, "chain 'x' in layer 'same' of state 'b' has no steps"),
         (
             "duplicate-layer-label",
-            14,
+            15,
             9,
             "layer label 'wait-A' is used by layer 2 of state 'a' and layer 2 of state 'b' "
             "(a wait without a label is named wait-<region>)",
         ),
-        ("empty-plan", 16, 5, "state 'c' has no layers; nothing would run"),
+        ("empty-plan", 17, 5, "state 'c' has no layers; nothing would run"),
     ]
 
 
