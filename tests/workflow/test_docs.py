@@ -143,3 +143,12 @@ def test_the_control_flow_example_verifies_runs_and_refuses_its_unbounded_twin(
         f"review_loop.yaml:{finding.line}:{finding.col}: error[{finding.rule}] " + (finding.message)
         == sample
     )
+
+
+def test_the_state_diagram_sample_is_what_graph_prints() -> None:
+    from regions_cli.workflow.api import load_workflow
+    from regions_cli.workflow.graph import to_mermaid
+
+    sample = VERIFY.split("$ regions graph workflows/review_loop.yaml\n")[1].split("```", 1)[0]
+    assert sample.startswith("stateDiagram-v2\n")
+    assert to_mermaid(load_workflow(ROOT / "workflows" / "review_loop.yaml")) == sample
