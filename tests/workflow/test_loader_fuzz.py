@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from regions_cli.model import METHODS, REGION_TYPES
+from regions_cli.model import METHODS, REGION_TYPES, Workflow
 from regions_cli.workflow.api import check_document
 from regions_cli.workflow.convert import build_workflow
 from regions_cli.workflow.findings import Finding
@@ -171,17 +171,26 @@ def workflows(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@FUZZ
-@given(workflows())
-def test_a_workflow_without_errors_builds_and_draws(doc: dict[str, Any]) -> None:
+def built_if_valid(doc: dict[str, Any]) -> Workflow | None:
+    """`doc` verified (the findings sane) and, if it has no errors, built and drawn."""
     loaded = load_text(_to_yaml(doc), env={})
     findings = check_document(loaded)
     assert_sane(findings)
-    if not any(f.is_error for f in findings):
-        assert loaded.data is not None
-        workflow = build_workflow(loaded.data, base_dir=Path("."))
-        assert set(workflow.regions) == set(doc["regions"])
-        assert to_mermaid(workflow).startswith("flowchart") and to_dot(workflow).endswith("}\n")
+    if any(f.is_error for f in findings):
+        return None
+    assert loaded.data is not None
+    workflow = build_workflow(loaded.data, base_dir=Path("."))
+    assert set(workflow.regions) == set(doc["regions"])
+    assert to_dot(workflow).endswith("}\n")
+    return workflow
+
+
+@FUZZ
+@given(workflows())
+def test_a_workflow_without_errors_builds_and_draws(doc: dict[str, Any]) -> None:
+    workflow = built_if_valid(doc)
+    if workflow is not None:
+        assert to_mermaid(workflow).startswith("flowchart")
 
 
 @st.composite
@@ -220,12 +229,7 @@ def machines(draw: st.DrawFn) -> dict[str, Any]:
 @FUZZ
 @given(machines())
 def test_a_machine_without_errors_builds_and_draws(doc: dict[str, Any]) -> None:
-    loaded = load_text(_to_yaml(doc), env={})
-    findings = check_document(loaded)
-    assert_sane(findings)
-    if not any(f.is_error for f in findings):
-        assert loaded.data is not None
-        workflow = build_workflow(loaded.data, base_dir=Path("."))
+    workflow = built_if_valid(doc)
+    if workflow is not None:
         assert set(workflow.states) == set(doc["states"])
         assert to_mermaid(workflow).startswith("stateDiagram-v2")
-        assert to_dot(workflow).endswith("}\n")
