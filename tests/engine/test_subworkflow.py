@@ -107,7 +107,7 @@ async def test_the_request_replaces_the_sub_workflows_requests_to_its_entry(
         '  - {from: editor, to: Summarizer, role: reply, content: "House style: terse."}\n'
         '  - {from: user, to: Idle, content: "Stay quiet."}'
     )
-    rules = "      - {{match: \"House style: terse\", reply: \"Terse: cats.\"}}\n"
+    rules = '      - {{match: "House style: terse", reply: "Terse: cats."}}\n'
     sub = sub_file(tmp_path, inject=inject)
     text = sub.read_text(encoding="utf-8")
     sub.write_text(text.replace("    rules:\n", "    rules:\n" + rules.format()), encoding="utf-8")

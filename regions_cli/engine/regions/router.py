@@ -38,6 +38,8 @@ from regions_cli.engine.regions.base import BaseRegion, Entry, Outcome, RegionCo
 from regions_cli.model import RegionConfig
 from regions_cli.text import plural
 
+#: Room for ``{"route": NAME}``: a longer answer is cut off (and falls back to the default).
+CHOICE_MAX_TOKENS = 64
 #: What a request that no rule, model or default routes is answered.
 NO_ROUTE = "No route matched this request: {name} has no rule for it and no default."
 
@@ -159,7 +161,11 @@ class RouterRegion(BaseRegion):
             'Answer with JSON: {"route": "<one connection name>"}.'
         )
         answer = await self.complete(
-            "route", system, request.content, json_schema=route_choice_schema(names)
+            "route",
+            system,
+            request.content,
+            json_schema=route_choice_schema(names),
+            max_tokens=CHOICE_MAX_TOKENS,
         )
         name = chosen_name(answer or "")
         if name in self.connections:
