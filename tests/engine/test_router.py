@@ -300,6 +300,28 @@ async def test_one_chain_forwards_answers_and_relays() -> None:
     assert answers(result.outputs) == [("Router", "user0", "Billing: refund issued.")]
 
 
+async def test_a_forwarded_request_the_postmaster_returns_is_relayed_to_the_asker() -> None:
+    """A route to a region that is not a connection: under ``undeliverable: return`` the
+    postmaster's note comes back to the router as the answer, and reaches the asker."""
+    regions = desks(routes=[{"when": {"says": "refund"}, "to": "Ghost"}], default="Sales")
+    regions["Ghost"] = {"type": "Region", "task": "Not connected."}
+    plan = [layer(main=["Router.make_replies", "Router.make_replies"])]
+    wf = workflow(
+        regions,
+        plan,
+        llms=DESKS,
+        inject=asks("refund please"),
+        delivery={"undeliverable": "return"},
+    )
+    engine, _ = engine_for(wf)
+    result = await engine.run()
+    (reply,) = result.outputs
+    assert (reply.source, reply.destination) == ("Router", "user0")
+    assert reply.content.startswith("Could not deliver message to 'Ghost'")
+    assert reply.cause == injected_id(asks("refund please"), 0)
+    assert engine.regions["Router"].forwarded == {}
+
+
 @pytest.mark.local_model
 @pytest.mark.skipif(
     importlib.util.find_spec("xllamacpp") is None
