@@ -34,7 +34,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "runs": {
             "build", "engine", "model", "workflow", "llm", "exit_codes", "private_files", "text",
         },
-        "build": {"engine", "llm", "rag", "model"},
+        "build": {"engine", "llm", "rag", "model", "workflow"},  # workflow: sub-workflow files
         "http": {"text"},  # serves the LLM and embedder backends, knows neither
         "engine": {"model", "llm", "rag", "exit_codes", "private_files", "text"},
         "workflow": {"model", "private_files", "text"},
