@@ -45,11 +45,13 @@ NO_ROUTE = "No route matched this request: {name} has no rule for it and no defa
 
 
 def route_choice_schema(names: list[str]) -> dict[str, Any]:
-    """The JSON Schema of the model's choice: ``{"route": NAME}``, NAME one of `names`."""
+    """The JSON Schema of the model's choice: ``{"route": NAME}``, NAME one of `names`, and
+    nothing else (a grammar-bound model would otherwise go on with keys of its own)."""
     return {
         "type": "object",
         "properties": {"route": {"type": "string", "enum": names}},
         "required": ["route"],
+        "additionalProperties": False,
     }
 
 
