@@ -349,12 +349,16 @@ def _bar(completed: int, total: int, *, failed: bool = False) -> Text:
 
 
 def _shown_layer(state: RunState) -> LayerProgress | None:
-    """The running layer; after the run, the last one that ran (to show where it stopped)."""
-    if state.current_layer is not None and 0 <= state.current_layer < len(state.layers):
-        return state.layers[state.current_layer]
+    """The running layer; after the run, the last one that ran (to show where it stopped).
+    A machine's: the last one that ran in the current state's visit, if any."""
     if state.is_machine:  # its layers do not run in plan order
         last = state.last_layer
-        return state.layers[last] if last is not None and last < len(state.layers) else None
+        if last is None or last >= len(state.layers):
+            return None
+        layer = state.layers[last]
+        return layer if layer.in_state == state.current_state else None
+    if state.current_layer is not None and 0 <= state.current_layer < len(state.layers):
+        return state.layers[state.current_layer]
     ran = [layer for layer in state.layers if layer.state in ("ok", "failed")]
     return ran[-1] if ran else None
 
@@ -366,6 +370,8 @@ def _state_note(state: RunState) -> str:
 
 
 def _layer_note(state: RunState) -> str:
+    if state.waiting is not None:
+        return f"waiting for {state.waiting.region}"
     layer = _shown_layer(state)
     if layer is None:
         return ""

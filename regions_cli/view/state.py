@@ -297,6 +297,7 @@ class RunState:
 
     def _state_entered(self, event: StateEntered) -> None:
         self.current_state, self.visit = event.state, event.visit
+        self.last_layer = None  # no layer of this visit has run yet
         self.visits[event.state] = event.visit
         self.path.add(event.state)
         for layer in self.state_layers(event.state):  # a new visit runs them all again
