@@ -5,8 +5,9 @@ a run did; these commands walk a plan one layer at a time, put messages into a r
 that is running in another process), inspect it, and re-render it without any model.
 
 Exit codes: 0 done, 1 invalid input (unknown region, bad role, invalid workflow), 2 usage or
-I/O error (missing, corrupt or foreign run file), 3 a step failed. Only typer and the standard
-library are imported at module import time.
+I/O error (missing, corrupt or foreign run file), 3 a step failed, 5 the run waits for input
+(a ``wait:`` reached by ``step``). Only typer and the standard library are imported at module
+import time.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def step(
     """Run the next layer (or N) of FILE's plan in a run file, commit, show what is pending.
 
     Without --run it goes on with the newest run of FILE (never a run of another file), and
-    says so when that run has finished; --new starts another.
+    says so when that run has finished; --new starts another. At a wait: item with no answer
+    it stops with exit code 5 and prints the regions inject command that answers it.
 
     Example:
 
@@ -264,8 +266,11 @@ def show(
         "region's only).",
     ),
 ) -> None:
-    """A run's status: plan position (a state machine's state, visits and path), pending
-    messages per region, failures, tokens; for a run that waits, how to answer.
+    """A run's status: plan position, pending messages per region, failures, tokens.
+
+    For a state machine: its current state, the visits per state, the transitions and the
+    path taken; for a run that waits at a wait: item, what for and the commands that answer
+    it and go on.
 
     Example:
 
