@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,60 +22,19 @@ from regions_cli.runs.store import RunFile
 
 pytestmark = pytest.mark.xfail(reason="needs the states schema", strict=False)
 
+MACHINES = Path(__file__).parents[1] / "fixtures" / "machines"
+
 #: A writer and a critic who never approves: review's second visit is its last (then: end).
-LOOP = """\
-version: 1
-name: loop
-llms:
-  default: {backend: scripted}
-  critic:
-    backend: scripted
-    rules:
-      - {match: ".", reply: "revise"}
-regions:
-  Writer: {type: Region, task: Write., connections: [Critic]}
-  Critic: {type: Region, task: Judge., llm: critic}
-inject:
-  - {to: Writer, content: "Write a poem about rain."}
-states:
-  draft:
-    plan:
-      - layer: write
-        chains: {w: [Writer.make_questions]}
-    next:
-      - to: review
-  review:
-    max_visits: 2
-    on_exhausted: end
-    plan:
-      - layer: judge
-        chains: {c: [Critic.make_replies]}
-    next:
-      - when: {region: Critic, says: "APPROVED"}
-        to: end
-      - to: draft
-"""
+LOOP = MACHINES / "review_loop.yaml"
 
 #: A machine that asks a person: it waits for Interviewer, then answers (an echo) and ends.
-INTERVIEW = """\
-version: 1
-name: interview
-llms:
-  default: {backend: scripted}
-regions:
-  Interviewer: {type: Region, task: Interview.}
-states:
-  ask:
-    plan:
-      - wait: {for: Interviewer, prompt: "Your name?"}
-      - layer: answer
-        chains: {a: [Interviewer.make_replies]}
-"""
+INTERVIEW = MACHINES / "interview.yaml"
 
 
-def write(tmp_path: Path, name: str, text: str) -> Path:
+def write(tmp_path: Path, name: str, source: Path) -> Path:
+    """A copy of the workflow `source` in `tmp_path` (its runs are written beside it)."""
     path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
+    shutil.copyfile(source, path)
     return path
 
 

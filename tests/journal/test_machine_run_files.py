@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,40 +31,15 @@ from regions_cli.view.plain import PlainView
 from regions_cli.view.runs import pending_lines
 from regions_cli.workflow.convert import build_workflow
 
-LOOP = """\
-version: 1
-name: loop
-llms:
-  default: {backend: scripted}
-regions:
-  Writer: {type: Region, task: Write., connections: [Critic]}
-  Critic: {type: Region, task: Judge.}
-inject:
-  - {to: Writer, content: "Write a poem about rain."}
-states:
-  draft:
-    plan:
-      - layer: write
-        chains: {w: [Writer.make_questions]}
-    next:
-      - to: review
-  review:
-    max_visits: 3
-    plan:
-      - wait: {for: Critic, prompt: "Approve the draft?"}
-      - layer: judge
-        chains: {c: [Critic.make_replies]}
-    next:
-      - when: {region: Critic, says: "APPROVED"}
-        to: end
-      - to: draft
-"""
+MACHINES = Path(__file__).parents[1] / "fixtures" / "machines"
+#: A writer and a critic; each visit of review waits for a person before the critic judges.
+LOOP = MACHINES / "review_wait.yaml"
 
 
 @pytest.fixture
 def loop_file(tmp_path: Path) -> Path:
     path = tmp_path / "loop.yaml"
-    path.write_text(LOOP, encoding="utf-8")
+    shutil.copyfile(LOOP, path)
     return path
 
 
