@@ -14,13 +14,10 @@ import shlex
 import shutil
 from pathlib import Path
 
-import pytest
 from clirun import regions
 
 from regions_cli.cli.runner import RunOptions, run_workflow
 from regions_cli.runs.store import RunFile
-
-pytestmark = pytest.mark.xfail(reason="needs the states schema", strict=False)
 
 MACHINES = Path(__file__).parents[1] / "fixtures" / "machines"
 
