@@ -20,6 +20,7 @@ from regions_cli.cli import (
     runs_cmd,
     seed_cmd,
     verify_cmd,
+    worker_cmd,
 )
 from regions_cli.cli.help import Typer, plain_usage_error
 from regions_cli.exit_codes import ExitCode
@@ -55,7 +56,9 @@ def _root(
     """
 
 
-for module in (verify_cmd, run_cmd, runs_cmd, rag_cmd, llm_cmd, cache_cmd, seed_cmd, gui_cmd):
+for module in (
+    verify_cmd, run_cmd, runs_cmd, rag_cmd, llm_cmd, cache_cmd, seed_cmd, gui_cmd, worker_cmd,
+):  # fmt: skip
     module.register(app)
 
 

@@ -128,12 +128,16 @@ async def connect(settings: NatsSettings, *, name: str) -> Client:
         # The first connection must work (a wrong URL or password is the user's to fix);
         # later drops reconnect forever.
         client = await nats.connect(
-            settings.url, error_cb=error_cb, **{**options, "allow_reconnect": False}
+            settings.url,
+            error_cb=error_cb,
+            **{**options, "allow_reconnect": False, "max_reconnect_attempts": 1},
         )
     except Exception as exc:
         reason = failure[-1] if failure else (str(exc) or type(exc).__name__)
         raise TransportError(f"cannot connect to NATS at {settings.url}: {reason}") from None
-    client.options["allow_reconnect"] = True  # from now on, wait out a server restart
+    # From now on, wait out a server restart (the options the client reads when it drops).
+    client.options["allow_reconnect"] = True
+    client.options["max_reconnect_attempts"] = -1
     return client
 
 
@@ -345,3 +349,44 @@ async def _run_one(
 def _token(text: str) -> str:
     """`text` as one subject token."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", text) or "_"
+
+
+async def run_worker(
+    settings: NatsSettings,
+    *,
+    name: str,
+    labels: Sequence[str] = (),
+    concurrency: int = 1,
+    ack_wait: float = ACK_WAIT,
+    log: Callable[[str], None] = print,
+) -> None:
+    """`regions worker`: connect, then take jobs until cancelled, one log line per job (which
+    workflow, region and method it ran, and how it ended). Raises `TransportError`."""
+    client = await connect(settings, name=name)
+    worker = Worker(name)
+
+    def ran(job: Job, result: JobResult) -> None:
+        how = result.status if result.error is None else f"failed: {result.error}"
+        log(
+            f"{name}: ran {job.region}.{job.method} of run {job.id.split('/')[0]} "
+            f"(workflow {job.workflow_hash[:12]}): {how}"
+        )
+
+    ready = asyncio.Event()
+    serving = asyncio.ensure_future(
+        serve(client, worker, labels=labels, concurrency=concurrency, ack_wait=ack_wait,
+              ran=ran, ready=ready)
+    )  # fmt: skip
+    try:
+        await asyncio.wait({serving, asyncio.ensure_future(ready.wait())},
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        if ready.is_set():
+            shown = f" with labels {', '.join(labels)}" if labels else ""
+            log(f"{name}: serving {settings.url}{shown}, {concurrency} at a time")
+        await serving
+    finally:
+        serving.cancel()
+        with contextlib.suppress(BaseException):
+            await serving
+        await client.close()
+        await worker.aclose()
