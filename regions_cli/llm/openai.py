@@ -55,7 +55,7 @@ from regions_cli.llm.base import (
     json_ready,
     strip_thinking,
 )
-from regions_cli.llm.tool_protocol import as_text_request, parse_tool_answer
+from regions_cli.llm.tool_protocol import complete_as_text
 
 if TYPE_CHECKING:
     import httpx
@@ -204,17 +204,8 @@ class OpenAIModel:
     async def _complete_as_text(
         self, request: CompletionRequest, on_token: TokenCallback | None
     ) -> Completion:
-        """`request` through the JSON tool protocol (see the module doc). The streamed text is
-        the protocol's JSON, so `on_token` gets the answer's text once, parsed."""
-        completion = await self._complete(as_text_request(request), None)
-        text, calls = (
-            parse_tool_answer(completion.text, request.messages)
-            if request.tool_choice != "none"
-            else (completion.text, ())
-        )
-        if on_token is not None and text:
-            on_token(text)
-        return Completion(text, completion.usage, completion.model, tool_calls=calls)
+        """`request` through the JSON tool protocol (see the module doc)."""
+        return await complete_as_text(request, on_token, lambda plain: self._complete(plain, None))
 
     def _payload(
         self,

@@ -21,12 +21,14 @@ unique within one conversation.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from regions_cli.llm.base import (
     ChatMessage,
+    Completion,
     CompletionRequest,
+    TokenCallback,
     ToolCall,
     ToolDefinition,
     json_ready,
@@ -38,39 +40,34 @@ def offers_tools(request: CompletionRequest) -> bool:
     return bool(request.tools) and request.tool_choice != "none"
 
 
-def tool_call_schema(request: CompletionRequest, *, typed_arguments: bool = True) -> dict[str, Any]:
+def tool_call_schema(request: CompletionRequest, *, max_calls: int | None = None) -> dict[str, Any]:
     """The JSON Schema of a protocol answer to `request` (which offers tools).
 
-    With `typed_arguments` each call's ``arguments`` follow its tool's parameters schema
-    (``anyOf`` one branch per tool, keyed by a ``const`` name); without, any object under a name
-    from the ``enum`` of tool names. ``tool_choice: required`` leaves out the answer branch.
+    Each call's ``arguments`` follow its tool's parameters schema: ``anyOf`` one branch per
+    tool, keyed by a ``const`` name (llama.cpp's grammar follows it, so even a small model
+    writes arguments that validate). `max_calls` bounds the calls of one answer.
+    ``tool_choice: required`` leaves out the answer branch.
     """
-    names = [tool.name for tool in request.tools]
-    if typed_arguments:
-        call: dict[str, Any] = {
-            "anyOf": [
-                {
-                    "type": "object",
-                    "properties": {
-                        "name": {"const": tool.name},
-                        "arguments": json_ready(tool.parameters) or {"type": "object"},
-                    },
-                    "required": ["name", "arguments"],
-                    "additionalProperties": False,
-                }
-                for tool in request.tools
-            ]
-        }
-    else:
-        call = {
-            "type": "object",
-            "properties": {"name": {"enum": names}, "arguments": {"type": "object"}},
-            "required": ["name", "arguments"],
-            "additionalProperties": False,
-        }
+    call = {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"const": tool.name},
+                    "arguments": json_ready(tool.parameters) or {"type": "object"},
+                },
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+            for tool in request.tools
+        ]
+    }
+    array: dict[str, Any] = {"type": "array", "minItems": 1, "items": call}
+    if max_calls is not None:
+        array["maxItems"] = max(1, max_calls)
     calls = {
         "type": "object",
-        "properties": {"tool_calls": {"type": "array", "minItems": 1, "items": call}},
+        "properties": {"tool_calls": array},
         "required": ["tool_calls"],
         "additionalProperties": False,
     }
@@ -137,7 +134,7 @@ def render_tool_turns(
 
 
 def as_text_request(
-    request: CompletionRequest, *, typed_arguments: bool = True
+    request: CompletionRequest, *, max_calls: int | None = None
 ) -> CompletionRequest:
     """`request` with its tools turned into this protocol: rendered turns, the tools in the
     system prompt and the answer's schema; no tools left (a plain request any backend serves)."""
@@ -151,7 +148,7 @@ def as_text_request(
     paragraph = tools_prompt(request.tools, request.tool_choice)
     return CompletionRequest(
         tuple(render_tool_turns(request.messages, paragraph)),
-        tool_call_schema(request, typed_arguments=typed_arguments),
+        tool_call_schema(request, max_calls=max_calls),
         request.max_tokens,
         request.purpose,
     )
@@ -228,3 +225,26 @@ def calls_from_json(raw: Any) -> tuple[ToolCall, ...]:
     if not isinstance(raw, list):
         raise TypeError(f"tool_calls must be a list, not {type(raw).__name__}")
     return tuple(ToolCall(str(c["id"]), str(c["name"]), str(c["arguments"])) for c in raw)
+
+
+async def complete_as_text(
+    request: CompletionRequest,
+    on_token: TokenCallback | None,
+    generate: Callable[[CompletionRequest], Awaitable[Completion]],
+    *,
+    max_calls: int | None = None,
+) -> Completion:
+    """Answer `request` (which has tools) by `generate` on its `as_text_request`, parsed back.
+
+    The generated text is the protocol's JSON, so `on_token` gets the answer's text once, at
+    the end, instead of the JSON token by token."""
+    plain = as_text_request(request, max_calls=max_calls)
+    completion = await generate(plain)
+    text, calls = (
+        parse_tool_answer(completion.text, request.messages)
+        if offers_tools(request)
+        else (completion.text, ())
+    )
+    if on_token is not None and text:
+        on_token(text)
+    return Completion(text, completion.usage, completion.model, tool_calls=calls)
