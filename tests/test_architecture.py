@@ -39,7 +39,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "engine": {"model", "llm", "rag", "exit_codes", "private_files", "text"},
         "workflow": {"model", "private_files", "text"},
         "interop": {"model", "workflow", "text"},  # other frameworks' files <-> our model
-        "llm": {"model", "http", "private_files", "text"},
+        "llm": {"model", "http", "private_files", "text", "tools"},  # tools.base only (below)
         "rag": {"model", "http", "private_files", "text"},
         "view": {"engine", "runs", "model", "exit_codes", "text"},
         "tools": {"model", "rag"},  # tool kinds; a RAG store only through rag.base
@@ -109,6 +109,17 @@ def test_tools_see_stores_only_through_their_protocol() -> None:
         for path in sorted((PACKAGE / "tools").rglob("*.py"))
         for module in imported_modules(path)
         if module.startswith("regions_cli.rag") and module != "regions_cli.rag.base"
+    ]
+    assert wrong == []
+
+
+def test_models_see_tools_only_through_their_protocol() -> None:
+    """Cassettes record and replay tool results (`ToolTape`, `ToolResult`); no tool kind."""
+    wrong = [
+        f"{path.relative_to(PACKAGE.parent)} imports {module}"
+        for path in sorted((PACKAGE / "llm").rglob("*.py"))
+        for module in imported_modules(path)
+        if module.startswith("regions_cli.tools") and module != "regions_cli.tools.base"
     ]
     assert wrong == []
 
