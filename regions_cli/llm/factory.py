@@ -90,7 +90,8 @@ class _LiveRunTape(LiveTape):
 
 def tool_tape(options: LLMOptions | None = None) -> RunTape:
     """Where a run's tool calls go, from its cassette flags: ``--record FILE`` runs each call
-    and writes its result into FILE (beside the models' calls: build the models first),
+    and writes its result into FILE (beside the models' calls: open it while they are open,
+    since the first user of a cassette path starts the file afresh),
     ``--replay FILE`` answers from FILE and runs no tool, otherwise every call just runs (the
     response cache never holds a tool's results: its side effects must happen). Raises
     `LLMConfigError` for a replay cassette that is missing or malformed."""
