@@ -189,8 +189,8 @@ class OpenAIModel:
                 if request.tools and _TOOLS_REJECTED.search(_server_said(exc)):
                     self._native_tools = False
                     self._notices.append(
-                        f"llms.{self.name}: the server at {self.settings.base_url} rejects "
-                        "`tools`; tool calls go through JSON output for the rest of the run"
+                        f"llms.{self.name}: the server rejects `tools`; tool calls go "
+                        "through JSON output for the rest of the run"
                     )
                     return await self._complete_as_text(request, on_token)
                 # The server rejects an optional extra: drop the most exotic one and ask again.
