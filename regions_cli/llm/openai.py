@@ -55,7 +55,7 @@ from regions_cli.llm.base import (
     json_ready,
     strip_thinking,
 )
-from regions_cli.llm.tool_protocol import complete_as_text
+from regions_cli.llm.tool_protocol import complete_as_text, speaks_tools
 
 if TYPE_CHECKING:
     import httpx
@@ -171,7 +171,7 @@ class OpenAIModel:
     async def _complete(
         self, request: CompletionRequest, on_token: TokenCallback | None
     ) -> Completion:
-        if request.tools and not self._native_tools:
+        if not self._native_tools and speaks_tools(request):
             return await self._complete_as_text(request, on_token)
         stream = self.stream
         while True:

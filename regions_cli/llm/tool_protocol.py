@@ -35,6 +35,12 @@ from regions_cli.llm.base import (
 )
 
 
+def speaks_tools(request: CompletionRequest) -> bool:
+    """Whether `request` involves tools: it offers some, or its conversation holds tool calls
+    or results (a last request may offer none, yet show the calls made so far)."""
+    return bool(request.tools) or any(m.tool_calls or m.role == "tool" for m in request.messages)
+
+
 def offers_tools(request: CompletionRequest) -> bool:
     """Whether the model may call: tools are offered and `tool_choice` is not ``none``."""
     return bool(request.tools) and request.tool_choice != "none"

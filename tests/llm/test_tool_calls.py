@@ -158,9 +158,12 @@ async def test_a_server_rejecting_tools_gets_the_json_protocol_once_and_for_all(
             first = await model.complete(ask())
             notices = model.take_notices()
             second = await model.complete(ask(CALLED), pieces.append)
+            # A last request that offers no tools still shows the calls made: as text here.
+            last = await model.complete(CompletionRequest(CALLED))
         finally:
             await model.aclose()
     assert first.tool_calls == (ToolCall("call_1", "add", '{"a": 2, "b": 3}'),)
+    assert last.tool_calls == () and last.text == '{"answer": "The sum is 5."}'  # no protocol
     assert first.text == ""
     assert second.text == "The sum is 5." and second.tool_calls == ()
     assert pieces == ["The sum is 5."]  # the answer's text, not the protocol's JSON
@@ -169,8 +172,11 @@ async def test_a_server_rejecting_tools_gets_the_json_protocol_once_and_for_all(
     assert notice.startswith("llms.m: the server rejects `tools`; tool calls go through JSON")
     assert model.take_notices() == []  # said once
     bodies = [r.body for r in server.generation_requests()]
-    assert [("tools" in b) for b in bodies] == [True, False, False]  # one rejected request
-    fallback, answered = bodies[1:]
+    assert [("tools" in b) for b in bodies] == [True, False, False, False]  # one rejected
+    fallback, answered, plain = bodies[1:]
+    assert plain["messages"][1:] == answered["messages"][1:]  # the same turns, as text
+    assert [m["role"] for m in plain["messages"]] == ["system", "user", "assistant", "user"]
+    assert "response_format" not in plain and "add:" not in plain["messages"][0]["content"]
     schema = fallback["response_format"]["json_schema"]["schema"]
     assert schema == tool_call_schema(ask())
     assert "add: Add two numbers." in fallback["messages"][0]["content"]
