@@ -325,7 +325,7 @@ def _build(
         for name, endpoint in workflow.llms.items():
             if not endpoint.implied:
                 inherited[name] = model(name, "")
-    if used_tool_specs(workflow):
+    if tool_uses(workflow):
         _give_tools(workflow, regions, llm_options, servers, lambda name: store(name, ""))
     postmaster = Postmaster(regions, workflow.delivery, bus.emit, transport)
     return Engine(workflow, bus, regions, postmaster, budget, closers)
