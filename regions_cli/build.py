@@ -78,13 +78,17 @@ async def build_engine_async(
     *,
     transport: Transport | None = None,
     progress: StoreProgress | None = None,
+    llms: Mapping[str, CompletionModel] | None = None,
 ) -> Engine:
     """`build_engine` for code running on an event loop: the RAG stores are opened (and their
     documents ingested) in a worker thread, and cancelling this coroutine stops the ingestion
     within one embedding slice (`regions_cli.rag.store.EMBED_SLICE` chunks); models that load
-    slowly start loading. `progress` hears how far each store's ingestion got. The engine
-    closes the stores and models in `Engine.aclose`."""
-    return await _build_async(workflow, bus, llm_options, transport, progress, enclosing=())
+    slowly start loading; the MCP servers the regions use are started. `progress` hears how far
+    each store's ingestion got; `llms` are as for `build_engine`. The engine closes the
+    stores, models and MCP servers in `Engine.aclose`."""
+    return await _build_async(
+        workflow, bus, llm_options, transport, progress, enclosing=(), llms=llms
+    )
 
 
 async def _build_async(
