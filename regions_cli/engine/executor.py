@@ -162,6 +162,12 @@ class _StepEvents:
             )
         )
 
+    def ended(self, result: _Attempt, duration: float, attempt: int) -> None:
+        """`finished` with what an attempt reported."""
+        self.finished(
+            result.outcome, duration, attempt, result.error, result.detail, result.stopped_reason
+        )
+
 
 def workflow_hash(workflow: Workflow) -> str:
     """A stable hash of the workflow: of its file when it has one, else of its model."""
@@ -696,14 +702,7 @@ class Engine:
                     raise
                 duration = time.perf_counter() - started
                 if result.outcome in FAILED_OUTCOMES and attempt < attempts:
-                    where.finished(
-                        result.outcome,
-                        duration,
-                        attempt,
-                        result.error,
-                        result.detail,
-                        result.stopped_reason,
-                    )
+                    where.ended(result, duration, attempt)
                     continue  # retry from the same (rolled back) state
                 tally.count(result.outcome)
                 # The step's finish is its last event (the journal ends a chain's record there).
@@ -720,14 +719,7 @@ class Engine:
                                 region=region.name,
                             )
                         )
-                where.finished(
-                    result.outcome,
-                    duration,
-                    attempt,
-                    result.error,
-                    result.detail,
-                    result.stopped_reason,
-                )
+                where.ended(result, duration, attempt)
                 return result.outcome
         raise AssertionError("unreachable: the attempt loop always returns")  # pragma: no cover
 

@@ -212,11 +212,9 @@ async def run_tool_loop(
     offered = toolbox.definitions
     chat = list(messages)
     called = False
-    for iteration in range(1, config.max_iterations + 1):
-        choice: Literal["auto", "required"] = (
-            "required" if config.require_tool_call and not called else "auto"
-        )
-        completion = await ask(
+
+    async def ask_with(choice: Literal["auto", "required", "none"]) -> Completion:
+        return await ask(
             CompletionRequest(
                 messages=tuple(chat),
                 json_schema=json_schema,
@@ -224,6 +222,11 @@ async def run_tool_loop(
                 tools=offered,
                 tool_choice=choice,
             )
+        )
+
+    for iteration in range(1, config.max_iterations + 1):
+        completion = await ask_with(
+            "required" if config.require_tool_call and not called else "auto"
         )
         if not completion.tool_calls:
             if config.require_tool_call and not called:
@@ -242,13 +245,5 @@ async def run_tool_loop(
         for call, result in zip(calls, results, strict=True):
             if call.name in config.terminal_tools and not result.is_error:
                 return LoopEnd(result.content, "terminal_tool")
-    final = await ask(
-        CompletionRequest(
-            messages=tuple(chat),
-            json_schema=json_schema,
-            purpose=purpose,
-            tools=offered,
-            tool_choice="none",
-        )
-    )
+    final = await ask_with("none")
     return LoopEnd(final.text.strip() or None, "max_iterations")

@@ -14,6 +14,7 @@ from engine_helpers import FakeModel, engine_for, workflow
 from tool_helpers import (
     NUMBERS,
     Script,
+    alive,
     asks,
     call,
     command,
@@ -287,7 +288,7 @@ async def test_an_mcp_servers_tools_are_offered_called_and_the_server_stopped_at
     assert {"add", "pid", "slow", "echo"} <= set(offered)
     total, pid = result.outputs[0].content.split()
     assert total == "5.0"
-    assert not _alive(int(pid))  # stopped with the engine
+    assert not alive(int(pid))  # stopped with the engine
 
 
 async def test_a_server_that_does_not_start_is_a_one_line_build_error(folder: Path) -> None:
@@ -307,11 +308,3 @@ async def test_the_sync_builder_refuses_mcp_servers(folder: Path) -> None:
     wf = with_tools(wf, folder, [server], {"Solver": ["fixture"]})
     with pytest.raises(BuildError, match="started by build_engine_async"):
         engine_for(wf, llms={"default": Script("x")})
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -13,6 +13,7 @@ from engine_helpers import engine_for, workflow
 from tool_helpers import (
     NUMBERS,
     Script,
+    alive,
     asks,
     call,
     command,
@@ -305,14 +306,14 @@ async def test_ctrl_c_kills_a_running_command_tools_process_group(folder: Path) 
     engine, recorder = engine_for(wf, llms={"default": model})
     task = asyncio.create_task(engine.run())
     pid = int(await asyncio.to_thread(fifo.read_text))  # the tool is running now
-    assert _alive(pid)
+    assert alive(pid)
     task.cancel()
     try:
         result = await task
     finally:
         await engine.aclose()
     assert result.status == "interrupted"
-    assert not _alive(pid)
+    assert not alive(pid)
     assert recorder.of("tool_result") == []
     assert recorder.of("step_finished")[0].outcome == "cancelled"
 
@@ -342,11 +343,3 @@ async def test_a_region_naming_an_unknown_tool_is_a_build_error(folder: Path) ->
     wf = with_tools(solver(), folder, [], {"Solver": ["nope"]})
     with pytest.raises(BuildError, match=r"regions\.Solver\.tools: no tools entry named 'nope'"):
         engine_for(wf, llms={"default": Script("x")})
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

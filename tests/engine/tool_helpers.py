@@ -172,3 +172,12 @@ class Script:
 def tool_turns(request: CompletionRequest) -> list[str]:
     """The tool results a request hands back, in order."""
     return [m.content for m in request.messages if m.role == "tool"]
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its reaper counts as dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
