@@ -330,7 +330,11 @@ def _build(
             if not endpoint.implied:
                 inherited[name] = model(name, "")
     if tool_uses(workflow):
-        _give_tools(workflow, regions, llm_options, servers, lambda name: store(name, ""))
+        tape = _tool_tape(llm_options)  # after the models: a cassette's tool lines go beside
+        close_tape = getattr(tape, "aclose", None)
+        if close_tape is not None:
+            closers.append(close_tape)  # after the models' closers
+        _give_tools(workflow, regions, tape, servers, lambda name: store(name, ""))
     postmaster = Postmaster(regions, workflow.delivery, bus.emit, transport)
     return Engine(workflow, bus, regions, postmaster, budget, closers)
 
@@ -363,9 +367,11 @@ def used_tool_specs(workflow: Workflow) -> list[ToolSpec]:
 
 
 def _tool_tape(llm_options: LLMOptions | None) -> ToolTape:
-    """The run's `ToolTape`. THE SEAM for ``--record``/``--replay`` of tool results: when the
-    cassette's factory (``tool_tape(llm_options)``) exists, it is returned here; until then
-    every call runs."""
+    """The run's `ToolTape` (made after its models; an ``aclose`` it has runs after theirs).
+
+    THE SEAM for ``--record``/``--replay`` of tool results: once the cassette's factory
+    exists, this returns ``regions_cli.llm.factory.tool_tape(llm_options)``; until then every
+    call runs."""
     return LiveTape()
 
 
@@ -427,7 +433,7 @@ def _circle(uses: Mapping[str, tuple[str, ...]], workflow: Workflow) -> list[str
 def _give_tools(
     workflow: Workflow,
     regions: Mapping[str, BaseRegion],
-    llm_options: LLMOptions | None,
+    tape: ToolTape,
     servers: McpServers | None,
     store: Callable[[str], KnowledgeStore],
 ) -> None:
@@ -440,7 +446,6 @@ def _give_tools(
             f"regions.{circle[0]}.tools: region tools ask in a circle "
             f"({' -> '.join(circle)}): each would wait for the other's answer"
         )
-    tape = _tool_tape(llm_options)
     shared: dict[str, tuple[Tool, ...]] = {}  # one tool per entry, shared by its users
 
     def tools_of(entry: str, region: str) -> tuple[Tool, ...]:

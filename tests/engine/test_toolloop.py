@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,16 @@ from tool_helpers import (
     write_scripts,
 )
 
-from regions_cli.build import BuildError
-from regions_cli.engine.executor import RunResult
+from regions_cli.build import BuildError, build_engine
+from regions_cli.engine.events import EventBus
+from regions_cli.engine.executor import Engine, RunResult
 from regions_cli.engine.toolloop import CALL_FIRST
 from regions_cli.llm.base import LLMError
 from regions_cli.model import Workflow
 from regions_cli.model.tools import ToolLoopConfig
+from regions_cli.runs.run import Run
+from regions_cli.runs.store import RunFile
+from regions_cli.tools.base import ToolResult
 
 
 @pytest.fixture
@@ -224,8 +230,9 @@ async def test_an_empty_answer_stops_with_error_and_keeps_the_request(folder: Pa
 
 
 async def test_a_failing_model_call_inside_the_loop_fails_the_step(folder: Path) -> None:
-    model = Script(asks(call("add", {"a": 2, "b": 3})), LLMError("connection refused"))
-    model.answers[1] = lambda request: LLMError("connection refused")
+    model = Script(
+        asks(call("add", {"a": 2, "b": 3})), lambda request: LLMError("connection refused")
+    )
     result, recorder = await run(adder(folder), model)
     assert not result.ok
     (finished,) = recorder.of("step_finished")
@@ -343,3 +350,63 @@ async def test_a_region_naming_an_unknown_tool_is_a_build_error(folder: Path) ->
     wf = with_tools(solver(), folder, [], {"Solver": ["nope"]})
     with pytest.raises(BuildError, match=r"regions\.Solver\.tools: no tools entry named 'nope'"):
         engine_for(wf, llms={"default": Script("x")})
+
+
+class Tape:
+    """A `ToolTape` that replays canned results and never runs a tool; it keeps each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def call(
+        self, tool: str, arguments: str, run: Callable[[], Awaitable[ToolResult]]
+    ) -> ToolResult:
+        self.calls.append((tool, arguments))
+        return ToolResult(f"recorded {tool}")
+
+
+async def test_every_call_goes_through_the_runs_tape(folder: Path) -> None:
+    """What a replay does: the tape answers, the (failing) command never runs. Calls the loop
+    answers itself (an unknown tool, malformed arguments) never reach the tape."""
+    model = Script(
+        asks(call("fail", {}), call("nope", {}), call("add", "{oops")),
+        lambda request: " | ".join(tool_turns(request)),
+    )
+    tape = Tape()
+    engine, _ = engine_for(adder(folder), llms={"default": model})
+    toolbox = engine.regions["Solver"].context.toolbox
+    assert toolbox is not None
+    engine.regions["Solver"].context.toolbox = replace(toolbox, tape=tape)
+    try:
+        result = await engine.run()
+    finally:
+        await engine.aclose()
+    assert tape.calls == [("fail", "{}")]
+    first, second, third = result.outputs[0].content.split(" | ")
+    assert first == "recorded fail"
+    assert second.startswith("error: there is no tool named 'nope'")
+    assert third.startswith("error: add: the arguments are not valid JSON")
+
+
+async def test_the_run_file_keeps_the_tool_events_and_the_stopped_reason(folder: Path) -> None:
+    model = Script(asks(call("add", {"a": 2, "b": 3}, "c1")), answer_with_result)
+    source = folder / "adder.yaml"  # a run file records the file its workflow came from
+    source.write_text("name: test\n", encoding="utf-8")
+    wf = replace(adder(folder), source=source)
+
+    async def build(workflow: Workflow, bus: EventBus) -> Engine:
+        return build_engine(workflow, bus, llms={"default": model})
+
+    run = Run.open(wf, run_file=folder / "run.db", build=build)
+    with run:
+        finished = await run.execute()
+    assert finished.exit_code == 0
+    stored = RunFile.open(folder / "run.db")
+    try:
+        events = list(stored.events())
+    finally:
+        stored.close()
+    by_kind = {e["kind"]: e for e in events}
+    assert by_kind["tool_call"]["arguments"] == '{"a": 2, "b": 3}'
+    assert by_kind["tool_result"]["content"].strip() == "5"
+    assert by_kind["step_finished"]["stopped_reason"] == "answered"
