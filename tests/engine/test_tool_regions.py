@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import FakeModel, engine_for, workflow
+from engine_helpers import FakeModel, FakeStore, engine_for, workflow
 from tool_helpers import (
     NUMBERS,
     Script,
@@ -26,7 +26,7 @@ from tool_helpers import (
 from regions_cli.build import BuildError, build_engine_async
 from regions_cli.engine.events import EventBus
 from regions_cli.model import Chain, Step, Workflow
-from regions_cli.model.tools import McpServerSpec, RegionToolSpec
+from regions_cli.model.tools import McpServerSpec, PythonToolSpec, RagToolSpec, RegionToolSpec
 
 FIXTURE_SERVER = (
     Path(__file__).resolve().parents[1] / "tools" / "fixtures" / "mcp_fixture_server.py"
@@ -54,8 +54,10 @@ def runner(folder: Path, *requests: str, tool: str = "add") -> Workflow:
     return with_tools(wf, folder, tools, {"Runner": [tool]})
 
 
-async def run(wf: Workflow, **llms: Any) -> tuple[Any, Any, Any]:
-    engine, recorder = engine_for(wf, llms=llms)
+async def run(
+    wf: Workflow, stores: dict[str, Any] | None = None, **llms: Any
+) -> tuple[Any, Any, Any]:
+    engine, recorder = engine_for(wf, llms=llms, stores=stores)
     try:
         result = await engine.run()
     finally:
@@ -308,3 +310,38 @@ async def test_the_sync_builder_refuses_mcp_servers(folder: Path) -> None:
     wf = with_tools(wf, folder, [server], {"Solver": ["fixture"]})
     with pytest.raises(BuildError, match="started by build_engine_async"):
         engine_for(wf, llms={"default": Script("x")})
+
+
+# -- the other kinds, wired by the build ----------------------------------------------------
+
+
+async def test_a_rag_tool_searches_the_store_the_workflow_names(folder: Path) -> None:
+    store = FakeStore({1: ("The Zebras were led by Stripes.", ()), 2: ("Bananas.", ())})
+    store.scores = {1: 0.9, 2: 0.1}
+    wf = workflow(
+        {"Solver": {"type": "Region", "task": "Look it up."}},
+        [{"chains": {"c": ["Solver.make_replies"]}}],
+        rags={"facts": {"path": "facts.db"}},
+        inject=[{"from": "user", "to": "Solver", "content": "Who led the Zebras?"}],
+    )
+    wf = with_tools(wf, folder, [RagToolSpec(name="search", store="facts")], {"Solver": ["search"]})
+    model = Script(asks(call("search", {"query": "Zebras", "k": 1})), lambda r: tool_turns(r)[0])
+    _, result, _ = await run(wf, {"facts": store}, default=model)
+    assert result.outputs[0].content.startswith("[1] untitled (score 0.900)\nThe Zebras were led")
+    assert store.calls[0][0] == "search"
+
+
+async def test_a_python_tool_calls_the_function(folder: Path) -> None:
+    wf = with_tools(
+        workflow(
+            {"Solver": {"type": "Region", "task": "Tidy the text."}},
+            [{"chains": {"c": ["Solver.make_replies"]}}],
+            inject=[{"from": "user", "to": "Solver", "content": "tidy it"}],
+        ),
+        folder,
+        [PythonToolSpec(name="dedent", target="textwrap:dedent")],
+        {"Solver": ["dedent"]},
+    )
+    model = Script(asks(call("dedent", {"text": "    a\n    b"})), lambda r: tool_turns(r)[0])
+    _, result, _ = await run(wf, default=model)
+    assert result.outputs[0].content == "a\nb"
