@@ -4,6 +4,7 @@ servers wired into a run: real command tools, a real MCP server over stdio."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -282,9 +283,11 @@ async def test_an_mcp_servers_tools_are_offered_called_and_the_server_stopped_at
     bus = EventBus()
     engine = await build_engine_async(wf, bus, llms={"default": model})
     try:
+        assert len(fixture_servers()) == 1  # started once, before the run
         result = await engine.run()
     finally:
         await engine.aclose()
+    assert fixture_servers() == []
     assert result.ok, result.error
     offered = [t.name for t in model.requests[0].tools]
     assert {"add", "pid", "slow", "echo"} <= set(offered)
@@ -345,3 +348,33 @@ async def test_a_python_tool_calls_the_function(folder: Path) -> None:
     model = Script(asks(call("dedent", {"text": "    a\n    b"})), lambda r: tool_turns(r)[0])
     _, result, _ = await run(wf, default=model)
     assert result.outputs[0].content == "a\nb"
+
+
+def fixture_servers() -> list[int]:
+    """The pids of running fixture MCP servers started by this process."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == os.getpid() and FIXTURE_SERVER.name.encode() in command:
+            found.append(int(stat.parent.name))
+    return [pid for pid in found if alive(pid)]
+
+
+async def test_a_build_that_fails_after_the_servers_started_stops_them(folder: Path) -> None:
+    wf = workflow(
+        {
+            "Solver": {"type": "Region", "task": "Use the server."},
+            "Other": {"type": "Region", "task": "x"},
+        },
+        [{"chains": {"c": ["Solver.make_replies"]}}],
+    )
+    server = McpServerSpec(name="fixture", command=(sys.executable, str(FIXTURE_SERVER)))
+    wf = with_tools(wf, folder, [server], {"Solver": ["fixture"], "Other": ["missing"]})
+    assert fixture_servers() == []
+    with pytest.raises(BuildError, match="no tools entry named 'missing'"):
+        await build_engine_async(wf, EventBus())
+    assert fixture_servers() == []
