@@ -36,7 +36,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         },
         "build": {"engine", "llm", "rag", "model", "workflow", "tools"},  # workflow: sub-workflows
         "http": {"text"},  # serves the LLM and embedder backends, knows neither
-        "engine": {"model", "llm", "rag", "exit_codes", "private_files", "text"},
+        "engine": {"model", "llm", "rag", "tools", "exit_codes", "private_files", "text"},
         "workflow": {"model", "private_files", "text"},
         "interop": {"model", "workflow", "text"},  # other frameworks' files <-> our model
         "llm": {"model", "http", "private_files", "text", "tools"},  # tools.base only (below)
@@ -106,6 +106,18 @@ def imports_past_protocols(unit: str, units: tuple[str, ...]) -> list[str]:
 
 def test_the_engine_sees_models_and_stores_only_through_their_protocols() -> None:
     assert imports_past_protocols("engine", ("llm", "rag")) == []
+
+
+def test_the_engine_sees_tools_only_through_their_protocol() -> None:
+    """The tool loop, ToolRegion and the region tool speak `Tool`/`ToolTape`; the tool kinds
+    (a subprocess, an MCP client) are built by `regions_cli.build`."""
+    wrong = [
+        f"{path.relative_to(PACKAGE.parent)} imports {module}"
+        for path in sorted((PACKAGE / "engine").rglob("*.py"))
+        for module in imported_modules(path)
+        if module.startswith("regions_cli.tools") and module != "regions_cli.tools.base"
+    ]
+    assert wrong == []
 
 
 def test_tools_see_stores_only_through_their_protocol() -> None:
