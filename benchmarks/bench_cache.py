@@ -48,7 +48,11 @@ def _lookups(entries: int, calls: int) -> tuple[float, float]:
             (cache_key("openai", OPTIONS, _request(i)), "default", answer.text, "m", 60, 40, 0.0)
             for i in range(entries)
         ]
-        conn.executemany("INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO answers (key, llm, text, model, prompt_tokens, completion_tokens, "
+            "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         conn.commit()
         picks = [random.Random(7).randrange(entries) for _ in range(calls)]
         requests = [_request(i) for i in picks]

@@ -6,6 +6,10 @@
   process group, capped reads, argument validation) shows whole; and a small Python script, the
   usual kind of tool. Target: within 1.2x. A third row compares the ``cat`` call with asyncio's
   own ``create_subprocess_exec`` + ``communicate``: the share of the overhead that is ours.
+* loop: one command-tool call through the tool loop of a step (`Region.make_replies` with a
+  model that asks for the call, then answers with its result) against the same work done by
+  hand: ``subprocess.run`` of the command plus the step's two model round trips (the same
+  model, which answers at once, so the figure is the loop's own cost). Target: within 1.2x.
 * mcp: one call of ``get_current_time`` on the published `mcp-server-time` through `McpTool`
   (a server started by `McpServers`), against the MCP SDK's own `Client` calling a second
   instance of the same server directly. Target: within 1.2x.
@@ -31,6 +35,17 @@ from common import Row
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from regions_cli.engine.message import Origin
+from regions_cli.engine.regions import Entry, RegionContext, make_region
+from regions_cli.engine.toolloop import Toolbox
+from regions_cli.llm.base import (
+    ChatMessage,
+    Completion,
+    CompletionRequest,
+    TokenCallback,
+    ToolCall,
+)
+from regions_cli.model import RegionConfig
 from regions_cli.model.tools import CommandToolSpec, McpServerSpec
 from regions_cli.tools.command import CommandTool
 from regions_cli.tools.mcp import McpServers
@@ -94,6 +109,52 @@ async def _command(
         return await _abba(rounds, calls, ours, other)
 
 
+class _CallOnce:
+    """A model that asks for one call of `echo`, then answers with the result."""
+
+    name = "call-once"
+
+    async def complete(
+        self, request: CompletionRequest, on_token: TokenCallback | None = None
+    ) -> Completion:
+        results = [m.content for m in request.messages if m.role == "tool"]
+        if results:
+            return Completion(results[-1].strip())
+        return Completion("", tool_calls=(ToolCall("c1", "echo", '{"timezone": "UTC"}'),))
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _loop(rounds: int, calls: int) -> tuple[float, float]:
+    """Per step: a Region's make_replies whose model calls the Python-script tool once, and the
+    same command run by `subprocess.run` plus two round trips of the same model."""
+    command = (sys.executable, "-c", SCRIPT)
+    spec = CommandToolSpec(name="echo", command=command, parameters={"type": "object"})
+    env = {"PATH": os.environ.get("PATH", os.defpath)}
+    model = _CallOnce()
+    with tempfile.TemporaryDirectory() as folder:
+        tool = CommandTool(spec, folder=Path(folder))
+        context = RegionContext(llm=model, toolbox=Toolbox({"echo": tool}))
+        region = make_region(RegionConfig(name="Solver", type="Region", task="t."), context)
+        asked = CompletionRequest((ChatMessage("user", "What is the zone?"),))
+
+        async def ours() -> None:
+            region.requests = [Entry("user", "What is the zone?")]
+            region.begin_step(Origin())
+            await region.make_replies()
+            (reply,) = region.take_outbox()
+            assert reply.content == "UTC", reply.content
+
+        async def direct() -> None:
+            await model.complete(asked)
+            subprocess.run(command, input=b'{"timezone": "UTC"}', capture_output=True,
+                           cwd=folder, env=env)  # fmt: skip
+            await model.complete(asked)
+
+        return await _abba(rounds, calls, ours, direct)
+
+
 async def _mcp(rounds: int, calls: int) -> tuple[float, float]:
     server = shutil.which("mcp-server-time", path=os.path.dirname(sys.executable))
     assert server, "mcp-server-time is in the dev extra"
@@ -139,6 +200,18 @@ def main(quick: bool) -> list[Row]:
                 target=1.2,
             )
         )
+    ours, direct = asyncio.run(_loop(rounds, max(1, calls // 10)))
+    rows.append(
+        Row(
+            "tools: one command-tool call through the tool loop of a step, a Python script "
+            "(baseline: subprocess.run of the same command plus the step's two model round "
+            "trips)",
+            ours * 1e3,
+            "ms",
+            baseline=direct * 1e3,
+            target=1.2,
+        )
+    )
     ours, direct = asyncio.run(_mcp(rounds, calls))
     rows.append(
         Row(

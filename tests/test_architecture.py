@@ -36,10 +36,10 @@ ALLOWED: dict[str, frozenset[str]] = {
         },
         "build": {"engine", "llm", "rag", "model", "workflow", "tools"},  # workflow: sub-workflows
         "http": {"text"},  # serves the LLM and embedder backends, knows neither
-        "engine": {"model", "llm", "rag", "exit_codes", "private_files", "text"},
+        "engine": {"model", "llm", "rag", "tools", "exit_codes", "private_files", "text"},
         "workflow": {"model", "private_files", "text"},
         "interop": {"model", "workflow", "text"},  # other frameworks' files <-> our model
-        "llm": {"model", "http", "private_files", "text"},
+        "llm": {"model", "http", "private_files", "text", "tools"},  # tools.base only (below)
         "rag": {"model", "http", "private_files", "text"},
         "view": {"engine", "runs", "model", "exit_codes", "text"},
         "tools": {"model", "rag"},  # tool kinds; a RAG store only through rag.base
@@ -95,25 +95,41 @@ def test_nothing_imports_the_cli() -> None:
     assert [unit for unit, allowed in ALLOWED.items() if "cli" in allowed] == ["__main__"]
 
 
+def imports_past_protocols(unit: str, units: tuple[str, ...]) -> list[str]:
+    """The imports of `unit`'s modules that reach into one of `units` other than by its
+    protocol module (``regions_cli.UNIT.base``)."""
+    inside = tuple(f"regions_cli.{name}" for name in units)
+    return [
+        f"{path.relative_to(PACKAGE.parent)} imports {module}"
+        for path in sorted((PACKAGE / unit).rglob("*.py"))
+        for module in imported_modules(path)
+        if module.startswith(inside) and not module.endswith(".base")
+    ]
+
+
 def test_the_engine_sees_models_and_stores_only_through_their_protocols() -> None:
-    allowed = {"regions_cli.llm.base", "regions_cli.rag.base"}
+    assert imports_past_protocols("engine", ("llm", "rag")) == []
+
+
+def test_the_engine_sees_tools_only_through_their_protocol() -> None:
+    """The tool loop, ToolRegion and the region tool speak `Tool`/`ToolTape`; the tool kinds
+    (a subprocess, an MCP client) are built by `regions_cli.build`."""
     wrong = [
         f"{path.relative_to(PACKAGE.parent)} imports {module}"
         for path in sorted((PACKAGE / "engine").rglob("*.py"))
         for module in imported_modules(path)
-        if module.startswith(("regions_cli.llm", "regions_cli.rag")) and module not in allowed
+        if module.startswith("regions_cli.tools") and module != "regions_cli.tools.base"
     ]
     assert wrong == []
 
 
 def test_tools_see_stores_only_through_their_protocol() -> None:
-    wrong = [
-        f"{path.relative_to(PACKAGE.parent)} imports {module}"
-        for path in sorted((PACKAGE / "tools").rglob("*.py"))
-        for module in imported_modules(path)
-        if module.startswith("regions_cli.rag") and module != "regions_cli.rag.base"
-    ]
-    assert wrong == []
+    assert imports_past_protocols("tools", ("rag",)) == []
+
+
+def test_models_see_tools_only_through_their_protocol() -> None:
+    """Cassettes record and replay tool results (`ToolTape`, `ToolResult`); no tool kind."""
+    assert imports_past_protocols("llm", ("tools",)) == []
 
 
 def _distribution(requirement: str) -> str:

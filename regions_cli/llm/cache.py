@@ -2,9 +2,12 @@
 
 A `CachingModel` wraps any backend. Each request is keyed by the SHA-256 of everything that
 can change its answer (`cache_key`): the backend, the entry's options that shape the answer
-(model, params, seed, ...; never credentials, URLs, timeouts or concurrency), the messages,
-the JSON schema and max_tokens. A hit returns the stored answer without calling the model (its
-text reaches ``on_token`` in one piece); a miss calls the model and stores a successful answer.
+(model, params, seed, ...; never credentials, URLs, timeouts or concurrency), the messages
+(with their tool calls and results), the JSON schema, max_tokens and, when tools are offered,
+the tools and ``tool_choice``. An answer that calls tools is kept with its calls (a model's
+choice, like its text); a tool's results never are: its calls run every time. A hit returns
+the stored answer without calling the model (its text reaches ``on_token`` in one piece); a
+miss calls the model and stores a successful answer.
 Failures are never stored.
 
 The file is shared safely by concurrent runs: WAL mode, one ``INSERT OR IGNORE`` per answer
@@ -36,8 +39,11 @@ from regions_cli.llm.base import (
     ModelWrapper,
     TokenCallback,
     Usage,
+    canonical_messages,
+    canonical_tools,
     json_ready,
 )
+from regions_cli.llm.tool_protocol import calls_from_json, calls_to_json
 from regions_cli.private_files import create_private_file
 
 #: The file ``cache: true`` (and ``--cache`` without a FILE) uses, beside the workflow.
@@ -71,8 +77,10 @@ _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE answers (key TEXT PRIMARY KEY, llm TEXT NOT NULL, text TEXT NOT NULL, "
     "model TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, "
-    "created REAL NOT NULL)",
+    "created REAL NOT NULL, tool_calls TEXT NOT NULL DEFAULT '')",
 )
+#: Added to a file made before tools (the default '' = no calls; older regions ignore it).
+_ADD_TOOL_CALLS = "ALTER TABLE answers ADD COLUMN tool_calls TEXT NOT NULL DEFAULT ''"
 
 _BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -90,9 +98,10 @@ def cache_key(backend: str, options: Mapping[str, Any], request: CompletionReque
     canonical = {
         "backend": backend,
         "options": json_ready(answer_options),
-        "messages": [[m.role, m.content] for m in request.messages],
+        "messages": canonical_messages(request.messages),
         "json_schema": json_ready(request.json_schema) if request.json_schema is not None else None,
         "max_tokens": request.max_tokens,
+        **canonical_tools(request),
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -169,6 +178,9 @@ class ResponseCache:
                 raise sqlite3.DatabaseError(
                     "no such table: meta" if tables else "the file is empty"
                 )
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(answers)")}
+            if columns and "tool_calls" not in columns:
+                conn.execute(_ADD_TOOL_CALLS)
             row: tuple[str] | None = conn.execute(
                 "SELECT value FROM meta WHERE key = 'cache_version'"
             ).fetchone()
@@ -186,20 +198,26 @@ class ResponseCache:
     def get(self, key: str) -> Completion | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT text, model, prompt_tokens, completion_tokens FROM answers WHERE key = ?",
+                "SELECT text, model, prompt_tokens, completion_tokens, tool_calls FROM answers "
+                "WHERE key = ?",
                 (key,),
             ).fetchone()
         if row is None:
             return None
-        text, model, prompt_tokens, completion_tokens = row
-        return Completion(str(text), Usage(int(prompt_tokens), int(completion_tokens)), str(model))
+        text, model, prompt_tokens, completion_tokens, calls = row
+        return Completion(
+            str(text),
+            Usage(int(prompt_tokens), int(completion_tokens)),
+            str(model),
+            tool_calls=calls_from_json(json.loads(calls)) if calls else (),
+        )
 
     def put(self, key: str, llm: str, completion: Completion) -> None:
         """Store an answer; if another run stored one for `key` meanwhile, the first stays."""
         with self._lock:
             self._conn.execute(
                 "INSERT OR IGNORE INTO answers (key, llm, text, model, prompt_tokens, "
-                "completion_tokens, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "completion_tokens, created, tool_calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     llm,
@@ -208,6 +226,9 @@ class ResponseCache:
                     completion.usage.prompt_tokens,
                     completion.usage.completion_tokens,
                     time.time(),
+                    json.dumps(calls_to_json(completion.tool_calls))
+                    if completion.tool_calls
+                    else "",
                 ),
             )
 
@@ -277,7 +298,7 @@ class CachingModel(ModelWrapper):
                 on_token(cached.text)
             return replace(cached, cached=True)
         completion = await self.inner.complete(request, on_token)
-        if completion.text:  # an empty answer is worth asking again
+        if completion.text or completion.tool_calls:  # an empty answer is worth asking again
             self.cache.put(key, self.name, completion)
         return completion
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from regions_cli.llm.base import CompletionModel, LLMConfigError
 from regions_cli.model import LLMConfig, Workflow
+from regions_cli.tools.base import LiveTape, ToolTape
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,36 @@ def make_llm(config: LLMConfig, options: LLMOptions | None = None) -> Completion
 
         model = RecordingModel(model, options.record)
     return model
+
+
+class RunTape(ToolTape, Protocol):
+    """The `ToolTape` of a run, which the run closes at its end (after its models)."""
+
+    async def aclose(self) -> None: ...
+
+
+class _LiveRunTape(LiveTape):
+    async def aclose(self) -> None:
+        return None
+
+
+def tool_tape(options: LLMOptions | None = None) -> RunTape:
+    """Where a run's tool calls go, from its cassette flags: ``--record FILE`` runs each call
+    and writes its result into FILE (beside the models' calls: open it while they are open,
+    since the first user of a cassette path starts the file afresh),
+    ``--replay FILE`` answers from FILE and runs no tool, otherwise every call just runs (the
+    response cache never holds a tool's results: its side effects must happen). Raises
+    `LLMConfigError` for a replay cassette that is missing or malformed."""
+    options = options or LLMOptions()
+    if options.replay is not None:
+        from regions_cli.llm.replay import ReplayingTape
+
+        return ReplayingTape(options.replay)
+    if options.record is not None:
+        from regions_cli.llm.replay import RecordingTape
+
+        return RecordingTape(options.record)
+    return _LiveRunTape()
 
 
 def _cache_path(config: LLMConfig, options: LLMOptions) -> Path | None:

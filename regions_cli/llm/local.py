@@ -24,6 +24,13 @@ Structured output uses llama.cpp's JSON-schema grammar, so even a 135M model emi
 well-formed document. Strings and arrays without a bound get one (`MAX_JSON_STRING` characters,
 `MAX_JSON_ITEMS` items): a small model otherwise tends to ramble inside a string until
 max_tokens cuts the document open.
+
+Tools use the same grammar: a request that offers tools (or shows tool turns) is turned into
+the JSON protocol of `regions_cli.llm.tool_protocol` (tools in the system prompt, tool turns as
+text) and its answer is bounded to ``{"tool_calls": [...]}`` (each call's arguments by its
+tool's parameters schema) or ``{"answer": ...}``, then parsed into `Completion.tool_calls`.
+Since the generated text is that JSON, ``on_token`` then gets the answer's text once, parsed,
+not token by token.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from regions_cli.llm.base import (
     json_ready,
     strip_thinking,
 )
+from regions_cli.llm.tool_protocol import complete_as_text, speaks_tools
 
 if TYPE_CHECKING:
     from regions_cli.model import LLMConfig
@@ -378,6 +386,20 @@ class LocalModel:
         self, request: CompletionRequest, on_token: TokenCallback | None = None
     ) -> Completion:
         """Generate in the model process; pieces reach `on_token` as they come."""
+        if not speaks_tools(request):
+            return await self._generate(request, on_token)
+        # At most a call per tool offered in one turn: a small model under a grammar otherwise
+        # repeats its call until max_tokens cuts the JSON open.
+        return await complete_as_text(
+            request,
+            on_token,
+            lambda plain: self._generate(plain, None),
+            max_calls=len(request.tools),
+        )
+
+    async def _generate(
+        self, request: CompletionRequest, on_token: TokenCallback | None
+    ) -> Completion:
         payload = {"chat": self.chat_body(request), "schema": self.schema(request)}
         answer = await self._ask(payload, on_token)
         done = answer["done"]

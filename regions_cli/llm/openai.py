@@ -7,6 +7,17 @@ retries, timeouts); its `HttpError` leaves this module as an `LLMError` with the
 raw-completion servers, with ``<|im_start|>``/``<|im_end|>`` inside message text neutralised so
 content cannot break the turn structure.
 
+Tools: a request that offers tools sends them as OpenAI function tools with ``tool_choice``,
+and the conversation's tool turns in the chat format (assistant ``tool_calls``, ``tool``
+results); the calls come back from ``message.tool_calls`` or, streamed, assembled from the
+deltas' index-keyed pieces (text pieces still go to ``on_token``). A server that rejects
+``tools`` (HTTP 400/422 whose error mentions tools or functions) gets the JSON protocol of
+`regions_cli.llm.tool_protocol` instead: tools described in the system prompt, the answer
+constrained by a JSON schema (through the structured-output fallbacks below), tool turns as
+plain text. That switch is remembered for the endpoint and said once (`take_notices`).
+``api: completions`` always uses that protocol (a raw prompt has no tools API). A server that
+accepts ``tools`` and ignores them cannot be told apart from a model that chose to answer.
+
 Structured output degrades gracefully: a request with a JSON schema first asks for
 ``response_format: {type: json_schema}`` (OpenAI, vLLM, llama.cpp), then, if the server
 rejects that with 400/422, ``{type: json_object, schema}`` (llama-cpp-python), then nothing
@@ -39,10 +50,12 @@ from regions_cli.llm.base import (
     LLMConfigError,
     LLMError,
     TokenCallback,
+    ToolCall,
     Usage,
     json_ready,
     strip_thinking,
 )
+from regions_cli.llm.tool_protocol import complete_as_text, speaks_tools
 
 if TYPE_CHECKING:
     import httpx
@@ -54,6 +67,9 @@ Api = Literal["chat", "completions"]
 # Structured-output request shapes, most standard first; None = ask for nothing.
 _SCHEMA_STYLES: tuple[str | None, ...] = ("json_schema", "json_object", None)
 _REJECTED = frozenset({400, 422})
+# What a server's error says when it is the tools it cannot take ("tools param requires
+# --jinja", "does not support tools", "tool choice requires ...", "functions are not supported").
+_TOOLS_REJECTED = re.compile(r"tool|function", re.IGNORECASE)
 _DRAIN_SECONDS = 2.0
 
 
@@ -102,6 +118,8 @@ class OpenAIModel:
         self.endpoint = HttpEndpoint(settings, transport=transport)
         self._schema_style = 0  # index into _SCHEMA_STYLES: what this server accepts
         self._stream_usage = True  # whether it accepts stream_options.include_usage
+        self._native_tools = api == "chat"  # whether it takes `tools` (else the JSON protocol)
+        self._notices: list[str] = []
 
     @classmethod
     def from_config(
@@ -136,6 +154,11 @@ class OpenAIModel:
     async def aclose(self) -> None:
         await self.endpoint.aclose()
 
+    def take_notices(self) -> list[str]:
+        """What to tell the user once (the tools fallback taken); see `base.Noticing`."""
+        notices, self._notices = self._notices, []
+        return notices
+
     # -- completion ---------------------------------------------------------------------------
 
     async def complete(
@@ -148,6 +171,8 @@ class OpenAIModel:
     async def _complete(
         self, request: CompletionRequest, on_token: TokenCallback | None
     ) -> Completion:
+        if not self._native_tools and speaks_tools(request):
+            return await self._complete_as_text(request, on_token)
         stream = self.stream
         while True:
             no_schema = len(_SCHEMA_STYLES) - 1
@@ -161,6 +186,13 @@ class OpenAIModel:
             except HttpStatusError as exc:
                 if exc.status not in _REJECTED:
                     raise
+                if request.tools and _TOOLS_REJECTED.search(_server_said(exc)):
+                    self._native_tools = False
+                    self._notices.append(
+                        f"llms.{self.name}: the server rejects `tools`; tool calls go "
+                        "through JSON output for the rest of the run"
+                    )
+                    return await self._complete_as_text(request, on_token)
                 # The server rejects an optional extra: drop the most exotic one and ask again.
                 if _SCHEMA_STYLES[style] is not None:
                     self._schema_style = max(self._schema_style, style + 1)
@@ -168,6 +200,12 @@ class OpenAIModel:
                     self._stream_usage = False
                 else:
                     raise
+
+    async def _complete_as_text(
+        self, request: CompletionRequest, on_token: TokenCallback | None
+    ) -> Completion:
+        """`request` through the JSON tool protocol (see the module doc)."""
+        return await complete_as_text(request, on_token, lambda plain: self._complete(plain, None))
 
     def _payload(
         self,
@@ -182,7 +220,20 @@ class OpenAIModel:
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
         if self.api == "chat":
-            body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+            body["messages"] = [_chat_message(m) for m in request.messages]
+            if request.tools:
+                body["tools"] = [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": t.name,
+                            "description": t.description,
+                            "parameters": json_ready(t.parameters),
+                        },
+                    }
+                    for t in request.tools
+                ]
+                body["tool_choice"] = request.tool_choice
         else:
             body["prompt"] = chatml_prompt(request.messages)
             stop = body.get("stop") or []
@@ -217,11 +268,14 @@ class OpenAIModel:
         try:
             choice = data["choices"][0]
             raw = choice["message"].get("content") if self.api == "chat" else choice["text"]
+            raw_calls = choice["message"].get("tool_calls") if self.api == "chat" else None
+            calls = [_CallPieces.of(call) for call in raw_calls or ()]
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self.endpoint.error(f"{what}: unexpected answer shape: {_excerpt(data)}") from exc
         text = raw if isinstance(raw, str) else ""  # content is null when only reasoning came back
         usage = _usage(data.get("usage")) or self._estimate(payload, text)
-        return Completion(strip_thinking(text), usage, str(data.get("model") or self.model or ""))
+        model = str(data.get("model") or self.model or "")
+        return Completion(strip_thinking(text), usage, model, tool_calls=_assemble(calls, payload))
 
     async def _complete_streaming(
         self, payload: dict[str, Any], on_token: TokenCallback | None
@@ -255,6 +309,7 @@ class OpenAIModel:
     ) -> Completion:
         """Read an SSE stream to its end: ``data: [DONE]`` or a chunk with a finish_reason."""
         pieces: list[str] = []
+        calls: dict[int, _CallPieces] = {}  # streamed tool calls, by their index
         usage: Usage | None = None
         model = ""
         finished = False
@@ -276,6 +331,10 @@ class OpenAIModel:
             model = str(chunk.get("model") or model)
             usage = _usage(chunk.get("usage")) or usage
             for choice in chunk.get("choices") or ():
+                for raw in _call_deltas(choice):
+                    index = raw.get("index")
+                    key = index if isinstance(index, int) else len(calls)
+                    calls.setdefault(key, _CallPieces()).add(raw)
                 piece = _piece(choice, self.api)
                 if piece:
                     pieces.append(piece)
@@ -290,10 +349,15 @@ class OpenAIModel:
         if usage is None:
             prompt = self._estimate(payload, "").prompt_tokens
             usage = Usage(prompt, len(pieces))  # servers stream about one token per event
-        return Completion(strip_thinking(text), usage, model or self.model or "")
+        tool_calls = _assemble([calls[i] for i in sorted(calls)], payload)
+        return Completion(
+            strip_thinking(text), usage, model or self.model or "", tool_calls=tool_calls
+        )
 
     def _estimate(self, payload: Mapping[str, Any], text: str) -> Usage:
-        prompt = payload.get("prompt") or "".join(m["content"] for m in payload.get("messages", ()))
+        prompt = payload.get("prompt") or "".join(
+            m.get("content") or "" for m in payload.get("messages", ())
+        )
         return Usage(estimate_tokens(str(prompt)), estimate_tokens(text))
 
     # -- probes used by `regions llm check` ---------------------------------------------------
@@ -409,6 +473,80 @@ async def _status(endpoint: HttpEndpoint, path: str) -> int | str:
         return await endpoint.probe(path)
     except HttpError as exc:
         return str(exc)
+
+
+def _chat_message(message: ChatMessage) -> dict[str, Any]:
+    """A turn in the OpenAI chat format (assistant tool calls, tool results)."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.tool_calls:
+        return {
+            "role": "assistant",
+            "content": message.content or None,
+            "tool_calls": [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in message.tool_calls
+            ],
+        }
+    return {"role": message.role, "content": message.content}
+
+
+class _CallPieces:
+    """One tool call as it arrives: whole (a non-streamed answer) or in streamed pieces (an
+    id and name first, the arguments' text in pieces after)."""
+
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> _CallPieces:
+        pieces = cls()
+        pieces.add(raw)
+        return pieces
+
+    def add(self, raw: Mapping[str, Any]) -> None:
+        self.id = self.id or str(raw.get("id") or "")
+        function = raw.get("function") or {}
+        if not isinstance(function, Mapping):
+            return
+        self.name += str(function.get("name") or "")
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            self.arguments.append(arguments)
+        elif arguments is not None:  # some servers send the object itself
+            self.arguments.append(json.dumps(arguments))
+
+
+def _call_deltas(choice: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The tool-call pieces of one streamed chat choice."""
+    delta = choice.get("delta")
+    raw = delta.get("tool_calls") if isinstance(delta, Mapping) else None
+    return [item for item in raw or () if isinstance(item, Mapping)]
+
+
+def _assemble(calls: list[_CallPieces], payload: Mapping[str, Any]) -> tuple[ToolCall, ...]:
+    """The calls of an answer; one the server sent without an id gets ``call_N``, numbered on
+    from the calls already in the conversation (as `tool_protocol` numbers them)."""
+    earlier = sum(
+        len(m.get("tool_calls") or ()) for m in payload.get("messages") or () if isinstance(m, dict)
+    )
+    return tuple(
+        ToolCall(c.id or f"call_{earlier + i + 1}", c.name, "".join(c.arguments) or "{}")
+        for i, c in enumerate(calls)
+    )
+
+
+def _server_said(exc: HttpStatusError) -> str:
+    """The server's part of an HTTP error's message (not the URL, which may say anything)."""
+    return str(exc).partition(f"HTTP {exc.status}")[2]
 
 
 def _piece(choice: Mapping[str, Any], api: Api) -> str:

@@ -136,6 +136,8 @@ class FakeModel:
         value = self.answer(request) if callable(self.answer) else self.answer
         if isinstance(value, BaseException):
             raise value
+        if isinstance(value, Completion):  # e.g. one that asks for tool calls
+            return value
         return Completion(str(value), Usage(10, 5))
 
     async def aclose(self) -> None:

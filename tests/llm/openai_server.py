@@ -9,6 +9,11 @@ per request to test the client's failure paths over real HTTP::
         server.faults.append(Fault(status=429, retry_after="0"))
         ...  # point an llms entry at server.base_url
 
+Tool calls: `OpenAIServer.calls` (body -> [(name, arguments)] or None) makes a chat answer call
+tools, as OpenAI does: ``message.tool_calls`` whole, or streamed as index-keyed deltas (id and
+name first, the arguments' JSON text in pieces), finish_reason ``tool_calls``.
+``reject={"tools"}`` plays a server without tool support (HTTP 400 naming ``tools``).
+
 Every request is recorded in `OpenAIServer.requests` (method, path, headers, JSON body).
 `closed_port()` gives a loopback port with nothing listening (connection refused).
 
@@ -108,6 +113,8 @@ class OpenAIServer:
     usage_in_stream: bool = True  # honour stream_options.include_usage
     can_stream: bool = True  # False: ignore `stream: true` and answer in one JSON body
     reject: frozenset[str] = frozenset()  # body features answered with 400: e.g. "json_schema"
+    # the tool calls of a chat answer, from its JSON body: [(name, arguments)], or None
+    calls: Callable[[dict[str, Any]], list[tuple[str, dict[str, Any]]] | None] | None = None
     api_key: str | None = None  # if set, other keys get a 401 that echoes what was sent
     set_cookie: str | None = None  # a Set-Cookie header for GET /v1/models (a sticky session)
     faults: list[Fault] = field(default_factory=list)
@@ -313,9 +320,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             return self._error(400, "the body must be a JSON object")
         fmt = body.get("response_format") or {}
-        features = {fmt.get("type"), *(k for k in ("stream_options",) if k in body)}
-        if features & app.reject:
-            return self._error(400, f"unsupported: {sorted(app.reject)}")
+        features = {fmt.get("type"), *(k for k in ("stream_options", "tools") if k in body)}
+        if rejected := {str(f) for f in features} & app.reject:
+            return self._error(400, f"unsupported: {sorted(rejected)}")
         app.enter()
         try:
             self._answer(app, body, fault)
@@ -326,16 +333,27 @@ class _Handler(BaseHTTPRequestHandler):
         app.wait(app.latency_for(body) if app.latency_for is not None else app.latency)
         chat = self.path.endswith("/chat/completions")
         text = app.reply(body)
+        calls = (app.calls(body) if app.calls is not None and chat else None) or []
         pieces = _words(text)
         prompt = json.dumps(body.get("messages")) if chat else str(body.get("prompt", ""))
         usage = {"prompt_tokens": len(_words(prompt)), "completion_tokens": len(pieces)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if not body.get("stream") or not app.can_stream:
             if chat:
-                message: dict[str, Any] = {"role": "assistant", "content": text}
+                message: dict[str, Any] = {"role": "assistant", "content": text or None}
                 if app.reasoning:
                     message["reasoning_content"] = app.reasoning
-                choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
+                if calls:
+                    message["tool_calls"] = [
+                        {
+                            "id": f"srv_{i}",
+                            "type": "function",
+                            "function": {"name": name, "arguments": json.dumps(arguments)},
+                        }
+                        for i, (name, arguments) in enumerate(calls)
+                    ]
+                finish = "tool_calls" if calls else "stop"
+                choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
             else:
                 choice = {"index": 0, "text": text, "finish_reason": "stop"}
             return self._send(
@@ -362,6 +380,13 @@ class _Handler(BaseHTTPRequestHandler):
         if app.reasoning and chat:
             events.append(chunk({"reasoning_content": app.reasoning}))
         events += [chunk({"content": p}) for p in pieces]
+        for i, (name, arguments) in enumerate(calls):
+            start = {"index": i, "id": f"srv_{i}", "type": "function"}
+            events.append(chunk({"tool_calls": [{**start, "function": {"name": name}}]}))
+            written = json.dumps(arguments)
+            for at in range(0, len(written), 5):  # the arguments' text in small pieces
+                piece = {"index": i, "function": {"arguments": written[at : at + 5]}}
+                events.append(chunk({"tool_calls": [piece]}))
         # The whole answer is ready at once (the latency stands for the model's time), so its
         # events go out in one write: the same bytes, one syscall instead of one per event.
         out: list[bytes] = []
@@ -376,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
                 out.append(_event_chunk("{this is not json"))
             out.append(_event_chunk(event))
         if fault is None or not fault.drop_finish:
-            out.append(_event_chunk(chunk({}, "stop")))
+            out.append(_event_chunk(chunk({}, "tool_calls" if calls else "stop")))
             if app.usage_in_stream and (body.get("stream_options") or {}).get("include_usage"):
                 out.append(
                     _event_chunk({"id": "x", "model": app.model, "choices": [], "usage": usage})

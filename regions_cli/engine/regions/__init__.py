@@ -10,6 +10,7 @@ from regions_cli.engine.regions.listener import ListenerRegion
 from regions_cli.engine.regions.llm import FeedForwardRegion, Region
 from regions_cli.engine.regions.rag import RAGRegion
 from regions_cli.engine.regions.router import RouterRegion
+from regions_cli.engine.regions.tool import ToolRegion
 from regions_cli.engine.regions.workflow import WorkflowRegion
 from regions_cli.model import RegionConfig
 
@@ -24,6 +25,7 @@ REGION_CLASSES: Mapping[str, type[BaseRegion]] = {
         ListenerRegion,
         RouterRegion,
         WorkflowRegion,
+        ToolRegion,
     )
 }
 
@@ -51,6 +53,7 @@ __all__ = [
     "Region",
     "RegionContext",
     "RouterRegion",
+    "ToolRegion",
     "WorkflowRegion",
     "make_region",
 ]

@@ -13,17 +13,20 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 from regions_cli.engine.contracts import Contract, contract_for
 from regions_cli.engine.events import Event, LLMCalled, Notice, RegionStatus, TokenStreamed
 from regions_cli.engine.message import Message, Origin
 from regions_cli.engine.prompts import PromptTemplates
+from regions_cli.engine.toolloop import Toolbox, run_tool_loop, summary_reason
 from regions_cli.llm.base import (
     ChatMessage,
+    Completion,
     CompletionModel,
     CompletionRequest,
+    Noticing,
     Usage,
     strip_thinking,
 )
@@ -99,6 +102,7 @@ class RegionContext:
     templates: PromptTemplates = field(default_factory=PromptTemplates)
     record_usage: Callable[[str, Usage, bool], None] = lambda region, usage, cached: None
     subworkflows: SubWorkflows | None = None
+    toolbox: Toolbox | None = None  # the tools it may call (LLM types) or runs (ToolRegion)
 
 
 @dataclass
@@ -137,6 +141,7 @@ class BaseRegion:
         self.inbox: list[Message] = []  # held messages (BroadcastRegion, ListenerRegion)
         self.outbox: list[Message] = []
         self.origin = Origin()
+        self._stops: list[str] = []  # why each tool loop of the current step stopped
         self._captured: Captured | None = None
         # One step at a time per region, even if a plan put it in two chains of a layer.
         self.lock = asyncio.Lock()
@@ -169,6 +174,13 @@ class BaseRegion:
         """Start a step: messages posted from now on carry `origin` (and a fresh ordinal)."""
         self.origin = origin
         self.outbox = []
+        self._stops = []
+
+    @property
+    def stopped_reason(self) -> str | None:
+        """Why the current (or last) step's tool loops stopped, the most telling of them
+        (`regions_cli.engine.toolloop.summary_reason`); None when it ran no tool loop."""
+        return summary_reason(self._stops)
 
     def take_outbox(self) -> list[Message]:
         out, self.outbox = self.outbox, []
@@ -314,8 +326,13 @@ class BaseRegion:
         *,
         json_schema: Mapping[str, Any] | None = None,
         max_tokens: int | None = None,
+        offer_tools: bool = True,
     ) -> str | None:
         """Ask the region's model; the answer text, or None if the answer was empty.
+
+        With a `Toolbox` (the region's ``tools:``) and `offer_tools`, this is the tool loop
+        (`regions_cli.engine.toolloop`): the model may call tools before it answers, and why
+        the loop stopped is noted for the step (`stopped_reason`).
 
         Every call is recorded (`LLMCalled`, with the error if any) and counted against the
         budget. A call that fails for good (the backend's own retries spent: a refused
@@ -324,18 +341,43 @@ class BaseRegion:
         run ends with exit code 3 rather than succeeding with nothing answered. Cancellation
         (a step timeout, Ctrl-C) passes through untouched.
         """
-        llm = self.context.llm
-        if llm is None:
+        if self.context.llm is None:
             self.notice("error", f"{purpose}: no model configured")
             return None
-        request = CompletionRequest(
-            messages=(ChatMessage("system", system), ChatMessage("user", user)),
-            json_schema=json_schema,
-            max_tokens=max_tokens,
-            purpose=purpose,
-        )
+        messages = (ChatMessage("system", system), ChatMessage("user", user))
+        toolbox = self.context.toolbox
+        if toolbox is None or not offer_tools or not toolbox.tools:
+            request = CompletionRequest(
+                messages, json_schema=json_schema, max_tokens=max_tokens, purpose=purpose
+            )
+            completion = await self._ask(request, system, user)
+            self.status("replying")
+            return completion.text or None
+        try:
+            end = await run_tool_loop(
+                lambda request: self._ask(request, system, user),
+                toolbox,
+                self.name,
+                messages,
+                purpose=purpose,
+                json_schema=json_schema,
+                emit=self.context.emit,
+            )
+        except Exception:
+            self._stops.append("error")
+            raise
+        self._stops.append(end.reason)
+        self.status("replying")
+        return end.text
+
+    async def _ask(self, request: CompletionRequest, system: str, user: str) -> Completion:
+        """One model call, recorded (`LLMCalled`) and counted; the answer's text without its
+        reasoning. A failing call is recorded, then re-raised (see `complete`)."""
+        llm = self.context.llm
+        assert llm is not None
         emit = self.context.emit
         name = self.name
+        purpose = request.purpose
 
         def on_token(text: str) -> None:
             emit(TokenStreamed(region=name, text=text))
@@ -344,7 +386,7 @@ class BaseRegion:
         start = time.perf_counter()
         try:
             completion = await llm.complete(request, on_token=on_token)
-        except Exception as exc:  # recorded, then the step fails (see above)
+        except Exception as exc:  # recorded, then the step fails (see `complete`)
             emit(
                 LLMCalled(
                     region=name,
@@ -361,6 +403,9 @@ class BaseRegion:
             self.context.record_usage(name, Usage(), False)
             raise
         self.context.record_usage(name, completion.usage, completion.cached)
+        if isinstance(llm, Noticing):  # a fallback the backend took: said once, as a warning
+            for text in llm.take_notices():
+                self.notice("warning", text)
         text = strip_thinking(completion.text)
         emit(
             LLMCalled(
@@ -370,15 +415,14 @@ class BaseRegion:
                 prompt_tokens=completion.usage.prompt_tokens,
                 completion_tokens=completion.usage.completion_tokens,
                 duration=time.perf_counter() - start,
-                error=None if text else "empty answer",
+                error=None if text or completion.tool_calls else "empty answer",
                 cached=completion.cached,
                 system=system,
                 user=user,
                 answer=completion.text,
             )
         )
-        self.status("replying")
-        return text or None
+        return replace(completion, text=text)
 
 
 def entries_json(entries: Sequence[Entry]) -> str:

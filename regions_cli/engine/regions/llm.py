@@ -172,7 +172,10 @@ class Region(BaseRegion):
             return document
         self.notice("warning", f"{purpose}: invalid answer ({problem}); one repair attempt")
         repair = user + REPAIR_NOTE.format(answer=answer or "", problem=problem)
-        answer = await self.complete("repair", system, repair, json_schema=contract.schema)
+        # The repair is about the document's form: no tools (the loop ran for the answer).
+        answer = await self.complete(
+            "repair", system, repair, json_schema=contract.schema, offer_tools=False
+        )
         document, problem = contract.read(answer)
         if problem is None:
             return document
