@@ -60,6 +60,23 @@ FORCE: bool = typer.Option(
 )
 
 
+TRANSPORT: str | None = typer.Option(
+    None,
+    "--transport",
+    metavar="URL",
+    help="Send the steps to `regions worker`s on this NATS server (nats://HOST:PORT, with "
+    "JetStream) instead of running them here; overrides the workflow's transport:.",
+    show_default=False,
+)
+WORKERS: int = typer.Option(
+    0,
+    "--workers",
+    min=0,
+    metavar="N",
+    help="With a NATS transport: also start N local workers for this run.",
+)
+
+
 def cache_setting(cache: bool, cache_file: Path | None) -> str | None:
     """`RunOptions.cache` from ``--cache`` / ``--cache-file``."""
     return str(cache_file) if cache_file is not None else ("" if cache else None)
@@ -78,6 +95,10 @@ def repeated_flags(options: RunOptions) -> list[str]:
         flags += ["--llm", f"{name}={strip_userinfo(value)}" if "://" in value else override]
     if options.replay is not None:
         flags += ["--replay", str(options.replay)]
+    if options.transport is not None:
+        flags += ["--transport", strip_userinfo(options.transport)]
+    if options.workers:
+        flags += ["--workers", str(options.workers)]
     if options.cache is not None:
         flags += ["--cache-file", options.cache] if options.cache else ["--cache"]
     if options.keep_credentials:

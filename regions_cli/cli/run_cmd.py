@@ -66,6 +66,8 @@ def run(
         help="Pause at each layer barrier: continue, inject, show a region's state, or quit.",
     ),
     force: bool = options.FORCE,
+    transport: str | None = options.TRANSPORT,
+    workers: int = options.WORKERS,
 ) -> None:
     """Verify FILE, then run its plan, showing the traffic live.
 
@@ -109,6 +111,8 @@ def run(
         resume=resume,
         interactive=interactive,
         force=force,
+        transport=transport,
+        workers=workers,
     )
     raise typer.Exit(run_workflow(settings))
 

@@ -56,6 +56,8 @@ class RunOptions:
     interactive: bool = False  # pause at every barrier and ask (``--interactive``)
     max_layers: int | None = None  # run at most this many layers (``regions step``)
     kind: str | None = None  # recorded with the invocation; None: "run" or "resume"
+    transport: str | None = None  # a NATS URL: steps run on `regions worker`s
+    workers: int = 0  # local workers started for the run
 
 
 class View(Protocol):
@@ -122,6 +124,9 @@ def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
         kind=options.kind,
         max_layers=options.max_layers,
         llm_options=llm_options,
+        transport=options.transport,
+        workers=options.workers,
+        llm_overrides=options.llm_overrides,
     ) as run:
         view = _choose_view(options, out, err, run)
         if options.interactive:

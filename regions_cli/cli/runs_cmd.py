@@ -92,6 +92,8 @@ def step(
     keep_credentials: bool = options.KEEP_CREDENTIALS,
     allow_outside_paths: bool = options.ALLOW_OUTSIDE_PATHS,
     force: bool = options.FORCE,
+    transport: str | None = options.TRANSPORT,
+    workers: int = options.WORKERS,
 ) -> None:
     """Run the next layer (or N) of FILE's plan in a run file, commit, show what is pending.
 
@@ -135,6 +137,8 @@ def step(
         cache=options.cache_setting(cache, cache_file),
         keep_credentials=keep_credentials,
         allow_outside_paths=allow_outside_paths,
+        transport=transport,
+        workers=workers,
     )
     if target is not None:
         with _reading(target) as existing:

@@ -11,8 +11,9 @@ Subjects (``regions.`` is the prefix):
 * ``regions.results.<run>``: a worker's answers to a run's jobs: events streamed while a step
   runs (tokens), then the result. The coordinator uses the first result of a job id and
   ignores repeats (a redelivered job that ran twice).
-* ``regions.workers.ping``: workers answer with their name and labels, so a run can refuse to
-  start when no worker has the labels it needs.
+* ``regions.workers.ping``: workers answer with their name and labels (and say the same on
+  ``regions.workers.hello`` when they start), so a run can refuse to start when no worker has
+  the labels it needs, and waits only until one has.
 
 No secret travels: a job holds the workflow as written (``${VAR}`` unresolved); workers
 resolve variables and credentials from their own environment.
@@ -43,6 +44,7 @@ from regions_cli.engine.events import Event
 
 STREAM = "REGIONS_JOBS"
 PING = "regions.workers.ping"
+HELLO = "regions.workers.hello"  # a worker that starts says so (a run may be waiting for it)
 #: Seconds a worker has to acknowledge a job (it says "still working" every third of it).
 ACK_WAIT = 30.0
 _LABEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -217,14 +219,18 @@ class Dispatcher:
             if covered >= set(needed) and not done.done():
                 done.set_result(None)
 
-        subscription = await self.client.subscribe(inbox, cb=answer)
+        subscriptions = [
+            await self.client.subscribe(inbox, cb=answer),
+            await self.client.subscribe(HELLO, cb=answer),
+        ]
         try:
             await self.client.publish(PING, b"", reply=inbox)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await done
         finally:
-            await subscription.unsubscribe()
+            for subscription in subscriptions:
+                await subscription.unsubscribe()
         missing = sorted(set(needed) - covered)
         if missing:
             what = "no worker" if missing == ["any"] else f"no worker with labels {missing[0]}"
@@ -280,6 +286,8 @@ async def serve(
         await client.publish(msg.reply, json.dumps(answer).encode())
 
     await client.subscribe(PING, cb=pong)
+    hello = {"name": worker.name, "labels": sorted(set(labels))}
+    await client.publish(HELLO, json.dumps(hello).encode())
     if ready is not None:
         ready.set()
 

@@ -24,6 +24,10 @@ class Job:
     method: str
     origin: Mapping[str, Any]  # `Origin` fields: what the step posts carries them
     state: Mapping[str, Any]  # the region's `snapshot()` before the step
+    # How the coordinator was told to answer model calls (``--llm NAME=VALUE`` without
+    # credentials, ``--replay FILE``): the worker builds its models the same way.
+    llm_overrides: tuple[str, ...] = ()
+    replay: str | None = None
     version: int = JOB_VERSION
 
     def to_bytes(self) -> bytes:
@@ -34,6 +38,7 @@ class Job:
         raw = json.loads(data)
         if raw.get("version") != JOB_VERSION:
             raise ValueError(f"job version {raw.get('version')!r}; this worker reads {JOB_VERSION}")
+        raw["llm_overrides"] = tuple(raw.get("llm_overrides") or ())
         return cls(**raw)
 
 

@@ -43,6 +43,8 @@ class RemoteSteps:
         decode: EventDecoder,
         local_types: frozenset[str] = frozenset({"ListenerRegion"}),
         placement: Mapping[str, tuple[str, ...]] | None = None,
+        llm_overrides: tuple[str, ...] = (),
+        replay: Path | None = None,
     ) -> None:
         self.dispatch = dispatch
         self.run_id = run_id
@@ -52,6 +54,8 @@ class RemoteSteps:
         self.decode = decode
         self.local_types = local_types  # types whose steps stay here (a listener's sink file)
         self.placement = dict(placement or {})  # region -> the labels its worker must have
+        self.llm_overrides = llm_overrides  # --llm, credentials left out
+        self.replay = str(replay.resolve()) if replay is not None else None
         # A nonce per coordinator process: a resumed run's jobs never collide with the ids of
         # jobs a dead coordinator left in the queue.
         self.nonce = secrets.token_hex(4)
@@ -73,6 +77,8 @@ class RemoteSteps:
             method=method,
             origin=asdict(origin),
             state=region.snapshot(),
+            llm_overrides=self.llm_overrides,
+            replay=self.replay,
         )
         live = self._live(region)
         result = await self.dispatch(job, self.placement.get(region.name, ()), live)

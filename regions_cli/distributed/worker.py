@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,17 +95,19 @@ class Worker:
         )
 
     async def _engine(self, job: Job) -> Engine:
-        task = self._engines.get(job.workflow_hash)
+        key = json.dumps([job.workflow_hash, job.base_dir, job.llm_overrides, job.replay])
+        task = self._engines.get(key)
         if task is None:
-            task = self._engines[job.workflow_hash] = asyncio.ensure_future(self._build(job))
+            task = self._engines[key] = asyncio.ensure_future(self._build(job))
         try:
             return await asyncio.shield(task)
         except JobRefused:
-            self._engines.pop(job.workflow_hash, None)  # the next job may find it fixed
+            self._engines.pop(key, None)  # the next job may find it fixed
             raise
 
     async def _build(self, job: Job) -> Engine:
         from regions_cli.build import build_engine_async
+        from regions_cli.llm.factory import LLMOptions, apply_llm_overrides
         from regions_cli.workflow.api import check_document
         from regions_cli.workflow.convert import build_workflow
         from regions_cli.workflow.load import load_text
@@ -121,7 +124,11 @@ class Worker:
             raise JobRefused(f"the workflow does not verify here: {reason}")
         try:
             workflow = build_workflow(document.data, base_dir=base_dir)
-            return await build_engine_async(workflow, EventBus(), self.llm_options)
+            workflow = apply_llm_overrides(workflow, job.llm_overrides)
+            options = self.llm_options or LLMOptions(base_dir=base_dir)
+            if job.replay is not None:
+                options = dataclasses.replace(options, replay=Path(job.replay))
+            return await build_engine_async(workflow, EventBus(), options)
         except (OSError, ValueError) as exc:
             raise JobRefused(f"the workflow cannot be built here: {exc}") from exc
 

@@ -164,6 +164,7 @@ class RegionConfig:
     tools: tuple[str, ...] = ()  # LLM types: the ``tools:`` names its model may call
     tool_loop: ToolLoopConfig = field(default_factory=ToolLoopConfig)  # LLM types with tools
     tool: str | None = None  # ToolRegion: the tool it runs on each request
+    placement: tuple[str, ...] = ()  # labels a worker must have to run its steps (NATS)
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,7 @@ class Workflow:
     source: Path | None = None  # the workflow file, when loaded from one
     base_dir: Path = Path(".")
     tools: Mapping[str, ToolSpec] = field(default_factory=dict)  # ``tools:`` by name
+    transport: str | None = None  # ``transport: {backend: nats, url: ...}``: the NATS URL
     states: Mapping[str, State] = field(default_factory=dict)  # () -> one implicit state
     start: str = PLAN_STATE
 

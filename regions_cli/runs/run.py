@@ -81,6 +81,9 @@ class Run:
         build: Builder | None = None,
         pause: Pause | None = None,
         answer: Answer | None = None,
+        transport: str | None = None,
+        workers: int = 0,
+        llm_overrides: tuple[str, ...] = (),
     ) -> None:
         self.workflow = workflow
         self.record = record
@@ -93,6 +96,11 @@ class Run:
         self._build = build
         self.pause = pause
         self.answer = answer
+        # NATS: the workflow's ``transport:`` unless given; `workers` local ones started too
+        self.transport = transport or workflow.transport
+        self.workers = workers
+        self.llm_overrides = llm_overrides  # the --llm the workers must apply too
+        self._coordinator: Any = None
         #: why the run file could not be written, if it could not (the run's exit code stands)
         self.failure: str | None = None
         self._subscribers: list[Callable[[Event], None]] = []
@@ -118,6 +126,9 @@ class Run:
         build: Builder | None = None,
         pause: Pause | None = None,
         answer: Answer | None = None,
+        transport: str | None = None,
+        workers: int = 0,
+        llm_overrides: tuple[str, ...] = (),
     ) -> Run:
         """A run of `workflow` (`document`: its file as loaded; read again if not given).
 
@@ -126,7 +137,9 @@ class Run:
         edit of the workflow). `max_layers` stops after that many layers (``regions step``).
         `build` replaces how the engine is built (e.g. with models of your own); `pause` is
         asked at each barrier and `answer` at a ``wait:`` with nothing injected (interactive
-        mode: the text it returns is injected for the wait's region). Raises `RunError`.
+        mode: the text it returns is injected for the wait's region). `transport` (a NATS URL;
+        default: the workflow's ``transport:``) sends the steps to ``regions worker``s, `workers`
+        of them started here; `llm_overrides` (``--llm``) reach them. Raises `RunError`.
         """
         source = workflow.source
         if source is None:
@@ -166,6 +179,9 @@ class Run:
             build=build,
             pause=pause,
             answer=answer,
+            transport=transport,
+            workers=workers,
+            llm_overrides=llm_overrides,
         )
 
     @property
@@ -228,6 +244,8 @@ class Run:
             self._task = None
             _uncancel()  # a Ctrl-C was handled: let the clean-up below run
             await engine.aclose()
+            if self._coordinator is not None:
+                await self._coordinator.aclose()
         if not finished:  # the engine ended without saying so
             bus.emit(empty_finish(exit_code, time.time() - started, str(self.path)))
         self.finish(finished[-1], exit_code)
@@ -239,7 +257,39 @@ class Run:
         embedded model starts loading. Raises `RunError` as `execute` does."""
         if self._built is None:
             bus = EventBus()
-            self._built = (await self._build_engine(bus, store_progress), bus)
+            engine = await self._build_engine(bus, store_progress)
+            if self.transport is not None:
+                await self._coordinate(engine)
+            self._built = (engine, bus)
+
+    async def _coordinate(self, engine: Engine) -> None:
+        """Send the steps to workers over NATS (`regions_cli.distributed`)."""
+        from regions_cli.distributed.coordinator import coordinate
+        from regions_cli.distributed.jetstream import TransportError
+        from regions_cli.http.settings import strip_userinfo
+        from regions_cli.runs.codec import event_from_json
+
+        assert self.transport is not None
+        options = self.llm_options
+        overrides = tuple(
+            f"{name}={strip_userinfo(value)}" if "://" in value else f"{name}={value}"
+            for name, _, value in (o.partition("=") for o in self.llm_overrides)
+        )
+        try:
+            self._coordinator = await coordinate(
+                engine,
+                self.transport,
+                workflow_text=self.record.canonical,
+                base_dir=self.workflow.base_dir,
+                decode=event_from_json,
+                placement={n: r.placement for n, r in self.workflow.regions.items() if r.placement},
+                workers=self.workers,
+                llm_overrides=overrides,
+                replay=options.replay if options is not None else None,
+            )
+        except TransportError as exc:
+            await engine.aclose()
+            raise RunError(str(exc), ExitCode.USAGE) from None
 
     async def _build_engine(
         self, bus: EventBus, store_progress: StoreProgress | None = None

@@ -240,6 +240,7 @@ def build_workflow(
             default_route=spec.get("default"),
             workflow=_resolve(base_dir, spec["workflow"]) if spec.get("workflow") else None,
             entry=spec.get("entry"),
+            placement=tuple(spec.get("placement") or ()),
         )
 
     defaults = _policy(data.get("defaults"), StepPolicy())
@@ -297,4 +298,5 @@ def build_workflow(
         base_dir=base_dir,
         states=states,
         start=start,
+        transport=(data.get("transport") or {}).get("url"),
     )
