@@ -45,6 +45,8 @@ from regions_cli.engine.events import Event
 STREAM = "REGIONS_JOBS"
 PING = "regions.workers.ping"
 HELLO = "regions.workers.hello"  # a worker that starts says so (a run may be waiting for it)
+#: Seconds between a worker's tries to take a job while the server is away.
+RETRY_SECONDS = 0.25
 #: Seconds a worker has to acknowledge a job (it says "still working" every third of it).
 ACK_WAIT = 30.0
 _LABEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -196,11 +198,16 @@ class Dispatcher:
         future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
         self._waiting[job.id] = (future, live)
         try:
-            await self.client.jetstream().publish(
-                f"regions.jobs.{labels_key(labels)}.{self.run}",
-                job.to_bytes(),
-                headers={"Nats-Msg-Id": job.id, "Regions-Reply": self.results},
-            )
+            while True:  # the server may be restarting: JetStream stores a retried job once
+                try:
+                    await self.client.jetstream().publish(
+                        f"regions.jobs.{labels_key(labels)}.{self.run}",
+                        job.to_bytes(),
+                        headers={"Nats-Msg-Id": job.id, "Regions-Reply": self.results},
+                    )
+                    break
+                except (nats.errors.Error, TimeoutError):
+                    await asyncio.sleep(RETRY_SECONDS)  # a back-off while it reconnects
             return await future
         finally:
             self._waiting.pop(job.id, None)
@@ -300,6 +307,9 @@ async def serve(
                     continue
                 except nats.errors.ConnectionClosedError:
                     return
+                except nats.errors.Error:  # the server went away: the client reconnects
+                    await asyncio.sleep(RETRY_SECONDS)  # a back-off, not a wait for work
+                    continue
                 for message in messages:
                     await _run_one(client, worker, message, ack_wait, ran)
 
@@ -345,11 +355,14 @@ async def _run_one(
         result = await worker.execute(job, live)
     finally:
         keeper.cancel()
-    if reply:
+    if reply:  # buffered by the client while it reconnects
         payload = {"id": job.id, "kind": "result", "result": json.loads(result.to_bytes())}
         await client.publish(reply, json.dumps(payload).encode())
+    # Not acknowledged (the server away): the job goes to a worker again after the ack wait,
+    # and the coordinator uses the first result it gets.
+    with contextlib.suppress(nats.errors.Error, TimeoutError):
         await client.flush()
-    await message.ack()
+        await message.ack()
     if ran is not None:
         ran(job, result)
 
