@@ -1,0 +1,191 @@
+"""Scale-out over NATS JetStream (a real nats-server with JetStream, on loopback).
+
+1. Dispatch overhead: a step with no model (``clear_replies``) sent as a job to a worker and
+   answered, per step, against a bare nats-py request/reply on the same server, side by side
+   (target: within 3x).
+2. 64 chains, each one call to a loopback OpenAI-compatible server that takes 100 ms, run by
+   1, 2 and 4 worker processes (``regions worker --concurrency 1``): the speed-up over one
+   worker (targets: 1.9x with 2, 3.5x with 4).
+3. CPU-bound steps: 8 chains, each a ``ToolRegion`` whose command tool burns about 0.25 s of
+   CPU, over 1 and 2 worker processes on this 2-core machine (target: 1.8x).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_llm import _ServerProcess  # noqa: E402
+from common import Row  # noqa: E402
+
+from regions_cli.build import build_engine_async  # noqa: E402
+from regions_cli.distributed.coordinator import coordinate  # noqa: E402
+from regions_cli.distributed.jetstream import NatsSettings, connect  # noqa: E402
+from regions_cli.engine.events import EventBus  # noqa: E402
+from regions_cli.runs.codec import event_from_json  # noqa: E402
+from regions_cli.runs.resume import canonical_text  # noqa: E402
+from regions_cli.workflow.api import load  # noqa: E402
+from regions_cli.workflow.load import load_file  # noqa: E402
+
+BURN = "import time\nend = time.process_time() + 0.25\nwhile time.process_time() < end:\n    pass\nprint('burnt')\n"  # noqa: E501
+
+
+class _Nats:
+    """nats-server -js on a free port with a temporary store."""
+
+    def __init__(self, store: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        self.process = subprocess.Popen(
+            [binary, "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.url = f"nats://127.0.0.1:{self.port}"
+        for _ in range(500):  # its own start-up: wait for the port
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.01)
+        raise RuntimeError("nats-server did not start")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def _timed_run(path: Path, url: str | None, workers: int) -> float:
+    """Seconds of `Engine.run` for the workflow at `path`, its steps sent to `workers` worker
+    processes over `url` (started and ready before the clock starts), or run here."""
+    loaded = load(path)
+    assert loaded.workflow is not None, loaded.errors
+    engine = await build_engine_async(loaded.workflow, EventBus())
+    coordinator = None
+    if url is not None:
+        coordinator = await coordinate(
+            engine, url, workflow_text=canonical_text(load_file(path).raw or {}),
+            base_dir=path.parent, decode=event_from_json, workers=workers, wait=60,
+        )  # fmt: skip
+    try:
+        await engine.run()  # warm-up: the workers build the workflow once
+        start = time.perf_counter()
+        result = await engine.run(inject_initial=True)
+        elapsed = time.perf_counter() - start
+        assert result.status == "ok", result.error
+        return elapsed
+    finally:
+        await engine.aclose()
+        if coordinator is not None:
+            await coordinator.aclose()
+
+
+def main(quick: bool = False) -> list[Row]:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        nats = _Nats(root / "js")
+        try:
+            rows += asyncio.run(_dispatch(root, nats.url, 50 if quick else 300))
+            llm = _ServerProcess(0.1)
+            try:
+                rows += _scaling(root, nats.url, llm.base_url, quick)
+            finally:
+                llm.close()
+            rows += _cpu(root, nats.url, quick)
+        finally:
+            nats.close()
+    return rows
+
+
+async def _dispatch(root: Path, url: str, steps: int) -> list[Row]:
+    workflow = _write(root, "noop.yaml", (
+        "version: 1\nname: noop\nllms: {default: {backend: scripted}}\n"
+        "regions: {W: {type: Region, task: Work.}}\n"
+        "plan:\n" + "  - chains: {c: [W.clear_replies]}\n" * steps
+    ))  # fmt: skip
+    here = await _timed_run(workflow, None, 0)
+    there = await _timed_run(workflow, url, 1)
+    per_step = (there - here) / steps
+
+    a = await connect(NatsSettings(url), name="responder")
+    b = await connect(NatsSettings(url), name="requester")
+
+    async def echo(msg: Any) -> None:
+        await a.publish(msg.reply, msg.data)
+
+    await a.subscribe("bench.echo", cb=echo)
+    await a.flush()
+    for _ in range(20):
+        await b.request("bench.echo", b"x" * 512, timeout=5)
+    start = time.perf_counter()
+    for _ in range(steps):
+        await b.request("bench.echo", b"x" * 512, timeout=5)
+    bare = (time.perf_counter() - start) / steps
+    await a.close()
+    await b.close()
+    return [
+        Row("distributed: dispatch per step through JetStream", per_step * 1e3, "ms",
+            bare * 1e3, target=3.0,
+            note=f"a no-model step's extra time vs a bare nats-py request/reply; {steps} steps")
+    ]  # fmt: skip
+
+
+def _fan(root: Path, name: str, chains: int, region: str, extra: str) -> Path:
+    names = [f"R{i}" for i in range(chains)]
+    regions = "".join(f"  {n}: {region}\n" for n in names)
+    inject = "".join(f"  - {{from: user, to: {n}, content: 'Question {i}?'}}\n"
+                     for i, n in enumerate(names))  # fmt: skip
+    chains_text = ", ".join(f"c{i}: [{n}.make_replies]" for i, n in enumerate(names))
+    return _write(root, name, (
+        f"version: 1\nname: {name.removesuffix('.yaml')}\n{extra}"
+        f"regions:\n{regions}inject:\n{inject}plan:\n  - chains: {{{chains_text}}}\n"
+    ))  # fmt: skip
+
+
+def _scaling(root: Path, url: str, llm_url: str, quick: bool) -> list[Row]:
+    chains = 16 if quick else 64
+    workflow = _fan(
+        root, "fan.yaml", chains, "{type: Region, task: Reply.}",
+        f"llms: {{default: {{backend: openai, base_url: '{llm_url}', max_concurrency: 64}}}}\n",
+    )  # fmt: skip
+    times = {n: asyncio.run(_timed_run(workflow, url, n)) for n in (1, 2, 4)}
+    return [
+        Row(f"distributed: {chains} chains x 100 ms LLM, {n} workers", times[1], "s", times[n],
+            target=target, higher_is_better=True,
+            note=f"speed-up over 1 worker ({times[n]:.2f} s vs {times[1]:.2f} s), concurrency 1")
+        for n, target in ((2, 1.9), (4, 3.5))
+    ]  # fmt: skip
+
+
+def _cpu(root: Path, url: str, quick: bool) -> list[Row]:
+    (root / "burn.py").write_text(BURN, encoding="utf-8")
+    chains = 4 if quick else 8
+    workflow = _fan(
+        root, "cpu.yaml", chains, "{type: ToolRegion, tool: burn}",
+        "tools:\n  burn:\n    command: [python3, burn.py]\n"
+        "    parameters: {type: object}\n    description: Burn CPU.\n",
+    )  # fmt: skip
+    one = asyncio.run(_timed_run(workflow, url, 1))
+    two = asyncio.run(_timed_run(workflow, url, 2))
+    return [
+        Row(f"distributed: {chains} CPU-bound ToolRegion steps, 2 workers", one, "s", two,
+            target=1.8, higher_is_better=True,
+            note=f"speed-up over 1 worker process ({two:.2f} s vs {one:.2f} s), 2 cores")
+    ]  # fmt: skip
