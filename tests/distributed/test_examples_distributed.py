@@ -48,22 +48,10 @@ def pools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, str]]:
             servers.append(server)
             urls[count] = server.url
             for i in range(count):
-                workers.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "regions_cli",
-                            "worker",
-                            "--nats",
-                            server.url,
-                            "--name",
-                            f"w{count}-{i}",
-                        ],
-                        stderr=subprocess.DEVNULL,
-                        env=regions_env(),
-                    )  # fmt: skip
-                )
+                argv = [sys.executable, "-m", "regions_cli", "worker", "--nats", server.url]
+                argv += ["--name", f"w{count}-{i}"]
+                process = subprocess.Popen(argv, stderr=subprocess.DEVNULL, env=regions_env())
+                workers.append(process)
         yield urls
     finally:
         for process in workers:
