@@ -38,7 +38,7 @@ def tools(
 
     Example:
 
-        regions tools workflows/clock.yaml
+        regions tools solver.yaml --json
     """
     import asyncio
 

@@ -120,3 +120,18 @@ def test_region_tool_parameters_are_an_object_of_one_request() -> None:
 
     Draft202012Validator.check_schema(REGION_TOOL_PARAMETERS)
     assert REGION_TOOL_PARAMETERS["required"] == ["request"]
+
+
+def test_every_key_of_the_tools_page_is_in_the_schema() -> None:
+    import re
+
+    from ruamel.yaml import YAML
+    from schema_keys import unknown_keys
+
+    from regions_cli.workflow.schema import schema
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "tools.md").read_text("utf-8")
+    blocks = [YAML(typ="rt").load(b) for b in re.findall(r"```yaml\n(.*?)```", page, re.S)]
+    assert len(blocks) >= 2 and "tools" in blocks[0]
+    for block in blocks:
+        assert unknown_keys(block, schema()) == []
