@@ -4,7 +4,8 @@
 external addresses, in order) and every region's stored requests and replies (source and text).
 ``tests/fixtures/answers.json`` holds what the engine answered before deliveries followed plan
 order (written by running this file as a script against that engine); `test_answers.py`
-checks that nothing changed where the result did not depend on timing.
+checks that nothing changed where the result did not depend on timing. Examples added since
+(triage, subworkflow) were recorded with the engine that added them.
 
     python tests/answers.py OUT.json   # with the regions to measure importable
 """

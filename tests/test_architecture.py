@@ -34,7 +34,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "runs": {
             "build", "engine", "model", "workflow", "llm", "exit_codes", "private_files", "text",
         },
-        "build": {"engine", "llm", "rag", "model", "workflow", "tools"},  # a sub-workflow is loaded
+        "build": {"engine", "llm", "rag", "model", "workflow", "tools"},  # workflow: sub-workflows
         "http": {"text"},  # serves the LLM and embedder backends, knows neither
         "engine": {"model", "llm", "rag", "exit_codes", "private_files", "text"},
         "workflow": {"model", "private_files", "text"},

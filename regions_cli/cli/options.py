@@ -92,3 +92,13 @@ def repeated_flags(options: RunOptions) -> list[str]:
 def command_line(words: Sequence[str | Path]) -> str:
     """A ``regions`` command as a shell line that runs verbatim (quoted where needed)."""
     return shlex.join(["regions", *(str(word) for word in words)])
+
+
+#: What `inject_command` puts where the person's answer goes.
+ANSWER_PLACEHOLDER = "your answer"
+
+
+def inject_command(run: str | Path, region: str) -> str:
+    """The ``regions inject`` line that answers a run waiting for `region` (the text to
+    replace: `ANSWER_PLACEHOLDER`)."""
+    return command_line(["inject", "--run", run, "--to", region, ANSWER_PLACEHOLDER])

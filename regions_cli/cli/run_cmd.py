@@ -76,6 +76,7 @@ def run(
         2    a usage or I/O error, or the workflow cannot be built
         3    a step failed
         4    the budget was exceeded
+        5    waiting for input at a wait: (regions inject, then --resume)
         130  interrupted (Ctrl-C)
 
     Examples:

@@ -65,7 +65,7 @@ class View(Protocol):
     def __exit__(self, *exc: object) -> None: ...
     def __call__(self, event: Event) -> None: ...
     def report(
-        self, summary: RunFinished | None = None, next_command: str | None = None
+        self, summary: RunFinished | None = None, next_commands: Sequence[str] = ()
     ) -> None: ...
 
 
@@ -150,7 +150,7 @@ async def _execute(options: RunOptions, run: Run, view: View, err: TextIO) -> in
     from regions_cli.runs.status import whole_run_finished
 
     summary = whole_run_finished(run.file) if run.file is not None else None
-    view.report(summary=summary, next_command=_next_command(options, run, finished))
+    view.report(summary=summary, next_commands=_next_commands(options, run, finished))
     return finished.exit_code
 
 
@@ -163,13 +163,20 @@ def resume_command(options: RunOptions, run: Run) -> str:
     )
 
 
-def _next_command(options: RunOptions, run: Run, finished: RunFinished) -> str | None:
-    """How to go on with a run that stopped before its end (a step says it in its own way)."""
+def _next_commands(options: RunOptions, run: Run, finished: RunFinished) -> list[str]:
+    """How to go on with a run that stopped before its end, in order: for one that waits at a
+    ``wait:``, the ``regions inject`` that answers it, then the resume (a step says it in its
+    own way)."""
     if options.kind == "step" or run.file is None or finished.status == "budget_exceeded":
-        return None
+        return []
     if run.file.finished:
-        return None
-    return resume_command(options, run)
+        return []
+    from regions_cli.cli.options import inject_command
+    from regions_cli.runs.status import next_wait
+
+    wait = next_wait(run.file) if finished.status == "waiting" else None
+    answer = [] if wait is None else [inject_command(run.path or "", wait.region)]
+    return [*answer, resume_command(options, run)]
 
 
 def _check_files(options: RunOptions) -> RunOptions:

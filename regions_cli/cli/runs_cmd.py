@@ -5,8 +5,9 @@ a run did; these commands walk a plan one layer at a time, put messages into a r
 that is running in another process), inspect it, and re-render it without any model.
 
 Exit codes: 0 done, 1 invalid input (unknown region, bad role, invalid workflow), 2 usage or
-I/O error (missing, corrupt or foreign run file), 3 a step failed. Only typer and the standard
-library are imported at module import time.
+I/O error (missing, corrupt or foreign run file), 3 a step failed, 5 the run waits for input
+(a ``wait:`` reached by ``step``). Only typer and the standard library are imported at module
+import time.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def step(
     """Run the next layer (or N) of FILE's plan in a run file, commit, show what is pending.
 
     Without --run it goes on with the newest run of FILE (never a run of another file), and
-    says so when that run has finished; --new starts another.
+    says so when that run has finished; --new starts another. At a wait: item with no answer
+    it stops with exit code 5 and prints the regions inject command that answers it.
 
     Example:
 
@@ -137,18 +139,26 @@ def step(
     if target is not None:
         with _reading(target) as existing:
             if existing.workflow.path == str(file.resolve()) and existing.finished:
-                layers_in_plan = len(existing.workflow.plan)
+                finished = (
+                    "reached its end"
+                    if existing.workflow.states
+                    else f"finished all {len(existing.workflow.plan)} layers"
+                )
                 typer.echo(
-                    f"{target}: the run has finished all {layers_in_plan} layers; nothing to do. "
+                    f"{target}: the run has {finished}; nothing to do. "
                     f"Start a new run with: {options.command_line(['step', file, '--new'])}"
                 )
                 raise typer.Exit(ExitCode.OK)
     code = run_workflow(settings)
     path = target or run or latest_run(file)
     if path is not None and path.exists() and code not in (ExitCode.INVALID, ExitCode.USAGE):
+        from regions_cli.runs.status import waiting_for
+
         with _reading(path) as opened:
             flags = options.repeated_flags(settings)
-            typer.echo("\n".join(pending_lines(opened, file, flags)))
+            wait = waiting_for(opened)
+            answer = None if wait is None else options.inject_command(path, wait.region)
+            typer.echo("\n".join(pending_lines(opened, file, flags, answer)))
     raise typer.Exit(code)
 
 
@@ -225,12 +235,16 @@ def inject(
 
 def _delivery_time(run: RunFile, layers: int) -> str:
     """When a message queued now reaches its region: at the next barrier the run commits."""
-    from regions_cli.runs.status import run_info
+    from regions_cli.runs.status import run_info, waiting_for
 
     running = run_info(run)["status"] == "running"
     if not run.started:
         return "delivered when the run starts" + ("" if running else " (regions step / run)")
-    layer = run.position + 1  # the layer after the last committed barrier, 1-based
+    layer = run.next_layer() + 1  # the layer after the last committed barrier, 1-based
+    wait = waiting_for(run)
+    if wait is not None:
+        resume = options.command_line(["run", run.workflow.path, "--resume", run.path])
+        return f"the run waits for {wait.region}: go on with {resume}"
     if running:  # that layer is running now: the next barrier comes when it ends
         return f"delivered at the next barrier, when layer {layer}/{layers} (running now) ends"
     return f"delivered when the run goes on, before layer {layer}/{layers}"
@@ -253,6 +267,10 @@ def show(
     ),
 ) -> None:
     """A run's status: plan position, pending messages per region, failures, tokens.
+
+    For a state machine: its current state, the visits per state, the transitions and the
+    path taken; for a run that waits at a wait: item, what for and the commands that answer
+    it and go on.
 
     Example:
 
@@ -287,7 +305,20 @@ def show(
             for line in lines:
                 console.print(plain_text(line))
             return
-        console.print(summary_table(opened))
+        console.print(summary_table(opened, _answer_commands(opened)))
+
+
+def _answer_commands(run: RunFile) -> list[str]:
+    """For a run that waits for a person: the ``regions inject`` that answers (unless an
+    answer is queued already), then the command that goes on."""
+    from regions_cli.runs.status import waiting_for
+
+    wait = waiting_for(run)
+    if wait is None:
+        return []
+    queued = {item.message.destination for item in run.injections(pending_only=True)}
+    answer = [] if wait.region in queued else [options.inject_command(run.path, wait.region)]
+    return [*answer, options.command_line(["run", run.workflow.path, "--resume", run.path])]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,6 +363,8 @@ def runs(
             with RunFile.open(path) as run:
                 info = run_info(run)
                 position = f"{info['position']}/{info['layers']}"
+                if run.workflow.states:  # a machine's layers run again on each visit
+                    position = f"{info['position']} run"
                 rows.append(
                     (
                         run.created,

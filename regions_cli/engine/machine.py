@@ -31,6 +31,7 @@ from regions_cli.model import (
     State,
     Transition,
     Workflow,
+    condition_text,
 )
 
 
@@ -165,24 +166,7 @@ class Machine:
 
 
 def _reason(transition: Transition) -> str:
-    return "always" if transition.when is None else describe(transition.when)
-
-
-def describe(condition: Condition) -> str:
-    """A short text of a condition, as written (for events, the live view and graphs)."""
-    if isinstance(condition, Says):
-        if condition.region is None:
-            return f"output ~ /{condition.pattern}/"
-        return f"{condition.region} says /{condition.pattern}/"
-    if isinstance(condition, FieldTest):
-        value = json.dumps(condition.value, ensure_ascii=False)
-        op = {"equals": "==", "in": "in", "matches": "~"}[condition.test]
-        return f"{condition.region}.{condition.path} {op} {value}"
-    if isinstance(condition, AllOf):
-        return "(" + " and ".join(describe(c) for c in condition.items) + ")"
-    if isinstance(condition, AnyOf):
-        return "(" + " or ".join(describe(c) for c in condition.items) + ")"
-    return f"not {describe(condition.item)}"
+    return "always" if transition.when is None else condition_text(transition.when)
 
 
 def holds(condition: Condition, log: VisitLog) -> bool:

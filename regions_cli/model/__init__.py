@@ -22,6 +22,7 @@ from regions_cli.model.control import (
     State,
     Transition,
     Wait,
+    condition_text,
 )
 from regions_cli.model.tools import ToolLoopConfig, ToolSpec
 
@@ -38,6 +39,7 @@ __all__ = [
     "State",
     "Transition",
     "Wait",
+    "condition_text",
 ]
 
 FORMAT_VERSION = 1

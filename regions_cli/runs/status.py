@@ -1,6 +1,7 @@
 """What a run file says about its run, for people and tools: its status and position
-(`run_info`), the regions' current state, and the totals of a run written by several
-invocations (`whole_run_finished`)."""
+(`run_info`), where a state machine is and the path it took (`machine_info`), the ``wait:`` it
+stops at (`next_wait`), the regions' current state, and the totals of a run written by
+several invocations (`whole_run_finished`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from regions_cli.engine import events as ev
 from regions_cli.engine.events import FAILED_OUTCOMES, UNFINISHED_OUTCOMES
+from regions_cli.model import END, Wait
 from regions_cli.runs.codec import events_from_json
 from regions_cli.runs.resume import resume_point
 from regions_cli.runs.store import RunFile, pid_alive
@@ -28,10 +30,59 @@ def message_count(run: RunFile) -> int:
     return len({m["delivery_seq"] for m in run.messages() if m["delivery_seq"] is not None})
 
 
+def next_wait(run: RunFile) -> Wait | None:
+    """The ``wait:`` item the run goes on with, if its next layer is one (None otherwise, and
+    for a run that has finished)."""
+    plan = run.workflow.plan
+    index = run.next_layer()
+    item = plan[index].get("wait") if index < len(plan) else None
+    if not isinstance(item, dict):
+        return None
+    return Wait(str(item.get("for", "")), str(item.get("prompt") or ""))
+
+
+def waiting_for(run: RunFile) -> Wait | None:
+    """The ``wait:`` a run stopped at for a person (its last invocation ended ``waiting``),
+    or None."""
+    invocations = run.invocations()
+    if not invocations or invocations[-1]["status"] != "waiting" or run.finished:
+        return None
+    return next_wait(run)
+
+
+def machine_info(run: RunFile) -> dict[str, Any] | None:
+    """Where a state machine's run is, from its run file: the current ``state``, ``visits``
+    per state, ``transitions`` taken, the ``path`` of states entered (``end`` last once it
+    has ended) and the ``last_transition`` (its event's JSON). None for a plain plan."""
+    if not run.workflow.states:
+        return None
+    path: list[str] = []
+    last: dict[str, Any] | None = None
+    for data in run.events():
+        if data["kind"] == "state_entered":
+            path.append(str(data["state"]))
+        elif data["kind"] == "transition":
+            last = data
+            if data["to"] == END:
+                path.append(END)
+    cursor = run.cursor() or {}
+    return {
+        "state": cursor.get("state") or (path[-1] if path else None),
+        "visits": {str(k): int(v) for k, v in dict(cursor.get("visits") or {}).items()},
+        "transitions": int(cursor.get("transitions") or 0),
+        "path": path,
+        "last_transition": last,
+    }
+
+
 def run_info(run: RunFile) -> dict[str, Any]:
-    """Status, plan position and last activity of a run file (for ``show`` and ``runs``)."""
+    """Status, plan position and last activity of a run file (for ``show`` and ``runs``).
+
+    ``position`` is the layers run so far; ``next_layer`` the plan index of the layer that
+    runs next (the same for a plain plan; a machine's layers run again on each visit)."""
     plan = run.workflow.plan
     position = run.position
+    index = run.next_layer()
     invocations = run.invocations()
     last = invocations[-1] if invocations else None
     if last is not None and last["finished"] is None and pid_alive(int(last["pid"])):
@@ -46,12 +97,19 @@ def run_info(run: RunFile) -> dict[str, Any]:
         status = "stepping" if last["kind"] == "step" else "stopped"
     else:
         status = str(last["status"])
+    wait = waiting_for(run)
+    if wait is not None:
+        status = f"waiting for {wait.region}"
+    machine = bool(run.workflow.states)
     if run.finished:
-        position_text = f"finished ({len(plan)}/{len(plan)} layers)"
+        run_so_far = f", {position} run" if machine else ""
+        position_text = f"finished ({len(plan)}/{len(plan)} layers{run_so_far})"
     else:
-        label = plan[position].get("label", "") if position < len(plan) else ""
+        label = plan[index].get("label", "") if index < len(plan) else ""
         done = sorted(run.chains_done(position))
-        position_text = f"next layer {position + 1}/{len(plan)} {label}".rstrip()
+        position_text = f"next layer {index + 1}/{len(plan)} {label}".rstrip()
+        if machine and index < len(plan):
+            position_text += f" of state {plan[index].get('state')}"
         if done:
             position_text += f" (chains done: {', '.join(done)})"
         if not run.started:
@@ -63,6 +121,7 @@ def run_info(run: RunFile) -> dict[str, Any]:
     return {
         "status": status,
         "position": position,
+        "next_layer": index,
         "layers": len(plan),
         "position_text": position_text,
         "activity": activity,

@@ -9,7 +9,7 @@ in the ``message`` events with ``"delivery": "output"`` and its summary in ``run
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -63,5 +63,5 @@ class JsonlView:
         """A line that is not an engine event (e.g. ``findings`` before the run)."""
         self.out.write(encode(data, ascii_only=self.ascii_only) + "\n")
 
-    def report(self, summary: object = None, next_command: str | None = None) -> None:
+    def report(self, summary: object = None, next_commands: Sequence[str] = ()) -> None:
         """Nothing: ``run_finished`` already carried the summary."""

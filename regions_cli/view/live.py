@@ -23,6 +23,7 @@ from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
 from regions_cli.engine.events import Event, RunFinished
+from regions_cli.text import plural
 from regions_cli.view.report import report_lines
 from regions_cli.view.state import (
     STATUS_TEXT,
@@ -45,6 +46,8 @@ STATUS_STYLE = {
     "done": "green",
     "failed": "bold red",
 }
+#: The header's colour for how a run ended (others: red).
+FINISHED_STYLE = {"ok": "green", "waiting": "yellow"}
 REPORT_STYLE = {"heading": "bold", "label": "bold cyan", "text": "", "bad": "red"}
 ACTIVE = ("waiting_llm", "replying")
 BAR_WIDTH = 30
@@ -109,11 +112,11 @@ class LiveView:
         with self._lock:
             self.state.apply(event)
 
-    def report(self, summary: RunFinished | None = None, next_command: str | None = None) -> None:
+    def report(self, summary: RunFinished | None = None, next_commands: Sequence[str] = ()) -> None:
         """The run's output messages in full, then the summary, below the last frame (see
         `report_lines`)."""
         self.console.print()
-        for line in report_lines(self.state, summary=summary, next_command=next_command):
+        for line in report_lines(self.state, summary=summary, next_commands=next_commands):
             self.console.print(
                 Text(line.text, style=REPORT_STYLE[line.style]), soft_wrap=True, highlight=False
             )
@@ -156,8 +159,17 @@ class LiveView:
         text.append("regions run ", style="bold")
         text.append(state.started.workflow, style="bold cyan")
         if state.finished is not None:
-            style = "green" if state.finished.status == "ok" else "red"
-            text.append(f"  {state.finished.status}", style=style)
+            status = state.finished.status
+            style = FINISHED_STYLE.get(status, "red")
+            text.append(f"  {status}", style=style)
+            if state.waiting is not None:
+                text.append(f" for {state.waiting.region}", style=style)
+        elif state.is_machine and state.current_state is not None:
+            text.append(f"  {_state_note(state)}", style="bold")
+            shown = _shown_layer(state)
+            if shown is not None and shown.in_state == state.current_state:
+                layers = state.state_layers(state.current_state)
+                text.append(f"  layer {layers.index(shown) + 1}/{len(layers)} {shown.label}")
         elif state.current_layer is not None:
             layer = state.current_layer
             text.append(f"  layer {layer + 1}/{len(state.layers)} {state.layer_label(layer)}")
@@ -165,13 +177,18 @@ class LiveView:
         return text
 
     def _plan(self, state: RunState) -> list[Text]:
-        """The plan as progress bars: the layers, then the chains of the running layer."""
-        total = len(state.layers)
-        done = state.layers_done
-        failed = any(layer.state == "failed" for layer in state.layers)
+        """The plan as progress bars: the layers (a machine's: the current state's, in this
+        visit), then the chains of the running layer; for a machine, the path it took."""
+        layers = state.layers
+        title = "layers"
+        if state.is_machine and state.current_state is not None:
+            layers, title = state.state_layers(state.current_state), state.current_state
+        total = len(layers)
+        done = sum(1 for layer in layers if layer.state in ("ok", "failed", "skipped"))
+        failed = any(layer.state == "failed" for layer in layers)
         rows: list[list[Text]] = [
             [
-                Text("layers", style="bold"),
+                Text(title, style="bold"),
                 _bar(done, total, failed=failed),
                 Text(f"{done}/{total}"),
                 Text(_layer_note(state), style="dim"),
@@ -200,7 +217,13 @@ class LiveView:
                         Text(f"{finished} finished", style="dim"),
                     ]
                 )
-        return _columns(rows, max_widths=(24, BAR_WIDTH, 9, None), right=(2,))
+        lines = _columns(rows, max_widths=(24, BAR_WIDTH, 9, None), right=(2,))
+        if state.path:
+            line = Text("path ", style="bold")
+            line.append(state.path.text())
+            line.append(f"  ({plural(state.transitions, 'transition')})", style="dim")
+            lines.append(line)
+        return lines
 
     def _regions(self, state: RunState, limit: int) -> list[Text]:
         """The regions table: a head, a rule, then at most `limit` rows."""
@@ -326,17 +349,34 @@ def _bar(completed: int, total: int, *, failed: bool = False) -> Text:
 
 
 def _shown_layer(state: RunState) -> LayerProgress | None:
-    """The running layer; after the run, the last one that ran (to show where it stopped)."""
+    """The running layer; after the run, the last one that ran (to show where it stopped).
+    A machine's: the last one that ran in the current state's visit, if any."""
+    if state.is_machine:  # its layers do not run in plan order
+        last = state.last_layer
+        if last is None or last >= len(state.layers):
+            return None
+        layer = state.layers[last]
+        return layer if layer.in_state == state.current_state else None
     if state.current_layer is not None and 0 <= state.current_layer < len(state.layers):
         return state.layers[state.current_layer]
     ran = [layer for layer in state.layers if layer.state in ("ok", "failed")]
     return ran[-1] if ran else None
 
 
+def _state_note(state: RunState) -> str:
+    """``state review (visit 2)``: where a machine is."""
+    visit = f" (visit {state.visit})" if state.visit else ""
+    return f"state {state.current_state}{visit}"
+
+
 def _layer_note(state: RunState) -> str:
+    if state.waiting is not None:
+        return f"waiting for {state.waiting.region}"
     layer = _shown_layer(state)
     if layer is None:
         return ""
+    if layer.wait is not None:  # it ran: the answer had come
+        return f"{layer.label}: answered"
     return f"{layer.label}: {layer.steps_done}/{layer.steps_total} steps"
 
 

@@ -12,7 +12,7 @@ the ``message`` line that follows, and a line per token would drown the log.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from regions_cli.engine.events import (
@@ -26,9 +26,12 @@ from regions_cli.engine.events import (
     RegionStatus,
     RunFinished,
     RunStarted,
+    StateEntered,
     StepFinished,
     StepStarted,
     TokenStreamed,
+    TransitionTaken,
+    WaitStarted,
 )
 from regions_cli.text import plural
 from regions_cli.view.lines import LineWriter
@@ -65,9 +68,9 @@ class PlainView:
         if line is not None:
             self.out.write(f"{max(0.0, event.t - self._t0):8.3f}s {line}\n")
 
-    def report(self, summary: RunFinished | None = None, next_command: str | None = None) -> None:
+    def report(self, summary: RunFinished | None = None, next_commands: Sequence[str] = ()) -> None:
         """The run's output messages in full, then the summary (see `report_lines`)."""
-        report = report_lines(self.state, summary=summary, next_command=next_command)
+        report = report_lines(self.state, summary=summary, next_commands=next_commands)
         lines = [line.text for line in report]
         self.out.write("\n" + "\n".join(lines) + "\n")
 
@@ -85,18 +88,34 @@ class PlainView:
     # -- one formatter per event kind --------------------------------------------------------
     def _run_started(self, event: RunStarted) -> str:
         layers, regions = len(event.layers), len(event.regions)
-        text = f"run {event.workflow}: {plural(layers, 'layer')}, {plural(regions, 'region')}"
-        if event.resumed_from_layer:
+        text = f"run {event.workflow}: {plural(layers, 'layer')}"
+        if self.state.is_machine:
+            states = {str(layer.get("state")) for layer in event.layers}
+            text += f" in {plural(len(states), 'state')}"
+        text += f", {plural(regions, 'region')}"
+        if event.resumed_from_layer and self.state.is_machine:  # a position: layers run so far
+            text += f", resumed after {plural(event.resumed_from_layer, 'layer')} run"
+        elif event.resumed_from_layer:
             text += f", resumed at layer {event.resumed_from_layer + 1}"
         return text + f", run file {event.run_file or '(none)'}"
 
     def _layer_started(self, event: LayerStarted) -> str:
-        return f"layer {event.layer + 1}/{len(self.state.layers)} {event.label} started"
+        return f"layer {self._layer_number(event.layer)} {event.label} started"
 
     def _layer_finished(self, event: LayerFinished) -> str:
         outcome = "ok" if event.ok else "failed"
-        total = len(self.state.layers)
-        return f"layer {event.layer + 1}/{total} {event.label} {outcome} {seconds(event.duration)}"
+        number = self._layer_number(event.layer)
+        return f"layer {number} {event.label} {outcome} {seconds(event.duration)}"
+
+    def _state_entered(self, event: StateEntered) -> str:
+        return f"state {event.state} entered (visit {event.visit})"
+
+    def _transition(self, event: TransitionTaken) -> str:
+        return f"transition {event.state} -> {event.to}: {clean(event.reason)}"
+
+    def _wait(self, event: WaitStarted) -> str:
+        prompt = f": {first_line(event.prompt, 200)}" if event.prompt else ""
+        return f"waiting for {event.region}{prompt}"
 
     def _step_started(self, event: StepStarted) -> str:
         attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
@@ -150,8 +169,13 @@ class PlainView:
             f" in {seconds(event.duration)}"
         )
 
-    def _where(self, layer: int, chain: str, step: int) -> str:
-        return f"{self.state.layer_label(layer)}/{chain}#{step + 1}"
+    def _layer_number(self, position: int) -> str:
+        """``2/3``: the layer's place in the plan (a machine's layers run again on each visit,
+        so their position in the run is not it)."""
+        return f"{self.state.index_of(position) + 1}/{len(self.state.layers)}"
+
+    def _where(self, position: int, chain: str, step: int) -> str:
+        return f"{self.state.layer_label(self.state.index_of(position))}/{chain}#{step + 1}"
 
 
 Formatter = Callable[[PlainView, Any], str]
@@ -169,4 +193,7 @@ _FORMATTERS: dict[type, Formatter | None] = {
     LLMCalled: PlainView._llm_called,
     Notice: PlainView._notice,
     RunFinished: PlainView._run_finished,
+    StateEntered: PlainView._state_entered,
+    TransitionTaken: PlainView._transition,
+    WaitStarted: PlainView._wait,
 }

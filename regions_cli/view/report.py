@@ -7,6 +7,7 @@ view maps to colours and the plain view ignores.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from regions_cli.engine.events import RunFinished
@@ -19,7 +20,11 @@ STATUS_TEXT = {
     "interrupted": "interrupted",
     "paused": "paused",
     "budget_exceeded": "stopped: budget exceeded",
+    "waiting": "waiting for input",
 }
+
+#: Statuses that are not a problem: the summary does not show them as one.
+GOOD_STATUSES = frozenset({"ok", "waiting"})
 
 
 @dataclass(frozen=True)
@@ -29,11 +34,12 @@ class ReportLine:
 
 
 def report_lines(
-    state: RunState, *, summary: RunFinished | None = None, next_command: str | None = None
+    state: RunState, *, summary: RunFinished | None = None, next_commands: Sequence[str] = ()
 ) -> list[ReportLine]:
     """The output messages (full content), then the summary of `state`'s finished run (or
-    `summary`: the whole run's, for a run that several invocations wrote), and the command
-    that goes on with the run, if it can go on."""
+    `summary`: the whole run's, for a run that several invocations wrote), what a waiting run
+    waits for, and the commands that go on with the run, in order, if it can go on (e.g. the
+    ``regions inject`` that answers a wait, then the resume)."""
     lines: list[ReportLine] = []
     if state.outputs:
         lines.append(ReportLine(f"Output ({plural(len(state.outputs), 'message')})", "heading"))
@@ -44,9 +50,17 @@ def report_lines(
         lines.append(ReportLine(""))
     lines.append(ReportLine("Summary", "heading"))
     lines.extend(_summary(state, summary or state.finished))
-    if next_command is not None:
-        lines.append(ReportLine(f"continue   {next_command}"))
+    if state.waiting is not None:
+        wait = state.waiting
+        lines.append(ReportLine(f"waiting    {waiting_text(wait.region, wait.prompt)}"))
+    for number, command in enumerate(next_commands):
+        lines.append(ReportLine(f"{'continue' if number == 0 else '':11}{command}"))
     return lines
+
+
+def waiting_text(region: str, prompt: str) -> str:
+    """What a run waits for: ``for Critic: Approve the draft?``."""
+    return f"for {region}: {first_error_line(prompt)}" if prompt.strip() else f"for {region}"
 
 
 def _summary(state: RunState, finished: RunFinished | None) -> list[ReportLine]:
@@ -58,7 +72,8 @@ def _summary(state: RunState, finished: RunFinished | None) -> list[ReportLine]:
         duration = state.elapsed(state.last_t)
         run_file = state.started.run_file if state.started else None
     else:
-        status, ok = STATUS_TEXT.get(finished.status, finished.status), finished.status == "ok"
+        status = STATUS_TEXT.get(finished.status, finished.status)
+        ok = finished.status in GOOD_STATUSES
         layers_run, steps_ok, steps_failed = (
             finished.layers_run,
             finished.steps_ok,
@@ -76,9 +91,15 @@ def _summary(state: RunState, finished: RunFinished | None) -> list[ReportLine]:
     rejected = f" ({state.rejected} rejected)" if state.rejected else ""
     stopped = finished.steps_cancelled if finished is not None else state.steps_cancelled
     cancelled = f", {stopped} cancelled" if stopped else ""
-    out = [
-        ReportLine(f"status     {status}", "text" if ok else "bad"),
-        ReportLine(f"layers     {layers_run} of {len(state.layers)} run"),
+    if state.is_machine:  # its layers run again on each visit: not a part of the plan
+        layers = ReportLine(f"layers     {layers_run} run")
+    else:
+        layers = ReportLine(f"layers     {layers_run} of {len(state.layers)} run")
+    out = [ReportLine(f"status     {status}", "text" if ok else "bad"), layers]
+    if state.path:
+        transitions = plural(state.transitions, "transition")
+        out.append(ReportLine(f"states     {state.path.text()} ({transitions})"))
+    out += [
         ReportLine(f"steps      {steps_ok} ok, {steps_failed} failed{cancelled}"),
         ReportLine(f"messages   {messages:,}{rejected}"),
         ReportLine(f"calls      {calls:,}" + (f" ({cached:,} from cache)" if cached else "")),

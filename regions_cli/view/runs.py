@@ -13,15 +13,23 @@ from rich.table import Table
 from rich.text import Text
 
 from regions_cli.engine.events import FAILED_OUTCOMES, Event, LLMCalled
-from regions_cli.runs.status import current_states, message_count, run_info
+from regions_cli.runs.status import (
+    current_states,
+    machine_info,
+    message_count,
+    run_info,
+    waiting_for,
+)
 from regions_cli.runs.store import RunFile
 from regions_cli.text import plural
-from regions_cli.view.state import first_line
+from regions_cli.view.report import waiting_text
+from regions_cli.view.state import StatePath, first_line
 from regions_cli.view.state import plain_text as t
 
 
-def summary_table(run: RunFile) -> Any:
-    """The rich renderable `regions show` prints."""
+def summary_table(run: RunFile, next_commands: Sequence[str] = ()) -> Any:
+    """The rich renderable `regions show` prints; `next_commands`: how to go on with a run
+    that waits (the ``regions inject`` that answers it, then the resume)."""
     info = run_info(run)
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold cyan")
@@ -30,6 +38,18 @@ def summary_table(run: RunFile) -> Any:
     head.add_row("workflow", t(f"{run.workflow.name} ({run.workflow.path})"))
     head.add_row("status", t(info["status"]))
     head.add_row("plan", t(info["position_text"]))
+    machine = machine_info(run)
+    if machine is not None:
+        _machine_rows(head, machine)
+    queued: dict[str, int] = {}
+    for item in run.injections(pending_only=True):
+        queued[item.message.destination] = queued.get(item.message.destination, 0) + 1
+    wait = waiting_for(run)
+    if wait is not None:
+        answered = "; an answer is queued" if queued.get(wait.region) else ""
+        head.add_row("waiting", t(waiting_text(wait.region, wait.prompt) + answered))
+    if next_commands:
+        head.add_row("continue", t("\n".join(next_commands)))
     head.add_row("started", when(run.created))
     head.add_row(
         "invocations",
@@ -50,9 +70,6 @@ def summary_table(run: RunFile) -> Any:
     for column in ("region", "type", "pending requests", "held", "knowledge", "queued", "tokens"):
         regions.add_column(column)
     states = current_states(run)
-    queued: dict[str, int] = {}
-    for item in run.injections(pending_only=True):
-        queued[item.message.destination] = queued.get(item.message.destination, 0) + 1
     for name, kind in run.workflow.regions.items():
         state = states.get(name, {})
         tokens = usage.get(name, {})
@@ -84,11 +101,36 @@ def summary_table(run: RunFile) -> Any:
     return Group(*parts)
 
 
-def pending_lines(run: RunFile, file: Path, flags: Sequence[str] = ()) -> list[str]:
+def _machine_rows(head: Table, machine: dict[str, Any]) -> None:
+    """A state machine's rows of `regions show`: state, visits, transitions, path."""
+    visits = machine["visits"]
+    state = machine["state"]
+    if state is not None:
+        visit = visits.get(state)
+        head.add_row("state", t(f"{state} (visit {visit})" if visit else state))
+    head.add_row("visits", t(", ".join(f"{name} {count}" for name, count in visits.items())))
+    transitions = str(machine["transitions"])
+    last = machine["last_transition"]
+    if last is not None:
+        transitions += f" (last: {last['state']} -> {last['to']}: {last['reason']})"
+    head.add_row("transitions", t(transitions))
+    path = StatePath()
+    for name in machine["path"]:
+        path.add(name)
+    if path:
+        head.add_row("path", t(path.text()))
+
+
+def pending_lines(
+    run: RunFile, file: Path, flags: Sequence[str] = (), answer_command: str | None = None
+) -> list[str]:
     """After a step: where the run stands, what waits where, and the command that goes on
-    (with `flags`, what that step was given that the next one needs again)."""
+    (with `flags`, what that step was given that the next one needs again); for a run that
+    waits for a person, what for and `answer_command`, the ``regions inject`` that answers.
+    """
     plan = run.workflow.plan
     position = run.position
+    index = run.next_layer()
     lines = ["", f"Run file {run.path}"]
     for name, state in sorted(current_states(run).items()):
         requests = state.get("requests") or []
@@ -104,14 +146,21 @@ def pending_lines(run: RunFile, file: Path, flags: Sequence[str] = ()) -> list[s
             lines.append(f"    {entry.get('source')}: {first_line(str(entry.get('content')))}")
     for item in run.injections(pending_only=True):
         lines.append(f"  queued injection for {item.message.destination} ({item.message.role})")
-    if position >= len(plan):
+    wait = waiting_for(run)
+    if wait is not None:
+        lines.append(f"Waiting {waiting_text(wait.region, wait.prompt)}")
+        if answer_command is not None:
+            lines.append(f"  answer: {answer_command}")
+    if index >= len(plan):
         lines.append(f"Plan finished ({len(plan)}/{len(plan)} layers).")
     else:
-        label = plan[position].get("label", "")
+        label = plan[index].get("label", "")
+        if "state" in plan[index]:
+            label += f" of state {plan[index]['state']}"
         done = sorted(run.chains_done(position))
         again = f" (chains {', '.join(done)} done; the others run again)" if done else ""
         command = shlex.join(["regions", "step", str(file), "--run", str(run.path), *flags])
-        lines.append(f"Next: layer {position + 1}/{len(plan)} {label}{again}: {command}")
+        lines.append(f"Next: layer {index + 1}/{len(plan)} {label}{again}: {command}")
     return lines
 
 

@@ -25,14 +25,16 @@ from regions_cli.engine.events import (
     RegionStatus,
     RunFinished,
     RunStarted,
+    StateEntered,
     StepFinished,
     StepStarted,
     TokenStreamed,
+    TransitionTaken,
+    WaitStarted,
 )
 from regions_cli.engine.message import Message
+from regions_cli.model import END
 from regions_cli.text import plural
-
-#: Step outcomes that count as a failed step (``nothing`` and ``false`` are reported, not failed).
 
 #: How each region status reads to a person.
 STATUS_TEXT = {
@@ -125,6 +127,15 @@ class LayerProgress:
     label: str
     chains: dict[str, ChainProgress]
     state: str = "pending"  # pending | running | ok | failed | skipped
+    in_state: str | None = None  # the machine state whose plan holds this layer (None: a plan)
+    wait: str | None = None  # for a ``wait:`` item: the region it waits for
+
+    def reset(self) -> None:
+        """Forget a previous visit's progress: the layer runs again."""
+        self.state = "pending"
+        for chain in self.chains.values():
+            chain.done.clear()
+            chain.current = chain.failure = None
 
     @property
     def steps_total(self) -> int:
@@ -149,6 +160,34 @@ class FeedEntry:
     level: str = ""
 
 
+class StatePath:
+    """The states a machine entered, in order (``end`` last once it has ended). Only the first
+    and the last few are kept, so a loop of thousands of visits stays small."""
+
+    def __init__(self, head: int = 4, tail: int = 4) -> None:
+        self.head: list[str] = []
+        self.tail: deque[str] = deque(maxlen=tail)
+        self._head_size = head
+        self.count = 0  # states entered in all
+
+    def add(self, state: str) -> None:
+        self.count += 1
+        if len(self.head) < self._head_size:
+            self.head.append(state)
+        else:
+            self.tail.append(state)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def text(self) -> str:
+        """``draft → review → draft → review → end``, with ``… N more …`` for what is left
+        out of the middle."""
+        hidden = self.count - len(self.head) - len(self.tail)
+        middle = [f"… {hidden} more …"] if hidden else []
+        return " → ".join([*self.head, *middle, *self.tail])
+
+
 @dataclass(frozen=True)
 class FailedStep:
     layer: str
@@ -170,7 +209,18 @@ class RunState:
         self.streams: dict[str, str] = {}  # region -> text streamed so far for its current reply
         self.outputs: list[Message] = []
         self.failures: list[FailedStep] = []
-        self.current_layer: int | None = None
+        self.current_layer: int | None = None  # the plan index of the running layer
+        self._position = -1  # the position (layers run so far) of the running layer
+        self.last_layer: int | None = None  # the plan index of the layer started last
+        # A state machine (the layers of RunStarted name their states): where it is.
+        self.is_machine = False
+        self.current_state: str | None = None
+        self.visit = 0  # the current state's visit number (0: not known, e.g. after a resume)
+        self.visits: dict[str, int] = {}
+        self.transitions = 0
+        self.last_transition: TransitionTaken | None = None
+        self.path = StatePath()
+        self.waiting: WaitStarted | None = None  # the wait the run stopped at
         self.steps_ok = 0
         self.steps_failed = 0
         self.steps_cancelled = 0
@@ -205,6 +255,18 @@ class RunState:
             return self.layers[index].label
         return f"layer-{index}"
 
+    def index_of(self, position: int) -> int:
+        """The plan index of the layer an event's `layer` (its position: layers run so far)
+        names: the same number for a plain plan; the running layer's for a machine, whose
+        layers run again on each visit."""
+        if self.is_machine and position == self._position and self.last_layer is not None:
+            return self.last_layer
+        return position
+
+    def state_layers(self, name: str) -> list[LayerProgress]:
+        """The layers of machine state `name`, in plan order."""
+        return [layer for layer in self.layers if layer.in_state == name]
+
     # -- writing ---------------------------------------------------------------------------
     def apply(self, event: Event) -> None:
         """Fold one event in. Unknown kinds are ignored (the engine may add kinds)."""
@@ -215,13 +277,40 @@ class RunState:
             handler(self, event)
 
     def _layer_started(self, event: LayerStarted) -> None:
-        self.current_layer = event.layer
-        if 0 <= event.layer < len(self.layers):
-            self.layers[event.layer].state = "running"
+        index = event.index if self.is_machine else event.layer
+        self.current_layer = self.last_layer = index
+        self._position = event.layer
+        if 0 <= index < len(self.layers):
+            layer = self.layers[index]
+            if self.is_machine:
+                layer.reset()  # a loop runs it again: this visit's progress only
+                if self.current_state is None and layer.in_state is not None:
+                    # a resumed run enters no state: it goes on in the one of its layer
+                    self.current_state = layer.in_state
+                    self.path.add(layer.in_state)
+            layer.state = "running"
 
     def _layer_finished(self, event: LayerFinished) -> None:
-        if 0 <= event.layer < len(self.layers):
-            self.layers[event.layer].state = "ok" if event.ok else "failed"
+        index = self.index_of(event.layer)
+        if 0 <= index < len(self.layers):
+            self.layers[index].state = "ok" if event.ok else "failed"
+
+    def _state_entered(self, event: StateEntered) -> None:
+        self.current_state, self.visit = event.state, event.visit
+        self.last_layer = None  # no layer of this visit has run yet
+        self.visits[event.state] = event.visit
+        self.path.add(event.state)
+        for layer in self.state_layers(event.state):  # a new visit runs them all again
+            layer.reset()
+
+    def _transition(self, event: TransitionTaken) -> None:
+        self.transitions = event.transitions
+        self.last_transition = event
+        if event.to == END:  # no state is entered: the path ends there
+            self.path.add(END)
+
+    def _wait(self, event: WaitStarted) -> None:
+        self.waiting = event
 
     def _region_status(self, event: RegionStatus) -> None:
         row = self._region(event.region)
@@ -282,6 +371,10 @@ class RunState:
 
     def _run_started(self, event: RunStarted) -> None:
         self.started = event
+        self.waiting = None
+        self.is_machine = any("state" in layer for layer in event.layers)
+        # A machine's `resumed_from_layer` is a position, not a plan index: nothing is skipped
+        skipped = 0 if self.is_machine else event.resumed_from_layer
         self.layers = [
             LayerProgress(
                 index=index,
@@ -290,7 +383,9 @@ class RunState:
                     str(name): ChainProgress(str(name), list(steps))
                     for name, steps in dict(layer.get("chains", {})).items()
                 },
-                state="skipped" if index < event.resumed_from_layer else "pending",
+                state="skipped" if index < skipped else "pending",
+                in_state=_text_or_none(layer.get("state")),
+                wait=_text_or_none(layer.get("wait")),
             )
             for index, layer in enumerate(event.layers)
         ]
@@ -303,9 +398,10 @@ class RunState:
             row = self.regions[name] = RegionRow(name, "?")
         return row
 
-    def _chain(self, layer: int, chain: str) -> ChainProgress | None:
-        if 0 <= layer < len(self.layers):
-            return self.layers[layer].chains.get(chain)
+    def _chain(self, position: int, chain: str) -> ChainProgress | None:
+        index = self.index_of(position)
+        if 0 <= index < len(self.layers):
+            return self.layers[index].chains.get(chain)
         return None
 
     def _step_started(self, event: StepStarted) -> None:
@@ -330,7 +426,7 @@ class RunState:
             self.steps_failed += 1
             self.failures.append(
                 FailedStep(
-                    self.layer_label(event.layer),
+                    self.layer_label(self.index_of(event.layer)),
                     event.chain,
                     f"{event.region}.{event.method}",
                     event.outcome,
@@ -387,7 +483,14 @@ _HANDLERS: dict[type, Handler | None] = {
     LayerFinished: RunState._layer_finished,
     Notice: RunState._notice,
     RunFinished: RunState._run_finished,
+    StateEntered: RunState._state_entered,
+    TransitionTaken: RunState._transition,
+    WaitStarted: RunState._wait,
 }
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 T = TypeVar("T")

@@ -17,15 +17,10 @@ import re
 
 from regions_cli.model import (
     END,
-    AllOf,
-    AnyOf,
-    Condition,
-    FieldTest,
     Layer,
-    Not,
-    Says,
     State,
     Workflow,
+    condition_text,
 )
 
 
@@ -139,41 +134,6 @@ def to_dot(workflow: Workflow) -> str:
 
 
 # --- state machines ------------------------------------------------------------------------------
-
-
-def condition_text(condition: Condition | None) -> str:
-    """A short text of a transition's condition (``Critic says /APPROVED/``; "" for always)."""
-    match condition:
-        case None:
-            return ""
-        case Says(pattern, None):
-            return f"output /{pattern}/"
-        case Says(pattern, region):
-            return f"{region} says /{pattern}/"
-        case FieldTest(region, path, "equals", value):
-            return f"{region}.{path} = {_value(value)}"
-        case FieldTest(region, path, "in", values):
-            return f"{region}.{path} in [{', '.join(_value(v) for v in values)}]"
-        case FieldTest(region, path, _, pattern):
-            return f"{region}.{path} matches /{pattern}/"
-        case AllOf(items):
-            return " and ".join(_grouped(item) for item in items)
-        case AnyOf(items):
-            return " or ".join(_grouped(item) for item in items)
-        case Not(item):
-            return f"not {_grouped(item)}"
-    return ""  # pragma: no cover - the cases above are exhaustive
-
-
-def _grouped(condition: Condition) -> str:
-    text = condition_text(condition)
-    return f"({text})" if isinstance(condition, (AllOf, AnyOf)) else text
-
-
-def _value(value: object) -> str:
-    if isinstance(value, str):
-        return f"'{value}'"
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _exhausted_text(state: State) -> str:

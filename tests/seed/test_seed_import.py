@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from seed_files import ALL_INPUTS, PAIRS, STATES, verify_errors
 
-from regions_cli.interop.original.to_yaml import import_files
+from regions_cli.interop.original.to_yaml import Stretch, import_files, stretches
 
 
 def _import(seed: Path, files: list[str]) -> Any:
@@ -356,3 +356,131 @@ async def test_every_import_runs_as_it_is(seed: Path, tmp_path: Path, inputs: li
         await engine.aclose()
     assert result.ok, result.error
     assert result.counts["layers_run"] == len(workflow.plan) > 0
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        ([0, 1, 2], [Stretch((0, 1, 2))]),
+        ([0, 1, 2, 1, 2, 1, 2, 3], [Stretch((0,)), Stretch((1, 2), 3), Stretch((3,))]),
+        ([1, 1, 1, 1], [Stretch((1,), 4)]),
+        ([0, 0, 1, 0, 0, 1], [Stretch((0, 0, 1), 2)]),
+        ([1, 0, 1], [Stretch((1, 0, 1))]),  # not back to back: unrolled
+    ],
+)
+def test_blocks_repeated_back_to_back_are_found(order: list[int], expected: list[Stretch]) -> None:
+    assert stretches(order) == expected
+
+
+LOOP_PLAN: dict[str, Any] = {
+    "layer_config": [{"c": ["A"]}, {"c": ["B"]}, {"c": ["A"]}, {"c": ["A"]}],
+    "execution_config": [
+        [["A", "make_questions"]],
+        [["B", "make_replies"]],
+        [["A", "make_questions"]],
+        [["A", "summarize_replies"]],
+    ],
+    "execution_order": [0, 1, 2, 1, 2, 1, 2, 3],
+}
+
+
+def test_a_block_repeated_back_to_back_becomes_a_bounded_state(tmp_path: Path) -> None:
+    result = import_files([_write(tmp_path, "x_regions.json", REGISTRY),
+                           _write(tmp_path, "x_executions.json", LOOP_PLAN)])  # fmt: skip
+    data = result.data()
+    assert "plan" not in data
+    assert data["states"] == {
+        "layer-0": {
+            "plan": [{"layer": "layer-0", "chains": {"c": ["A.make_questions"]}}],
+            "next": [{"to": "repeat-1-2"}],
+        },
+        "repeat-1-2": {
+            "max_visits": 3,
+            "on_exhausted": "layer-3",
+            "plan": [
+                {"layer": "layer-1", "chains": {"c": ["B.make_replies"]}},
+                {"layer": "layer-2", "chains": {"c": ["A.make_questions"]}},
+            ],
+            "next": [{"to": "repeat-1-2"}],
+        },
+        "layer-3": {"plan": [{"layer": "layer-3", "chains": {"c": ["A.summarize_replies"]}}]},
+    }
+    assert verify_errors(result, tmp_path) == []
+    assert "layers 1, 2 run 3 times in a row: state repeat-1-2" in " ".join(result.dump().split())
+
+
+async def _transcript(path: Path) -> list[tuple[str, ...]]:
+    from regions_cli.build import build_engine
+    from regions_cli.engine.events import Event, EventBus, MessageDelivered
+    from regions_cli.model import LLMConfig
+    from regions_cli.workflow.api import load_workflow
+
+    workflow = load_workflow(path)
+    scripted = {name: LLMConfig(name, "scripted") for name in workflow.llms}
+    bus = EventBus()
+    seen: list[tuple[str, ...]] = []
+
+    def record(event: Event) -> None:
+        if isinstance(event, MessageDelivered):
+            m = event.message
+            seen.append((event.delivery, m.source, m.destination, m.role, m.content, m.id))
+
+    bus.subscribe(record)
+    engine = build_engine(dataclasses.replace(workflow, llms=scripted), bus)
+    try:
+        result = await engine.run()
+    finally:
+        await engine.aclose()
+    assert result.ok, result.error
+    assert result.counts["layers_run"] == 8
+    return seen
+
+
+async def test_the_bounded_state_runs_as_the_unrolled_layers(tmp_path: Path) -> None:
+    result = import_files([_write(tmp_path, "x_regions.json", REGISTRY),
+                           _write(tmp_path, "x_executions.json", LOOP_PLAN)])  # fmt: skip
+    inject = "inject:\n  - {to: A, content: Who led the Zebras?}\n"
+    machine = tmp_path / "machine.yaml"
+    machine.write_text(result.dump().replace("states:\n", inject + "states:\n", 1))
+    data = result.data()
+    layers = {layer["layer"]: layer for state in data["states"].values() for layer in state["plan"]}
+    unrolled = {key: value for key, value in data.items() if key != "states"}
+    unrolled["inject"] = [{"to": "A", "content": "Who led the Zebras?"}]
+    unrolled["plan"] = [
+        {"chains": layers[f"layer-{index}"]["chains"]} for index in LOOP_PLAN["execution_order"]
+    ]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(json.dumps(unrolled))
+    transcript = await _transcript(machine)
+    assert len(transcript) >= 8  # the question, then what each visit asks and answers
+    assert transcript == await _transcript(plain)
+
+
+def test_a_bounded_state_exports_as_the_repeated_order(tmp_path: Path) -> None:
+    from regions_cli.interop.original.export import export_workflow
+    from regions_cli.workflow.api import load_workflow
+
+    result = import_files([_write(tmp_path, "x_regions.json", REGISTRY),
+                           _write(tmp_path, "x_executions.json", LOOP_PLAN)])  # fmt: skip
+    path = tmp_path / "x.yaml"
+    path.write_text(result.dump())
+    exported = export_workflow(load_workflow(path)).executions
+    # (identical layers are written once: layers 0 and 2 are one layer there)
+    assert [exported["execution_config"][i] for i in exported["execution_order"]] == [
+        LOOP_PLAN["execution_config"][i] for i in LOOP_PLAN["execution_order"]
+    ]
+
+
+def test_what_the_original_cannot_run_is_not_exported(tmp_path: Path) -> None:
+    from regions_cli.interop.original.export import export_workflow
+    from regions_cli.workflow.api import load_workflow
+
+    path = tmp_path / "x.yaml"
+    path.write_text(
+        "version: 1\nname: x\nregions:\n  A: {type: Region, task: Ask.}\n"
+        "inject: [{to: A, content: hi}]\nstates:\n  one:\n    max_visits: 2\n"
+        "    plan: [{chains: {a: [A.make_replies]}}]\n"
+        "    next: [{when: {region: A, says: more}, to: one}]\n"
+    )
+    with pytest.raises(ValueError, match="state one: a transition with a condition"):
+        export_workflow(load_workflow(path))

@@ -19,9 +19,12 @@ from regions_cli.engine.events import (
     RegionStatus,
     RunFinished,
     RunStarted,
+    StateEntered,
     StepFinished,
     StepStarted,
     TokenStreamed,
+    TransitionTaken,
+    WaitStarted,
 )
 from regions_cli.engine.message import Message, Origin
 
@@ -219,3 +222,138 @@ def second_half() -> list[Event]:
 
 def whole_run() -> list[Event]:
     return first_half() + second_half()
+
+
+# -- a state machine: draft -> review -> draft -> review, then it waits or ends ---------------
+
+MACHINE_FILE = "/tmp/wf/.regions/runs/loop-20231114-221320.db"
+DRAFT = Message("Writer", "Critic", "request", "Rain on the roof.", Origin(0, "w", 0))
+VERDICT = Message("Critic", "Writer", "reply", "Revise: too short.", Origin(2, "c", 0))
+APPROVAL = Message("Critic", "user", "reply", "APPROVED: Rain on the tin roof.", Origin(6, "c", 0))
+
+
+def machine_started() -> RunStarted:
+    return RunStarted(
+        t=T0,
+        run_id="loop-1",
+        workflow="loop",
+        workflow_hash="def456",
+        run_file=MACHINE_FILE,
+        layers=[
+            {"label": "write", "chains": {"w": ["Writer.make_questions"]}, "state": "draft"},
+            {"label": "wait-Critic", "chains": {}, "state": "review", "wait": "Critic"},
+            {"label": "judge", "chains": {"c": ["Critic.make_replies"]}, "state": "review"},
+        ],
+        regions={"Writer": "Region", "Critic": "Region"},
+    )
+
+
+def _layer(
+    t: float,
+    position: int,
+    index: int,
+    label: str,
+    step: tuple[str, str, str] | None,
+    message: Message | None = None,
+    delivery: str = "delivered",
+) -> list[Event]:
+    """The events of one layer at `position` (plan index `index`): its one step, if any."""
+    events: list[Event] = [LayerStarted(t=t, layer=position, label=label, index=index)]
+    if step is not None:
+        chain, region, method = step
+        events.append(
+            StepStarted(t=t, layer=position, chain=chain, step=0, region=region, method=method)
+        )
+        if message is not None:
+            events.append(MessageDelivered(t=t + 0.01, message=message, delivery=delivery))
+        events.append(
+            StepFinished(
+                t=t + 0.02,
+                layer=position,
+                chain=chain,
+                step=0,
+                region=region,
+                method=method,
+                outcome="ok",
+                duration=0.02,
+            )
+        )
+    events.append(LayerFinished(t=t + 0.03, layer=position, label=label, ok=True, duration=0.03))
+    return events
+
+
+WRITE = ("w", "Writer", "make_questions")
+JUDGE = ("c", "Critic", "make_replies")
+
+
+def machine_two_visits() -> list[Event]:
+    """Draft, review (its wait answered), draft again, and the second visit of review."""
+    return [
+        machine_started(),
+        StateEntered(t=T0 + 0.001, state="draft", visit=1, layer=0),
+        *_layer(T0 + 0.01, 0, 0, "write", WRITE, DRAFT),
+        TransitionTaken(
+            t=T0 + 0.05, state="draft", visit=1, to="review", rule=0, reason="always", transitions=1
+        ),
+        StateEntered(t=T0 + 0.05, state="review", visit=1, layer=1),
+        *_layer(T0 + 0.06, 1, 1, "wait-Critic", None),
+        *_layer(T0 + 0.10, 2, 2, "judge", JUDGE, VERDICT),
+        TransitionTaken(
+            t=T0 + 0.14, state="review", visit=1, to="draft", rule=1, reason="always", transitions=2
+        ),
+        StateEntered(t=T0 + 0.14, state="draft", visit=2, layer=3),
+        *_layer(T0 + 0.15, 3, 0, "write", WRITE, DRAFT),
+        TransitionTaken(
+            t=T0 + 0.19, state="draft", visit=2, to="review", rule=0, reason="always", transitions=3
+        ),
+        StateEntered(t=T0 + 0.19, state="review", visit=2, layer=4),
+    ]
+
+
+def machine_finished(
+    status: str, exit_code: int, layers_run: int, steps: int, t: float
+) -> RunFinished:
+    """The end of the machine's run: each of its `steps` posted one message."""
+    return RunFinished(
+        t=t,
+        status=status,
+        exit_code=exit_code,
+        layers_run=layers_run,
+        steps_ok=steps,
+        steps_failed=0,
+        messages=steps,
+        prompt_tokens=0,
+        completion_tokens=0,
+        duration=t - T0,
+        run_file=MACHINE_FILE,
+        llm_calls=0,
+        cached_calls=0,
+    )
+
+
+def machine_waits() -> list[Event]:
+    """The second visit of review stops at its wait: nobody has answered yet."""
+    return [
+        *machine_two_visits(),
+        WaitStarted(t=T0 + 0.2, region="Critic", prompt="Approve the draft?", layer=4),
+        machine_finished("waiting", 5, 4, 3, T0 + 0.21),
+    ]
+
+
+def machine_ends() -> list[Event]:
+    """The second visit of review is answered and the critic approves: the run ends."""
+    return [
+        *machine_two_visits(),
+        *_layer(T0 + 0.2, 4, 1, "wait-Critic", None),
+        *_layer(T0 + 0.24, 5, 2, "judge", JUDGE, APPROVAL, delivery="output"),
+        TransitionTaken(
+            t=T0 + 0.28,
+            state="review",
+            visit=2,
+            to="end",
+            rule=0,
+            reason="Critic says /APPROVED/",
+            transitions=4,
+        ),
+        machine_finished("ok", 0, 6, 4, T0 + 0.29),
+    ]

@@ -318,3 +318,47 @@ def test_a_missing_sub_workflow_and_an_unknown_entry(tmp_path: Path) -> None:
     (finding,) = verify(path)
     assert (finding.rule, finding.line, finding.col) == ("missing-file", 4, 39)
     assert finding.message == "region 'S': file 'gone.yaml' does not exist"
+
+
+def test_the_plan_rules_read_every_states_plan() -> None:
+    text = HEAD + (
+        "states:\n"
+        "  a:\n    plan:\n      - {layer: same, chains: {x: [A.make_replys]}}\n"
+        "      - wait: {for: A}\n    next: [{to: b}]\n"
+        "  b:\n    plan:\n      - {layer: same, chains: {x: []}}\n      - wait: {for: A}\n"
+        "  c:\n    plan: []\n"
+    )
+    assert [f for f in found(text) if f[0] != "unreachable-state"] == [
+        (
+            "unknown-method",
+            9,
+            38,
+            "A (Region) has no method 'make_replys' (did you mean 'make_replies'?)",
+        ),
+        (
+            "duplicate-layer-label",
+            14,
+            17,
+            "layer label 'same' is used by layer 1 of state 'a' and layer 1 of state 'b'",
+        ),
+        ("empty-chain", 14, 32, "chain 'x' in layer 'same' of state 'b' has no steps"),
+        (
+            "duplicate-layer-label",
+            15,
+            9,
+            "layer label 'wait-A' is used by layer 2 of state 'a' and layer 2 of state 'b' "
+            "(a wait without a label is named wait-<region>)",
+        ),
+        ("empty-plan", 17, 5, "state 'c' has no layers; nothing would run"),
+    ]
+
+
+def test_a_wait_makes_its_region_reachable() -> None:
+    text = (
+        "version: 1\nname: t\nregions:\n  A: {type: Region, task: Ask.}\n"
+        "plan:\n  - wait: {for: A, prompt: Your question?}\n  - chains: {a: [A.make_replies]}\n"
+    )
+    assert found(text) == []
+    assert [
+        f[0] for f in found(text.replace("  - wait: {for: A, prompt: Your question?}\n", ""))
+    ] == ["unreachable-replies"]

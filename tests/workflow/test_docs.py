@@ -3,6 +3,7 @@ listed, the examples verify, and every key the snippets use is in the schema."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,60 @@ def test_the_first_workflows_a_reader_sees_verify(tmp_path: Path, page: str) -> 
         path = tmp_path / f"example{number}.yaml"
         path.write_text(example)
         assert [f"{f.location()}: {f.rule}: {f.message}" for f in verify(path)] == []
+
+
+CONTROL_FLOW = (ROOT / "docs" / "control-flow.md").read_text(encoding="utf-8")
+
+
+def test_the_control_flow_page_keys_are_in_the_schema() -> None:
+    yaml = YAML(typ="rt")
+    blocks = [yaml.load(block) for block in yaml_blocks(CONTROL_FLOW)]
+    complete = [b for b in blocks if isinstance(b, dict) and "version" in b]
+    assert complete
+    for block in complete:
+        assert unknown_keys(block, schema()) == []
+    # The fragments: each is a part of a workflow (a `regions:`, `states:`, `next:` or `budget:`).
+    for block in blocks:
+        if isinstance(block, dict) and "version" not in block:
+            whole = {"states": {"s": block}} if "next" in block else block
+            assert unknown_keys(whole, schema()) == [], block
+
+
+def test_the_control_flow_example_verifies_runs_and_refuses_its_unbounded_twin(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    example = next(b for b in yaml_blocks(CONTROL_FLOW) if b.startswith("# yaml"))
+    path = tmp_path / "review_loop.yaml"
+    path.write_text(example)
+    assert verify(path) == []
+    run = subprocess.run(
+        [sys.executable, "-m", "regions_cli", "run", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    (last,) = [e for e in events if e["kind"] == "transition" and e["to"] == "end"]
+    assert last["reason"] == "Critic says /APPROVED/"
+    unbounded = [line for line in example.splitlines() if "max_visits: 4" not in line]
+    path.write_text("\n".join(unbounded) + "\n")
+    (finding,) = verify(path)
+    sample = CONTROL_FLOW.split("$ regions verify review_loop.yaml\n", 1)[1].split("\n", 1)[0]
+    assert (
+        f"review_loop.yaml:{finding.line}:{finding.col}: error[{finding.rule}] " + (finding.message)
+        == sample
+    )
+
+
+def test_the_state_diagram_sample_is_what_graph_prints() -> None:
+    from regions_cli.workflow.api import load_workflow
+    from regions_cli.workflow.graph import to_mermaid
+
+    sample = VERIFY.split("$ regions graph workflows/review_loop.yaml\n")[1].split("```", 1)[0]
+    assert sample.startswith("stateDiagram-v2\n")
+    assert to_mermaid(load_workflow(ROOT / "workflows" / "review_loop.yaml")) == sample

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from regions_cli.model import METHODS, REGION_TYPES
+from regions_cli.model import METHODS, REGION_TYPES, Workflow
 from regions_cli.workflow.api import check_document
 from regions_cli.workflow.convert import build_workflow
 from regions_cli.workflow.findings import Finding
@@ -171,14 +171,65 @@ def workflows(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@FUZZ
-@given(workflows())
-def test_a_workflow_without_errors_builds_and_draws(doc: dict[str, Any]) -> None:
+def built_if_valid(doc: dict[str, Any]) -> Workflow | None:
+    """`doc` verified (the findings sane) and, if it has no errors, built and drawn."""
     loaded = load_text(_to_yaml(doc), env={})
     findings = check_document(loaded)
     assert_sane(findings)
-    if not any(f.is_error for f in findings):
-        assert loaded.data is not None
-        workflow = build_workflow(loaded.data, base_dir=Path("."))
-        assert set(workflow.regions) == set(doc["regions"])
-        assert to_mermaid(workflow).startswith("flowchart") and to_dot(workflow).endswith("}\n")
+    if any(f.is_error for f in findings):
+        return None
+    assert loaded.data is not None
+    workflow = build_workflow(loaded.data, base_dir=Path("."))
+    assert set(workflow.regions) == set(doc["regions"])
+    assert to_dot(workflow).endswith("}\n")
+    return workflow
+
+
+@FUZZ
+@given(workflows())
+def test_a_workflow_without_errors_builds_and_draws(doc: dict[str, Any]) -> None:
+    workflow = built_if_valid(doc)
+    if workflow is not None:
+        assert to_mermaid(workflow).startswith("flowchart")
+
+
+@st.composite
+def machines(draw: st.DrawFn) -> dict[str, Any]:
+    """The workflows above as state machines: random transitions, bounds and conditions, now
+    and then an unknown state, an unbounded cycle or a stray condition."""
+    doc = draw(workflows())
+    layers = doc.pop("plan")
+    names = draw(st.lists(st.sampled_from(["s", "t", "u"]), min_size=1, max_size=3, unique=True))
+    target = mostly([*names, "end"], "ghost")
+    regions = list(doc["regions"])
+    condition = st.one_of(
+        st.none(),
+        st.fixed_dictionaries({"region": st.sampled_from(regions), "says": st.just("x")}),
+        st.fixed_dictionaries({"output": mostly(["ok"], "(")}),
+        st.fixed_dictionaries(
+            {"region": st.sampled_from(regions), "field": st.just("a.0"), "equals": st.just(1)}
+        ),
+        st.fixed_dictionaries({"not": st.fixed_dictionaries({"output": st.just("y")})}),
+    )
+    states: dict[str, Any] = {}
+    for name in names:
+        state: dict[str, Any] = {"plan": layers}
+        transitions = draw(st.lists(st.tuples(target, condition), max_size=3))
+        state["next"] = [{"to": to, **({"when": when} if when else {})} for to, when in transitions]
+        if draw(st.booleans()):
+            state["max_visits"] = draw(st.integers(1, 3))
+            state["on_exhausted"] = draw(mostly(["fail", "end", *names], "ghost"))
+        states[name] = state
+    doc["states"] = states
+    if draw(st.booleans()):
+        doc["start"] = draw(mostly(names, "ghost"))
+    return doc
+
+
+@FUZZ
+@given(machines())
+def test_a_machine_without_errors_builds_and_draws(doc: dict[str, Any]) -> None:
+    workflow = built_if_valid(doc)
+    if workflow is not None:
+        assert set(workflow.states) == set(doc["states"])
+        assert to_mermaid(workflow).startswith("stateDiagram-v2")

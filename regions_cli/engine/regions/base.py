@@ -313,6 +313,7 @@ class BaseRegion:
         user: str,
         *,
         json_schema: Mapping[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> str | None:
         """Ask the region's model; the answer text, or None if the answer was empty.
 
@@ -330,6 +331,7 @@ class BaseRegion:
         request = CompletionRequest(
             messages=(ChatMessage("system", system), ChatMessage("user", user)),
             json_schema=json_schema,
+            max_tokens=max_tokens,
             purpose=purpose,
         )
         emit = self.context.emit

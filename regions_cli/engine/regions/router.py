@@ -38,16 +38,20 @@ from regions_cli.engine.regions.base import BaseRegion, Entry, Outcome, RegionCo
 from regions_cli.model import RegionConfig
 from regions_cli.text import plural
 
+#: Room for ``{"route": NAME}``: a longer answer is cut off (and falls back to the default).
+CHOICE_MAX_TOKENS = 64
 #: What a request that no rule, model or default routes is answered.
 NO_ROUTE = "No route matched this request: {name} has no rule for it and no default."
 
 
 def route_choice_schema(names: list[str]) -> dict[str, Any]:
-    """The JSON Schema of the model's choice: ``{"route": NAME}``, NAME one of `names`."""
+    """The JSON Schema of the model's choice: ``{"route": NAME}``, NAME one of `names`, and
+    nothing else (a grammar-bound model would otherwise go on with keys of its own)."""
     return {
         "type": "object",
         "properties": {"route": {"type": "string", "enum": names}},
         "required": ["route"],
+        "additionalProperties": False,
     }
 
 
@@ -159,7 +163,11 @@ class RouterRegion(BaseRegion):
             'Answer with JSON: {"route": "<one connection name>"}.'
         )
         answer = await self.complete(
-            "route", system, request.content, json_schema=route_choice_schema(names)
+            "route",
+            system,
+            request.content,
+            json_schema=route_choice_schema(names),
+            max_tokens=CHOICE_MAX_TOKENS,
         )
         name = chosen_name(answer or "")
         if name in self.connections:

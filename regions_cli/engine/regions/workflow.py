@@ -108,8 +108,10 @@ class WorkflowRegion(BaseRegion):
     def _load(self) -> Workflow:
         runner = self.context.subworkflows
         path = self.config.workflow
-        if runner is None or path is None:
+        if path is None:
             raise SubWorkflowError(f"{self.name}: no sub-workflow to run (`workflow:` not set)")
+        if runner is None:  # made without `regions_cli.build`
+            raise SubWorkflowError(f"{self.name}: this engine cannot run sub-workflows")
         path = path.resolve()
         lineage = [p.resolve() for p in runner.lineage]
         if path in lineage:

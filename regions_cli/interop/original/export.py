@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from regions_cli.interop.original.parse import DEFAULT_THRESHOLD
-from regions_cli.model import Budget, DeliveryConfig, Layer, StepPolicy, Workflow
+from regions_cli.interop.original.parse import DEFAULT_THRESHOLD, ORIGINAL_TYPES
+from regions_cli.model import END, Budget, DeliveryConfig, Layer, StepPolicy, Workflow
 from regions_cli.text import plural
 
 
@@ -49,11 +49,15 @@ def export_workflow(workflow: Workflow) -> ExportResult:
     """The registry and plan for `workflow`, and a list of what they cannot express.
 
     Raises `ValueError` when the plan has a shape the original cannot run (a chain that
-    interleaves the steps of two regions, or a region in two chains of one layer).
+    interleaves the steps of two regions, or a region in two chains of one layer), or the
+    workflow needs what it lacks (conditions, waits, routers, sub-workflows).
     """
     dropped: list[str] = []
     registry: list[dict[str, Any]] = []
+    plan = unrolled(workflow)
     for region in workflow.regions.values():
+        if region.type not in ORIGINAL_TYPES:
+            raise ValueError(f"region {region.name}: the original has no {region.type}")
         registry.append(
             {
                 "name": region.name,
@@ -84,7 +88,7 @@ def export_workflow(workflow: Workflow) -> ExportResult:
     order: list[int] = []
     seen: dict[str, int] = {}
     policies = False
-    for layer in workflow.plan:
+    for layer in plan:
         chains, pairs = _export_layer(layer)
         key = json.dumps([chains, pairs])
         if key not in seen:
@@ -97,7 +101,7 @@ def export_workflow(workflow: Workflow) -> ExportResult:
         )
 
     labels = [layer.label for layer in workflow.plan]
-    if any(label != f"layer-{i}" for i, label in enumerate(labels)):
+    if workflow.is_machine or any(label != f"layer-{i}" for i, label in enumerate(labels)):
         dropped.append("layer labels (the original numbers its layers)")
     if policies:
         dropped.append("per-step timeout/retries/on_failure")
@@ -126,6 +130,53 @@ def export_workflow(workflow: Workflow) -> ExportResult:
         },
         dropped=dropped,
     )
+
+
+#: Most layers an unrolled state machine may have (far more than any real plan).
+MAX_UNROLLED = 10_000
+
+
+def unrolled(workflow: Workflow) -> list[Layer]:
+    """The layers a run goes through, in order: the plan, or a state machine whose transitions
+    are all unconditional written out (as `regions import` reads a bounded state back).
+
+    Raises `ValueError` for what a fixed ``execution_order`` cannot say: a condition, a wait,
+    ``on_exhausted: fail``, or more than `MAX_UNROLLED` layers.
+    """
+    if not workflow.is_machine:
+        layers = list(workflow.plan)
+    else:
+        layers = []
+        visits: dict[str, int] = {}
+        current = workflow.start
+        for _ in range(MAX_UNROLLED):  # each round enters a state or follows on_exhausted
+            if current == END:
+                break
+            state = workflow.states[current]
+            if state.max_visits is not None and visits.get(current, 0) >= state.max_visits:
+                if state.on_exhausted == "fail":
+                    raise ValueError(
+                        f"state {current}: on_exhausted: fail has no counterpart in the original"
+                    )
+                current = state.on_exhausted
+                continue
+            visits[current] = visits.get(current, 0) + 1
+            layers.extend(workflow.plan[i] for i in state.layers)
+            if len(layers) > MAX_UNROLLED:
+                raise ValueError(f"the states run more than {MAX_UNROLLED} layers unrolled")
+            first = state.next[0] if state.next else None
+            if first is not None and first.when is not None:
+                raise ValueError(
+                    f"state {current}: a transition with a condition has no counterpart in the "
+                    "original (it runs a fixed execution_order)"
+                )
+            current = first.to if first is not None else END
+        else:
+            raise ValueError(f"the states run more than {MAX_UNROLLED} layers unrolled")
+    for layer in layers:
+        if layer.wait is not None:
+            raise ValueError(f"layer {layer.label}: the original cannot wait for a person")
+    return layers
 
 
 def _export_layer(layer: Layer) -> tuple[dict[str, list[str]], list[list[str]]]:

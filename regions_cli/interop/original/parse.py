@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from regions_cli.model import METHODS, REGION_TYPES
+from regions_cli.model import METHODS
 
 #: The registry keys the original's `RegionEntry` accepts (``rag``/``llm``/``region`` are set
 #: in Python and never appear in files; we accept and ignore them).
@@ -35,6 +35,8 @@ REGISTRY_KEYS = frozenset(
 )
 _PROGRAMMATIC_KEYS = frozenset({"rag", "llm", "region"})
 PLAN_KEYS = ("layer_config", "execution_config", "execution_order")
+#: The original's region types (ours add RouterRegion and WorkflowRegion, which it lacks).
+ORIGINAL_TYPES = ("Region", "FeedForwardRegion", "RAGRegion", "BroadcastRegion", "ListenerRegion")
 STATE_KEYS = ("flowNodes", "flowEdges", "layerConfig", "executionConfig", "executionOrder")
 
 #: The original RAGRegion's default threshold; an explicit 0.5 is not repeated in the YAML.
@@ -142,10 +144,11 @@ def _threshold(value: Any, file: str, path: str) -> float | None:
 
 
 def _region_type(value: Any, file: str, path: str) -> str:
-    """`value` if it names one of our region types (the original's test doubles do not)."""
-    if value not in REGION_TYPES:
+    """`value` if it names one of the original's region types (its test doubles do not)."""
+    if value not in ORIGINAL_TYPES:
+        expected = ", ".join(ORIGINAL_TYPES)
         raise SeedFormatError(
-            file, path, f"unknown region type {value!r} (expected one of {', '.join(REGION_TYPES)})"
+            file, path, f"unknown region type {value!r} (expected one of {expected})"
         )
     return str(value)
 

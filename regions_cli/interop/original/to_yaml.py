@@ -25,7 +25,7 @@ from regions_cli.interop.original.parse import (
     SeedWorkflow,
     read_seed,
 )
-from regions_cli.model import split_step
+from regions_cli.model import END, split_step
 from regions_cli.text import plural
 
 _FOLD_WIDTH = 88
@@ -86,27 +86,107 @@ def _text(value: str) -> str:
     return str(folded) if not positions else folded
 
 
-def _plan(seed: SeedWorkflow) -> tuple[CommentedSeq, list[str]]:
-    """Layers in execution order, with each chain's steps; returns the warnings it made."""
+@dataclass(frozen=True)
+class Stretch:
+    """A stretch of ``execution_order``: `layers` run `times` times back to back."""
+
+    layers: tuple[int, ...]
+    times: int = 1
+
+
+def stretches(order: Sequence[int]) -> list[Stretch]:
+    """`order` cut into stretches: each block of layers repeated back to back (two or more
+    times) is one stretch, the layers between such blocks are stretches run once.
+
+    Where blocks compete, the one that covers the most of the order wins, then the shortest
+    (``[1, 1, 1, 1]`` is layer 1 four times, not ``[1, 1]`` twice).
+    """
+    out: list[Stretch] = []
+    once: list[int] = []
+    i = 0
+    while i < len(order):
+        best: tuple[int, int] | None = None  # (length, times)
+        for length in range(1, (len(order) - i) // 2 + 1):
+            block = list(order[i : i + length])
+            times = 1
+            while list(order[i + times * length : i + (times + 1) * length]) == block:
+                times += 1
+            if times >= 2 and (best is None or length * times > best[0] * best[1]):
+                best = (length, times)
+        if best is None:
+            once.append(order[i])
+            i += 1
+            continue
+        if once:
+            out.append(Stretch(tuple(once)))
+            once = []
+        out.append(Stretch(tuple(order[i : i + best[0]]), best[1]))
+        i += best[0] * best[1]
+    if once:
+        out.append(Stretch(tuple(once)))
+    return out
+
+
+@dataclass
+class _Plan:
+    """The converted plan: the layers in execution order, or (when a block of layers repeats
+    back to back) the states that run them."""
+
+    layers: CommentedSeq  # every layer written, in order (a loop's layers once)
+    states: CommentedMap | None
+    loops: list[str]  # what became a bounded state, in words
+    warnings: list[str]
+
+
+def _plan(seed: SeedWorkflow) -> _Plan:
+    """Layers in execution order, with each chain's steps (see `_Plan`)."""
     warnings: list[str] = []
     order = seed.execution_order or list(range(len(seed.layer_config)))
     identity = order == list(range(len(seed.layer_config)))
-    plan = CommentedSeq()
     built: dict[int, CommentedMap | None] = {}
-    runs: dict[int, int] = {}
     for index in order:
-        runs[index] = runs.get(index, 0) + 1
         if index not in built:
             built[index] = _layer(seed, index, warnings)
-        chains = built[index]
-        if chains is None:
-            continue
-        layer = CommentedMap()
+    runnable = [index for index in order if built[index] is not None]
+    parts = stretches(runnable)
+    machine = any(part.times > 1 for part in parts)
+    written: dict[int, int] = {}
+
+    def layer(index: int) -> CommentedMap:
+        written[index] = written.get(index, 0) + 1
+        out = CommentedMap()
         if not identity:
-            label = f"layer-{index}" if runs[index] == 1 else f"layer-{index}-{runs[index]}"
-            layer["layer"] = label
-        layer["chains"] = chains
-        plan.append(layer)
+            n = written[index]
+            out["layer"] = f"layer-{index}" if n == 1 else f"layer-{index}-{n}"
+        out["chains"] = built[index]
+        return out
+
+    layers = CommentedSeq()
+    states: CommentedMap | None = None
+    loops: list[str] = []
+    if not machine:
+        for index in runnable:
+            layers.append(layer(index))
+    else:
+        states = CommentedMap()
+        names = _state_names(parts)
+        for number, (part, name) in enumerate(zip(parts, names, strict=True)):
+            following = names[number + 1] if number + 1 < len(names) else END
+            state = CommentedMap()
+            if part.times > 1:
+                state["max_visits"] = part.times
+                state["on_exhausted"] = following
+                loops.append(
+                    f"{_layers_words(part.layers)} run {part.times} times in a row: state {name}"
+                )
+            own = CommentedSeq(layer(index) for index in part.layers)
+            layers.extend(own)
+            state["plan"] = own
+            if part.times > 1:
+                state["next"] = [_flow_map(to=name)]  # again, until its visits are spent
+            elif following != END:
+                state["next"] = [_flow_map(to=following)]
+            states[name] = state
     extra = len(seed.execution_config) - len(seed.layer_config)
     if extra > 0:
         warnings.append(
@@ -114,9 +194,36 @@ def _plan(seed: SeedWorkflow) -> tuple[CommentedSeq, list[str]]:
             "(they have no chains to run in)"
         )
     for index in range(len(seed.layer_config)):
-        if index not in runs:
+        if index not in built:
             warnings.append(f"layer {index} is not in execution_order, so it never runs: dropped")
-    return plan, warnings
+    return _Plan(layers, states, loops, warnings)
+
+
+def _span(layers: Sequence[int]) -> str:
+    """``0-to-3`` for consecutive layers, else ``3-1``."""
+    if len(layers) > 2 and list(layers) == list(range(layers[0], layers[-1] + 1)):
+        return f"{layers[0]}-to-{layers[-1]}"
+    return "-".join(str(index) for index in layers)
+
+
+def _state_names(parts: Sequence[Stretch]) -> list[str]:
+    """A unique name per stretch: ``repeat-<layers>`` for a loop, ``layers-<layers>`` else."""
+    names: list[str] = []
+    for part in parts:
+        if part.times > 1:
+            base = f"repeat-{_span(part.layers)}"
+        else:
+            base = f"layer{'s' if len(part.layers) > 1 else ''}-{_span(part.layers)}"
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}-{n}"
+        names.append(name)
+    return names
+
+
+def _layers_words(layers: Sequence[int]) -> str:
+    return f"layer{'s' if len(layers) > 1 else ''} {', '.join(str(i) for i in layers)}"
 
 
 def _layer(seed: SeedWorkflow, index: int, warnings: list[str]) -> CommentedMap | None:
@@ -181,8 +288,9 @@ def rag_store_name(region: str) -> str:
 
 def to_document(seed: SeedWorkflow, *, schema_ref: str | None = None) -> ImportResult:
     """Build our commented YAML document from a `SeedWorkflow`."""
-    plan, plan_warnings = _plan(seed)
-    warnings = [*seed.warnings, *plan_warnings]
+    converted_plan = _plan(seed)
+    plan = converted_plan.layers
+    warnings = [*seed.warnings, *converted_plan.warnings]
     by_name = {r.name: r for r in seed.regions}
 
     doc = CommentedMap()
@@ -204,7 +312,8 @@ def to_document(seed: SeedWorkflow, *, schema_ref: str | None = None) -> ImportR
     for region in seed.regions:
         regions[region.name] = _region_doc(region, by_name)
     doc["regions"] = regions
-    doc["plan"] = plan
+    plan_key = "plan" if converted_plan.states is None else "states"
+    doc[plan_key] = plan if converted_plan.states is None else converted_plan.states
     if seed.layout:
         layout = CommentedMap()
         for name, (x, y) in seed.layout.items():
@@ -216,7 +325,14 @@ def to_document(seed: SeedWorkflow, *, schema_ref: str | None = None) -> ImportR
         "each layer's chains list Region.method steps: a chain's regions in order, each with "
         "its methods in execution_config order"
     ]
-    if seed.execution_order and seed.execution_order != list(range(len(seed.layer_config))):
+    if converted_plan.loops:
+        converted.append(
+            f"execution_order {seed.execution_order}: a block of layers repeated back to back "
+            "is a state visited that many times (max_visits, a transition to itself, "
+            f"on_exhausted: the next state): {'; '.join(converted_plan.loops)}; the other "
+            "layers are states run once, in order (labels name the original layer)"
+        )
+    elif seed.execution_order and seed.execution_order != list(range(len(seed.layer_config))):
         converted.append(
             f"execution_order {seed.execution_order} is spelled out as layers in that order "
             "(labels name the original layer)"
@@ -262,7 +378,7 @@ def to_document(seed: SeedWorkflow, *, schema_ref: str | None = None) -> ImportR
     plan_comment += f'inject:\n  - {{from: terminal, to: {target}, role: request, content: "..."}}'
     if not plan:
         plan_comment += "\n\nThe input has no plan and no region that could answer: add layers."
-    doc.yaml_set_comment_before_after_key("plan", before=plan_comment)
+    doc.yaml_set_comment_before_after_key(plan_key, before=plan_comment)
     return ImportResult(doc, warnings)
 
 
