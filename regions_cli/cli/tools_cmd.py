@@ -8,6 +8,7 @@ Exit codes: 0 every tool answers, 1 at least one does not (each problem one line
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Mapping
@@ -50,7 +51,9 @@ def tools(
     except WorkflowInvalid as exc:
         typer.echo(f"regions tools: {exc}", err=True)
         raise typer.Exit(ExitCode.USAGE) from None
-    found = asyncio.run(catalog(workflow))
+    # Importing a Python target runs its module, which may print: keep stdout for the report.
+    with contextlib.redirect_stdout(sys.stderr):
+        found = asyncio.run(catalog(workflow))
     if as_json:
         sys.stdout.write(json.dumps(found.as_dict(), indent=2) + "\n")
     else:

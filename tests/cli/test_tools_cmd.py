@@ -178,3 +178,15 @@ def test_an_unusable_file_is_a_usage_error(tmp_path: Path, content: str | None, 
     assert result.code == 2 and result.out == ""
     assert result.err.startswith("regions tools: ") and error in result.err
     assert result.err.count("\n") == 1
+
+
+def test_a_module_that_prints_on_import_leaves_the_json_whole(tmp_path: Path) -> None:
+    (tmp_path / "chatty.py").write_text(
+        'print("hello from chatty")\n\ndef shout(text: str) -> str:\n    return text.upper()\n'
+    )
+    path = workflow(tmp_path, '  shout: {python: "chatty:shout"}', "shout")
+    result = regions("tools", path, "--json", env={"PYTHONPATH": str(tmp_path)})
+    assert result.code == 0
+    (shout,) = json.loads(result.out)["regions"]["Solver"]
+    assert shout["parameters"]["required"] == ["text"]
+    assert "hello from chatty" in result.err
