@@ -19,6 +19,7 @@ from regions_cli.cli import (
     run_cmd,
     runs_cmd,
     seed_cmd,
+    tools_cmd,
     verify_cmd,
 )
 from regions_cli.cli.help import Typer, plain_usage_error
@@ -55,7 +56,17 @@ def _root(
     """
 
 
-for module in (verify_cmd, run_cmd, runs_cmd, rag_cmd, llm_cmd, cache_cmd, seed_cmd, gui_cmd):
+for module in (
+    verify_cmd,
+    run_cmd,
+    runs_cmd,
+    rag_cmd,
+    llm_cmd,
+    tools_cmd,
+    cache_cmd,
+    seed_cmd,
+    gui_cmd,
+):
     module.register(app)
 
 
