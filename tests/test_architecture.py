@@ -26,7 +26,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "__main__": {"cli"},
         "cli": {
             "runs", "view", "workflow", "model", "engine", "llm", "rag", "http", "exit_codes",
-            "private_files", "gui_server", "interop", "text",
+            "private_files", "gui_server", "interop", "text", "tools",
         },
         "gui_server": {
             "runs", "view", "workflow", "model", "engine", "exit_codes", "interop", "text",

@@ -96,6 +96,7 @@ SUBJECT_PAGES = {
     "rag": "rag.md",
     "llm": "backends.md",
     "cache": "backends.md",
+    "tools": "tools.md",
     "worker": "scaling-out.md",
 }
 

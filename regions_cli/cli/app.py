@@ -19,6 +19,7 @@ from regions_cli.cli import (
     run_cmd,
     runs_cmd,
     seed_cmd,
+    tools_cmd,
     verify_cmd,
     worker_cmd,
 )
@@ -57,8 +58,17 @@ def _root(
 
 
 for module in (
-    verify_cmd, run_cmd, runs_cmd, rag_cmd, llm_cmd, cache_cmd, seed_cmd, gui_cmd, worker_cmd,
-):  # fmt: skip
+    verify_cmd,
+    run_cmd,
+    runs_cmd,
+    rag_cmd,
+    llm_cmd,
+    tools_cmd,
+    cache_cmd,
+    seed_cmd,
+    gui_cmd,
+    worker_cmd,
+):
     module.register(app)
 
 

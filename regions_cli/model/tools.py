@@ -7,8 +7,11 @@ tool. Every spec has a `name` (the key under ``tools:``), a `description` for th
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 ToolKind = Literal["command", "python", "mcp", "rag", "region"]
@@ -96,6 +99,31 @@ class RegionToolSpec:
     description: str = ""
     timeout: float = DEFAULT_TOOL_TIMEOUT
     kind: ClassVar[ToolKind] = "region"
+
+
+#: The arguments of every region tool: the request the region is asked.
+REGION_TOOL_PARAMETERS: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {
+        "request": {"type": "string", "minLength": 1, "description": "What to ask the region."}
+    },
+    "required": ["request"],
+    "additionalProperties": False,
+}
+
+
+def find_program(program: str, folder: Path, path: str | None = None) -> Path | None:
+    """Where a command's ``argv[0]`` runs from, or None when it is not found.
+
+    The argv is kept as written and resolved as the run resolves it: a name with a ``/`` is a
+    file relative to `folder` (the workflow's folder, a command's working directory), a bare
+    name is looked up on `path` (default: ``PATH``; a command's environment keeps ``PATH``).
+    """
+    if os.sep in program or (os.altsep and os.altsep in program):
+        candidate = folder / Path(program).expanduser()
+        return candidate if candidate.is_file() and os.access(candidate, os.X_OK) else None
+    found = shutil.which(program, path=os.environ.get("PATH", os.defpath) if path is None else path)
+    return Path(found) if found else None
 
 
 @dataclass(frozen=True)

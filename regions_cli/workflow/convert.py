@@ -40,6 +40,16 @@ from regions_cli.model import (
     Workflow,
     split_step,
 )
+from regions_cli.model.tools import (
+    DEFAULT_TOOL_TIMEOUT,
+    CommandToolSpec,
+    McpServerSpec,
+    PythonToolSpec,
+    RagToolSpec,
+    RegionToolSpec,
+    ToolLoopConfig,
+    ToolSpec,
+)
 
 
 def _connections(raw: Any, regions: Mapping[str, Any]) -> dict[str, str]:
@@ -152,6 +162,44 @@ def _llm_of(rtype: str, spec: Mapping[str, Any]) -> str | None:
     return spec.get("llm") if rtype == "RouterRegion" else None
 
 
+def tool_spec(name: str, raw: Mapping[str, Any], rags: Mapping[str, RagConfig]) -> ToolSpec:
+    """One ``tools:`` entry (schema-valid) as its spec. A command's argv is kept as written:
+    the run finds ``argv[0]`` on PATH, or relative to the workflow's folder when it holds a
+    '/' (`regions_cli.model.tools.find_program`)."""
+    common: dict[str, Any] = {
+        "name": name,
+        "description": str(raw.get("description") or ""),
+        "timeout": float(raw.get("timeout", DEFAULT_TOOL_TIMEOUT)),
+    }
+    env = tuple(raw.get("env") or ())
+    if "command" in raw:
+        return CommandToolSpec(
+            command=tuple(raw["command"]), parameters=dict(raw["parameters"]), env=env, **common
+        )
+    if "python" in raw:
+        return PythonToolSpec(target=str(raw["python"]), **common)
+    if "mcp" in raw:
+        server = raw["mcp"]
+        return McpServerSpec(
+            command=tuple(server.get("command") or ()), url=server.get("url"), env=env, **common
+        )
+    if "rag" in raw:
+        store = str(raw["rag"])
+        default = rags[store].max_results if store in rags else RagToolSpec.max_results
+        return RagToolSpec(store=store, max_results=int(raw.get("max_results", default)), **common)
+    return RegionToolSpec(region=str(raw["region"]), **common)
+
+
+def _tool_loop(raw: Mapping[str, Any] | None) -> ToolLoopConfig:
+    raw = raw or {}
+    base = ToolLoopConfig()
+    return ToolLoopConfig(
+        max_iterations=int(raw.get("max_iterations", base.max_iterations)),
+        terminal_tools=tuple(raw.get("terminal_tools") or ()),
+        require_tool_call=bool(raw.get("require_tool_call", base.require_tool_call)),
+    )
+
+
 def _resolve(base_dir: Path, value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else (base_dir / path)
@@ -240,6 +288,9 @@ def build_workflow(
             default_route=spec.get("default"),
             workflow=_resolve(base_dir, spec["workflow"]) if spec.get("workflow") else None,
             entry=spec.get("entry"),
+            tools=tuple(spec.get("tools") or ()),
+            tool_loop=_tool_loop(spec.get("tool_loop")),
+            tool=spec.get("tool") if rtype == "ToolRegion" else None,
             placement=tuple(spec.get("placement") or ()),
         )
 
@@ -296,6 +347,9 @@ def build_workflow(
         ),
         source=source,
         base_dir=base_dir,
+        tools={
+            name: tool_spec(name, spec, rags) for name, spec in (data.get("tools") or {}).items()
+        },
         states=states,
         start=start,
         transport=(data.get("transport") or {}).get("url"),

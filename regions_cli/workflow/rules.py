@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from regions_cli.model import END, FORMAT_VERSION, LLM_REGION_TYPES, METHODS
 from regions_cli.model.templates import template_problems
+from regions_cli.model.tools import find_program
 from regions_cli.text import did_you_mean, plural
 from regions_cli.workflow.findings import Finding
 from regions_cli.workflow.load import Document, PathT, Pos
@@ -61,7 +62,7 @@ RULES: dict[str, RuleInfo] = {
     # --- the JSON Schema (workflow.schema) ---
     "unknown-key": RuleInfo("error", "A key the format does not define (often a typo)."),
     "key-not-for-type": RuleInfo(
-        "error", "A key that does not apply to this region type or backend."
+        "error", "A key that does not apply to this region type, backend or tool kind."
     ),
     "missing-key": RuleInfo("error", "A required key is missing."),
     "wrong-type": RuleInfo("error", "A value has the wrong type."),
@@ -70,8 +71,8 @@ RULES: dict[str, RuleInfo] = {
     "unsupported-version": RuleInfo("error", "`version` is not a supported format version."),
     "unknown-region": RuleInfo(
         "error",
-        "A connection, step, inject, tap, reroute target, wait, condition or route names no "
-        "region.",
+        "A connection, step, inject, tap, reroute target, wait, condition, route or region tool "
+        "names no region.",
     ),
     "unknown-method": RuleInfo("error", "A step calls a method the region's type does not offer."),
     "region-in-two-chains": RuleInfo("error", "A region appears in two chains of one layer."),
@@ -81,7 +82,9 @@ RULES: dict[str, RuleInfo] = {
         "from the next layer.",
     ),
     "unknown-llm": RuleInfo("error", "A region names an LLM that `llms:` does not define."),
-    "unknown-rag": RuleInfo("error", "A RAGRegion names a store that `rags:` does not define."),
+    "unknown-rag": RuleInfo(
+        "error", "A RAGRegion or a rag tool names a store that `rags:` does not define."
+    ),
     "unknown-embedder": RuleInfo(
         "error", "A store names an embedder that `embedders:` does not define."
     ),
@@ -143,7 +146,9 @@ RULES: dict[str, RuleInfo] = {
         "error", "A `field:` condition names a path the region's `output_schema` cannot produce."
     ),
     "invalid-schema": RuleInfo(
-        "error", "An `output_schema` or `input_schema` is not a valid JSON Schema."
+        "error",
+        "An `output_schema`, `input_schema` or tool `parameters` is not a valid JSON Schema "
+        "(`parameters`: not one of an object).",
     ),
     "bad-regex": RuleInfo("error", "A `says`, `matches` or `output` regex does not compile."),
     "route-not-connected": RuleInfo(
@@ -158,6 +163,26 @@ RULES: dict[str, RuleInfo] = {
     "unknown-entry": RuleInfo(
         "error", "A WorkflowRegion's `entry` is not a region of its sub-workflow."
     ),
+    # --- tools ---
+    "unknown-tool": RuleInfo(
+        "error", "A region's `tools` or a ToolRegion's `tool` names no `tools:` entry."
+    ),
+    "terminal-tool-not-offered": RuleInfo(
+        "error", "A `tool_loop.terminal_tools` entry is not one of the region's tools."
+    ),
+    "self-tool": RuleInfo(
+        "error", "A region can call itself: one of its tools is a `region:` tool naming it."
+    ),
+    "region-tool-cannot-answer": RuleInfo(
+        "error", "A `region:` tool names a region whose type has no `make_replies`."
+    ),
+    "command-not-found": RuleInfo(
+        "warning",
+        "A command tool's or MCP server's program is neither on PATH nor a file beside the "
+        "workflow.",
+    ),
+    "tool-loop-without-tools": RuleInfo("warning", "`tool_loop` on a region that has no `tools`."),
+    "unused-tool": RuleInfo("warning", "A `tools:` entry that no region uses."),
     "internal-error": RuleInfo("error", "A check crashed: a bug in regions (please report it)."),
 }
 
@@ -212,6 +237,11 @@ class Context:
         self.regions: dict[str, dict[str, Any]] = {
             name: spec
             for name, spec in _mapping(self.data.get("regions")).items()
+            if isinstance(spec, dict)
+        }
+        self.tools: dict[str, dict[str, Any]] = {
+            name: spec
+            for name, spec in _mapping(self.data.get("tools")).items()
             if isinstance(spec, dict)
         }
         self.states: dict[str, dict[str, Any]] = {
@@ -416,6 +446,10 @@ def unknown_region(ctx: Context) -> Iterator[Finding]:
     for name, target, path in _router_targets(ctx):
         if target not in ctx.regions:
             yield unknown(target, f"router '{name}' routes to", path)
+    for name, spec in ctx.tools.items():
+        asked = spec.get("region")
+        if isinstance(asked, str) and asked not in ctx.regions:
+            yield unknown(asked, f"tool '{name}' asks", ("tools", name, "region"))
 
 
 def _router_targets(ctx: Context) -> Iterator[tuple[str, str, PathT]]:
@@ -562,13 +596,21 @@ def unknown_llm(ctx: Context) -> Iterator[Finding]:
 @check("unknown-rag")
 def unknown_rag(ctx: Context) -> Iterator[Finding]:
     rags = ctx.block("rags") or {}
-    for name, spec in ctx.regions.items():
-        rag = spec.get("rag")
-        if spec.get("type") == "RAGRegion" and isinstance(rag, str) and rag not in rags:
+    users: list[tuple[str, Any, PathT]] = [
+        (f"region '{name}'", spec.get("rag"), ("regions", name, "rag"))
+        for name, spec in ctx.regions.items()
+        if spec.get("type") == "RAGRegion"
+    ]
+    users += [
+        (f"tool '{name}'", spec.get("rag"), ("tools", name, "rag"))
+        for name, spec in ctx.tools.items()
+    ]
+    for owner, rag, path in users:
+        if isinstance(rag, str) and rag not in rags:
             yield ctx.finding(
                 "unknown-rag",
-                f"region '{name}' uses unknown rag '{rag}'{ctx.suggest(rag, rags)}",
-                ("regions", name, "rag"),
+                f"{owner} uses unknown rag '{rag}'{ctx.suggest(rag, rags)}",
+                path,
                 hint=f"rags defined: {_names(rags)}" if rags else "define the store under `rags:`",
             )
 
@@ -1286,6 +1328,38 @@ def invalid_schema(ctx: Context) -> Iterator[Finding]:
                     path,
                     hint="see https://json-schema.org/understanding-json-schema/",
                 )
+    yield from _invalid_parameters(ctx)
+
+
+def _invalid_parameters(ctx: Context) -> Iterator[Finding]:
+    """Tool `parameters` are checked as the run checks them: JSON Schema 2020-12 (whatever
+    `$schema` says), and of an object, since a call's arguments are a JSON object."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    for name, spec in ctx.tools.items():
+        schema = spec.get("parameters")
+        if not isinstance(schema, dict):
+            continue
+        at: PathT = ("tools", name, "parameters")
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            yield ctx.finding(
+                "invalid-schema",
+                f"the parameters of tool '{name}' are not a valid JSON Schema: {exc.message}",
+                (*at, *exc.path),
+                hint="see https://json-schema.org/understanding-json-schema/",
+            )
+            continue
+        if schema.get("type", "object") != "object":
+            yield ctx.finding(
+                "invalid-schema",
+                f"the parameters of tool '{name}' must be the schema of an object "
+                f"(type: object), not type: {schema.get('type')}",
+                (*at, "type"),
+                hint="a call's arguments are a JSON object: put each argument under `properties:`",
+            )
 
 
 def _patterns(ctx: Context) -> Iterator[tuple[str, PathT]]:
@@ -1444,6 +1518,148 @@ def unknown_entry(ctx: Context) -> Iterator[Finding]:
                 f"{ctx.suggest(entry, regions)}",
                 ("regions", name, "entry"),
                 hint=f"its regions: {_names(regions)}",
+            )
+
+
+# --- tools -------------------------------------------------------------------------------------
+
+
+def _tool_refs(ctx: Context) -> Iterator[tuple[str, str, PathT]]:
+    """(region, tool name, path) of every name in a region's `tools` and a ToolRegion's
+    `tool`."""
+    for name, spec in ctx.regions.items():
+        for i, tool in enumerate(_list(spec.get("tools"))):
+            if isinstance(tool, str):
+                yield name, tool, ("regions", name, "tools", i)
+        if spec.get("type") == "ToolRegion" and isinstance(spec.get("tool"), str):
+            yield name, spec["tool"], ("regions", name, "tool")
+
+
+@check("unknown-tool")
+def unknown_tool(ctx: Context) -> Iterator[Finding]:
+    names = list(ctx.tools)
+    for region, tool, path in _tool_refs(ctx):
+        if tool not in ctx.tools:
+            yield ctx.finding(
+                "unknown-tool",
+                f"region '{region}' uses unknown tool '{tool}'{ctx.suggest(tool, names)}",
+                path,
+                hint=f"tools defined: {_names(names)}"
+                if names
+                else "define the tool under a top-level `tools:`",
+            )
+
+
+@check("terminal-tool-not-offered")
+def terminal_tool_not_offered(ctx: Context) -> Iterator[Finding]:
+    for name, spec in ctx.regions.items():
+        loop = _mapping(spec.get("tool_loop"))
+        offered = [t for t in _list(spec.get("tools")) if isinstance(t, str)]
+        if any("mcp" in _mapping(ctx.tools.get(t)) for t in offered):
+            continue  # an MCP server's tool names are known once it runs: `regions tools`
+        for i, tool in enumerate(_list(loop.get("terminal_tools"))):
+            if isinstance(tool, str) and tool not in offered:
+                yield ctx.finding(
+                    "terminal-tool-not-offered",
+                    f"region '{name}': terminal tool '{tool}' is not one of its tools"
+                    f"{ctx.suggest(tool, offered)}",
+                    ("regions", name, "tool_loop", "terminal_tools", i),
+                    hint=f"its tools: {_names(offered)}; a terminal tool ends the step when the "
+                    "model calls it, so the model must be offered it",
+                )
+
+
+def _region_tools_of(ctx: Context, region: str) -> Iterator[tuple[str, str, PathT]]:
+    """(tool, region it asks, path) of every `region:` tool that `region` can call."""
+    for owner, tool, path in _tool_refs(ctx):
+        target = _mapping(ctx.tools.get(tool)).get("region")
+        if owner == region and isinstance(target, str):
+            yield tool, target, path
+
+
+@check("self-tool")
+def self_tool(ctx: Context) -> Iterator[Finding]:
+    for name in ctx.regions:
+        for tool, target, path in _region_tools_of(ctx, name):
+            if target == name:
+                yield ctx.finding(
+                    "self-tool",
+                    f"region '{name}' can call itself: its tool '{tool}' asks region '{name}', "
+                    "which is busy with the step that calls it",
+                    path,
+                    hint="a region tool asks another region; give the work to a second region",
+                )
+
+
+@check("region-tool-cannot-answer")
+def region_tool_cannot_answer(ctx: Context) -> Iterator[Finding]:
+    for name, spec in ctx.tools.items():
+        target = spec.get("region")
+        rtype = ctx.region_type(target) if isinstance(target, str) else None
+        if rtype is not None and "make_replies" not in METHODS[rtype]:
+            yield ctx.finding(
+                "region-tool-cannot-answer",
+                f"tool '{name}' asks region '{target}', but a {rtype} does not answer requests "
+                "(it has no make_replies)",
+                ("tools", name, "region"),
+                hint="a region tool needs a region that answers: Region, FeedForwardRegion, "
+                "RAGRegion, RouterRegion, WorkflowRegion or ToolRegion",
+            )
+
+
+def _programs(ctx: Context) -> Iterator[tuple[str, str, PathT]]:
+    """(tool, argv[0], path) of every command tool and stdio MCP server."""
+    for name, spec in ctx.tools.items():
+        for argv, path in (
+            (spec.get("command"), ("tools", name, "command", 0)),
+            (_mapping(spec.get("mcp")).get("command"), ("tools", name, "mcp", "command", 0)),
+        ):
+            argv = _list(argv)
+            if argv and isinstance(argv[0], str) and argv[0]:
+                yield name, argv[0], path
+
+
+@check("command-not-found")
+def command_not_found(ctx: Context) -> Iterator[Finding]:
+    for name, program, path in _programs(ctx):
+        if find_program(program, ctx.doc.base_dir) is not None:
+            continue
+        if "/" in program:
+            resolved = ctx.resolve(program)
+            problem = "is not executable" if resolved.is_file() else "does not exist"
+            message = f"tool '{name}': the program '{program}' {problem} ({resolved})"
+            hint = "a program with a '/' is relative to the workflow's folder (chmod +x it)"
+        else:
+            message = f"tool '{name}': the program '{program}' is not found on PATH"
+            hint = "install it, or write its path (relative to the workflow's folder)"
+        yield ctx.finding("command-not-found", message, path, hint=hint)
+
+
+@check("tool-loop-without-tools")
+def tool_loop_without_tools(ctx: Context) -> Iterator[Finding]:
+    for name, spec in ctx.regions.items():
+        if "tool_loop" in spec and not _list(spec.get("tools")):
+            yield ctx.finding(
+                "tool-loop-without-tools",
+                f"region '{name}' has a tool_loop but no tools: the loop never runs",
+                ("regions", name, "tool_loop"),
+                key=True,
+                hint="add `tools: [...]`, or remove `tool_loop:`",
+            )
+
+
+@check("unused-tool")
+def unused_tool(ctx: Context) -> Iterator[Finding]:
+    used = {tool for _, tool, _ in _tool_refs(ctx)}
+    for name in ctx.tools:
+        if name not in used:
+            yield ctx.finding(
+                "unused-tool",
+                f"tool '{name}' is not used by any region",
+                ("tools", name),
+                key=True,
+                hint=f"add '{name}' to a region's `tools:` (or a ToolRegion's `tool:`), or "
+                "remove it",
             )
 
 

@@ -27,10 +27,18 @@ _PATTERN_MEANING = {
     "digits, '_' or '-'",
     r"^[A-Za-z_][A-Za-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_]*$": "must be written Region.method",
     r"^(https?://|\$\{)": "must be a URL starting with http:// or https://",
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"
+    r"(\.[A-Za-z_][A-Za-z0-9_]*)*$": "must be written package.module:function",
 }
 
 #: A top-level block's entries, in the singular (for messages).
-SINGULAR = {"llms": "llm", "embedders": "embedder", "rags": "rag", "regions": "region"}
+SINGULAR = {
+    "llms": "llm",
+    "embedders": "embedder",
+    "rags": "rag",
+    "regions": "region",
+    "tools": "tool",
+}
 
 
 def schema_text() -> str:
@@ -134,7 +142,7 @@ def describe(path: PathT, data: Any = None) -> str:
             return f"step {j + 1} of chain '{chain}' in {layer(i, name)}"
         case ("states", str(name), "next", int(i)):
             return f"transition {i + 1} of state '{name}'"
-        case ("llms" | "embedders" | "rags" | "regions" as block, str(name)):
+        case ("llms" | "embedders" | "rags" | "regions" | "tools" as block, str(name)):
             return f"{SINGULAR[block]} '{name}'"
         case ("rags", str(name), "documents", int(i)):
             return f"document {i + 1} of rag '{name}'"
@@ -187,18 +195,55 @@ def _referenced(ref: str) -> Any:
     return node
 
 
+def _branches(object_schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-kind if/then branches of an object schema that list the keys a kind allows."""
+    return [
+        branch
+        for branch in object_schema.get("allOf", [])
+        if _allowed(branch) and _selector(branch)[0]
+    ]
+
+
+def _allowed(branch: dict[str, Any]) -> list[str]:
+    enum = branch.get("then", {}).get("propertyNames", {}).get("enum")
+    return list(enum) if isinstance(enum, list) else []
+
+
+def _selector(branch: dict[str, Any]) -> tuple[str, str]:
+    """What selects a branch: (``type``/``backend``, its value), or for a tool (the kind, the
+    kind) since a tool's kind is the key it has; ("", "") for other branches."""
+    condition = branch.get("if", {})
+    properties = condition.get("properties", {})
+    if len(properties) == 1:
+        ((selector, rule),) = properties.items()
+        return selector, str(rule.get("const"))
+    required = condition.get("required", [])
+    if not properties and len(required) == 1:
+        return required[0], required[0]
+    return "", ""
+
+
+def _selected_branch(
+    object_schema: dict[str, Any], instance: dict[str, Any]
+) -> dict[str, Any] | None:
+    for branch in _branches(object_schema):
+        selector, value = _selector(branch)
+        if selector in ("type", "backend"):
+            if instance.get(selector) == value:
+                return branch
+        elif selector in instance:
+            return branch
+    return None
+
+
 def _keys_for_selected(object_schema: dict[str, Any], instance: dict[str, Any]) -> list[str]:
-    """The keys an object may have given its ``type``/``backend`` (from the if/then branches)."""
-    for branch in object_schema.get("allOf", []):
-        condition = branch.get("if", {}).get("properties", {})
-        allowed = branch.get("then", {}).get("propertyNames", {}).get("enum")
-        if len(condition) != 1 or not allowed:
-            continue
-        ((selector, rule),) = condition.items()
-        if instance.get(selector) == rule.get("const"):
-            order = list(object_schema.get("properties", {}))
-            return sorted(allowed, key=lambda k: order.index(k) if k in order else len(order))
-    return []
+    """The keys an object may have given its ``type``/``backend`` or its tool kind (from the
+    if/then branches)."""
+    branch = _selected_branch(object_schema, instance)
+    if branch is None:
+        return []
+    order = list(object_schema.get("properties", {}))
+    return sorted(_allowed(branch), key=lambda k: order.index(k) if k in order else len(order))
 
 
 #: Schema keywords that judge a string's content: when one fails on a value that holds an unset
@@ -284,21 +329,31 @@ class _Explainer:
             message = f"key '{name}' in {describe(path, self.doc.data)}: {reason}"
             yield self._at(child, "invalid-value", message, key=True)
             return
-        # A key the object knows, but not for this region type / backend (an if/then branch).
+        # A key the object knows, but not for this region type, backend or tool kind (an
+        # if/then branch).
         owner = _schema_at(schema_path[: schema_path.index("allOf")])
         if name not in owner.get("properties", {}):
             return  # an unknown key: additionalProperties reports it
+        selected = owner["allOf"][schema_path[schema_path.index("allOf") + 1]]
+        selector, value = _selector(selected)
+        users = [_selector(b)[1] for b in _branches(owner) if name in _allowed(b)]
         mapping = _lookup(self.doc.data, path)
-        selector = "type" if "type" in owner.get("properties", {}) else "backend"
-        value = mapping.get(selector) if isinstance(mapping, dict) else None
-        users = []
-        for branch in owner.get("allOf", []):
-            allowed = branch.get("then", {}).get("propertyNames", {}).get("enum", [])
-            if name in allowed:
-                users.append(branch["if"]["properties"][selector]["const"])
-        noun = "a region of type" if selector == "type" else "backend"
-        message = f"'{name}' does not apply to {noun} {value} in {describe(path, self.doc.data)}"
-        hint = f"'{name}' is for: {', '.join(users)}" if users else None
+        kinds = {_selector(b)[0] for b in _branches(owner)} - {"type", "backend"}
+        if isinstance(mapping, dict) and sum(kind in mapping for kind in kinds) > 1:
+            return  # a tool of two kinds: the oneOf says it, once
+        if selector in ("type", "backend"):
+            noun = "a region of type" if selector == "type" else "backend"
+            what = f"{noun} {value}"
+            users_text = ", ".join(users)
+        else:  # a tool: its kind is the key that is present
+            what = f"a {selector} tool"
+            users_text = ", ".join(f"{kind} tools" for kind in users)
+        message = f"'{name}' does not apply to {what} in {describe(path, self.doc.data)}"
+        hints = [
+            selected["then"].get("x-hint"),
+            f"'{name}' is for: {users_text}" if users else None,
+        ]
+        hint = "; ".join(h for h in hints if h) or None
         yield self._at(child, "key-not-for-type", message, hint, key=True)
 
     def _required(self, error: Any, path: PathT) -> Iterator[Finding]:

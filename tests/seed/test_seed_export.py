@@ -178,3 +178,15 @@ def test_export_never_replaces_files_unless_forced(tmp_path: Path) -> None:
     assert (tmp_path / "x_regions.json").read_text() == "keep me"
     exported.write(tmp_path, force=True)
     assert json.loads((tmp_path / "x_regions.json").read_text())[0]["name"] == "A"
+
+
+def test_a_region_with_tools_is_refused_not_dropped(tmp_path: Path) -> None:
+    data = {
+        "version": 1,
+        "name": "t",
+        "tools": {"words": {"python": "regions_cli.text:plural"}},
+        "regions": {"A": {"type": "Region", "task": "Count.", "tools": ["words"]}},
+        "plan": [{"chains": {"main": ["A.make_replies"]}}],
+    }
+    with pytest.raises(ValueError, match="region A: the original has no tools"):
+        export_workflow(_workflow(data, tmp_path))

@@ -158,6 +158,8 @@ NEAR_MISS_EDITS = [
 # The same for the control-flow rules, on valid/machine.yaml and the flow/ fixtures (routers
 # and sub-workflows, which stay out of valid/ until the engine builds them).
 FLOW_FIXTURES = VALID_FIXTURES.parent / "flow"
+#: Tools (the engine builds them once the tool loop and ToolRegion are in).
+TOOL_FIXTURES = VALID_FIXTURES.parent / "tools"
 FLOW_EDITS = (
     [
         (VALID_FIXTURES / "machine.yaml", old, new, rule)
@@ -192,6 +194,21 @@ FLOW_EDITS = (
                 "invalid-sub-workflow",
             ),
             ("entry: Judge ", "entry: Jduge ", "unknown-entry"),
+        ]
+    ]
+    + [
+        (TOOL_FIXTURES / "solver.yaml", old, new, rule)
+        for old, new, rule in [
+            ("tools: [add, clock,", "tools: [ad, clock,", "unknown-tool"),
+            ("terminal_tools: [echo]", "terminal_tools: [add]", "terminal-tool-not-offered"),
+            ("{region: Critic, timeout", "{region: Solver, timeout", "self-tool"),
+            ("{region: Critic, timeout", "{region: Critc, timeout", "unknown-region"),
+            ("{region: Critic, timeout", "{region: Tap, timeout", "region-tool-cannot-answer"),
+            ("command: [./bin/echo.sh]", "command: [./bin/ech.sh]", "command-not-found"),
+            ("{rag: historical,", "{rag: historicl,", "unknown-rag"),
+            ("      required: [a, b]\n", "      required: a\n", "invalid-schema"),
+            ("    tools: [echo]\n", "    tools: []\n", "tool-loop-without-tools"),
+            ("critic, slugify]", "critic]", "unused-tool"),
         ]
     ]
 )

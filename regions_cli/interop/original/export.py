@@ -50,7 +50,7 @@ def export_workflow(workflow: Workflow) -> ExportResult:
 
     Raises `ValueError` when the plan has a shape the original cannot run (a chain that
     interleaves the steps of two regions, or a region in two chains of one layer), or the
-    workflow needs what it lacks (conditions, waits, routers, sub-workflows).
+    workflow needs what it lacks (conditions, waits, routers, sub-workflows, tools).
     """
     dropped: list[str] = []
     registry: list[dict[str, Any]] = []
@@ -58,6 +58,8 @@ def export_workflow(workflow: Workflow) -> ExportResult:
     for region in workflow.regions.values():
         if region.type not in ORIGINAL_TYPES:
             raise ValueError(f"region {region.name}: the original has no {region.type}")
+        if region.tools:  # without them the region could not do its task: refuse, not drop
+            raise ValueError(f"region {region.name}: the original has no tools")
         registry.append(
             {
                 "name": region.name,
