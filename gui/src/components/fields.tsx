@@ -71,3 +71,75 @@ export function CommitInput({
     />
   );
 }
+
+/**
+ * A JSON value (a region's `output_schema` / `input_schema`) edited as JSON text: committed on
+ * blur or Ctrl+Enter when it parses to an object (`check` may refuse it with a reason); an
+ * empty box removes the key.
+ */
+export function JsonInput({
+  value,
+  onCommit,
+  check,
+  testId,
+  placeholder,
+}: {
+  value: unknown;
+  onCommit: (value: Record<string, unknown> | undefined) => boolean | void;
+  check?: (value: Record<string, unknown>) => string | null;
+  testId?: string;
+  placeholder?: string;
+}) {
+  const stored = value === undefined ? '' : JSON.stringify(value, null, 2);
+  const [draft, setDraft] = useState(stored);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    setDraft(stored);
+    setError(null);
+  }, [stored]);
+  const commit = () => {
+    if (draft === stored) return;
+    if (draft.trim() === '') {
+      setError(null);
+      onCommit(undefined);
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(draft);
+    } catch (e) {
+      setError(`not JSON: ${(e as Error).message}`);
+      return;
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      setError('a JSON Schema is an object: {"type": "object", ...}');
+      return;
+    }
+    const problem = check?.(parsed as Record<string, unknown>) ?? null;
+    setError(problem);
+    if (problem === null) onCommit(parsed as Record<string, unknown>);
+  };
+  return (
+    <>
+      <textarea
+        className={`json-input${error ? ' bad' : ''}`}
+        value={draft}
+        rows={6}
+        spellCheck={false}
+        placeholder={placeholder}
+        data-testid={testId}
+        onChange={(e) => setDraft(e.target.value)}
+        onBlur={commit}
+        onKeyDown={(e) => {
+          if (e.key === 'Escape') setDraft(stored);
+          if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) commit();
+        }}
+      />
+      {error && (
+        <span className="field-error" data-testid={testId ? `${testId}-error` : undefined}>
+          {error}
+        </span>
+      )}
+    </>
+  );
+}
