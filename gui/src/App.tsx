@@ -429,32 +429,32 @@ export function App() {
               }}
             />
           ) : (
-          <ReactFlow<RegionFlowNode, Edge>
-            nodes={nodes}
-            edges={edges}
-            nodeTypes={nodeTypes}
-            onNodesChange={onNodesChange}
-            onConnect={(c: Connection) => c.source && c.target && c.source !== c.target && edit((d) => d.addConnection(c.source, c.target))}
-            onNodeDragStop={(_e, node) => edit((d) => d.setPosition(node.id, node.position))}
-            onNodesDelete={(deleted) => edit((d) => deleted.forEach((n) => d.deleteRegion(n.id)))}
-            onEdgesDelete={(deleted) => edit((d) => deleted.forEach((e) => d.deleteConnection(e.source, e.target)))}
-            onNodeClick={(_e, node) => {
-              setSelection({ kind: 'region', name: node.id });
-              setTab('inspect');
-            }}
-            onEdgeClick={(_e, e) => {
-              setSelection({ kind: 'edge', source: e.source, target: e.target });
-              setTab('inspect');
-            }}
-            onPaneClick={() => setSelection(null)}
-            fitView
-            fitViewOptions={FIT_VIEW}
-            deleteKeyCode={['Delete', 'Backspace']}
-          >
-            <Background gap={20} />
-            <MiniMap pannable zoomable style={{ width: 150, height: 100 }} nodeColor={(n) => typeStyle((n as RegionFlowNode).data.type).color} />
-            <Controls />
-          </ReactFlow>
+            <ReactFlow<RegionFlowNode, Edge>
+              nodes={nodes}
+              edges={edges}
+              nodeTypes={nodeTypes}
+              onNodesChange={onNodesChange}
+              onConnect={(c: Connection) => c.source && c.target && c.source !== c.target && edit((d) => d.addConnection(c.source, c.target))}
+              onNodeDragStop={(_e, node) => edit((d) => d.setPosition(node.id, node.position))}
+              onNodesDelete={(deleted) => edit((d) => deleted.forEach((n) => d.deleteRegion(n.id)))}
+              onEdgesDelete={(deleted) => edit((d) => deleted.forEach((e) => d.deleteConnection(e.source, e.target)))}
+              onNodeClick={(_e, node) => {
+                setSelection({ kind: 'region', name: node.id });
+                setTab('inspect');
+              }}
+              onEdgeClick={(_e, e) => {
+                setSelection({ kind: 'edge', source: e.source, target: e.target });
+                setTab('inspect');
+              }}
+              onPaneClick={() => setSelection(null)}
+              fitView
+              fitViewOptions={FIT_VIEW}
+              deleteKeyCode={['Delete', 'Backspace']}
+            >
+              <Background gap={20} />
+              <MiniMap pannable zoomable style={{ width: 150, height: 100 }} nodeColor={(n) => typeStyle((n as RegionFlowNode).data.type).color} />
+              <Controls />
+            </ReactFlow>
           )}
         </section>
         <aside className="side">

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { conditionOf, describeCondition, formOf } from '../src/model/conditions';
 import { WorkflowDoc } from '../src/model/workflowDoc';
+import { ruleProblems } from '../src/validate/rules';
 
 const MACHINE = `# A writer and a critic, bounded.
 version: 1
@@ -206,5 +207,40 @@ describe('conditions', () => {
     expect(() => conditionOf({ ...base, kind: 'field', region: 'J', path: 'a', value: '{a: 1}' })).toThrow(/one value/);
     expect(() => conditionOf({ ...base, kind: 'nested', text: '[a' })).toThrow(/condition: not YAML/);
     expect(() => conditionOf({ ...base, kind: 'nested', text: '- a' })).toThrow(/a mapping/);
+  });
+});
+
+describe('the cross-reference rules read every state', () => {
+  const data = () => WorkflowDoc.parse(MACHINE).toData();
+  const rules = (d: Record<string, unknown>) => ruleProblems(d).map((p) => `${p.rule} ${p.path.join('.')}`);
+
+  it('finds nothing wrong in a valid machine but the router no step uses', () => {
+    expect(rules(data())).toEqual(['unused-region regions.Desk']);
+  });
+
+  it('checks steps, layers, waits, conditions and routes inside states', () => {
+    const text = MACHINE.replace('[Critic.make_replies]', '[Critic.make_replies, Nobody.make_replies]')
+      .replace('{for: Writer,', '{for: Ghost,')
+      .replace('{region: Critic, says', '{region: Judge, says')
+      .replace('to: Writer}', 'to: Nowhere}')
+      .replace('      - layer: write\n', '      - layer: write\n        chains: {}\n      - layer: write\n');
+    const found = rules(WorkflowDoc.parse(text).toData());
+    expect(found).toEqual(
+      expect.arrayContaining([
+        'unknown-region states.review.plan.0.chains.c.1',
+        'unknown-region states.review.plan.1.wait.for',
+        'unknown-region states.review.next.0.when.region',
+        'unknown-region regions.Desk.routes.0.to',
+        'empty-layer states.draft.plan.0.chains',
+        'duplicate-layer-label states.draft.plan.1.layer',
+      ]),
+    );
+  });
+
+  it('reports an empty state plan and two chains of one layer of a state', () => {
+    const d = data() as { states: Record<string, { plan: unknown[] }> };
+    d.states.draft.plan = [];
+    d.states.review.plan = [{ chains: { a: ['Critic.make_replies'], b: ['Critic.clear_replies'] } }];
+    expect(rules(d)).toEqual(expect.arrayContaining(['empty-plan states.draft.plan', 'region-in-two-chains states.review.plan.0.chains.b.0']));
   });
 });

@@ -38,7 +38,7 @@ export function PlanEditor({ doc, data, problems, edit, running, state }: Props)
         <div className={`plan-layer${layer.wait ? ' plan-wait' : ''}`} key={li} data-testid={`layer-${li}`}>
           <div className="plan-layer-head">
             <span className="plan-layer-index">{li + 1}</span>
-            <LabelInput value={layer.label ?? ''} placeholder={`layer-${li}`} onCommit={(v) => on((d) => d.setLayerLabel(li, v))} />
+            <LabelInput value={layer.label ?? ''} placeholder={layer.wait ? `wait-${layer.wait.region}` : `layer-${li}`} onCommit={(v) => on((d) => d.setLayerLabel(li, v))} />
             <button className="small" title="Move layer up" disabled={li === 0} onClick={() => on((d) => d.moveLayer(li, -1))}>
               ↑
             </button>
@@ -52,7 +52,7 @@ export function PlanEditor({ doc, data, problems, edit, running, state }: Props)
           </div>
           {layer.wait && (
             <div className="plan-lanes" data-testid={`wait-${li}`}>
-              <span className="plan-chain-name">⏸ wait for</span>
+              <span className="plan-chain-name">wait for</span>
               <select value={layer.wait.region} aria-label="wait for region" onChange={(e) => on((d) => d.setWait(li, { region: e.target.value }))}>
                 {[...new Set([layer.wait.region, ...Object.keys(regions)])].map((r) => (
                   <option key={r} value={r}>
@@ -113,16 +113,18 @@ export function PlanEditor({ doc, data, problems, edit, running, state }: Props)
           </div>
         </div>
       ))}
-      <button data-testid="add-layer" onClick={() => on((d) => void d.addLayer())}>
-        + Layer
-      </button>{' '}
-      <button
-        data-testid="add-wait"
-        title="Pause the run here until a message to a region is injected (a person's answer)"
-        onClick={() => on((d) => void d.addWait(Object.keys(regions)[0] ?? '', 'Your answer?'))}
-      >
-        + Wait
-      </button>
+      <div className="row">
+        <button data-testid="add-layer" onClick={() => on((d) => void d.addLayer())}>
+          + Layer
+        </button>
+        <button
+          data-testid="add-wait"
+          title="Pause the run here until a message to a region is injected (a person's answer)"
+          onClick={() => on((d) => void d.addWait(Object.keys(regions)[0] ?? '', 'Your answer?'))}
+        >
+          + Wait
+        </button>
+      </div>
     </div>
   );
 }

@@ -53,7 +53,7 @@ function StateNode({ data, selected }: NodeProps<Node<StateNodeData, 'state'>>) 
         {data.layers.map((layer, i) => (
           <li key={i}>
             {layer.wait ? (
-              <span className="state-node-wait">⏸ wait for {layer.wait.region}</span>
+              <span className="state-node-wait">wait for {layer.wait.region}</span>
             ) : (
               <>
                 {layer.label && <span className="state-node-label">{layer.label}: </span>}
@@ -65,6 +65,8 @@ function StateNode({ data, selected }: NodeProps<Node<StateNodeData, 'state'>>) 
         {data.layers.length === 0 && <li>(no layers)</li>}
       </ol>
       <Handle type="source" position={Position.Right} />
+      {/* The exhausted path leaves from below, apart from the transitions. */}
+      <Handle type="source" id="exhausted" position={Position.Bottom} isConnectable={false} />
     </div>
   );
 }
@@ -75,6 +77,7 @@ function TerminalNode({ data }: NodeProps<Node<TerminalData, 'terminal'>>) {
       <Handle type="target" position={Position.Left} />
       {data.label}
       <Handle type="source" position={Position.Right} />
+      <Handle type="target" id="below" position={Position.Bottom} isConnectable={false} />
     </div>
   );
 }
@@ -164,7 +167,9 @@ function StateDiagram({ doc, rev, selection, onSelect, edit, live }: Props) {
           out.push({
             id: `x:${state.name}`,
             source: state.name,
+            sourceHandle: 'exhausted',
             target: to,
+            targetHandle: to === '@end' ? 'below' : undefined,
             label: `after ${state.maxVisits} visits`,
             selectable: false,
             deletable: false,

@@ -23,7 +23,7 @@ export function describeEvent(e: RunEvent): string {
     case 'transition':
       return `↪ ${String(e.state)} → ${String(e.to)}: ${String(e.reason)}`;
     case 'wait':
-      return `⏸ waiting for an answer to ${String(e.region)}${e.prompt ? `: ${String(e.prompt)}` : ''}`;
+      return `‖ waiting for an answer to ${String(e.region)}${e.prompt ? `: ${String(e.prompt)}` : ''}`;
     case 'step_finished':
       return `${e.outcome === 'ok' ? '✓' : '•'} ${String(e.region)}.${String(e.method)} ${String(e.outcome)}${e.error ? `: ${String(e.error)}` : ''}`;
     case 'run_started':

@@ -86,25 +86,51 @@ interface StepAt {
   region: string;
   method: string;
   path: PathKey[];
-  layer: number;
+  /** The layer, unique across the workflow's plans (`plan/0`, `states/review/plan/1`). */
+  layer: string;
+  /** The layer in words: `layer 1`, `layer 2 of state review`. */
+  layerName: string;
   chain: string;
+}
+
+interface PlanAt {
+  path: PathKey[];
+  items: unknown[];
+  /** The state owning the plan (undefined: the workflow's `plan:`). */
+  state?: string;
+}
+
+/** The workflow's plans: `plan:`, or the plan of each state of a `states:` machine. */
+function plans(data: Record<string, unknown>): PlanAt[] {
+  const out: PlanAt[] = [];
+  if (Array.isArray(data.plan)) out.push({ path: ['plan'], items: data.plan });
+  for (const [state, spec] of entries(data.states)) {
+    if (Array.isArray(spec.plan)) out.push({ path: ['states', state, 'plan'], items: spec.plan, state });
+  }
+  return out;
+}
+
+function layerName(plan: PlanAt, li: number): string {
+  return plan.state === undefined ? `layer ${li + 1}` : `layer ${li + 1} of state ${plan.state}`;
 }
 
 function steps(data: Record<string, unknown>): StepAt[] {
   const out: StepAt[] = [];
-  if (!Array.isArray(data.plan)) return out;
-  data.plan.forEach((layer, li) => {
-    if (!isRecord(layer)) return;
-    for (const [chain, list] of Object.entries(isRecord(layer.chains) ? layer.chains : {})) {
-      if (!Array.isArray(list)) continue;
-      list.forEach((item, si) => {
-        const text = typeof item === 'string' ? item : isRecord(item) && typeof item.step === 'string' ? item.step : undefined;
-        const ref = text === undefined ? undefined : parseStep(text);
-        const path: PathKey[] = typeof item === 'string' ? ['plan', li, 'chains', chain, si] : ['plan', li, 'chains', chain, si, 'step'];
-        if (ref) out.push({ ...ref, path, layer: li, chain });
-      });
-    }
-  });
+  for (const plan of plans(data)) {
+    plan.items.forEach((layer, li) => {
+      if (!isRecord(layer)) return;
+      for (const [chain, list] of Object.entries(isRecord(layer.chains) ? layer.chains : {})) {
+        if (!Array.isArray(list)) continue;
+        list.forEach((item, si) => {
+          const text = typeof item === 'string' ? item : isRecord(item) && typeof item.step === 'string' ? item.step : undefined;
+          const ref = text === undefined ? undefined : parseStep(text);
+          const at: PathKey[] = [...plan.path, li, 'chains', chain, si];
+          const path = typeof item === 'string' ? at : [...at, 'step'];
+          if (ref) out.push({ ...ref, path, layer: [...plan.path, li].join('/'), layerName: layerName(plan, li), chain });
+        });
+      }
+    });
+  }
   return out;
 }
 
@@ -168,13 +194,13 @@ function crossChainMessages(
   report: (rule: RuleId, path: PathKey[], message: string, region?: string) => void,
 ): void {
   const connected = new Map(regions.map(([name, r]) => [name, new Set(namesOf(r.connections))]));
-  const layers = new Map<number, Map<string, StepAt[]>>();
+  const layers = new Map<string, Map<string, StepAt[]>>();
   for (const step of all) {
     const byRegion = layers.get(step.layer) ?? new Map<string, StepAt[]>();
     layers.set(step.layer, byRegion);
     byRegion.set(step.region, [...(byRegion.get(step.region) ?? []), step]);
   }
-  for (const [layer, byRegion] of layers) {
+  for (const byRegion of layers.values()) {
     const chainOf = new Map<string, string>();
     for (const [region, list] of byRegion) {
       if (new Set(list.map((s) => s.chain)).size === 1) chainOf.set(region, list[0].chain);
@@ -190,10 +216,21 @@ function crossChainMessages(
         const reader = byRegion.get(target)!.find((s) => (READS[s.method] ?? []).some((r) => posted.has(r)));
         if (reader === undefined) continue;
         reported.add(pair);
-        report('cross-chain-message', reader.path, `${reader.region}.${reader.method} reads what ${sender} (chain ${chain}) may send it, but runs in chain ${other} of layer ${layer + 1}: it sees those messages only from the next layer`, reader.region);
+        report('cross-chain-message', reader.path, `${reader.region}.${reader.method} reads what ${sender} (chain ${chain}) may send it, but runs in chain ${other} of ${reader.layerName}: it sees those messages only from the next layer`, reader.region);
       }
     }
   }
+}
+
+/** Visit a condition and the conditions nested in its `all` / `any` / `not`. */
+function forEachCondition(value: unknown, path: PathKey[], visit: (condition: Record<string, unknown>, path: PathKey[]) => void): void {
+  if (!isRecord(value)) return;
+  visit(value, path);
+  for (const key of ['all', 'any'] as const) {
+    const list = value[key];
+    if (Array.isArray(list)) list.forEach((item, i) => forEachCondition(item, [...path, key, i], visit));
+  }
+  forEachCondition(value.not, [...path, 'not'], visit);
 }
 
 /** The loader's `${...}` tokens: an escaped `$${`, a well-formed `${NAME[:-default]}`, or a bad `${`. */
@@ -274,20 +311,22 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
     if (overlap >= chunk) report('overlap-too-large', ['rags', name, 'overlap'], `store ${name}: overlap ${overlap} must be smaller than chunk_size ${chunk}`);
   }
 
-  // Plan: structure, labels, steps.
-  if (Array.isArray(data.plan)) {
-    if (data.plan.length === 0) report('empty-plan', ['plan'], 'the plan has no layers');
-    const labels = new Map<string, number>();
-    data.plan.forEach((layer, li) => {
+  // Plans (the workflow's, or each state's): structure, labels, steps. Labels name layers
+  // across the whole workflow (a machine's states' layers run as one list).
+  const labels = new Map<string, string>();
+  for (const plan of plans(data)) {
+    if (plan.items.length === 0) report('empty-plan', plan.path, plan.state === undefined ? 'the plan has no layers' : `state ${plan.state} has no layers`);
+    plan.items.forEach((layer, li) => {
       if (!isRecord(layer)) return;
       if (typeof layer.layer === 'string') {
-        if (labels.has(layer.layer)) report('duplicate-layer-label', ['plan', li, 'layer'], `layer label ${layer.layer} is also used by layer ${labels.get(layer.layer)! + 1}`);
-        else labels.set(layer.layer, li);
+        const first = labels.get(layer.layer);
+        if (first !== undefined) report('duplicate-layer-label', [...plan.path, li, 'layer'], `layer label ${layer.layer} is also used by ${first}`);
+        else labels.set(layer.layer, layerName(plan, li));
       }
       const chains = isRecord(layer.chains) ? layer.chains : undefined;
-      if (chains && Object.keys(chains).length === 0) report('empty-layer', ['plan', li, 'chains'], `layer ${li + 1} has no chains`);
+      if (chains && Object.keys(chains).length === 0) report('empty-layer', [...plan.path, li, 'chains'], `${layerName(plan, li)} has no chains`);
       for (const [chain, list] of Object.entries(chains ?? {})) {
-        if (Array.isArray(list) && list.length === 0) report('empty-chain', ['plan', li, 'chains', chain], `chain ${chain} of layer ${li + 1} has no steps`);
+        if (Array.isArray(list) && list.length === 0) report('empty-chain', [...plan.path, li, 'chains', chain], `chain ${chain} of ${layerName(plan, li)} has no steps`);
       }
     });
   }
@@ -310,7 +349,7 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
     if (first === undefined) chainOf.set(key, step.chain);
     else if (first !== step.chain && !twoChains.has(key)) {
       twoChains.add(key);
-      report('region-in-two-chains', step.path, `${step.region} is in chains ${first} and ${step.chain} of layer ${step.layer + 1}; chains run concurrently`, step.region);
+      report('region-in-two-chains', step.path, `${step.region} is in chains ${first} and ${step.chain} of ${step.layerName}; chains run concurrently`, step.region);
     }
   }
 
@@ -332,6 +371,33 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
     if (rerouteTo !== undefined && rerouteTo !== null && !isRegion(rerouteTo)) {
       report('unknown-region', ['delivery', 'reroute_to'], `reroute_to ${String(rerouteTo)} is not a region`);
     }
+  }
+
+  // A machine: waits (a person's message goes to the region), conditions and routes name regions.
+  for (const plan of plans(data)) {
+    plan.items.forEach((layer, li) => {
+      const wait = isRecord(layer) && isRecord(layer.wait) ? layer.wait : undefined;
+      if (wait === undefined || wait.for === undefined) return;
+      injected.add(String(wait.for));
+      if (!isRegion(wait.for)) report('unknown-region', [...plan.path, li, 'wait', 'for'], `${layerName(plan, li)} waits for a message to ${String(wait.for)}, which is not a region`);
+    });
+  }
+  for (const [state, spec] of entries(data.states)) {
+    (Array.isArray(spec.next) ? spec.next : []).forEach((transition, ti) => {
+      if (!isRecord(transition)) return;
+      forEachCondition(transition.when, ['states', state, 'next', ti, 'when'], (condition, path) => {
+        if (condition.region !== undefined && !isRegion(condition.region)) {
+          report('unknown-region', [...path, 'region'], `a condition of state ${state} names ${String(condition.region)}, which is not a region`);
+        }
+      });
+    });
+  }
+  for (const [name, region] of regions) {
+    if (region.type !== 'RouterRegion') continue;
+    (Array.isArray(region.routes) ? region.routes : []).forEach((route, ri) => {
+      if (isRecord(route) && route.to !== undefined && !isRegion(route.to)) report('unknown-region', ['regions', name, 'routes', ri, 'to'], `${name} routes to ${String(route.to)}, which is not a region`);
+    });
+    if (region.default !== undefined && !isRegion(region.default)) report('unknown-region', ['regions', name, 'default'], `${name}'s default route ${String(region.default)} is not a region`);
   }
 
   crossChainMessages(steps(data), regions, report);
