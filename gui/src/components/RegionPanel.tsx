@@ -85,7 +85,7 @@ export function RegionPanel({ doc, data, name, help, prompts: promptHelp, proble
         </Field>
       )}
       {LLM_CHOOSING_TYPES.has(type) && (
-        <Field label="LLM" help={type === 'RouterRegion' ? 'Optional: the model chooses among the connections when no route matches.' : help.llm}>
+        <Field label="LLM" help={help.llm}>
           <select value={text('llm')} data-testid="field-llm" onChange={(e) => set('llm', e.target.value)}>
             <option value="">{type === 'RouterRegion' ? '(none: rules only)' : '(default)'}</option>
             {[...new Set([...llms, ...(text('llm') ? [text('llm')] : [])])].map((l) => (
@@ -149,7 +149,7 @@ export function RegionPanel({ doc, data, name, help, prompts: promptHelp, proble
         </>
       )}
       {type === 'RouterRegion' && (
-        <Field label="Routes" help={help.routes ?? 'Checked in order: a request whose text matches goes to that region; the first match wins.'}>
+        <Field label="Routes" help={help.routes}>
           <ol className="route-list" data-testid="route-list">
             {routes.map((route, i) => (
               <li key={i} className="row">
@@ -174,7 +174,7 @@ export function RegionPanel({ doc, data, name, help, prompts: promptHelp, proble
         </Field>
       )}
       {type === 'RouterRegion' && (
-        <Field label="Default" help={help.default ?? 'Where a request no route matches goes.'}>
+        <Field label="Default" help={help.default}>
           <select value={text('default')} data-testid="field-default" onChange={(e) => set('default', e.target.value)}>
             <option value="">(none)</option>
             {[...new Set([...regionNames.filter((r) => r !== name), ...(text('default') ? [text('default')] : [])])].map((r) => (
@@ -187,10 +187,10 @@ export function RegionPanel({ doc, data, name, help, prompts: promptHelp, proble
       )}
       {type === 'WorkflowRegion' && (
         <>
-          <Field label="Workflow" help={help.workflow ?? 'The sub-workflow file, relative to this one; each request runs it.'}>
+          <Field label="Workflow" help={help.workflow}>
             <CommitInput value={text('workflow')} placeholder="other.yaml" testId="field-workflow" onCommit={(v) => set('workflow', v.trim())} />
           </Field>
-          <Field label="Entry" help={help.entry ?? "The sub-workflow's region each request goes to (default: its first inject's destination)."}>
+          <Field label="Entry" help={help.entry}>
             <CommitInput value={text('entry')} placeholder="(default)" testId="field-entry" onCommit={(v) => set('entry', v.trim())} />
           </Field>
         </>
@@ -239,12 +239,12 @@ export function RegionPanel({ doc, data, name, help, prompts: promptHelp, proble
         </Field>
       )}
       {OUTPUT_SCHEMA_TYPES.has(type) && (
-        <Field label="Output schema (JSON)" help={help.output_schema ?? 'Replies are JSON that validates against this JSON Schema; conditions may test its fields.'}>
+        <Field label="Output schema (JSON)" help={help.output_schema}>
           <JsonInput value={region.output_schema} testId="field-output-schema" placeholder='{"type": "object", "properties": {...}}' check={jsonSchemaProblem} onCommit={(v) => set('output_schema', v)} />
         </Field>
       )}
       {INPUT_SCHEMA_TYPES.has(type) && (
-        <Field label="Input schema (JSON)" help={help.input_schema ?? 'Requests that do not validate against this JSON Schema are rejected.'}>
+        <Field label="Input schema (JSON)" help={help.input_schema}>
           <JsonInput value={region.input_schema} testId="field-input-schema" placeholder='{"type": "string"}' check={jsonSchemaProblem} onCommit={(v) => set('input_schema', v)} />
         </Field>
       )}

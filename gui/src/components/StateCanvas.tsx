@@ -7,6 +7,7 @@ import {
   Position,
   ReactFlow,
   ReactFlowProvider,
+  useReactFlow,
   type Edge,
   type Node,
   type NodeChange,
@@ -26,6 +27,8 @@ type StateNodeData = {
   start: boolean;
   /** The state the live run is in. */
   current: boolean;
+  /** Its exhausted path goes somewhere (drawn from its bottom handle). */
+  exhausted: boolean;
   visits?: number;
 };
 type TerminalData = { label: string };
@@ -66,7 +69,7 @@ function StateNode({ data, selected }: NodeProps<Node<StateNodeData, 'state'>>) 
       </ol>
       <Handle type="source" position={Position.Right} />
       {/* The exhausted path leaves from below, apart from the transitions. */}
-      <Handle type="source" id="exhausted" position={Position.Bottom} isConnectable={false} />
+      <Handle type="source" id="exhausted" position={Position.Bottom} isConnectable={false} style={{ visibility: data.exhausted ? 'visible' : 'hidden' }} />
     </div>
   );
 }
@@ -77,7 +80,7 @@ function TerminalNode({ data }: NodeProps<Node<TerminalData, 'terminal'>>) {
       <Handle type="target" position={Position.Left} />
       {data.label}
       <Handle type="source" position={Position.Right} />
-      <Handle type="target" id="below" position={Position.Bottom} isConnectable={false} />
+      <Handle type="target" id="below" position={Position.Bottom} isConnectable={false} style={{ visibility: 'hidden' }} />
     </div>
   );
 }
@@ -110,11 +113,12 @@ function StateDiagram({ doc, rev, selection, onSelect, edit, live }: Props) {
     return out;
   }, [states]);
   const [nodes, setNodes] = useState<StateFlowNode[]>([]);
+  // Where the user dragged nodes to (the view only: a machine's layout is not saved).
+  const [dragged, setDragged] = useState<Record<string, { x: number; y: number }>>({});
 
   useEffect(() => {
-    setNodes((current) => {
-      const moved = new Map(current.map((n) => [n.id, n.position]));
-      const at = (id: string) => moved.get(id) ?? layout[id];
+    setNodes(() => {
+      const at = (id: string) => dragged[id] ?? layout[id];
       return [
         { id: '@start', type: 'terminal', position: at('@start'), data: { label: 'start' }, selectable: false, deletable: false },
         ...states.map(
@@ -130,6 +134,7 @@ function StateDiagram({ doc, rev, selection, onSelect, edit, live }: Props) {
               onExhausted: s.onExhausted,
               start: s.name === start,
               current: live?.state === s.name,
+              exhausted: s.maxVisits !== undefined && s.onExhausted !== undefined && s.onExhausted !== 'fail',
               visits: live?.state === s.name ? live.visit : undefined,
             },
           }),
@@ -137,7 +142,15 @@ function StateDiagram({ doc, rev, selection, onSelect, edit, live }: Props) {
         { id: '@end', type: 'terminal', position: at('@end'), data: { label: END }, selectable: false, deletable: false },
       ];
     });
-  }, [doc, states, layout, start, selection, live]);
+  }, [doc, states, layout, start, selection, live, dragged]);
+
+  // A state added or deleted: fit the view so every state (and `end`) stays in sight.
+  const flow = useReactFlow();
+  const count = states.length;
+  useEffect(() => {
+    const frame = window.requestAnimationFrame(() => void flow.fitView({ maxZoom: 1, padding: 0.15 }));
+    return () => window.cancelAnimationFrame(frame);
+  }, [count, flow]);
 
   const edges = useMemo(() => {
     const names = new Set(states.map((s) => s.name));
@@ -189,6 +202,7 @@ function StateDiagram({ doc, rev, selection, onSelect, edit, live }: Props) {
       edges={edges}
       nodeTypes={nodeTypes}
       onNodesChange={(changes: NodeChange<StateFlowNode>[]) => setNodes((n) => applyNodeChanges(changes.filter((c) => c.type !== 'remove'), n))}
+      onNodeDragStop={(_e, node) => setDragged((d) => ({ ...d, [node.id]: node.position }))}
       onNodeClick={(_e, node) => node.type === 'state' && onSelect({ kind: 'state', name: node.id })}
       onEdgeClick={(_e, e) => {
         const data = e.data as { state: string; index: number } | undefined;

@@ -469,8 +469,18 @@ export class WorkflowDoc {
   /** Set (or with `undefined` / '' remove) `max_visits` or `on_exhausted` of a state. */
   setStateField(name: string, key: 'max_visits' | 'on_exhausted', value: string | number | undefined): void {
     const state = this.stateMap(name);
-    if (value === undefined || value === '' || (typeof value === 'number' && Number.isNaN(value))) state.delete(key);
-    else setKeepingStyle(this.doc, state, key, value);
+    if (value === undefined || value === '' || (typeof value === 'number' && Number.isNaN(value))) {
+      state.delete(key);
+    } else if (state.has(key)) {
+      setKeepingStyle(this.doc, state, key, value);
+    } else {
+      // A new key goes where the format writes it: max_visits, on_exhausted, plan, next.
+      const later = STATE_KEYS.slice(STATE_KEYS.indexOf(key) + 1);
+      const at = state.items.findIndex((pair) => later.includes(keyOf(pair)));
+      const pair = this.doc.createPair(key, value);
+      if (at < 0) state.items.push(pair);
+      else state.items.splice(at, 0, pair);
+    }
   }
 
   /** Make `name` the start state (`start:` is left out when it is the first state anyway). */
@@ -652,6 +662,9 @@ export interface StateInfo {
 
 /** The transition target that finishes the run (not a state name). */
 export const END = 'end';
+
+/** The keys of a state, in the order the format writes them. */
+const STATE_KEYS = ['max_visits', 'on_exhausted', 'plan', 'next'];
 
 /**
  * One plan of the document (the top-level `plan:` or a state's), edited in place: layers as
