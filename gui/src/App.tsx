@@ -659,7 +659,7 @@ function RunFeed({
           {path.join(' → ')}
         </p>
       )}
-      {wait && <WaitAnswer key={events.length} wait={wait} onAnswer={onAnswer} />}
+      {wait && <WaitAnswer key={wait.at} wait={wait} onAnswer={onAnswer} />}
       <ol>
         {events.filter((e) => !QUIET_EVENTS.has(e.kind)).map((e, i) => (
           <li key={i} className={`event event-${e.kind}`}>

@@ -41,14 +41,17 @@ export function describeEvent(e: RunEvent): string {
   }
 }
 
-/** The wait the run stopped at, if its last invocation ended waiting for a person. */
-export function pendingWait(events: readonly RunEvent[]): { region: string; prompt: string } | undefined {
+/**
+ * The wait the run stopped at, if its last invocation ended waiting for a person (and no
+ * invocation runs now); `at` is the index of that invocation's `run_finished`.
+ */
+export function pendingWait(events: readonly RunEvent[]): { region: string; prompt: string; at: number } | undefined {
   let finished = events.length - 1;
-  while (finished >= 0 && events[finished].kind !== 'run_finished') finished--;
-  if (finished < 0 || events[finished].status !== 'waiting') return undefined;
+  while (finished >= 0 && events[finished].kind !== 'run_finished' && events[finished].kind !== 'run_started') finished--;
+  if (finished < 0 || events[finished].kind !== 'run_finished' || events[finished].status !== 'waiting') return undefined;
   for (let i = finished - 1; i >= 0; i--) {
     const e = events[i];
-    if (e.kind === 'wait') return { region: String(e.region), prompt: String(e.prompt ?? '') };
+    if (e.kind === 'wait') return { region: String(e.region), prompt: String(e.prompt ?? ''), at: finished };
   }
   return undefined;
 }
