@@ -53,7 +53,7 @@ export function App() {
   const [view, setView] = useState<View>('regions');
   /** The state whose plan the bottom panel shows (a machine only). */
   const [planState, setPlanState] = useState<string | undefined>(undefined);
-  const [liveState, setLiveState] = useState<{ state: string; visit: number } | undefined>(undefined);
+  const [liveState, setLiveState] = useState<{ state: string; visit: number; layer: number } | undefined>(undefined);
   const fileInput = useRef<HTMLInputElement>(null);
   // Bumped by every open: the view then fits the new diagram (once its nodes exist).
   const [fitRequest, setFitRequest] = useState(0);
@@ -286,7 +286,7 @@ export function App() {
         setRegionStatus({});
         setRunning(new Set());
       } else if (event.kind === 'state_entered') {
-        setLiveState({ state: String(event.state), visit: Number(event.visit) });
+        setLiveState({ state: String(event.state), visit: Number(event.visit), layer: Number(event.layer) });
       } else if (event.kind === 'run_finished' && event.status !== 'waiting') {
         setLiveState(undefined);
       } else if (event.kind === 'message' && isRecord(event.message)) {
@@ -521,7 +521,17 @@ export function App() {
               {problems.length === 0 && <p>No problems: the schema and every cross-reference rule pass.</p>}
               <ul className="problems">
                 {problems.map((p, i) => (
-                  <li key={i} className={p.severity} onClick={() => p.region && setSelection({ kind: 'region', name: p.region })}>
+                  <li
+                    key={i}
+                    className={p.severity}
+                    onClick={() => {
+                      if (p.region) setSelection({ kind: 'region', name: p.region });
+                      else if (p.path[0] === 'states' && typeof p.path[1] === 'string') {
+                        setSelection({ kind: 'state', name: p.path[1] });
+                        setView('states');
+                      }
+                    }}
+                  >
                     <code>{p.rule}</code> <span className="where">{formatPath(p.path)}{lineSuffix(wdoc, p.path, dirty)}</span>
                     <div>{p.message}</div>
                   </li>
@@ -581,7 +591,16 @@ export function App() {
             </div>
           )}
           {(!machine || shownPlanState !== undefined) && (
-            <PlanEditor key={shownPlanState ?? ''} doc={wdoc} data={data} problems={problems} edit={edit} running={running} state={shownPlanState} />
+            <PlanEditor
+              key={shownPlanState ?? ''}
+              doc={wdoc}
+              data={data}
+              problems={problems}
+              edit={edit}
+              running={running}
+              state={shownPlanState}
+              liveAt={machine ? (liveState?.state === shownPlanState ? liveState?.layer : undefined) : 0}
+            />
           )}
         </section>
       </main>

@@ -13,13 +13,18 @@ interface Props {
   running: ReadonlySet<string>;
   /** The state whose plan this is (undefined: the workflow's `plan:`). */
   state?: string;
+  /**
+   * Where this plan's first layer runs in the live run (layers run so far when its state was
+   * entered); undefined when the run is not in this state. A plain plan starts at 0.
+   */
+  liveAt?: number;
 }
 
 /**
  * A plan (the workflow's, or one state's): layers as rows, chains as lanes, steps as chips to
  * add, reorder and remove, and `wait:` items (a region and a prompt for the person).
  */
-export function PlanEditor({ doc, data, problems, edit, running, state }: Props) {
+export function PlanEditor({ doc, data, problems, edit, running, state, liveAt = state === undefined ? 0 : undefined }: Props) {
   const scope = doc.planOf(state);
   const plan = scope.layers();
   const on = (change: (p: PlanEdit) => void) => edit((d) => change(d.planOf(state)));
@@ -29,8 +34,8 @@ export function PlanEditor({ doc, data, problems, edit, running, state }: Props)
   const inPlan = (p: Problem) => scope.path.every((key, i) => p.path[i] === key);
   const problemAt = (layer: number, chain: string, step: number) =>
     problems.filter((p) => inPlan(p) && p.path[at] === layer && p.path[at + 2] === chain && p.path[at + 3] === step);
-  // Live runs report steps by position (layers run so far): only a plain plan maps them to rows.
-  const live = (key: string) => state === undefined && running.has(key);
+  // Live runs report steps by position (layers run so far), which `liveAt` maps to rows.
+  const live = (li: number, chain: string, si: number) => liveAt !== undefined && running.has(`${liveAt + li}/${chain}/${si}`);
 
   return (
     <div className="plan" data-testid="plan-editor">
@@ -74,7 +79,7 @@ export function PlanEditor({ doc, data, problems, edit, running, state }: Props)
                 </span>
                 {chain.steps.map((step, si) => {
                   const stepProblems = problemAt(li, chain.name, si);
-                  const isLive = live(`${li}/${chain.name}/${si}`);
+                  const isLive = live(li, chain.name, si);
                   return (
                     <span
                       key={si}
