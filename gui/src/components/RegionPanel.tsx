@@ -3,7 +3,7 @@ import { INPUT_SCHEMA_TYPES, LLM_CHOOSING_TYPES, LLM_REGION_TYPES, OUTPUT_SCHEMA
 import { jsonSchemaProblem } from '../validate/schema';
 import { isRecord, type WorkflowDoc } from '../model/workflowDoc';
 import type { Problem } from '../validate/problem';
-import { CommitInput, Field, JsonInput } from './fields';
+import { CommitInput, Field, InlineProblems, JsonInput, NameField } from './fields';
 import { TypeIcon } from './TypeIcon';
 
 interface Props {
@@ -49,26 +49,15 @@ export function RegionPanel({ doc, data, name, help, prompts: promptHelp, proble
       <h2 style={{ borderColor: style.color }}>
         <TypeIcon type={type} /> {name}
       </h2>
-      {problems.length > 0 && (
-        <ul className="inline-problems">
-          {problems.map((p, i) => (
-            <li key={i}>
-              <code>{p.rule}</code> {p.message}
-            </li>
-          ))}
-        </ul>
-      )}
-      <Field label="Name" help="Renaming updates every reference: connections, plan steps, inject, layout.">
-        <CommitInput
-          value={name}
-          testId="field-name"
-          onCommit={(value) => {
-            const renamed = edit((d) => d.renameRegion(name, value.trim()));
-            if (renamed) onRenamed(value.trim());
-            return renamed;
-          }}
-        />
-      </Field>
+      <InlineProblems problems={problems} />
+      <NameField
+        name={name}
+        help="Renaming updates every reference: connections, plan steps, inject, layout."
+        testId="field-name"
+        edit={edit}
+        rename={(d, value) => d.renameRegion(name, value)}
+        onRenamed={onRenamed}
+      />
       <Field label="Type" help={help.type}>
         <select value={type} data-testid="field-type" onChange={(e) => set('type', e.target.value)}>
           {!REGION_TYPES.includes(type as never) && <option value={type}>{type || '(none)'}</option>}

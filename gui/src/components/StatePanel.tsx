@@ -2,7 +2,7 @@ import { useEffect, useState } from 'react';
 import { conditionOf, describeCondition, formOf, type ConditionForm, type ConditionKind, type FieldTest } from '../model/conditions';
 import { END, type StateInfo, type WorkflowDoc } from '../model/workflowDoc';
 import type { Problem } from '../validate/problem';
-import { CommitInput, Field } from './fields';
+import { CommitInput, Field, InlineProblems, NameField } from './fields';
 
 type Edit = (change: (doc: WorkflowDoc) => void) => boolean;
 
@@ -197,28 +197,17 @@ export function StatePanel({ doc, data, name, problems, edit, transition, onRena
   return (
     <div className="panel state-panel" data-testid="state-panel">
       <h2>State {name}</h2>
-      {problems.length > 0 && (
-        <ul className="inline-problems">
-          {problems.map((p, i) => (
-            <li key={i}>
-              <code>{p.rule}</code> {p.message}
-            </li>
-          ))}
-        </ul>
-      )}
+      <InlineProblems problems={problems} />
       {transition === undefined && (
         <>
-          <Field label="Name" help="Renaming updates start, every transition to it and every on_exhausted naming it.">
-            <CommitInput
-              value={name}
-              testId="state-name"
-              onCommit={(value) => {
-                const renamed = edit((d) => d.renameState(name, value.trim()));
-                if (renamed) onRenamed(value.trim());
-                return renamed;
-              }}
-            />
-          </Field>
+          <NameField
+            name={name}
+            help="Renaming updates start, every transition to it and every on_exhausted naming it."
+            testId="state-name"
+            edit={edit}
+            rename={(d, value) => d.renameState(name, value)}
+            onRenamed={onRenamed}
+          />
           <label className="field checkbox">
             <input type="checkbox" checked={doc.startState() === name} disabled={doc.startState() === name} data-testid="state-start" onChange={() => edit((d) => d.setStart(name))} />
             Start state

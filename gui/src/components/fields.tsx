@@ -1,4 +1,6 @@
 import { useEffect, useState, type ReactNode } from 'react';
+import type { WorkflowDoc } from '../model/workflowDoc';
+import type { Problem } from '../validate/problem';
 
 /** A labelled row with the schema's description as help. */
 export function Field({ label, help, children }: { label: string; help?: string; children: ReactNode }) {
@@ -141,5 +143,50 @@ export function JsonInput({
         </span>
       )}
     </>
+  );
+}
+
+/** The problems of what a panel edits, listed at its top (none: nothing shown). */
+export function InlineProblems({ problems }: { problems: Problem[] }) {
+  if (problems.length === 0) return null;
+  return (
+    <ul className="inline-problems">
+      {problems.map((p, i) => (
+        <li key={i}>
+          <code>{p.rule}</code> {p.message}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+/** The Name field of a region or a state: a rename is one document change, refused in one line. */
+export function NameField({
+  name,
+  help,
+  testId,
+  edit,
+  rename,
+  onRenamed,
+}: {
+  name: string;
+  help: string;
+  testId: string;
+  edit: (change: (doc: WorkflowDoc) => void) => boolean;
+  rename: (doc: WorkflowDoc, newName: string) => void;
+  onRenamed: (name: string) => void;
+}) {
+  return (
+    <Field label="Name" help={help}>
+      <CommitInput
+        value={name}
+        testId={testId}
+        onCommit={(value) => {
+          const renamed = edit((d) => rename(d, value.trim()));
+          if (renamed) onRenamed(value.trim());
+          return renamed;
+        }}
+      />
+    </Field>
   );
 }
