@@ -158,6 +158,8 @@ describe('a states: machine in the editor', () => {
     ]);
     expect(doc.region('Critic')?.output_schema).toEqual({ type: 'object', required: ['verdict'] });
     expect(out).toContain('    task: Critique.   # strict\n');
+    // A schema written in flow style stays in flow style.
+    expect(out).toContain('    output_schema: {type: object, required: [verdict]}\n');
     doc.deleteRoute('Desk', 0);
     doc.deleteRoute('Desk', 0);
     expect(doc.region('Desk')?.routes).toBeUndefined();

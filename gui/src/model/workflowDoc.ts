@@ -898,7 +898,7 @@ function setKeepingStyle(doc: Document, map: YAMLMap, key: string, value: unknow
   }
   const node = doc.createNode(value);
   if (isScalar(node) && typeof value === 'string' && value.includes('\n')) node.type = Scalar.BLOCK_LITERAL;
-  if ((isSeq(node) || isMap(node)) && isSeq(current)) node.flow = current.flow;
+  if ((isSeq(node) || isMap(node)) && (isSeq(current) || isMap(current))) node.flow = current.flow;
   else if (isSeq(node)) node.flow = true;
   map.set(key, node);
 }
