@@ -355,6 +355,33 @@ def test_answer_needs_a_run_that_waits(client: httpx.Client) -> None:
     assert after.status_code == 409 and "not waiting" in after.json()["error"]
 
 
+def test_an_answer_is_injected_and_the_same_run_resumes(
+    client: httpx.Client, server: GuiServer, workflow_file: Path
+) -> None:
+    """The answer's path on a plain plan: a run stopped after its first layer (``regions step``)
+    stands in for one that waits, since only the machine engine stops at a ``wait:``. The
+    hub is told that run waits; the rest (injection, resume, events) is the real thing."""
+    assert regions("step", workflow_file).code == 0
+    (run_file,) = (workflow_file.parent / ".regions" / "runs").glob("*.db")
+    server.hub.run_file, server.hub.status = run_file, "waiting"
+    with client.stream("GET", "/api/events") as events:
+        answered = client.post("/api/answer", json={"region": "Expert", "text": "Tell them 42."})
+        assert answered.status_code == 202
+        resumed = _events_until_exit(events.iter_lines())
+    assert resumed[0]["kind"] == "run_started"
+    assert resumed[0]["run_file"] == str(run_file)
+    assert resumed[0]["resumed_from_layer"] == 1
+    told = [e for e in resumed if e["kind"] == "message" and e["delivery"] == "injected"]
+    assert [(e["message"]["destination"], e["message"]["content"]) for e in told] == [
+        ("Expert", "Tell them 42.")
+    ]
+    finished = next(e for e in resumed if e["kind"] == "run_finished")
+    assert (finished["status"], resumed[-1]["exit_code"]) == ("ok", 0)
+    # Finished now: nothing waits any more.
+    again = client.post("/api/answer", json={"region": "Expert", "text": "more"})
+    assert again.status_code == 409 and "not waiting" in again.json()["error"]
+
+
 @pytest.mark.skipif(not machines_run(), reason="the schema or the engine runs no states: yet")
 def test_a_wait_is_answered_and_the_run_resumes(
     make_server: Callable[[Path | None], GuiServer], tmp_path: Path
