@@ -110,6 +110,14 @@ describe('a states: machine in the editor', () => {
     }
   });
 
+  it('sets a condition where `when:` was written empty', () => {
+    const doc = WorkflowDoc.parse(MACHINE.replace('      - to: review   # always', '      - when:\n        to: review   # always'));
+    doc.setCondition('draft', 0, { output: 'x' });
+    expect(doc.states()[0].next).toEqual([{ to: 'review', when: { output: 'x' } }]);
+    expect(doc.errors).toEqual([]);
+    expect(WorkflowDoc.parse(doc.toString()).errors).toEqual([]);
+  });
+
   it('adds, renames and deletes states; references follow', () => {
     const doc = WorkflowDoc.parse(MACHINE);
     expect(doc.addState()).toBe('state_1');

@@ -519,6 +519,8 @@ export class WorkflowDoc {
       node.commentBefore = current.commentBefore;
       node.comment = current.comment;
       transition.set('when', node);
+    } else if (transition.has('when')) {
+      transition.set('when', node); // `when:` written empty or as a scalar
     } else {
       // `when` reads best before `to`.
       transition.items.unshift(this.doc.createPair('when', node));
