@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regions_cli.engine.budget import BudgetTracker
@@ -21,6 +23,7 @@ from regions_cli.engine.postmaster import Postmaster
 from regions_cli.engine.prompts import PromptTemplates, TemplateError
 from regions_cli.engine.regions import RegionContext, make_region
 from regions_cli.engine.regions.base import BaseRegion
+from regions_cli.engine.regions.workflow import SubWorkflowError
 from regions_cli.engine.transport import Transport
 from regions_cli.llm.base import CompletionModel, Preloadable
 from regions_cli.model import LLM_REGION_TYPES, Workflow
@@ -66,12 +69,34 @@ async def build_engine_async(
     within one embedding slice (`regions_cli.rag.store.EMBED_SLICE` chunks); models that load
     slowly start loading. `progress` hears how far each store's ingestion got. The engine
     closes the stores and models in `Engine.aclose`."""
+    return await _build_async(workflow, bus, llm_options, transport, progress, enclosing=())
+
+
+async def _build_async(
+    workflow: Workflow,
+    bus: EventBus,
+    llm_options: LLMOptions | None,
+    transport: Transport | None,
+    progress: StoreProgress | None,
+    enclosing: tuple[Path, ...],
+    llms: Mapping[str, CompletionModel] | None = None,
+) -> Engine:
+    """`build_engine_async`, for a workflow run inside the `enclosing` ones (their files),
+    using the given `llms` (closed by their owner) where it names them."""
     stores = await open_stores(workflow, progress)
     closers = [c for c in (getattr(s, "aclose", None) for s in stores.values()) if c is not None]
     made: dict[str, CompletionModel] = {}
     try:
         engine = _build(
-            workflow, bus, llm_options, None, stores, transport, closers=closers, made=made
+            workflow,
+            bus,
+            llm_options,
+            llms,
+            stores,
+            transport,
+            closers=closers,
+            made=made,
+            enclosing=enclosing,
         )
         for model in made.values():  # the embedded model loads while the run gets ready
             if isinstance(model, Preloadable):
@@ -81,6 +106,38 @@ async def build_engine_async(
         for close in closers:
             await close()
         raise
+
+
+@dataclass(frozen=True)
+class _SubWorkflows:
+    """How the WorkflowRegions of a built workflow load and build the workflows they run
+    (see `regions_cli.engine.regions.workflow`): inside `lineage`, with the same LLM options,
+    and with the enclosing run's `models` for the ``llms:`` names both workflows declare."""
+
+    lineage: tuple[Path, ...]
+    llm_options: LLMOptions | None
+    models: Mapping[str, CompletionModel]
+
+    def load(self, path: Path) -> Workflow:
+        from regions_cli.workflow.api import WorkflowInvalid, load
+
+        loaded = load(path)
+        if loaded.workflow is None:
+            raise SubWorkflowError(f"sub-workflow {WorkflowInvalid(loaded.errors)}")
+        outside = loaded.outside_paths_problem()
+        if outside is not None:
+            raise SubWorkflowError(f"sub-workflow {outside}")
+        return loaded.workflow
+
+    async def build(self, workflow: Workflow, bus: EventBus) -> Engine:
+        from regions_cli.llm.factory import LLMOptions
+
+        # Its own llms entries: relative paths resolve against its own folder.
+        options = replace(self.llm_options or LLMOptions(), base_dir=workflow.base_dir)
+        shared = {name: m for name, m in self.models.items() if name in workflow.llms}
+        return await _build_async(
+            workflow, bus, options, None, None, enclosing=self.lineage, llms=shared
+        )
 
 
 #: Called with (store name, chunks embedded, chunks to embed) while a store ingests.
@@ -164,15 +221,23 @@ def _build(
     transport: Transport | None,
     closers: list[Callable[[], Awaitable[None]]],
     made: dict[str, CompletionModel] | None = None,
+    enclosing: tuple[Path, ...] = (),
 ) -> Engine:
     """`build_engine`, with `closers` (of what the caller opened) for the engine to run; the
-    models it makes are also put in `made`."""
+    models it makes are also put in `made`. `enclosing` are the files of the workflows that
+    run this one as a sub-workflow (outermost first)."""
     from regions_cli.llm.factory import make_llm
 
     models: dict[str, CompletionModel] = dict(llms or {})
     knowledge: dict[str, KnowledgeStore] = dict(stores or {})
     budget = BudgetTracker(workflow.budget)
     names = frozenset(workflow.regions)
+    lineage = (*enclosing, workflow.source) if workflow.source is not None else enclosing
+    # A sub-workflow uses the endpoints this workflow declares under the same names (so
+    # `--llm` overrides, and one embedded model, reach it): they are made now, while the
+    # engine can still take their closers, unless only implied.
+    inherited: dict[str, CompletionModel] = {}
+    subworkflows = _SubWorkflows(lineage, llm_options, inherited)
 
     def model(name: str, region: str) -> CompletionModel:
         if name not in models:
@@ -213,6 +278,11 @@ def _build(
         if config.type in LLM_REGION_TYPES:
             context.llm_name = config.llm or "default"
             context.llm = model(context.llm_name, name)
+        elif config.type == "RouterRegion" and config.llm:  # the model picks a route
+            context.llm_name = config.llm
+            context.llm = model(config.llm, name)
+        elif config.type == "WorkflowRegion":
+            context.subworkflows = subworkflows
         elif config.type == "RAGRegion":
             if not config.rag:
                 raise BuildError(f"regions.{name}.rag: a RAGRegion needs a rag")
@@ -222,6 +292,10 @@ def _build(
         except ValueError as exc:
             raise BuildError(str(exc)) from None
 
+    if any(config.type == "WorkflowRegion" for config in workflow.regions.values()):
+        for name, endpoint in workflow.llms.items():
+            if not endpoint.implied:
+                inherited[name] = model(name, "")
     postmaster = Postmaster(regions, workflow.delivery, bus.emit, transport)
     return Engine(workflow, bus, regions, postmaster, budget, closers)
 

@@ -34,7 +34,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "runs": {
             "build", "engine", "model", "workflow", "llm", "exit_codes", "private_files", "text",
         },
-        "build": {"engine", "llm", "rag", "model"},
+        "build": {"engine", "llm", "rag", "model", "workflow", "tools"},  # a sub-workflow is loaded
         "http": {"text"},  # serves the LLM and embedder backends, knows neither
         "engine": {"model", "llm", "rag", "exit_codes", "private_files", "text"},
         "workflow": {"model", "private_files", "text"},
@@ -42,6 +42,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "llm": {"model", "http", "private_files", "text"},
         "rag": {"model", "http", "private_files", "text"},
         "view": {"engine", "runs", "model", "exit_codes", "text"},
+        "tools": {"model", "rag"},  # tool kinds; a RAG store only through rag.base
         "model": {"text"},
         "text": set(),  # words for people (plurals, did-you-mean): a leaf every layer may use
         "exit_codes": set(),
@@ -98,6 +99,16 @@ def test_the_engine_sees_models_and_stores_only_through_their_protocols() -> Non
         for path in sorted((PACKAGE / "engine").rglob("*.py"))
         for module in imported_modules(path)
         if module.startswith(("regions_cli.llm", "regions_cli.rag")) and module not in allowed
+    ]
+    assert wrong == []
+
+
+def test_tools_see_stores_only_through_their_protocol() -> None:
+    wrong = [
+        f"{path.relative_to(PACKAGE.parent)} imports {module}"
+        for path in sorted((PACKAGE / "tools").rglob("*.py"))
+        for module in imported_modules(path)
+        if module.startswith("regions_cli.rag") and module != "regions_cli.rag.base"
     ]
     assert wrong == []
 

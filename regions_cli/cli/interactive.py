@@ -11,12 +11,15 @@ import contextlib
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from regions_cli.engine.barrier import Barrier
+from regions_cli.model import Wait
 from regions_cli.runs.run import Run
 from regions_cli.text import unknown
 from regions_cli.view.state import region_state_lines
+
+T = TypeVar("T")
 
 
 class Dialogue:
@@ -40,13 +43,33 @@ class Dialogue:
         with paused() if paused is not None else contextlib.nullcontext():
             return await _in_daemon_thread(lambda: self._ask(run, barrier))
 
+    async def answer(self, run: Run, wait: Wait) -> str | None:
+        """The run's `Answer` at a ``wait:``: the user's line for the wait's region (an
+        empty line or the end of input: None, the run pauses there)."""
+        paused = getattr(self.view, "paused", None)
+        with paused() if paused is not None else contextlib.nullcontext():
+            return await _in_daemon_thread(lambda: self._answer(wait))
+
+    def _answer(self, wait: Wait) -> str | None:
+        out = self.out or sys.stderr
+        inp = self.inp or sys.stdin
+        out.write(f"\n{wait.prompt or 'input'} (for {wait.region}; empty line: pause) > ")
+        out.flush()
+        line = inp.readline()
+        if not line.strip():
+            out.write(f"paused; continue with: {self.resume_command()}\n")
+            return None
+        return line.rstrip("\n")
+
     def _ask(self, run: Run, barrier: Barrier) -> bool:
         out = self.out or sys.stderr
         inp = self.inp or sys.stdin
         plan = run.record.plan
-        label = plan[barrier.next_layer].get("label", "")
+        index = barrier.layer_index
+        label = plan[index].get("label", "")
+        in_state = f" of state {plan[index]['state']}" if "state" in plan[index] else ""
         out.write(
-            f"\npaused before layer {barrier.next_layer + 1}/{len(plan)} {label} "
+            f"\npaused before layer {index + 1}/{len(plan)} {label}{in_state} "
             f"(run file {run.path})\n"
         )
         while True:
@@ -96,19 +119,19 @@ class Dialogue:
         out.write(f"  queued message {queued.message.id} for {to}\n")
 
 
-async def _in_daemon_thread(work: Callable[[], bool]) -> bool:
+async def _in_daemon_thread(work: Callable[[], T]) -> T:
     """Run blocking terminal input off the event loop, in a daemon thread: unlike
     `asyncio.to_thread`, a Ctrl-C while it waits for a line does not hang the exit."""
     loop = asyncio.get_running_loop()
-    future: asyncio.Future[bool] = loop.create_future()
+    future: asyncio.Future[T] = loop.create_future()
 
-    def settle(result: bool | None, error: BaseException | None) -> None:
+    def settle(result: T | None, error: BaseException | None) -> None:
         if future.done():
             return
         if error is not None:
             future.set_exception(error)
         else:
-            future.set_result(bool(result))
+            future.set_result(result)  # type: ignore[arg-type]
 
     def run() -> None:
         try:

@@ -127,7 +127,8 @@ def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
         if options.interactive:
             from regions_cli.cli.interactive import Dialogue
 
-            run.pause = Dialogue(view, lambda: resume_command(options, run))
+            dialogue = Dialogue(view, lambda: resume_command(options, run))
+            run.pause, run.answer = dialogue, dialogue.answer
         return asyncio.run(_execute(options, run, view, err))
 
 

@@ -98,6 +98,9 @@ def graph(
 ) -> None:
     """Print a workflow's regions, connections and plan as a Mermaid (or Graphviz dot) diagram.
 
+    A workflow with states: is drawn as a state machine: each state with its layers inside,
+    each transition labelled with its condition.
+
     Example:
 
         regions graph hello.yaml --format dot | dot -Tsvg > hello.svg

@@ -20,8 +20,17 @@ from regions_cli.engine.message import Message
 class Barrier:
     """The state of a run between two layers."""
 
-    next_layer: int  # the layer about to run (== len(plan) after the last layer)
+    next_layer: int  # the position: layers run so far (a plain plan's next layer index)
     states: Mapping[str, dict[str, Any]]  # region name -> region.snapshot()
+    # A state machine's `Cursor.to_json()` (state, next layer, visits, ...); None for a plan,
+    # whose position says it all. `finished` is True once nothing is left to run.
+    cursor: Mapping[str, Any] | None = None
+    finished: bool = False
+
+    @property
+    def layer_index(self) -> int:
+        """The plan index of the layer about to run (``len(plan)`` once finished)."""
+        return int(self.cursor["layer"]) if self.cursor is not None else self.next_layer
 
 
 class PauseRun(Exception):

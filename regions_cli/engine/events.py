@@ -59,8 +59,9 @@ class RunStarted(Event):
 @dataclass(kw_only=True, slots=True)
 class LayerStarted(Event):
     kind: ClassVar[str] = "layer_started"
-    layer: int
+    layer: int  # the position: layers run before this one in the run
     label: str
+    index: int = 0  # the layer's index in the plan (== `layer` for a plain plan)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -87,6 +88,9 @@ class StepFinished(Event):
     error: str | None = None
     detail: str | None = None  # e.g. "no incoming requests" for outcome "nothing"
     attempt: int = 1  # the attempt this outcome belongs to (1 + retries used)
+    # Why a step with a tool loop stopped: answered | terminal_tool | max_iterations | error
+    # (None for a step without tools).
+    stopped_reason: str | None = None
 
 
 @dataclass(kw_only=True, slots=True)
@@ -109,7 +113,7 @@ class MessageDelivered(Event):
 class MessageRejected(Event):
     kind: ClassVar[str] = "message_rejected"
     message: Message
-    rule: str  # not-connected | not-asked | unknown-destination | unknown-role
+    rule: str  # not-connected | not-asked | unknown-destination | unknown-role | invalid-input
     reason: str
     action: str  # error | drop | return | reroute
     sender: str | None = None  # the region that posted it (differs from source for broadcasts)
@@ -137,6 +141,32 @@ class LLMCalled(Event):
     system: str = ""
     user: str = ""
     answer: str = ""
+
+
+@dataclass(kw_only=True, slots=True)
+class ToolCalled(Event):
+    """A region's model asked for a tool call (or a `ToolRegion` runs its tool)."""
+
+    kind: ClassVar[str] = "tool_call"
+    region: str
+    tool: str
+    call_id: str
+    arguments: str  # the JSON text as the model wrote it
+    iteration: int = 1  # the round of the tool loop (1 for a ToolRegion)
+
+
+@dataclass(kw_only=True, slots=True)
+class ToolResulted(Event):
+    """A tool call ended: its result (or error) as handed back to the model."""
+
+    kind: ClassVar[str] = "tool_result"
+    region: str
+    tool: str
+    call_id: str
+    content: str
+    is_error: bool = False
+    truncated: bool = False
+    duration: float = 0.0
 
 
 @dataclass(kw_only=True, slots=True)

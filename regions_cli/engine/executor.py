@@ -33,23 +33,33 @@ from regions_cli.engine.events import (
     CURRENT_CHAIN,
     FAILED_OUTCOMES,
     UNFINISHED_OUTCOMES,
+    Event,
     EventBus,
     LayerFinished,
     LayerStarted,
+    MessageDelivered,
     Notice,
     RegionStatus,
     RunFinished,
     RunStarted,
+    StateEntered,
     StepFinished,
     StepStarted,
+    TransitionTaken,
+    WaitStarted,
 )
+from regions_cli.engine.machine import Cursor, Machine
 from regions_cli.engine.message import Message, Origin
 from regions_cli.engine.postmaster import Held, Postmaster, Routing, UndeliverableError
-from regions_cli.engine.regions.base import BaseRegion, Outcome
+from regions_cli.engine.regions.base import BaseRegion, Outcome, StepFailed
 from regions_cli.exit_codes import STATUS_EXIT_CODES
 from regions_cli.llm.base import Usage
-from regions_cli.model import Chain, Layer, Step, Workflow
+from regions_cli.model import END, Chain, Layer, Step, Wait, Workflow
 from regions_cli.text import plural
+
+#: Asked at a ``wait:`` with nothing injected for its region: the messages to inject now
+#: (none: the run pauses, status ``waiting``).
+WaitHook = Callable[[Wait], Awaitable[Sequence[Message]]]
 
 RunStatus = Literal["ok", "failed", "interrupted", "paused", "waiting", "budget_exceeded"]
 
@@ -198,6 +208,10 @@ class Engine:
         self._closers = list(closers)
         self._closed = False
         self._running = False
+        self.machine = Machine(workflow)
+        self._cursor: Cursor | None = None  # where the running run is
+        self._arrived: set[str] = set()  # regions given an injected message since the last layer
+        bus.subscribe(self._note_delivery)
 
     # -- state --------------------------------------------------------------------------
 
@@ -233,23 +247,36 @@ class Engine:
         run_id: str | None = None,
         run_file: str | None = None,
         completed_chains: Mapping[str, Sequence[Held]] | None = None,
+        cursor: Mapping[str, Any] | None = None,
+        on_wait: WaitHook | None = None,
     ) -> RunResult:
-        """Run layers ``start_layer`` .. (``max_layers`` of them, default: to the end).
+        """Run from position ``start_layer`` (layers run so far), ``max_layers`` layers at
+        most (default: to the end).
 
         `states` (region snapshots) are restored first; `inject_initial` delivers the
-        workflow's ``inject:`` messages. `completed_chains` names chains of ``start_layer``
-        that a resumed run does not run again, each with what it held for the barrier.
+        workflow's ``inject:`` messages. `completed_chains` names chains of the layer at
+        ``start_layer`` that a resumed run does not run again, each with what it held for the
+        barrier. A state machine resumes from `cursor` (`Barrier.cursor` of the barrier it
+        continues from). At a ``wait:`` with nothing injected for its region, `on_wait` (if
+        given) may supply the messages; otherwise the run ends ``waiting``.
         Never raises for a failure of the run: the result (and the `RunFinished` event) says
-        how it ended. Misuse raises: `ValueError` for a
-        `start_layer` outside the plan, `RuntimeError` while another run is in progress.
+        how it ended. Misuse raises: `ValueError` for a `start_layer` outside a plain plan,
+        `RuntimeError` while another run is in progress.
         """
         plan = self.workflow.plan
-        if not 0 <= start_layer <= len(plan):
+        if start_layer < 0 or (not self.workflow.is_machine and start_layer > len(plan)):
             raise ValueError(f"start_layer {start_layer} is outside the plan (0..{len(plan)})")
         if self._running:
             raise RuntimeError("this engine is already running; runs cannot overlap")
         self._running = True
         try:
+            if cursor is not None:
+                position = Cursor.from_json(cursor)
+            elif self.workflow.is_machine:
+                position = self.machine.fresh()
+            else:
+                position = self.machine.at_layer(start_layer)
+            self._cursor = position
             return await self._run(
                 barrier_hook,
                 start_layer,
@@ -259,9 +286,22 @@ class Engine:
                 run_id,
                 run_file,
                 completed_chains or {},
+                position,
+                on_wait,
             )
         finally:
             self._running = False
+            self._cursor = None
+
+    def _note_delivery(self, event: Event) -> None:
+        """Keep the current visit's log and the injections since the last layer (a machine's
+        conditions and waits read them)."""
+        if type(event) is MessageDelivered:
+            if event.delivery == "injected":
+                self._arrived.add(event.message.destination)
+            cursor = self._cursor
+            if cursor is not None:
+                cursor.log.record(event.message, event.delivery)
 
     async def _run(
         self,
@@ -273,8 +313,12 @@ class Engine:
         run_id: str | None,
         run_file: str | None,
         completed_chains: Mapping[str, Sequence[Held]],
+        cursor: Cursor,
+        on_wait: WaitHook | None,
     ) -> RunResult:
         plan = self.workflow.plan
+        machine = self.machine
+        is_machine = self.workflow.is_machine
         started = time.perf_counter()
         tally = _Tally(
             delivered_before=self.postmaster.seq,
@@ -284,52 +328,78 @@ class Engine:
             region_usage_before=self._region_usage(),
         )
         usage_before = self._usage()
+        elapsed_before = cursor.elapsed
         status: RunStatus = "ok"
         layers_run = 0
-        next_layer = start_layer
+        position = start_layer
+        self._arrived = set()
         self.bus.emit(
             RunStarted(
                 run_id=run_id or f"{self.workflow.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}",
                 workflow=self.workflow.name,
                 workflow_hash=self.workflow_hash,
                 run_file=run_file,
-                layers=[
-                    {
-                        "label": layer.label,
-                        "chains": {c.name: [s.label for s in c.steps] for c in layer.chains},
-                    }
-                    for layer in plan
-                ],
+                layers=[self._layer_info(layer, is_machine) for layer in plan],
                 regions={name: region.type_name for name, region in self.regions.items()},
                 resumed_from_layer=start_layer,
             )
         )
-        end = len(plan) if max_layers is None else min(len(plan), start_layer + max(0, max_layers))
+
+        async def barrier() -> None:
+            cursor.elapsed = elapsed_before + time.perf_counter() - started
+            await self._barrier(barrier_hook, position, cursor if is_machine else None)
+
+        deadline = self.workflow.budget.max_seconds
         try:
-            if states:
-                self.restore(states)
-            if inject_initial:
-                await self.postmaster.inject(initial_messages(self.workflow))
-            await self._barrier(barrier_hook, start_layer)
-            for index in range(start_layer, end):
-                done = completed_chains if index == start_layer else {}
-                await self._run_layer(plan[index], tally, done)
-                layers_run += 1
-                next_layer = index + 1
-                await self._barrier(barrier_hook, next_layer)
-                if tally.stop:
-                    break
-                reason = self.budget.exceeded()
-                if reason is not None:
-                    status = "budget_exceeded"
-                    tally.first_error = tally.first_error or f"budget exceeded: {reason}"
-                    self.bus.emit(
-                        Notice(level="error", text=f"budget exceeded: {reason}; stopping")
-                    )
-                    break
+            async with asyncio.timeout(
+                None if deadline is None else max(0.0, deadline - elapsed_before)
+            ):
+                if states:
+                    self.restore(states)
+                if is_machine and inject_initial and start_layer == 0:
+                    self._enter(cursor, position)
+                if inject_initial:
+                    await self.postmaster.inject(initial_messages(self.workflow))
+                await barrier()
+                while cursor.layer < len(plan):
+                    if machine.state_ended(cursor):  # a state with nothing (left) to run
+                        failure = self._transition(cursor, position, tally)
+                        if failure is not None:
+                            status = failure
+                            break
+                        continue
+                    if max_layers is not None and layers_run >= max_layers:
+                        break
+                    layer = plan[cursor.layer]
+                    if layer.wait is not None:
+                        if not await self._wait(layer, position, on_wait):
+                            status = "waiting"
+                            break
+                    else:
+                        done = completed_chains if position == start_layer else {}
+                        await self._run_layer(layer, position, tally, done)
+                        self._arrived.clear()
+                    layers_run += 1
+                    position += 1
+                    cursor.layer += 1
+                    if machine.state_ended(cursor):
+                        failure = self._transition(cursor, position, tally)
+                        if failure is not None:
+                            await barrier()
+                            status = failure
+                            break
+                    await barrier()
+                    if tally.stop:
+                        break
+                    reason = self.budget.exceeded()
+                    if reason is not None:
+                        status = self._over_budget(tally, reason)
+                        break
         except PauseRun:
             status = "paused"
             self.bus.emit(Notice(level="info", text="run paused; it can be resumed from here"))
+        except TimeoutError:
+            status = self._over_budget(tally, f"max_seconds ({deadline:g} s) reached")
         except asyncio.CancelledError:
             # The run absorbs its cancellation and reports it (the docs' advice for a task
             # that suppresses a cancel: uncancel it, so later awaits and timeouts behave).
@@ -346,7 +416,78 @@ class Engine:
             self.bus.emit(Notice(level="error", text=f"run aborted: {tally.first_error}"))
         if status == "ok" and tally.failed:
             status = "failed"
-        return self._finish(status, tally, started, layers_run, next_layer, usage_before, run_file)
+        return self._finish(status, tally, started, layers_run, position, usage_before, run_file)
+
+    @staticmethod
+    def _layer_info(layer: Layer, is_machine: bool) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "label": layer.label,
+            "chains": {c.name: [s.label for s in c.steps] for c in layer.chains},
+        }
+        if is_machine:
+            info["state"] = layer.state
+        if layer.wait is not None:
+            info["wait"] = layer.wait.region
+        return info
+
+    def _over_budget(self, tally: _Tally, reason: str) -> RunStatus:
+        tally.first_error = tally.first_error or f"budget exceeded: {reason}"
+        self.bus.emit(Notice(level="error", text=f"budget exceeded: {reason}; stopping"))
+        return "budget_exceeded"
+
+    def _enter(self, cursor: Cursor, position: int) -> None:
+        self.bus.emit(
+            StateEntered(state=cursor.state, visit=cursor.visits[cursor.state], layer=position)
+        )
+
+    def _transition(self, cursor: Cursor, position: int, tally: _Tally) -> RunStatus | None:
+        """The cursor's state has ended: take its transition. Returns the run's final status
+        when the run cannot go on (a state exhausted with ``on_exhausted: fail``, or the
+        transition budget spent), else None (the cursor is at the next state, or the end)."""
+        decision = self.machine.decide(cursor)
+        if not self.workflow.is_machine:  # a plain plan just ends
+            self.machine.move(cursor, decision)
+            return None
+        limit = self.workflow.budget.max_transitions
+        if limit is not None and cursor.transitions >= limit and decision.to != END:
+            cursor.layer = len(self.workflow.plan)
+            return self._over_budget(tally, f"max_transitions ({limit}) reached")
+        state, visit = cursor.state, cursor.visits.get(cursor.state, 0)
+        self.machine.move(cursor, decision)
+        self.bus.emit(
+            TransitionTaken(
+                state=state,
+                visit=visit,
+                to=decision.to,
+                rule=decision.rule,
+                reason=decision.reason,
+                transitions=cursor.transitions,
+            )
+        )
+        if decision.failed is not None:
+            tally.first_error = tally.first_error or decision.failed
+            self.bus.emit(Notice(level="error", text=f"{decision.failed}; the run fails"))
+            return "failed"
+        if decision.to != END:
+            self._enter(cursor, position)
+        return None
+
+    async def _wait(self, layer: Layer, position: int, on_wait: WaitHook | None) -> bool:
+        """A ``wait:`` item: True when a message for its region has been injected since the
+        last layer (now, or by `on_wait`); else the run pauses for a person."""
+        wait = layer.wait
+        assert wait is not None
+        if wait.region not in self._arrived and on_wait is not None:
+            messages = await on_wait(wait)
+            if messages:
+                await self.postmaster.inject(list(messages))
+        if wait.region not in self._arrived:
+            self.bus.emit(WaitStarted(region=wait.region, prompt=wait.prompt, layer=position))
+            return False
+        self.bus.emit(LayerStarted(layer=position, label=layer.label, index=layer.index))
+        self.bus.emit(LayerFinished(layer=position, label=layer.label, ok=True, duration=0.0))
+        self._arrived.clear()
+        return True
 
     def _usage(self) -> Usage:
         total = self.budget.total
@@ -428,17 +569,38 @@ class Engine:
             error=tally.first_error,
         )
 
-    async def _barrier(self, hook: BarrierHook | None, next_layer: int) -> None:
+    async def _barrier(
+        self, hook: BarrierHook | None, position: int, cursor: Cursor | None
+    ) -> None:
+        # Let the event loop turn once per layer: steps that never suspend (no model, a
+        # scripted answer) would otherwise starve the views' refresh and Ctrl-C, and the
+        # loop never drops the cancelled timers of the steps' timeouts (memory would grow
+        # with every layer of a long loop).
+        await asyncio.sleep(0)
         if hook is None:
             return
-        messages = await hook.at_barrier(Barrier(next_layer, self.snapshot()))
+        finished = (cursor.layer if cursor is not None else position) >= len(self.workflow.plan)
+        messages = await hook.at_barrier(
+            Barrier(
+                position,
+                self.snapshot(),
+                cursor.to_json() if cursor is not None else None,
+                finished,
+            )
+        )
         if messages:
             await self.postmaster.inject(list(messages))
 
     async def _run_layer(
-        self, layer: Layer, tally: _Tally, completed: Mapping[str, Sequence[Held]]
+        self,
+        layer: Layer,
+        position: int,
+        tally: _Tally,
+        completed: Mapping[str, Sequence[Held]],
     ) -> None:
-        self.bus.emit(LayerStarted(layer=layer.index, label=layer.label))
+        """Run `layer` as the run's layer number `position` (its events and messages carry
+        the position: a state machine runs a layer again on each visit)."""
+        self.bus.emit(LayerStarted(layer=position, label=layer.label, index=layer.index))
         started = time.perf_counter()
         failed_before = tally.failed
         postmaster = self.postmaster
@@ -448,17 +610,17 @@ class Engine:
         chains = [c for c in layer.chains if c.name not in completed]
         try:
             if len(chains) == 1:
-                await self._run_chain(layer, chains[0], tally)
+                await self._run_chain(position, chains[0], tally)
             elif chains:
                 async with asyncio.TaskGroup() as group:
                     for chain in chains:
-                        group.create_task(self._run_chain(layer, chain, tally))
+                        group.create_task(self._run_chain(position, chain, tally))
             await postmaster.close_layer()
         except BaseException:
             postmaster.discard_layer()
             self.bus.emit(
                 LayerFinished(
-                    layer=layer.index,
+                    layer=position,
                     label=layer.label,
                     ok=False,
                     duration=time.perf_counter() - started,
@@ -467,23 +629,23 @@ class Engine:
             raise
         self.bus.emit(
             LayerFinished(
-                layer=layer.index,
+                layer=position,
                 label=layer.label,
                 ok=tally.failed == failed_before,
                 duration=time.perf_counter() - started,
             )
         )
 
-    async def _run_chain(self, layer: Layer, chain: Chain, tally: _Tally) -> None:
+    async def _run_chain(self, position: int, chain: Chain, tally: _Tally) -> None:
         token = CURRENT_CHAIN.set(chain.name)
         try:
-            await self._run_steps(layer, chain, tally)
+            await self._run_steps(position, chain, tally)
         finally:
             CURRENT_CHAIN.reset(token)
 
-    async def _run_steps(self, layer: Layer, chain: Chain, tally: _Tally) -> None:
+    async def _run_steps(self, position: int, chain: Chain, tally: _Tally) -> None:
         for index, step in enumerate(chain.steps):
-            outcome = await self._run_step(layer.index, chain.name, index, step, tally)
+            outcome = await self._run_step(position, chain.name, index, step, tally)
             if outcome in FAILED_OUTCOMES and step.policy.on_failure == "stop":
                 tally.stop = True
                 skipped = len(chain.steps) - index - 1
@@ -576,7 +738,7 @@ class Engine:
             raise
         except TimeoutError:
             attempt = _Attempt("timeout", error=f"timed out after {policy.timeout:g} s")
-        except UndeliverableError as exc:
+        except (UndeliverableError, StepFailed) as exc:
             attempt = _Attempt("failed", error=str(exc))
         except Exception as exc:  # a bug in a method must not kill the chain's siblings
             attempt = _Attempt("failed", error=f"{type(exc).__name__}: {exc}")

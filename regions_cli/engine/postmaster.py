@@ -17,7 +17,10 @@ Rules (checked against the region that posted the message, which differs from
 * a region may send requests only to its connections (``not-connected``) and replies only to
   its connections or to whoever has asked it (``not-asked``). A RAGRegion may also ask the
   regions that asked it (``request_summaries``);
-* a connection must be a region (``unknown-destination``).
+* a connection must be a region (``unknown-destination``);
+* a request to a region with an ``input_schema`` must be a JSON document valid against it
+  (``invalid-input``; injected requests too). The schema is compiled when the region is built;
+  messages to the other regions skip the check altogether.
 
 An address that is not a region is external: a message to it is output of the run. A message
 that breaks a rule is handled by ``delivery.undeliverable``: ``error`` (the step fails,
@@ -49,7 +52,7 @@ class Rejection:
     """Why one message may not be delivered."""
 
     message: Message
-    rule: str  # not-connected | not-asked | unknown-destination | unknown-role
+    rule: str  # not-connected | not-asked | unknown-destination | unknown-role | invalid-input
     reason: str
 
 
@@ -154,6 +157,15 @@ class Postmaster:
             else None
         )
         self.listeners = [r for r in regions.values() if isinstance(r, ListenerRegion)]
+        # Requests to these regions must validate; the hot path knows the others (`_open`).
+        self._contracts = {
+            name: r.input_contract for name, r in regions.items() if r.input_contract is not None
+        }
+        self._open: Mapping[str, BaseRegion] = (
+            {name: r for name, r in regions.items() if name not in self._contracts}
+            if self._contracts
+            else regions
+        )
         self.seq = 0  # deliveries so far (the sequence number of the last one)
         self.outputs: list[Message] = []  # messages to external addresses, in order
         self.rejected_count = 0  # messages rejected so far
@@ -205,6 +217,27 @@ class Postmaster:
 
     def violation(self, sender: BaseRegion, message: Message) -> Rejection | None:
         """The rule `message`, posted by `sender`, breaks (None if it may go)."""
+        rejection = self._misaddressed(sender, message)
+        if rejection is None and self._contracts:
+            return self._invalid_input(message)
+        return rejection
+
+    def _invalid_input(self, message: Message) -> Rejection | None:
+        """``invalid-input`` if `message` is a request its destination's schema refuses."""
+        contract = self._contracts.get(message.destination)
+        if contract is None or message.role != "request":
+            return None
+        problem = contract.problem(message.content)
+        if problem is None:
+            return None
+        return Rejection(
+            message,
+            "invalid-input",
+            f"the request does not match {contract.where}: {problem}",
+        )
+
+    def _misaddressed(self, sender: BaseRegion, message: Message) -> Rejection | None:
+        """The addressing rule `message` breaks (None if it may go to its destination)."""
         dest = message.destination
         if message.role not in ROLES:
             return Rejection(
@@ -234,10 +267,10 @@ class Postmaster:
         Raises `UndeliverableError` (after recording the offending messages) when a message
         breaks a rule and the policy is ``error``: the step then fails as a whole.
         """
-        regions, connections = self.regions, sender.connections
+        regions, connections = self._open, sender.connections
         rejected: dict[int, Rejection] = {}
         for i, m in enumerate(messages):
-            # the common case inline: a request or reply to a connected region
+            # the common case inline: a request or reply to a connected region with no schema
             if m.destination in connections and m.destination in regions and m.role in ROLES:
                 continue
             rejection = self.violation(sender, m)
@@ -314,14 +347,18 @@ class Postmaster:
         return routing
 
     async def inject(self, messages: Sequence[Message]) -> None:
-        """Deliver messages from outside (``inject:``, the barrier hook). Only the role is
-        checked; a bad one is recorded (never a crash) and handled by the policy, with
-        ``error`` acting as ``drop`` since there is no step to fail."""
+        """Deliver messages from outside (``inject:``, the barrier hook). Only the role and the
+        destination's ``input_schema`` are checked; a bad one is recorded (never a crash) and
+        handled by the policy, with ``error`` acting as ``drop`` since there is no step to fail."""
         for message in messages:
-            if message.role not in ROLES:
-                rejection = Rejection(
+            rejection = (
+                Rejection(
                     message, "unknown-role", f"role {message.role!r} is neither request nor reply"
                 )
+                if message.role not in ROLES
+                else self._invalid_input(message)
+            )
+            if rejection is not None:
                 self.emit(
                     Notice(
                         level="error",

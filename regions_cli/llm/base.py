@@ -12,16 +12,40 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-ChatRole = Literal["system", "user", "assistant"]
+ChatRole = Literal["system", "user", "assistant", "tool"]
 
 #: Called with each piece of text as a streaming backend receives it.
 TokenCallback = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A call the model asks for. `arguments` is the model's JSON text as it came: it may be
+    malformed (the tool loop hands the error back to the model)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolDefinition:
+    """A tool offered to the model: its name, what it does, and its arguments' JSON Schema."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class ChatMessage:
+    """One turn. An ``assistant`` turn may carry the `tool_calls` it asked for; a ``tool``
+    turn is the result of the call `tool_call_id` (its `content` is the result text)."""
+
     role: ChatRole
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -31,12 +55,17 @@ class CompletionRequest:
     `json_schema`, when set, asks for output matching that JSON Schema (structured output);
     backends that cannot enforce it still return text, which the caller parses leniently.
     `purpose` names the region method asking (``make_replies``...), for logs and cassettes.
+    `tools` are offered to the model (`tool_choice`: ``auto`` lets it answer or call,
+    ``required`` makes it call one, ``none`` forbids calls); its calls come back in
+    `Completion.tool_calls`.
     """
 
     messages: tuple[ChatMessage, ...]
     json_schema: Mapping[str, Any] | None = None
     max_tokens: int | None = None
     purpose: str = ""
+    tools: tuple[ToolDefinition, ...] = ()
+    tool_choice: Literal["auto", "required", "none"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -63,6 +92,7 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     model: str = ""
     cached: bool = False  # answered from the response cache (`llm/cache.py`), not the model
+    tool_calls: tuple[ToolCall, ...] = ()  # the calls the model asked for (then `text` may be "")
 
 
 class LLMError(Exception):

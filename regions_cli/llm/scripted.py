@@ -4,7 +4,8 @@ It answers from ``rules`` (the first rule whose regex matches the flattened prom
 turn included, wins). When no rule matches and the request asks for JSON
 (`CompletionRequest.json_schema`), it answers with a document that fits the schema: for the
 question list of ``make_questions`` one question to every name the schema allows (the names are
-in the schema's ``enum``), so ``{backend: scripted}`` alone runs any plan. Otherwise it answers
+in the schema's ``enum``), so ``{backend: scripted}`` alone runs any plan; a rule's reply is
+returned as it is, schema or not (to script an invalid answer). Otherwise it answers
 ``fallback``, or a deterministic echo of the request.
 ``latency`` makes every call take that many seconds (it simulates a slow model), ``stream: true``
 passes the answer to ``on_token`` word by word. Usage is estimated by whitespace split.
@@ -138,6 +139,8 @@ def _text_of(messages: Sequence[ChatMessage], role: str) -> str:
 def _document_for(schema: Mapping[str, Any], prompt: str) -> Any:
     """A small deterministic JSON value that fits `schema` (the subset regions use)."""
     kind = schema.get("type")
+    if "const" in schema:
+        return schema["const"]
     if "enum" in schema:
         values = list(schema["enum"])
         return values[0] if values else None
@@ -160,10 +163,10 @@ def _document_for(schema: Mapping[str, Any], prompt: str) -> Any:
         props = schema.get("properties") or {}
         return {k: _document_for(v, prompt) for k, v in props.items()}
     if kind in ("integer", "number"):
-        return 0
+        return schema.get("minimum", 0)
     if kind == "boolean":
         return False
-    return prompt
+    return _fit(prompt, schema)
 
 
 def _fit(text: str, schema: Any) -> str:

@@ -23,6 +23,7 @@ from regions_cli.model.control import (
     Transition,
     Wait,
 )
+from regions_cli.model.tools import ToolLoopConfig, ToolSpec
 
 __all__ = [
     "END",
@@ -49,6 +50,7 @@ RegionType = Literal[
     "ListenerRegion",
     "RouterRegion",
     "WorkflowRegion",
+    "ToolRegion",
 ]
 Role = Literal["request", "reply"]
 
@@ -60,6 +62,7 @@ REGION_TYPES: tuple[RegionType, ...] = (
     "ListenerRegion",
     "RouterRegion",
     "WorkflowRegion",
+    "ToolRegion",
 )
 
 _COMMON_METHODS = ("clear_replies", "keep_last_reply_per_source")
@@ -74,6 +77,7 @@ METHODS: Mapping[str, tuple[str, ...]] = {
     "ListenerRegion": ("start", "stop", *_COMMON_METHODS),
     "RouterRegion": ("make_replies", *_COMMON_METHODS),
     "WorkflowRegion": ("make_replies", *_COMMON_METHODS),
+    "ToolRegion": ("make_replies", *_COMMON_METHODS),
 }
 
 LLM_REGION_TYPES: frozenset[str] = frozenset({"Region", "FeedForwardRegion"})
@@ -155,6 +159,9 @@ class RegionConfig:
     default_route: str | None = None  # RouterRegion: where a request no rule matches goes
     workflow: Path | None = None  # WorkflowRegion: the sub-workflow file (absolute)
     entry: str | None = None  # WorkflowRegion: the sub-workflow region each request goes to
+    tools: tuple[str, ...] = ()  # LLM types: the ``tools:`` names its model may call
+    tool_loop: ToolLoopConfig = field(default_factory=ToolLoopConfig)  # LLM types with tools
+    tool: str | None = None  # ToolRegion: the tool it runs on each request
 
 
 @dataclass(frozen=True)
@@ -246,6 +253,7 @@ class Workflow:
     budget: Budget = Budget()
     source: Path | None = None  # the workflow file, when loaded from one
     base_dir: Path = Path(".")
+    tools: Mapping[str, ToolSpec] = field(default_factory=dict)  # ``tools:`` by name
     states: Mapping[str, State] = field(default_factory=dict)  # () -> one implicit state
     start: str = PLAN_STATE
 

@@ -65,7 +65,13 @@ class Recorder:
         self._last_states: dict[str, str] = run.state_texts()
         self._touched: set[str] = set()
         self._event_seq, self._message_seq, self._step_seq, self._llm_seq = run.last_seqs()
-        self._deferred: tuple[int, Mapping[str, Mapping[str, Any]]] | None = None
+        self._deferred: (
+            tuple[int, Mapping[str, Mapping[str, Any]], Mapping[str, Any] | None] | None
+        ) = None
+        # (position, plan index) of the layer that runs after the last barrier: a machine
+        # runs a plan's layer at many positions
+        self._next: tuple[int, int] = (run.position, run.next_layer())
+        self._index = 0  # the plan index of the running layer
         self.failure: str | None = None  # why the run file could not be written, if it failed
         self._chain_work: dict[tuple[int, str], float] = {}  # seconds of steps, per chain
         self._pending_chains: list[
@@ -147,7 +153,9 @@ class Recorder:
             self.flush()
 
     def _start_layer(self, layer: int) -> None:
-        self._order = [chain for (index, chain) in self._chains if index == layer]
+        position, index = self._next
+        self._index = index if position == layer else layer
+        self._order = [chain for (i, chain) in self._chains if i == self._index]
         self._held = {}
         if self._resumed is not None and self._resumed[0] == layer:
             self._held.update(self._resumed[1])
@@ -168,7 +176,7 @@ class Recorder:
         self._touched.add(region)
 
     def _chain_complete(self, event: ev.StepFinished) -> bool:
-        info = self._chains.get((event.layer, event.chain))
+        info = self._chains.get((self._index, event.chain))
         return info is not None and event.step == info.steps - 1
 
     def _record_chain_done(self, layer: int, chain: str, work: float) -> None:
@@ -181,7 +189,7 @@ class Recorder:
         """
         if self.snapshot is None or self.failure is not None:
             return
-        info = self._chains[(layer, chain)]
+        info = self._chains[(self._index, chain)]
         states = {name: dict(state) for name, state in self.snapshot(info.regions).items()}
         # Kept as objects: serialised only if written before the barrier (which usually
         # comes first and makes the record unnecessary).
@@ -311,9 +319,13 @@ class Recorder:
     # -- the barrier hook ----------------------------------------------------------------------
 
     def commit_barrier(
-        self, next_layer: int, states: Mapping[str, Mapping[str, Any]]
+        self,
+        next_layer: int,
+        states: Mapping[str, Mapping[str, Any]],
+        cursor: Mapping[str, Any] | None = None,
     ) -> list[Message]:
-        """Commit the barrier before layer `next_layer` and take the queued injections.
+        """Commit the barrier at position `next_layer` (with a machine's `cursor`) and take
+        the queued injections.
 
         One ``BEGIN IMMEDIATE`` transaction writes the buffered events, the changed region
         states, the plan position, and marks the pending injections consumed: a crash leaves
@@ -327,17 +339,23 @@ class Recorder:
         if self.failure is not None:
             raise RunFileError(self.failure)
         try:
+            self._next = (next_layer, int(cursor["layer"]) if cursor is not None else next_layer)
             if self._layer_failed and next_layer > 0:
-                self._deferred = (next_layer, states)
+                self._deferred = (next_layer, states, cursor)
                 self.flush()
                 return []
-            return self._commit(next_layer, states, take_injections=True)
+            return self._commit(next_layer, states, cursor, take_injections=True)
         except sqlite3.Error as exc:
             self.failure = f"{self.run.path}: cannot write the run file: {exc}"
             raise RunFileError(self.failure) from exc
 
     def _commit(
-        self, next_layer: int, states: Mapping[str, Mapping[str, Any]], *, take_injections: bool
+        self,
+        next_layer: int,
+        states: Mapping[str, Mapping[str, Any]],
+        cursor: Mapping[str, Any] | None,
+        *,
+        take_injections: bool,
     ) -> list[Message]:
         self._deferred = None
         # chains of the layer that just ended need no record: the barrier covers them
@@ -356,12 +374,14 @@ class Recorder:
                         changed.append((region, text))
                         self._last_states[region] = text
                 self._touched.clear()
-                self.run.write_barrier(next_layer, self.invocation, self._event_seq, changed)
+                self.run.write_barrier(
+                    next_layer, self.invocation, self._event_seq, changed, cursor
+                )
             return self.run.take_injections(next_layer) if take_injections else []
 
     async def at_barrier(self, barrier: Any) -> Sequence[Message]:
         """The executor's `BarrierHook`."""
-        return self.commit_barrier(barrier.next_layer, barrier.states)
+        return self.commit_barrier(barrier.next_layer, barrier.states, barrier.cursor)
 
 
 def _chain_table(plan: Sequence[Mapping[str, Any]]) -> dict[tuple[int, str], ChainInfo]:

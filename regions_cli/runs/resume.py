@@ -46,18 +46,30 @@ def canonical_text(document: Mapping[str, Any]) -> str:
 
 
 def workflow_info(workflow: Workflow) -> dict[str, Any]:
-    """The small description of a workflow that a run file keeps for `inject`, `show`, `step`."""
-    return {
+    """The small description of a workflow that a run file keeps for `inject`, `show`, `step`
+    (a machine's layers also name their state, and ``states`` lists where each begins)."""
+    plan = []
+    for layer in workflow.plan:
+        item: dict[str, Any] = {
+            "label": layer.label,
+            "chains": {c.name: [step.label for step in c.steps] for c in layer.chains},
+        }
+        if workflow.is_machine:
+            item["state"] = layer.state
+        if layer.wait is not None:
+            item["wait"] = {"for": layer.wait.region, "prompt": layer.wait.prompt}
+        plan.append(item)
+    info: dict[str, Any] = {
         "regions": {name: region.type for name, region in workflow.regions.items()},
-        "plan": [
-            {
-                "label": layer.label,
-                "chains": {c.name: [step.label for step in c.steps] for c in layer.chains},
-            }
-            for layer in workflow.plan
-        ],
+        "plan": plan,
         "inject": len(workflow.inject),
     }
+    if workflow.is_machine:
+        info["states"] = {
+            name: {"first": state.first, "count": state.count}
+            for name, state in workflow.states.items()
+        }
+    return info
 
 
 def workflow_record(
@@ -147,15 +159,18 @@ def breaking_changes(stored: WorkflowRecord, current: WorkflowRecord, run: RunFi
             problems.append(
                 f"region {name} changed type from {old_regions[name]} to {new_regions[name]}"
             )
-    position = run.position
-    if len(current.plan) < position:
+    position, index = run.position, run.next_layer()
+    if len(current.plan) < index:
         problems.append(
-            f"the plan has {len(current.plan)} layers but the run already finished {position}"
+            f"the plan has {len(current.plan)} layers but the run already finished {index}"
         )
+    cursor = run.cursor()
+    if cursor is not None and cursor["state"] not in current.states:
+        problems.append(f"state {cursor['state']} (where the run is) was removed")
     done = run.chains_done(position)
-    if done and position < len(current.plan):
-        old_chains = stored.plan[position]["chains"] if position < len(stored.plan) else {}
-        new_chains = current.plan[position]["chains"]
+    if done and index < len(current.plan):
+        old_chains = stored.plan[index]["chains"] if index < len(stored.plan) else {}
+        new_chains = current.plan[index]["chains"]
         for chain in done:
             if new_chains.get(chain) != old_chains.get(chain):
                 problems.append(
@@ -209,6 +224,7 @@ class ResumePoint:
     # region without a new delivery
     redeliver: tuple[tuple[str, Message], ...]
     fresh: bool  # nothing committed yet: apply the workflow's ``inject:`` first
+    cursor: Mapping[str, Any] | None = None  # a state machine's cursor at the barrier
 
     @property
     def skip_chains(self) -> frozenset[str]:
@@ -233,12 +249,12 @@ def resume_point(run: RunFile) -> ResumePoint:
     """
     if not run.started:
         return FRESH
-    position = run.position
+    position, index = run.position, run.next_layer()
     after = run.barrier_seq(position)
     plan = run.workflow.plan
     chain_regions: dict[str, set[str]] = {}
-    if position < len(plan):
-        for chain, steps in (plan[position].get("chains") or {}).items():
+    if index < len(plan):
+        for chain, steps in (plan[index].get("chains") or {}).items():
             chain_regions[str(chain)] = {split_step(str(step))[0] for step in steps}
     completed = run.chains_done(position)
     rows = run.messages_after(after)
@@ -292,6 +308,7 @@ def resume_point(run: RunFile) -> ResumePoint:
         reinject,
         tuple(redeliver),
         False,
+        run.cursor(),
     )
 
 

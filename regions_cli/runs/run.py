@@ -24,6 +24,7 @@ from regions_cli.engine.events import Event, EventBus, Notice, RunFinished
 from regions_cli.engine.message import Message
 from regions_cli.engine.postmaster import Held
 from regions_cli.exit_codes import ExitCode, status_of
+from regions_cli.model import Wait
 from regions_cli.runs.recorder import Recorder
 from regions_cli.runs.resume import (
     FRESH,
@@ -46,6 +47,9 @@ Builder = Callable[["Workflow", EventBus], Awaitable["Engine"]]
 
 #: Asked at each barrier in interactive mode: True pauses the run there (it can be resumed).
 Pause = Callable[["Run", Barrier], Awaitable[bool]]
+#: Asked at a ``wait:`` with nothing injected for its region: the text to inject (None: the
+#: run pauses, status ``waiting``).
+Answer = Callable[["Run", Wait], Awaitable[str | None]]
 
 
 class RunError(Exception):
@@ -76,6 +80,7 @@ class Run:
         llm_options: LLMOptions | None = None,
         build: Builder | None = None,
         pause: Pause | None = None,
+        answer: Answer | None = None,
     ) -> None:
         self.workflow = workflow
         self.record = record
@@ -87,6 +92,7 @@ class Run:
         self._path = path
         self._build = build
         self.pause = pause
+        self.answer = answer
         #: why the run file could not be written, if it could not (the run's exit code stands)
         self.failure: str | None = None
         self._subscribers: list[Callable[[Event], None]] = []
@@ -111,6 +117,7 @@ class Run:
         llm_options: LLMOptions | None = None,
         build: Builder | None = None,
         pause: Pause | None = None,
+        answer: Answer | None = None,
     ) -> Run:
         """A run of `workflow` (`document`: its file as loaded; read again if not given).
 
@@ -118,7 +125,8 @@ class Run:
         workflow); `resume`: the run file to continue instead (`force` accepts a compatible
         edit of the workflow). `max_layers` stops after that many layers (``regions step``).
         `build` replaces how the engine is built (e.g. with models of your own); `pause` is
-        asked at each barrier (interactive mode). Raises `RunError`.
+        asked at each barrier and `answer` at a ``wait:`` with nothing injected (interactive
+        mode: the text it returns is injected for the wait's region). Raises `RunError`.
         """
         source = workflow.source
         if source is None:
@@ -131,12 +139,13 @@ class Run:
                 try:
                     file.check_continuable()
                     check_workflow(file, record, force=force)
-                    point = resume_point(file)
-                    if not point.fresh and point.start_layer >= len(workflow.plan):
-                        raise RunFileError(
-                            f"{file.path}: the run has already finished all "
-                            f"{len(workflow.plan)} layers"
+                    if file.finished:
+                        what = (
+                            "reached end"
+                            if workflow.is_machine
+                            else f"finished all {len(workflow.plan)} layers"
                         )
+                        raise RunFileError(f"{file.path}: the run has already {what}")
                 except RunFileError:
                     file.close()
                     raise
@@ -156,6 +165,7 @@ class Run:
             llm_options=llm_options,
             build=build,
             pause=pause,
+            answer=answer,
         )
 
     @property
@@ -292,6 +302,8 @@ class Run:
                 chain: [Held.from_json(item) for item in done.held]
                 for chain, done in self.point.completed.items()
             },
+            "cursor": self.point.cursor,
+            "on_wait": self._on_wait if self.answer is not None else None,
         }
 
     def finish(self, finished: RunFinished, exit_code: int) -> None:
@@ -327,13 +339,30 @@ class Run:
                         f"{', '.join(sorted(self.point.skip_chains))} already completed",
                     )
                 )
-        messages.extend(self._recorder.commit_barrier(barrier.next_layer, barrier.states))
-        if self.pause is not None and barrier.next_layer < len(self.record.plan):
+        recorder = self._recorder
+        messages.extend(recorder.commit_barrier(barrier.next_layer, barrier.states, barrier.cursor))
+        if self.pause is not None and not barrier.finished:
             if await self.pause(self, barrier):
                 raise PauseRun  # the engine stops here, cleanly: status "paused"
             # the barrier is committed: this only takes what was queued during the pause
-            messages.extend(self._recorder.commit_barrier(barrier.next_layer, barrier.states))
+            messages.extend(
+                recorder.commit_barrier(barrier.next_layer, barrier.states, barrier.cursor)
+            )
         return messages
+
+    async def _on_wait(self, wait: Wait) -> Sequence[Message]:
+        """At a ``wait:`` with nothing injected: ask `answer` (interactive mode), queue its
+        text as an injection (recorded like ``regions inject``) and take it at once."""
+        if self.answer is None or self.file is None or self._recorder is None:
+            return []
+        text = await self.answer(self, wait)
+        if text is None:
+            return []
+        self.file.add_injection("user", wait.region, "request", text)
+        position = self.file.position
+        return self._recorder.commit_barrier(
+            position, self._engine.snapshot() if self._engine else {}, self.file.cursor()
+        )
 
     async def _hand_back(self, engine: Engine) -> None:
         """Give back what the regions restored from the last barrier had received after it:

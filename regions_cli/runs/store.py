@@ -13,7 +13,9 @@ A run file is what ``regions step``, ``inject``, ``run --resume``, ``show``, ``r
                   the event stream, so replay sees exactly what the run emitted.
 * ``steps``       every finished step attempt: start, end, outcome, timing.
 * ``llm_calls``   every model call with its token usage.
-* ``barriers``    each committed layer barrier (``position`` = the next layer to run).
+* ``barriers``    each committed layer barrier (``position`` = the layers run so far, which for a
+                  plain plan is the next layer to run; a state machine's ``cursor`` says
+                  which state and layer come next, the visits and the current visit's log).
 * ``states``      region snapshots; a row is written only when a region's state changed, so the
                   state at barrier ``p`` is the newest row with ``position <= p``.
 * ``chains_done`` chains of a not-yet-committed layer that finished, with their regions' state,
@@ -88,7 +90,7 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     rolled_back INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS barriers (
     position INTEGER PRIMARY KEY, t REAL NOT NULL, invocation INTEGER NOT NULL,
-    event_seq INTEGER NOT NULL);
+    event_seq INTEGER NOT NULL, cursor TEXT);
 CREATE TABLE IF NOT EXISTS states (
     region TEXT NOT NULL, position INTEGER NOT NULL, state TEXT NOT NULL,
     PRIMARY KEY (region, position));
@@ -144,6 +146,11 @@ class WorkflowRecord:
     def plan(self) -> list[dict[str, Any]]:
         """``[{"label": ..., "chains": {chain: ["Region.method", ...]}}]`` in plan order."""
         return list(self.info.get("plan") or [])
+
+    @property
+    def states(self) -> Mapping[str, Mapping[str, int]]:
+        """A machine's states: ``{name: {"first": index, "count": layers}}`` ({} for a plan)."""
+        return dict(self.info.get("states") or {})
 
     def injection_problem(self, to: str, role: str) -> str | None:
         """Why a message to `to` with `role` cannot be injected into this run, or None."""
@@ -204,6 +211,9 @@ class RunFile:
         self.db = sqlite_utils.Database(conn)
         self._workflow: WorkflowRecord | None = None
         self.version = SCHEMA_VERSION
+        self._has_cursor = any(
+            row[1] == "cursor" for row in conn.execute("PRAGMA table_info(barriers)")
+        )
 
     def check_continuable(self) -> None:
         """Refuse (`RunFileError`) to continue a run recorded by an earlier regions."""
@@ -430,9 +440,29 @@ class RunFile:
 
     @property
     def position(self) -> int:
-        """The next layer to run: 0 before the first barrier, ``len(plan)`` when finished."""
+        """The layers run so far (0 before the first barrier); for a plain plan, the next
+        layer to run (``len(plan)`` when finished)."""
         row = self.conn.execute("SELECT MAX(position) FROM barriers").fetchone()
         return int(row[0]) if row and row[0] is not None else 0
+
+    def cursor(self, position: int | None = None) -> dict[str, Any] | None:
+        """A state machine's cursor at barrier `position` (default: the latest); None for a
+        plain plan (or before the first barrier)."""
+        if not self._has_cursor:
+            return None
+        row = self.conn.execute(
+            "SELECT cursor FROM barriers WHERE position = ?",
+            (self.position if position is None else position,),
+        ).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def next_layer(self, position: int | None = None) -> int:
+        """The plan index of the layer that runs after barrier `position` (default: the
+        latest): the position itself for a plain plan, the cursor's layer for a machine."""
+        cursor = self.cursor(position)
+        if cursor is not None:
+            return int(cursor["layer"])
+        return self.position if position is None else position
 
     @property
     def started(self) -> bool:
@@ -442,8 +472,9 @@ class RunFile:
 
     @property
     def finished(self) -> bool:
-        """True once every layer of the plan has run (its last barrier is committed)."""
-        return self.started and self.position >= len(self.workflow.plan)
+        """True once the run has nothing left to run (its last barrier is committed): every
+        layer of a plan, or a machine's transition to ``end``."""
+        return self.started and self.next_layer() >= len(self.workflow.plan)
 
     def states(self, position: int | None = None) -> dict[str, dict[str, Any]]:
         """Every region's committed state at barrier `position` (default: the latest)."""
@@ -488,9 +519,9 @@ class RunFile:
         layers = len(self.workflow.plan)
         with self.transaction():
             if self.finished:
+                what = "reached end" if self.cursor() is not None else f"all {layers} layers"
                 raise RunFileError(
-                    f"{self.path}: the run has finished all {layers} layers; "
-                    "nothing would deliver the message"
+                    f"{self.path}: the run has finished {what}; nothing would deliver the message"
                 )
             row = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM injections").fetchone()
             number = int(row[0]) + 1
@@ -639,14 +670,25 @@ class RunFile:
         return row.fetchone() is not None
 
     def write_barrier(
-        self, position: int, invocation: int, event_seq: int, states: Iterable[tuple[str, str]]
+        self,
+        position: int,
+        invocation: int,
+        event_seq: int,
+        states: Iterable[tuple[str, str]],
+        cursor: Mapping[str, Any] | None = None,
     ) -> None:
-        """Commit the barrier before layer `position`: the changed region `states` (name,
-        JSON), and the end of the records of chains completed before it."""
-        self.conn.execute(
-            "INSERT INTO barriers (position, t, invocation, event_seq) VALUES (?, ?, ?, ?)",
-            (position, time.time(), invocation, event_seq),
-        )
+        """Commit the barrier at `position`: the changed region `states` (name, JSON), a
+        machine's `cursor`, and the end of the records of chains completed before it."""
+        if cursor is not None and not self._has_cursor:  # a file from before machines
+            self.conn.execute("ALTER TABLE barriers ADD COLUMN cursor TEXT")
+            self._has_cursor = True
+        columns = "position, t, invocation, event_seq"
+        values: list[Any] = [position, time.time(), invocation, event_seq]
+        if self._has_cursor:
+            columns += ", cursor"
+            values.append(None if cursor is None else json.dumps(cursor, sort_keys=True))
+        marks = ", ".join("?" * len(values))
+        self.conn.execute(f"INSERT INTO barriers ({columns}) VALUES ({marks})", values)
         self.conn.executemany(
             "INSERT OR REPLACE INTO states (region, position, state) VALUES (?, ?, ?)",
             [(region, position, text) for region, text in states],

@@ -144,6 +144,14 @@ def _machine(
     return layers, states
 
 
+def _llm_of(rtype: str, spec: Mapping[str, Any]) -> str | None:
+    """An LLM region's model (``default`` if omitted); a RouterRegion's optional one (without
+    it the router uses its rules only); None for the other types."""
+    if rtype in LLM_REGION_TYPES:
+        return str(spec.get("llm", "default"))
+    return spec.get("llm") if rtype == "RouterRegion" else None
+
+
 def _resolve(base_dir: Path, value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else (base_dir / path)
@@ -216,7 +224,7 @@ def build_workflow(
             type=rtype,
             task=str(spec.get("task") or ""),
             connections=_connections(spec.get("connections"), raw_regions),
-            llm=spec.get("llm", "default") if rtype in LLM_REGION_TYPES else None,
+            llm=_llm_of(rtype, spec),
             rag=spec.get("rag") if rtype == "RAGRegion" else None,
             threshold=float(spec.get("threshold", 0.5)),
             reply_with_actors=bool(spec.get("reply_with_actors", False)),

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from regions_cli.model import FORMAT_VERSION, LLM_REGION_TYPES, METHODS
+from regions_cli.model import END, FORMAT_VERSION, LLM_REGION_TYPES, METHODS
 from regions_cli.model.templates import template_problems
-from regions_cli.text import did_you_mean
+from regions_cli.text import did_you_mean, plural
 from regions_cli.workflow.findings import Finding
 from regions_cli.workflow.load import Document, PathT, Pos
 from regions_cli.workflow.schema import SINGULAR, describe
@@ -68,7 +69,9 @@ RULES: dict[str, RuleInfo] = {
     # --- cross-references (this module) ---
     "unsupported-version": RuleInfo("error", "`version` is not a supported format version."),
     "unknown-region": RuleInfo(
-        "error", "A connection, step, inject, tap or reroute target names no region."
+        "error",
+        "A connection, step, inject, tap, reroute target, wait, condition or route names no "
+        "region.",
     ),
     "unknown-method": RuleInfo("error", "A step calls a method the region's type does not offer."),
     "region-in-two-chains": RuleInfo("error", "A region appears in two chains of one layer."),
@@ -93,7 +96,7 @@ RULES: dict[str, RuleInfo] = {
         "error", "A `prompts:` template has a stray `$` or a placeholder it does not offer."
     ),
     "missing-file": RuleInfo(
-        "error", "A document, inject, cassette or local model file does not exist."
+        "error", "A document, inject, cassette, sub-workflow or local model file does not exist."
     ),
     "empty-plan": RuleInfo("error", "The plan has no layers."),
     "empty-layer": RuleInfo("error", "A layer has no chains."),
@@ -121,6 +124,39 @@ RULES: dict[str, RuleInfo] = {
     "self-connection": RuleInfo("warning", "A region is connected to itself."),
     "unreachable-replies": RuleInfo(
         "warning", "`make_replies` on a region that nothing can send a request to."
+    ),
+    # --- control flow: states, conditions, routers, sub-workflows ---
+    "unknown-state": RuleInfo(
+        "error", "A transition's `to`, `start` or `on_exhausted` names no state."
+    ),
+    "unbounded-cycle": RuleInfo(
+        "error", "A cycle of transitions passes through no state with `max_visits`."
+    ),
+    "exhausted-to-itself": RuleInfo("error", "A state's `on_exhausted` names the state itself."),
+    "unreachable-state": RuleInfo(
+        "warning", "No transition leads to a state, and it is not the start state."
+    ),
+    "field-without-schema": RuleInfo(
+        "error", "A `field:` condition tests a region that has no `output_schema`."
+    ),
+    "unknown-field": RuleInfo(
+        "error", "A `field:` condition names a path the region's `output_schema` cannot produce."
+    ),
+    "invalid-schema": RuleInfo(
+        "error", "An `output_schema` or `input_schema` is not a valid JSON Schema."
+    ),
+    "bad-regex": RuleInfo("error", "A `says`, `matches` or `output` regex does not compile."),
+    "route-not-connected": RuleInfo(
+        "error", "A router's route or default names a region that is not one of its connections."
+    ),
+    "invalid-sub-workflow": RuleInfo(
+        "error", "A WorkflowRegion's sub-workflow has errors (the first one is shown)."
+    ),
+    "recursive-workflow": RuleInfo(
+        "error", "A WorkflowRegion runs a workflow that runs the workflow it is in."
+    ),
+    "unknown-entry": RuleInfo(
+        "error", "A WorkflowRegion's `entry` is not a region of its sub-workflow."
     ),
     "internal-error": RuleInfo("error", "A check crashed: a bug in regions (please report it)."),
 }
@@ -151,7 +187,7 @@ def check(rule_id: str) -> Callable[[Check], Check]:
 class StepRef:
     """One plan step, parsed: where it is and what it calls."""
 
-    layer: int
+    layer: PathT  # the layer's path: ("plan", i) or ("states", NAME, "plan", i)
     chain: str
     path: PathT  # the string's path (for a mapping step: its `step:` value)
     region: str
@@ -178,19 +214,72 @@ class Context:
             for name, spec in _mapping(self.data.get("regions")).items()
             if isinstance(spec, dict)
         }
+        self.states: dict[str, dict[str, Any]] = {
+            name: spec
+            for name, spec in _mapping(self.data.get("states")).items()
+            if isinstance(spec, dict)
+        }
         self.steps: list[StepRef] = list(self._steps())
         self._suggestions_left = SUGGESTION_BUDGET
 
+    def plans(self) -> list[tuple[PathT, Any]]:
+        """(path, value) of every plan: each state's, or the workflow's ``plan:``."""
+        if "states" in self.data:
+            return [
+                ((("states", name, "plan")), spec.get("plan")) for name, spec in self.states.items()
+            ]
+        return [(("plan",), self.data.get("plan"))]
+
+    def layers(self) -> Iterator[tuple[PathT, dict[str, Any]]]:
+        """(path, item) of every plan item (layers and waits), in the order they run in a
+        plain plan and in state declaration order in a machine."""
+        for path, items in self.plans():
+            for i, item in enumerate(_list(items)):
+                yield (*path, i), _mapping(item)
+
     def _steps(self) -> Iterator[StepRef]:
-        for i, layer in enumerate(_list(self.data.get("plan"))):
-            for chain, steps in _mapping(_mapping(layer).get("chains")).items():
+        for at, layer in self.layers():
+            for chain, steps in _mapping(layer.get("chains")).items():
                 for j, step in enumerate(_list(steps)):
-                    path: PathT = ("plan", i, "chains", chain, j)
+                    path: PathT = (*at, "chains", chain, j)
                     if isinstance(step, dict):
                         step, path = step.get("step"), (*path, "step")
                     match = STEP_PATTERN.match(step) if isinstance(step, str) else None
                     if match:
-                        yield StepRef(i, chain, path, match.group(1), match.group(2))
+                        yield StepRef(at, chain, path, match.group(1), match.group(2))
+
+    def transitions(self) -> Iterator[tuple[str, PathT, dict[str, Any]]]:
+        """(state, path, entry) of every ``next:`` entry."""
+        for name, spec in self.states.items():
+            for i, entry in enumerate(_list(spec.get("next"))):
+                if isinstance(entry, dict):
+                    yield name, ("states", name, "next", i), entry
+
+    def conditions(self) -> Iterator[tuple[dict[str, Any], PathT]]:
+        """(condition, path) of every condition, those inside ``all``/``any``/``not`` too."""
+        stack = [
+            (entry["when"], (*path, "when"))
+            for _, path, entry in self.transitions()
+            if isinstance(entry.get("when"), dict)
+        ]
+        stack.reverse()
+        while stack:
+            condition, path = stack.pop()
+            yield condition, path
+            inner: list[tuple[Any, PathT]] = [
+                (item, (*path, key, i))
+                for key in ("all", "any")
+                for i, item in enumerate(_list(condition.get(key)))
+            ]
+            inner.append((condition.get("not"), (*path, "not")))
+            stack.extend((c, p) for c, p in reversed(inner) if isinstance(c, dict))
+
+    def waits(self) -> Iterator[tuple[str, PathT]]:
+        """(region, path of its name) of every ``- wait: {for: REGION}`` item."""
+        for at, item in self.layers():
+            region = _mapping(item.get("wait")).get("for")
+            if isinstance(region, str):
+                yield region, (*at, "wait", "for")
 
     def block(self, name: str) -> dict[str, Any] | None:
         """A top-level NAME -> spec block, or None when the key is absent (or null)."""
@@ -263,9 +352,6 @@ class Context:
         close = did_you_mean(name, choices)
         return f" (did you mean '{close}'?)" if close else ""
 
-    def plan_path(self, layer: int) -> PathT:
-        return ("plan", layer)
-
     def resolve(self, value: str) -> Path:
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.doc.base_dir / path
@@ -320,6 +406,29 @@ def unknown_region(ctx: Context) -> Iterator[Finding]:
     reroute = _mapping(ctx.data.get("delivery")).get("reroute_to")
     if isinstance(reroute, str) and reroute not in ctx.regions:
         yield unknown(reroute, "delivery reroutes to", ("delivery", "reroute_to"))
+    for region, path in ctx.waits():
+        if region not in ctx.regions:
+            yield unknown(region, "a wait is for", path)
+    for condition, path in ctx.conditions():
+        tested = condition.get("region")
+        if isinstance(tested, str) and tested not in ctx.regions:
+            yield unknown(tested, "a condition tests", (*path, "region"))
+    for name, target, path in _router_targets(ctx):
+        if target not in ctx.regions:
+            yield unknown(target, f"router '{name}' routes to", path)
+
+
+def _router_targets(ctx: Context) -> Iterator[tuple[str, str, PathT]]:
+    """(router, target, path) of every route's `to` and every `default` of a RouterRegion."""
+    for name, spec in ctx.regions.items():
+        if spec.get("type") != "RouterRegion":
+            continue
+        for i, route in enumerate(_list(spec.get("routes"))):
+            to = _mapping(route).get("to")
+            if isinstance(to, str):
+                yield name, to, ("regions", name, "routes", i, "to")
+        if isinstance(spec.get("default"), str):
+            yield name, spec["default"], ("regions", name, "default")
 
 
 @check("unknown-method")
@@ -343,8 +452,8 @@ def unknown_method(ctx: Context) -> Iterator[Finding]:
 
 @check("region-in-two-chains")
 def region_in_two_chains(ctx: Context) -> Iterator[Finding]:
-    first_chain: dict[tuple[int, str], str] = {}
-    reported: set[tuple[int, str]] = set()
+    first_chain: dict[tuple[PathT, str], str] = {}
+    reported: set[tuple[PathT, str]] = set()
     for step in ctx.steps:
         key = (step.layer, step.region)
         chain = first_chain.setdefault(key, step.chain)
@@ -353,7 +462,7 @@ def region_in_two_chains(ctx: Context) -> Iterator[Finding]:
             yield ctx.finding(
                 "region-in-two-chains",
                 f"region '{step.region}' is in chain '{chain}' and chain '{step.chain}' "
-                f"of {describe(ctx.plan_path(step.layer), ctx.data)}",
+                f"of {describe(step.layer, ctx.data)}",
                 step.path,
                 hint="chains of a layer run concurrently; run all of a region's steps in one "
                 "chain, or move them to another layer",
@@ -383,7 +492,7 @@ def cross_chain_message(ctx: Context) -> Iterator[Finding]:
     """Chains of a layer exchange messages only at the layer's barrier (the super-step model):
     warn where a step reads what a connected region of another chain of the same layer may
     post there, since it will see that only from the next layer."""
-    by_layer: dict[int, dict[str, list[StepRef]]] = {}
+    by_layer: dict[PathT, dict[str, list[StepRef]]] = {}
     for step in ctx.steps:
         by_layer.setdefault(step.layer, {}).setdefault(step.region, []).append(step)
     connected = {name: {t for t, _, _ in ctx.connections(name)} for name in ctx.regions}
@@ -414,7 +523,7 @@ def cross_chain_message(ctx: Context) -> Iterator[Finding]:
                     "cross-chain-message",
                     f"{reader.region}.{reader.method} reads what '{sender}' (chain '{chain}') "
                     f"may send it, but runs in chain '{other}' of "
-                    f"{describe(ctx.plan_path(layer), ctx.data)}: it sees those messages only "
+                    f"{describe(layer, ctx.data)}: it sees those messages only "
                     "from the next layer",
                     reader.path,
                     hint="chains of a layer run side by side and exchange messages at the "
@@ -444,7 +553,8 @@ def unknown_llm(ctx: Context) -> Iterator[Finding]:
     refs = [
         (spec["llm"], ("regions", name, "llm"), f"region '{name}'")
         for name, spec in ctx.regions.items()
-        if isinstance(spec.get("llm"), str) and spec.get("type") in LLM_REGION_TYPES
+        if isinstance(spec.get("llm"), str)
+        and (spec.get("type") in LLM_REGION_TYPES or spec.get("type") == "RouterRegion")
     ]
     yield from _reference_check(ctx, "unknown-llm", "llms", refs)
 
@@ -577,7 +687,7 @@ def missing_file(ctx: Context) -> Iterator[Finding]:
     for file, path, owner in workflow_files(ctx):
         # the files it reads (not what it writes); an empty string (an unset ${VAR}) is
         # reported elsewhere
-        reads = path[-1] == "file" or (
+        reads = path[-1] in ("file", "workflow") or (
             path[-1] == "cassette" and _mapping(llms.get(str(path[1]))).get("backend") == "replay"
         )
         if file and reads:
@@ -609,24 +719,26 @@ def _missing(ctx: Context, file: str, path: PathT, owner: str) -> Iterator[Findi
 
 @check("empty-plan")
 def empty_plan(ctx: Context) -> Iterator[Finding]:
-    if ctx.data.get("plan") == []:
-        yield ctx.finding(
-            "empty-plan",
-            "the plan has no layers; nothing would run",
-            ("plan",),
-            key=True,
-            hint="add a layer: `- chains: {main: [Region.method]}`",
-        )
+    for path, items in ctx.plans():
+        if items == []:
+            owner = "the plan" if len(path) == 1 else describe(path[:2], ctx.data)
+            yield ctx.finding(
+                "empty-plan",
+                f"{owner} has no layers; nothing would run",
+                path,
+                key=True,
+                hint="add a layer: `- chains: {main: [Region.method]}`",
+            )
 
 
 @check("empty-layer")
 def empty_layer(ctx: Context) -> Iterator[Finding]:
-    for i, layer in enumerate(_list(ctx.data.get("plan"))):
-        if _mapping(layer).get("chains") == {}:
+    for path, layer in ctx.layers():
+        if layer.get("chains") == {}:
             yield ctx.finding(
                 "empty-layer",
-                f"{describe(ctx.plan_path(i), ctx.data)} has no chains",
-                ("plan", i, "chains"),
+                f"{describe(path, ctx.data)} has no chains",
+                (*path, "chains"),
                 key=True,
                 hint="add a chain with steps, or remove the layer",
             )
@@ -634,40 +746,67 @@ def empty_layer(ctx: Context) -> Iterator[Finding]:
 
 @check("empty-chain")
 def empty_chain(ctx: Context) -> Iterator[Finding]:
-    for i, layer in enumerate(_list(ctx.data.get("plan"))):
-        for chain, steps in _mapping(_mapping(layer).get("chains")).items():
+    for path, layer in ctx.layers():
+        for chain, steps in _mapping(layer.get("chains")).items():
             if steps == []:
                 yield ctx.finding(
                     "empty-chain",
-                    f"chain '{chain}' in {describe(ctx.plan_path(i), ctx.data)} has no steps",
-                    ("plan", i, "chains", chain),
+                    f"chain '{chain}' in {describe(path, ctx.data)} has no steps",
+                    (*path, "chains", chain),
                     key=True,
                     hint="add steps (Region.method), or remove the chain",
                 )
 
 
+def _numbered(path: PathT) -> str:
+    """A layer's path as its number: ``layer 2`` or ``layer 2 of state 'review'``."""
+    number = f"layer {int(path[-1]) + 1}"
+    return number if len(path) == 2 else f"{number} of state '{path[1]}'"
+
+
 @check("duplicate-layer-label")
 def duplicate_layer_label(ctx: Context) -> Iterator[Finding]:
-    # A layer without a label is called layer-<index>; an explicit label may collide with that.
-    layers = [_mapping(layer) for layer in _list(ctx.data.get("plan"))]
+    # A layer without a label is called layer-<index in the whole workflow>, a wait
+    # wait-<region>; an explicit label may collide with those, two waits for one region too.
+    layers = list(ctx.layers())
     explicit = [
-        layer.get("layer") if isinstance(layer.get("layer"), str) else None for layer in layers
+        item.get("layer") if isinstance(item.get("layer"), str) else None for _, item in layers
     ]
-    effective = [label or f"layer-{i}" for i, label in enumerate(explicit)]
+    effective = [
+        label
+        or (f"wait-{_mapping(item.get('wait')).get('for')}" if "wait" in item else f"layer-{i}")
+        for i, (label, (_, item)) in enumerate(zip(explicit, layers, strict=True))
+    ]
     for i, label in enumerate(effective):
         first = effective.index(label)
         if first == i:
             continue
         # Point at an explicit label: this one if it has one, else the earlier one.
         at = i if explicit[i] is not None else first
+        key = "layer"
         if explicit[at] is None:
-            continue  # two default labels never collide (indices differ)
+            if "wait" not in layers[i][1]:
+                continue  # two default layer labels never collide (indices differ)
+            at, key = i, "wait"
         implied = explicit[first] is None or explicit[i] is None
-        note = " (an unlabelled layer is named layer-<index from 0>)" if implied else ""
+        note = ""
+        if implied:
+            note = (
+                " (a wait without a label is named wait-<region>)"
+                if label.startswith("wait-")
+                else " (an unlabelled layer is named layer-<index from 0>)"
+            )
+        one, other = layers[first][0], layers[i][0]
+        where = (
+            f"layers {first + 1} and {i + 1}"
+            if len(one) == len(other) == 2
+            else f"{_numbered(one)} and {_numbered(other)}"
+        )
         yield ctx.finding(
             "duplicate-layer-label",
-            f"layer label '{label}' is used by layers {first + 1} and {i + 1}{note}",
-            ("plan", at, "layer"),
+            f"layer label '{label}' is used by {where}{note}",
+            (*layers[at][0], key),
+            key=key == "wait",
             hint="labels name layers for `regions step --layer`; make them unique",
         )
 
@@ -731,6 +870,7 @@ def unreachable_replies(ctx: Context) -> Iterator[Finding]:
     reroute = _mapping(ctx.data.get("delivery")).get("reroute_to")
     if isinstance(reroute, str):
         senders.add(reroute)
+    senders.update(region for region, _ in ctx.waits())  # a person's message arrives there
     reported: set[str] = set()
     for step in ctx.steps:
         if (
@@ -743,7 +883,7 @@ def unreachable_replies(ctx: Context) -> Iterator[Finding]:
             yield ctx.finding(
                 "unreachable-replies",
                 f"{step.region}.make_replies can never have a request to answer: no region "
-                f"connects to '{step.region}' and no inject sends to it",
+                f"connects to '{step.region}', no inject sends to it and no wait is for it",
                 step.path,
                 hint=f"add '{step.region}' to another region's connections, or inject a request",
             )
@@ -797,6 +937,8 @@ def workflow_files(ctx: Context) -> Iterator[tuple[str, PathT, str]]:
     for name, spec in ctx.regions.items():
         if isinstance(spec.get("sink"), str):
             yield spec["sink"], ("regions", name, "sink"), f"region '{name}'"
+        if spec.get("type") == "WorkflowRegion" and isinstance(spec.get("workflow"), str):
+            yield spec["workflow"], ("regions", name, "workflow"), f"region '{name}'"
 
 
 @check("path-outside-workflow")
@@ -885,6 +1027,423 @@ def credentials_over_http(ctx: Context) -> Iterator[Finding]:
                 "read it",
                 (block, name, "base_url"),
                 hint="use https://, or a server on this machine (127.0.0.1)",
+            )
+
+
+# --- control flow ------------------------------------------------------------------------------
+
+#: Transition targets and `on_exhausted` values that are not states.
+_NOT_STATES = frozenset({END})
+_EXHAUSTED_WORDS = frozenset({"fail", END})
+
+
+def _state_refs(ctx: Context) -> Iterator[tuple[str, PathT, str]]:
+    """(name, path, what) of every place that names a state."""
+    for state, path, entry in ctx.transitions():
+        to = entry.get("to")
+        if isinstance(to, str) and to not in _NOT_STATES:
+            yield to, (*path, "to"), f"state '{state}' goes to"
+    start = ctx.data.get("start")
+    if isinstance(start, str) and "states" in ctx.data:
+        yield start, ("start",), "`start` names"
+    for name, spec in ctx.states.items():
+        target = spec.get("on_exhausted")
+        if isinstance(target, str) and target not in _EXHAUSTED_WORDS:
+            yield target, ("states", name, "on_exhausted"), f"state '{name}' on_exhausted goes to"
+
+
+@check("unknown-state")
+def unknown_state(ctx: Context) -> Iterator[Finding]:
+    names = list(ctx.states)
+    for target, path, what in _state_refs(ctx):
+        if target not in ctx.states:
+            yield ctx.finding(
+                "unknown-state",
+                f"{what} unknown state '{target}'{ctx.suggest(target, names)}",
+                path,
+                hint=f"states defined: {_names(names)}; `end` finishes the run",
+            )
+
+
+def _edges(ctx: Context) -> dict[str, list[tuple[str, PathT, bool]]]:
+    """state -> (next state, where it is written, is on_exhausted) for every transition and
+    every on_exhausted that leads to a known state, in the order they are written."""
+    edges: dict[str, list[tuple[str, PathT, bool]]] = {name: [] for name in ctx.states}
+    for state, path, entry in ctx.transitions():
+        to = entry.get("to")
+        if isinstance(to, str) and to in ctx.states:
+            edges[state].append((to, (*path, "to"), False))
+    for name, spec in ctx.states.items():
+        target = spec.get("on_exhausted")
+        if isinstance(target, str) and target in ctx.states and target != name:
+            # (to itself: exhausted-to-itself says it)
+            edges[name].append((target, ("states", name, "on_exhausted"), True))
+    return edges
+
+
+def _start(ctx: Context) -> str | None:
+    start = ctx.data.get("start")
+    if isinstance(start, str) and start in ctx.states:
+        return start
+    return next(iter(ctx.states), None)
+
+
+def _bounded(spec: dict[str, Any]) -> bool:
+    visits = spec.get("max_visits")
+    return isinstance(visits, int) and not isinstance(visits, bool) and visits >= 1
+
+
+@check("unbounded-cycle")
+def unbounded_cycle(ctx: Context) -> Iterator[Finding]:
+    """A run may go round a cycle as long as no state on it runs out of visits. A bounded state
+    bounds a cycle only when the cycle leaves it by a transition: leaving by `on_exhausted`
+    happens on every round once it has run out. So the cycles that matter are those of the graph
+    where a bounded state keeps only its `on_exhausted` edge; each back edge a depth-first walk
+    meets closes one, and is reported where it is written."""
+    edges = {
+        state: [e for e in out if e[2] == _bounded(ctx.states[state])]
+        for state, out in _edges(ctx).items()
+    }
+    order = list(ctx.states)
+    start = _start(ctx)
+    if start is not None:
+        order.remove(start)
+        order.insert(0, start)
+    done: set[str] = set()
+    for root in order:
+        if root in done:
+            continue
+        stack: list[str] = [root]
+        on_stack = {root}
+        pending = [iter(edges[root])]
+        while pending:
+            step = next(pending[-1], None)
+            if step is None:
+                pending.pop()
+                done.add(stack[-1])
+                on_stack.discard(stack.pop())
+                continue
+            target, path, _ = step
+            if target in on_stack:
+                cycle = [*stack[stack.index(target) :], target]
+                yield _cycle_finding(ctx, cycle, path)
+            elif target not in done:
+                stack.append(target)
+                on_stack.add(target)
+                pending.append(iter(edges[target]))
+
+
+def _cycle_finding(ctx: Context, cycle: list[str], path: PathT) -> Finding:
+    shown = " -> ".join(cycle)
+    bounded = [s for s in cycle[:-1] if _bounded(ctx.states[s])]
+    if bounded:
+        message = (
+            f"{shown} can go round forever: {bounded[0]} leaves it through on_exhausted, "
+            "which runs on every round once its visits are spent"
+        )
+    else:
+        message = f"{shown} has no state with max_visits"
+    return ctx.finding(
+        "unbounded-cycle",
+        message,
+        path,
+        hint=f"add `max_visits: N` to one of {', '.join(dict.fromkeys(cycle))}; a visit past "
+        "it does what its `on_exhausted` says (default: the run fails)",
+    )
+
+
+@check("exhausted-to-itself")
+def exhausted_to_itself(ctx: Context) -> Iterator[Finding]:
+    for name, spec in ctx.states.items():
+        if spec.get("on_exhausted") == name:
+            yield ctx.finding(
+                "exhausted-to-itself",
+                f"state '{name}' goes to itself when its visits are spent: it would never stop",
+                ("states", name, "on_exhausted"),
+                hint="use `fail`, `end` or another state",
+            )
+
+
+@check("unreachable-state")
+def unreachable_state(ctx: Context) -> Iterator[Finding]:
+    start = _start(ctx)
+    if start is None:
+        return
+    edges = _edges(ctx)
+    seen = {start}
+    todo = [start]
+    while todo:
+        for target, _, _ in edges[todo.pop()]:
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    for name in ctx.states:
+        if name not in seen:
+            yield ctx.finding(
+                "unreachable-state",
+                f"state '{name}' is never entered: no transition from '{start}' leads to it",
+                ("states", name),
+                key=True,
+                hint=f"add `- to: {name}` to another state's `next:`, or remove the state",
+            )
+
+
+def _field_tests(ctx: Context) -> Iterator[tuple[str, str, PathT]]:
+    """(region, field path, where the field is written) of every `field:` condition on a
+    region that exists."""
+    for condition, path in ctx.conditions():
+        region, field = condition.get("region"), condition.get("field")
+        if isinstance(region, str) and isinstance(field, str) and region in ctx.regions:
+            yield region, field, (*path, "field")
+
+
+@check("field-without-schema")
+def field_without_schema(ctx: Context) -> Iterator[Finding]:
+    for region, field, path in _field_tests(ctx):
+        if not isinstance(ctx.regions[region].get("output_schema"), dict):
+            yield ctx.finding(
+                "field-without-schema",
+                f"a condition tests field '{field}' of '{region}', which has no output_schema: "
+                "its replies are text, not JSON",
+                path,
+                hint=f"give '{region}' an `output_schema:`, or test its text with `says:`",
+            )
+
+
+def _unproducible(schema: Any, parts: list[str]) -> int | None:
+    """The index of the first part of a dotted path that `schema` cannot produce, or None when
+    it can (or when that cannot be told: ``$ref``, combinators, open objects)."""
+    node = schema
+    for index, part in enumerate(parts):
+        if not isinstance(node, dict):
+            return None  # `true` or a malformed schema: anything goes
+        if any(key in node for key in ("$ref", "anyOf", "oneOf", "allOf", "if")):
+            return None
+        types = node.get("type")
+        types = {types} if isinstance(types, str) else set(_list(types))
+        if "properties" in node or "object" in types:
+            # Declared properties are what a model produces; an object that declares none
+            # may hold any key unless additionalProperties is false.
+            properties = _mapping(node.get("properties"))
+            extra = node.get("additionalProperties", "properties" not in node)
+            if part in properties:
+                node = properties[part]
+            elif node.get("patternProperties") or isinstance(extra, dict) or extra is True:
+                node = extra if isinstance(extra, dict) else True
+            else:
+                return index
+        elif "items" in node or "prefixItems" in node or "array" in types:
+            if not part.isdigit():
+                return index
+            prefix = _list(node.get("prefixItems"))
+            node = prefix[int(part)] if int(part) < len(prefix) else node.get("items", True)
+        elif types:
+            return index  # a string, number, boolean or null has no fields
+        else:
+            return None
+    return None
+
+
+@check("unknown-field")
+def unknown_field(ctx: Context) -> Iterator[Finding]:
+    for region, field, path in _field_tests(ctx):
+        schema = ctx.regions[region].get("output_schema")
+        if not isinstance(schema, dict):
+            continue
+        parts = field.split(".")
+        bad = _unproducible(schema, parts)
+        if bad is None:
+            continue
+        known = ".".join(parts[:bad])
+        under = f" under '{known}'" if known else ""
+        yield ctx.finding(
+            "unknown-field",
+            f"'{region}' cannot produce field '{field}': its output_schema has no "
+            f"'{parts[bad]}'{under}",
+            path,
+            char=len(known) + 1 if known else 0,
+            hint="name a property of the schema (dotted: `verdict`, `scores.0`)",
+        )
+
+
+@check("invalid-schema")
+def invalid_schema(ctx: Context) -> Iterator[Finding]:
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
+    for name, spec in ctx.regions.items():
+        for key in ("output_schema", "input_schema"):
+            schema = spec.get(key)
+            if not isinstance(schema, dict):
+                continue
+            try:
+                validator_for(schema).check_schema(schema)
+            except SchemaError as exc:
+                path: PathT = ("regions", name, key, *exc.path)
+                yield ctx.finding(
+                    "invalid-schema",
+                    f"the {key} of region '{name}' is not a valid JSON Schema: {exc.message}",
+                    path,
+                    hint="see https://json-schema.org/understanding-json-schema/",
+                )
+
+
+def _patterns(ctx: Context) -> Iterator[tuple[str, PathT]]:
+    """(regex, path) of every `says`, `matches` and `output` of conditions and routes."""
+    for condition, path in ctx.conditions():
+        for key in ("says", "matches", "output"):
+            if isinstance(condition.get(key), str):
+                yield condition[key], (*path, key)
+    for name, spec in ctx.regions.items():
+        for i, route in enumerate(_list(spec.get("routes"))):
+            says = _mapping(_mapping(route).get("when")).get("says")
+            if isinstance(says, str):
+                yield says, ("regions", name, "routes", i, "when", "says")
+
+
+@check("bad-regex")
+def bad_regex(ctx: Context) -> Iterator[Finding]:
+    for pattern, path in _patterns(ctx):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            yield ctx.finding(
+                "bad-regex",
+                f"'{pattern}' is not a valid regex: {exc.msg}"
+                + (f" at position {exc.pos}" if exc.pos is not None else ""),
+                path,
+                char=exc.pos,
+                hint="a Python regex (re.search); escape special characters with \\",
+            )
+
+
+@check("route-not-connected")
+def route_not_connected(ctx: Context) -> Iterator[Finding]:
+    for name, target, path in _router_targets(ctx):
+        connected = [t for t, _, _ in ctx.connections(name)]
+        if target in ctx.regions and target not in connected:
+            yield ctx.finding(
+                "route-not-connected",
+                f"router '{name}' routes to '{target}', which is not one of its connections",
+                path,
+                hint=f"add '{target}' to the connections of '{name}' ({_names(connected)})",
+            )
+
+
+#: The workflow files being verified, outermost first: a sub-workflow that is already being
+#: verified is not verified again (its recursion is reported in the file where it starts).
+_VERIFYING: ContextVar[tuple[Path, ...]] = ContextVar("verifying", default=())
+
+
+def _sub_workflows(ctx: Context) -> Iterator[tuple[str, Path, PathT]]:
+    """(region, resolved file, path of `workflow:`) of every WorkflowRegion whose file exists."""
+    for name, spec in ctx.regions.items():
+        file = spec.get("workflow")
+        if spec.get("type") == "WorkflowRegion" and isinstance(file, str) and file:
+            resolved = ctx.resolve(file)
+            if resolved.is_file():
+                yield name, resolved, ("regions", name, "workflow")
+
+
+def _workflow_files_used(path: Path) -> list[Path]:
+    """The sub-workflow files the workflow at `path` runs (parsed, not verified)."""
+    from regions_cli.workflow.load import load_file
+
+    doc = load_file(path)
+    found = []
+    for spec in _mapping(doc.data and doc.data.get("regions")).values():
+        file = _mapping(spec).get("workflow")
+        if _mapping(spec).get("type") == "WorkflowRegion" and isinstance(file, str) and file:
+            resolved = (path.parent / Path(file).expanduser()).resolve()
+            if resolved.is_file():
+                found.append(resolved)
+    return found
+
+
+def _path_back(start: Path, home: Path) -> list[Path] | None:
+    """The shortest chain of sub-workflows from `start` back to `home`, or None."""
+    paths = {start: [start]}
+    todo = [start]
+    while todo:
+        current = todo.pop(0)
+        if current == home:
+            return paths[current]
+        for used in _workflow_files_used(current):
+            if used not in paths:
+                paths[used] = [*paths[current], used]
+                todo.append(used)
+    return None
+
+
+def _home(ctx: Context) -> Path | None:
+    """The workflow's own file, when it is one."""
+    file = Path(ctx.doc.file)
+    return file.resolve() if file.is_file() else None
+
+
+@check("recursive-workflow")
+def recursive_workflow(ctx: Context) -> Iterator[Finding]:
+    home = _home(ctx)
+    if home is None:
+        return
+    for name, resolved, path in _sub_workflows(ctx):
+        chain = _path_back(resolved.resolve(), home)
+        if chain is None:
+            continue
+        shown = " -> ".join(p.name for p in [home, *chain])
+        yield ctx.finding(
+            "recursive-workflow",
+            f"region '{name}' runs a workflow that runs this one ({shown}): it would never end",
+            path,
+            hint="a sub-workflow must not use the workflow it is part of",
+        )
+
+
+@check("invalid-sub-workflow")
+def invalid_sub_workflow(ctx: Context) -> Iterator[Finding]:
+    from regions_cli.workflow.api import check_document
+    from regions_cli.workflow.load import load_file
+
+    home = _home(ctx)
+    outer = _VERIFYING.get()
+    for name, resolved, path in _sub_workflows(ctx):
+        sub = resolved.resolve()
+        if sub == home or sub in outer or (home and _path_back(sub, home)):
+            continue  # recursive-workflow says it
+        token = _VERIFYING.set((*outer, *([home] if home else [])))
+        try:
+            errors = [f for f in check_document(load_file(resolved)) if f.is_error]
+        finally:
+            _VERIFYING.reset(token)
+        if errors:
+            first = errors[0]
+            more = f" (and {plural(len(errors) - 1, 'more error')})" if len(errors) > 1 else ""
+            yield ctx.finding(
+                "invalid-sub-workflow",
+                f"the sub-workflow of region '{name}' has errors: {first.location()}: "
+                f"{first.message}{more}",
+                path,
+                hint=f"run `regions verify {resolved}` to see them all",
+            )
+
+
+@check("unknown-entry")
+def unknown_entry(ctx: Context) -> Iterator[Finding]:
+    from regions_cli.workflow.load import load_file
+
+    for name, resolved, _ in _sub_workflows(ctx):
+        entry = ctx.regions[name].get("entry")
+        if not isinstance(entry, str):
+            continue
+        doc = load_file(resolved)
+        regions = list(_mapping(doc.data and doc.data.get("regions")))
+        if doc.data is not None and entry not in regions:
+            yield ctx.finding(
+                "unknown-entry",
+                f"region '{name}': '{entry}' is not a region of {resolved.name}"
+                f"{ctx.suggest(entry, regions)}",
+                ("regions", name, "entry"),
+                hint=f"its regions: {_names(regions)}",
             )
 
 

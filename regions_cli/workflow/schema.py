@@ -109,17 +109,31 @@ def _show(value: Any) -> str:
 def describe(path: PathT, data: Any = None) -> str:
     """A path in words: ``('regions', 'A', 'llm')`` -> ``'llm' in region 'A'``."""
 
-    def layer(i: int) -> str:
+    def layer(i: int, state: str | None = None) -> str:
         label = None
-        if isinstance(data, dict):
-            plan = data.get("plan")
-            if isinstance(plan, list) and i < len(plan) and isinstance(plan[i], dict):
-                label = plan[i].get("layer")
-        return f"layer '{label}'" if isinstance(label, str) else f"layer {i + 1}"
+        owner = data
+        if state is not None:
+            states = data.get("states") if isinstance(data, dict) else None
+            owner = states.get(state) if isinstance(states, dict) else None
+        plan = owner.get("plan") if isinstance(owner, dict) else None
+        if isinstance(plan, list) and i < len(plan) and isinstance(plan[i], dict):
+            label = plan[i].get("layer")
+        named = f"layer '{label}'" if isinstance(label, str) else f"layer {i + 1}"
+        return named if state is None else f"{named} of state '{state}'"
 
     match path:
         case ():
             return "the workflow"
+        case ("states", str(name)):
+            return f"state '{name}'"
+        case ("states", str(name), "plan", int(i)):
+            return layer(i, name)
+        case ("states", str(name), "plan", int(i), "chains", str(chain)):
+            return f"chain '{chain}' in {layer(i, name)}"
+        case ("states", str(name), "plan", int(i), "chains", str(chain), int(j)):
+            return f"step {j + 1} of chain '{chain}' in {layer(i, name)}"
+        case ("states", str(name), "next", int(i)):
+            return f"transition {i + 1} of state '{name}'"
         case ("llms" | "embedders" | "rags" | "regions" as block, str(name)):
             return f"{SINGULAR[block]} '{name}'"
         case ("rags", str(name), "documents", int(i)):
@@ -155,8 +169,20 @@ def _lookup(data: Any, path: PathT) -> Any:
 
 
 def _schema_at(schema_path: Sequence[Any]) -> Any:
+    """The schema node at a jsonschema ``absolute_schema_path`` (which leaves out the ``$ref``
+    keywords it went through: they are followed here)."""
     node: Any = schema()
     for part in schema_path:
+        while isinstance(node, dict) and part not in node and "$ref" in node:
+            node = _referenced(node["$ref"])
+        node = node[part]
+    return node
+
+
+def _referenced(ref: str) -> Any:
+    """The node a local ``$ref`` (``#/$defs/NAME``) points at."""
+    node: Any = schema()
+    for part in ref.removeprefix("#/").split("/"):
         node = node[part]
     return node
 
@@ -254,7 +280,8 @@ class _Explainer:
             yield self._at(child, "invalid-value", f"{kind} name '{name}' {meaning}", key=True)
             return
         if "allOf" not in schema_path:  # not a per-type key list: report it as it comes
-            message = f"key '{name}' in {describe(path, self.doc.data)}: {error.message}"
+            reason = error.schema.get("x-error") or error.message
+            message = f"key '{name}' in {describe(path, self.doc.data)}: {reason}"
             yield self._at(child, "invalid-value", message, key=True)
             return
         # A key the object knows, but not for this region type / backend (an if/then branch).
@@ -361,6 +388,25 @@ class _Explainer:
                 yield self._at((*path, index), "invalid-value", message, "remove the duplicate")
                 return
             seen.append(item)
+
+    def _not(self, error: Any, path: PathT) -> Iterator[Finding]:
+        # `{not: {required: [KEY]}}` forbids a key (e.g. `plan:` beside `states:`): point at it.
+        forbidden = error.validator_value.get("required", []) if error.validator_value else []
+        message = error.schema.get("x-error") or error.message
+        if path:
+            message = f"{describe(path, self.doc.data)}: {message}"
+        if len(forbidden) == 1 and isinstance(error.instance, dict):
+            yield self._at((*path, forbidden[0]), "invalid-value", message, key=True)
+        else:
+            yield self._at(path, "invalid-value", message)
+
+    def _dependentRequired(self, error: Any, path: PathT) -> Iterator[Finding]:
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        for key, needed in error.validator_value.items():
+            missing = [name for name in needed if key in instance and name not in instance]
+            if missing:
+                message = f"'{key}' in {describe(path, self.doc.data)} needs '{missing[0]}'"
+                yield self._at((*path, key), "missing-key", message, key=True)
 
     def _oneOf(self, error: Any, path: PathT) -> Iterator[Finding]:
         message = error.schema.get("x-error") or error.message

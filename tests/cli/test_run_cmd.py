@@ -423,11 +423,13 @@ def test_every_run_status_has_an_exit_code() -> None:
         "budget_exceeded": ExitCode.BUDGET,
         "interrupted": ExitCode.INTERRUPTED,
         "paused": ExitCode.INTERRUPTED,  # paused on purpose: it can be resumed, as interrupted
+        "waiting": ExitCode.WAITING,  # at a `wait:`: inject the answer, then resume
     }
-    assert [status_of(code) for code in (0, 3, 4, 130, 2)] == [
+    assert [status_of(code) for code in (0, 3, 4, 5, 130, 2)] == [
         "ok",
         "failed",
         "budget_exceeded",
+        "waiting",
         "interrupted",
         "failed",
     ]

@@ -126,7 +126,7 @@ def first_half() -> list[Event]:
             duration=0.150,
         ),
         LayerFinished(t=T0 + 0.153, layer=0, label="ask", ok=True, duration=0.152),
-        LayerStarted(t=T0 + 0.154, layer=1, label="answer"),
+        LayerStarted(t=T0 + 0.154, layer=1, label="answer", index=1),
         StepStarted(
             t=T0 + 0.155, layer=1, chain="main", step=0, region="Facts", method="make_replies"
         ),

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from regions_cli.workflow.schema import schema
+
+ROOT = schema()
+
+
+def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """`node`, or what its local ``$ref`` points at."""
+    while "$ref" in node:
+        target: Any = root
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
 
 def _subschema(node: dict[str, Any], key: str) -> dict[str, Any] | None:
     """The schema of `key` inside `node`: a property, a conditional branch's, or the map's."""
+    node = _resolve(node, ROOT)
     if key in node.get("properties", {}):
         return node["properties"][key]  # type: ignore[no-any-return]
     for branch in ("then", "else"):
@@ -19,6 +34,7 @@ def _subschema(node: dict[str, Any], key: str) -> dict[str, Any] | None:
 
 
 def _items(node: dict[str, Any]) -> dict[str, Any]:
+    node = _resolve(node, ROOT)
     for candidate in (node, node.get("then", {}), node.get("else", {})):
         if "items" in candidate:
             return candidate["items"]  # type: ignore[no-any-return]

@@ -155,10 +155,73 @@ NEAR_MISS_EDITS = [
 ]
 
 
+# The same for the control-flow rules, on valid/machine.yaml and the flow/ fixtures (routers
+# and sub-workflows, which stay out of valid/ until the engine builds them).
+FLOW_FIXTURES = VALID_FIXTURES.parent / "flow"
+FLOW_EDITS = (
+    [
+        (VALID_FIXTURES / "machine.yaml", old, new, rule)
+        for old, new, rule in [
+            ("      - to: review ", "      - to: reveiw ", "unknown-state"),
+            ("    max_visits: 3 ", "    # max_visits: 3 ", "unbounded-cycle"),
+            ("    on_exhausted: ask ", "    on_exhausted: review ", "exhausted-to-itself"),
+            ("    on_exhausted: ask ", "    on_exhausted: end ", "unreachable-state"),
+            ("field: scores.0,", "field: scores.first,", "unknown-field"),
+            ("    output_schema: ", "    output_schema_: ", "field-without-schema"),
+            ("enum: [ok, revise]", "enum: ok", "invalid-schema"),
+            ('says: "(?i)revise"', 'says: "(?i)revise("', "bad-regex"),
+            ("{for: Writer,", "{for: Writr,", "unknown-region"),
+        ]
+    ]
+    + [
+        (FLOW_FIXTURES / "router.yaml", old, new, rule)
+        for old, new, rule in [
+            ("connections: [Billing, Support]", "connections: [Billing]", "route-not-connected"),
+            ("    llm: default ", "    llm: defualt ", "unknown-llm"),
+            ("input_schema: {type: string}", "input_schema: {type: strin}", "invalid-schema"),
+        ]
+    ]
+    + [
+        (FLOW_FIXTURES / "parent.yaml", old, new, rule)
+        for old, new, rule in [
+            ("workflow: sub/child.yaml", "workflow: sub/chld.yaml", "missing-file"),
+            ("workflow: sub/child.yaml", "workflow: parent.yaml", "recursive-workflow"),
+            (
+                "workflow: sub/child.yaml",
+                "workflow: ../rules/sub/broken.yaml",
+                "invalid-sub-workflow",
+            ),
+            ("entry: Judge ", "entry: Jduge ", "unknown-entry"),
+        ]
+    ]
+)
+
+
 def test_near_misses_cover_every_cross_reference_rule() -> None:
     # An empty plan or layer has no near miss worth writing: every valid file is its positive.
-    covered = {rule for *_, rule in NEAR_MISS_EDITS}
+    covered = {rule for *_, rule in NEAR_MISS_EDITS} | {rule for *_, rule in FLOW_EDITS}
     assert set(rules.CHECKS) - covered == {"empty-plan", "empty-layer"}
+
+
+@pytest.mark.parametrize("path", sorted(FLOW_FIXTURES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_flow_fixture_has_no_findings(path: Path) -> None:
+    assert verify(path) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "old", "new", "rule"), FLOW_EDITS, ids=[f"{s.stem}-{r}" for s, _, _, r in FLOW_EDITS]
+)
+def test_flow_near_misses_turn_into_their_finding(
+    tmp_path: Path, source: Path, old: str, new: str, rule: str
+) -> None:
+    text = source.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    shutil.copytree(source.parent, tmp_path / source.parent.name)
+    edited = tmp_path / source.parent.name / source.name
+    edited.write_text(text.replace(old, new), encoding="utf-8")
+    shutil.copytree(source.parent.parent / "rules" / "sub", tmp_path / "rules" / "sub")
+    found = {f.rule for f in verify(edited, env=FIXTURE_ENV)}
+    assert rule in found
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The five region types, one module each, over a shared base (`base.BaseRegion`)."""
+"""The region types, one module each, over a shared base (`base.BaseRegion`)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,22 @@ from regions_cli.engine.regions.broadcast import BroadcastRegion
 from regions_cli.engine.regions.listener import ListenerRegion
 from regions_cli.engine.regions.llm import FeedForwardRegion, Region
 from regions_cli.engine.regions.rag import RAGRegion
+from regions_cli.engine.regions.router import RouterRegion
+from regions_cli.engine.regions.workflow import WorkflowRegion
 from regions_cli.model import RegionConfig
 
 #: Region type name (as in the YAML) -> class.
 REGION_CLASSES: Mapping[str, type[BaseRegion]] = {
     cls.type_name: cls
-    for cls in (Region, FeedForwardRegion, RAGRegion, BroadcastRegion, ListenerRegion)
+    for cls in (
+        Region,
+        FeedForwardRegion,
+        RAGRegion,
+        BroadcastRegion,
+        ListenerRegion,
+        RouterRegion,
+        WorkflowRegion,
+    )
 }
 
 
@@ -40,5 +50,7 @@ __all__ = [
     "RAGRegion",
     "Region",
     "RegionContext",
+    "RouterRegion",
+    "WorkflowRegion",
     "make_region",
 ]

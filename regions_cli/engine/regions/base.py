@@ -14,8 +14,9 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
+from regions_cli.engine.contracts import Contract, contract_for
 from regions_cli.engine.events import Event, LLMCalled, Notice, RegionStatus, TokenStreamed
 from regions_cli.engine.message import Message, Origin
 from regions_cli.engine.prompts import PromptTemplates
@@ -29,6 +30,9 @@ from regions_cli.llm.base import (
 from regions_cli.model import METHODS, RegionConfig
 from regions_cli.rag.base import KnowledgeStore
 from regions_cli.text import plural
+
+if TYPE_CHECKING:
+    from regions_cli.engine.regions.workflow import SubWorkflows
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,11 @@ class Outcome:
     @classmethod
     def false(cls, detail: str) -> Outcome:
         return cls("false", detail)
+
+
+class StepFailed(Exception):
+    """A method's own reason to fail its step, one line, shown as it is (the executor puts the
+    step's label in front): the step is rolled back and its policy applies."""
 
 
 class Entry(NamedTuple):
@@ -78,7 +87,8 @@ class RegionContext:
     """What `regions_cli.build` gives a region: its model or store, templates and the bus.
 
     `record_usage` is called with every model call's usage (the budget tracker);
-    `is_region` tells a region name from an external address.
+    `is_region` tells a region name from an external address; `subworkflows` loads and
+    builds the workflows a WorkflowRegion runs.
     """
 
     emit: Callable[[Event], None] = _ignore
@@ -88,6 +98,7 @@ class RegionContext:
     store: KnowledgeStore | None = None
     templates: PromptTemplates = field(default_factory=PromptTemplates)
     record_usage: Callable[[str, Usage, bool], None] = lambda region, usage, cached: None
+    subworkflows: SubWorkflows | None = None
 
 
 @dataclass
@@ -113,6 +124,10 @@ class BaseRegion:
         self.name = config.name
         self.task = config.task or self.default_task
         self.connections: dict[str, str] = dict(config.connections)
+        # Compiled once, here at build time: the postmaster checks requests to this region.
+        self.input_contract: Contract | None = contract_for(
+            config.input_schema, f"regions.{config.name}.input_schema"
+        )
         self.context = context or RegionContext()
         self.requests: list[Entry] = []
         self.replies: list[Entry] = []

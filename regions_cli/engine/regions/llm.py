@@ -7,7 +7,16 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from regions_cli.engine.regions.base import BaseRegion, Entry, Outcome, entries_json
+from regions_cli.engine.contracts import REPAIR_NOTE, SCHEMA_NOTE, contract_for
+from regions_cli.engine.regions.base import (
+    BaseRegion,
+    Entry,
+    Outcome,
+    RegionContext,
+    StepFailed,
+    entries_json,
+)
+from regions_cli.model import RegionConfig
 from regions_cli.text import plural
 
 #: The longest question `make_questions` asks for (characters): a question is a sentence.
@@ -65,11 +74,29 @@ def last_json_array(text: str) -> list[Any] | None:
 
 
 class Region(BaseRegion):
-    """An LLM region: answers requests, asks its connections, summarises what it knows."""
+    """An LLM region: answers requests, asks its connections, summarises what it knows.
+
+    **Typed outputs.** With an ``output_schema``, each answer of `make_replies` (one model
+    call per request, so one reply per request) is a JSON document valid against the schema,
+    and that document is the content of the reply it sends. The prompt ends with the schema,
+    the model is asked for it (`CompletionRequest.json_schema`: structured output on the
+    openai backend, a grammar on the embedded model) and the answer is validated (a Markdown
+    fence around it is dropped). An invalid answer gets one repair call (purpose ``repair``)
+    whose prompt adds the bad answer and what is wrong; if that answer is invalid too, the
+    step fails (`StepFailed`: rolled back, nothing sent) with the region, the path and the
+    error. `make_questions` and `summarize_replies` have schemas of their own or send nothing.
+    """
 
     _connections_json: str | None = None
 
     type_name: ClassVar[str] = "Region"
+
+    def __init__(self, config: RegionConfig, context: RegionContext | None = None) -> None:
+        super().__init__(config, context)
+        # Compiled once, here at build time.
+        self.output_contract = contract_for(
+            config.output_schema, f"regions.{config.name}.output_schema"
+        )
 
     # -- prompts ----------------------------------------------------------------------
 
@@ -114,7 +141,10 @@ class Region(BaseRegion):
                 source=request.source,
                 connections=self.connections_json,
             )
-            answer = await self.complete("make_replies", system, user)
+            if self.output_contract is None:
+                answer = await self.complete("make_replies", system, user)
+            else:
+                answer = await self.typed_answer("make_replies", system, user)
             if answer is None:
                 failed.append(request)
             else:
@@ -129,6 +159,26 @@ class Region(BaseRegion):
 
     def _cannot_answer(self) -> str | None:
         return None
+
+    async def typed_answer(self, purpose: str, system: str, user: str) -> str:
+        """The answer to `user` as a JSON document valid against the ``output_schema``, after
+        at most one repair call; raises `StepFailed` (region, path, error) if there is none."""
+        contract = self.output_contract
+        assert contract is not None
+        user += SCHEMA_NOTE + contract.text
+        answer = await self.complete(purpose, system, user, json_schema=contract.schema)
+        document, problem = contract.read(answer)
+        if problem is None:
+            return document
+        self.notice("warning", f"{purpose}: invalid answer ({problem}); one repair attempt")
+        repair = user + REPAIR_NOTE.format(answer=answer or "", problem=problem)
+        answer = await self.complete("repair", system, repair, json_schema=contract.schema)
+        document, problem = contract.read(answer)
+        if problem is None:
+            return document
+        raise StepFailed(
+            f"the answer does not match {contract.where}, even after one repair: {problem}"
+        )
 
     def send_answer(self, request: Entry, answer: str) -> None:
         """A Region answers the requester."""
