@@ -73,7 +73,9 @@ describe('formatting of untouched parts', () => {
       const first = doc.regionNames()[0];
       doc.addRegion('Region', { x: 1, y: 2 }, 'Added');
       doc.addConnection(first, 'Added');
-      doc.planOf().addStep(0, doc.planOf().layers()[0].chains[0].name, 'Added.make_replies');
+      // The first plan with a layer of chains: the workflow's, or a machine's first state's.
+      const plan = doc.allPlans().find((p) => p.layers()[0]?.chains.length)!;
+      plan.addStep(0, plan.layers()[0].chains[0].name, 'Added.make_replies');
       const text = doc.toString();
       expect(parse(text)).toEqual(doc.toData());
       // Everything above `regions:` is untouched by these edits: the same bytes.

@@ -5,6 +5,7 @@
  */
 import { LLM_REGION_TYPES, methodsOf } from '../model/methods';
 import { isRecord, parseStep, type PathKey } from '../model/workflowDoc';
+import { conditions, MACHINE_RULE_SEVERITY, machineRuleProblems } from './machineRules';
 import { regionOfPath, type Problem } from './problem';
 
 export const SUPPORTED_VERSIONS = [1];
@@ -34,6 +35,7 @@ export const RULE_SEVERITY = {
   'credentials-over-http': 'warning',
   'self-connection': 'warning',
   'unreachable-replies': 'warning',
+  ...MACHINE_RULE_SEVERITY,
 } as const;
 
 export type RuleId = keyof typeof RULE_SEVERITY;
@@ -100,14 +102,14 @@ interface PlanAt {
   state?: string;
 }
 
-/** The workflow's plans: `plan:`, or the plan of each state of a `states:` machine. */
+/** The workflow's plans: the plan of each state of a `states:` machine, else `plan:`. */
 function plans(data: Record<string, unknown>): PlanAt[] {
-  const out: PlanAt[] = [];
-  if (Array.isArray(data.plan)) out.push({ path: ['plan'], items: data.plan });
-  for (const [state, spec] of entries(data.states)) {
-    if (Array.isArray(spec.plan)) out.push({ path: ['states', state, 'plan'], items: spec.plan, state });
+  if ('states' in data) {
+    return entries(data.states)
+      .filter(([, spec]) => Array.isArray(spec.plan))
+      .map(([state, spec]) => ({ path: ['states', state, 'plan'], items: spec.plan as unknown[], state }));
   }
-  return out;
+  return Array.isArray(data.plan) ? [{ path: ['plan'], items: data.plan }] : [];
 }
 
 function layerName(plan: PlanAt, li: number): string {
@@ -222,17 +224,6 @@ function crossChainMessages(
   }
 }
 
-/** Visit a condition and the conditions nested in its `all` / `any` / `not`. */
-function forEachCondition(value: unknown, path: PathKey[], visit: (condition: Record<string, unknown>, path: PathKey[]) => void): void {
-  if (!isRecord(value)) return;
-  visit(value, path);
-  for (const key of ['all', 'any'] as const) {
-    const list = value[key];
-    if (Array.isArray(list)) list.forEach((item, i) => forEachCondition(item, [...path, key, i], visit));
-  }
-  forEachCondition(value.not, [...path, 'not'], visit);
-}
-
 /** The loader's `${...}` tokens: an escaped `$${`, a well-formed `${NAME[:-default]}`, or a bad `${`. */
 const TOKEN = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}|\$\{/g;
 
@@ -312,16 +303,23 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
   }
 
   // Plans (the workflow's, or each state's): structure, labels, steps. Labels name layers
-  // across the whole workflow (a machine's states' layers run as one list).
-  const labels = new Map<string, string>();
+  // across the whole workflow (a machine's states' layers run as one list): a layer without a
+  // label is layer-<index in the workflow>, a wait wait-<region>.
+  const labels = new Map<string, { explicit: boolean; where: PathKey[]; name: string }>();
+  let position = 0;
   for (const plan of plans(data)) {
     if (plan.items.length === 0) report('empty-plan', plan.path, plan.state === undefined ? 'the plan has no layers' : `state ${plan.state} has no layers`);
     plan.items.forEach((layer, li) => {
+      const index = position++;
       if (!isRecord(layer)) return;
-      if (typeof layer.layer === 'string') {
-        const first = labels.get(layer.layer);
-        if (first !== undefined) report('duplicate-layer-label', [...plan.path, li, 'layer'], `layer label ${layer.layer} is also used by ${first}`);
-        else labels.set(layer.layer, layerName(plan, li));
+      const explicit = typeof layer.layer === 'string';
+      const isWait = 'wait' in layer;
+      const label = explicit ? (layer.layer as string) : isWait ? `wait-${String(isRecord(layer.wait) ? layer.wait.for : undefined)}` : `layer-${index}`;
+      const first = labels.get(label);
+      if (first === undefined) labels.set(label, { explicit, where: [...plan.path, li], name: layerName(plan, li) });
+      else if (explicit || first.explicit || isWait) {
+        const at = explicit ? [...plan.path, li, 'layer'] : first.explicit ? [...first.where, 'layer'] : [...plan.path, li, 'wait'];
+        report('duplicate-layer-label', at, `layer label ${label} is used by ${first.name} and ${layerName(plan, li)}`);
       }
       const chains = isRecord(layer.chains) ? layer.chains : undefined;
       if (chains && Object.keys(chains).length === 0) report('empty-layer', [...plan.path, li, 'chains'], `${layerName(plan, li)} has no chains`);
@@ -382,15 +380,10 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
       if (!isRegion(wait.for)) report('unknown-region', [...plan.path, li, 'wait', 'for'], `${layerName(plan, li)} waits for a message to ${String(wait.for)}, which is not a region`);
     });
   }
-  for (const [state, spec] of entries(data.states)) {
-    (Array.isArray(spec.next) ? spec.next : []).forEach((transition, ti) => {
-      if (!isRecord(transition)) return;
-      forEachCondition(transition.when, ['states', state, 'next', ti, 'when'], (condition, path) => {
-        if (condition.region !== undefined && !isRegion(condition.region)) {
-          report('unknown-region', [...path, 'region'], `a condition of state ${state} names ${String(condition.region)}, which is not a region`);
-        }
-      });
-    });
+  for (const [condition, path] of conditions(data)) {
+    if (typeof condition.region === 'string' && !isRegion(condition.region)) {
+      report('unknown-region', [...path, 'region'], `a condition tests ${condition.region}, which is not a region`);
+    }
   }
   for (const [name, region] of regions) {
     if (region.type !== 'RouterRegion') continue;
@@ -400,6 +393,7 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
     if (region.default !== undefined && !isRegion(region.default)) report('unknown-region', ['regions', name, 'default'], `${name}'s default route ${String(region.default)} is not a region`);
   }
 
+  machineRuleProblems(data, report);
   crossChainMessages(steps(data), regions, report);
   endpointSafety(data, report);
 
