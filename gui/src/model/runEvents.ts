@@ -3,7 +3,7 @@ import type { RunEvent } from '../api';
 import { isRecord } from './workflowDoc';
 
 /** Events the feed leaves out: they drive the node badges and chips instead. */
-export const QUIET_EVENTS = new Set(['token', 'region_status', 'step_started', 'llm_call', 'run_exit']);
+export const QUIET_EVENTS = new Set(['token', 'region_status', 'step_started', 'llm_call', 'run_exit', 'layer_finished']);
 
 export function describeEvent(e: RunEvent): string {
   const m = isRecord(e.message) ? e.message : {};
