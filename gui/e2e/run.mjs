@@ -49,14 +49,6 @@ function runJson(file) {
   return result.stdout.trim().split('\n').map((line) => JSON.parse(line));
 }
 
-/** Whether this checkout verifies and runs `states:` machines (tests/gui/gui_workflow.py). */
-function machinesRun() {
-  const code = 'import sys; sys.path.insert(0, "tests/gui"); from gui_workflow import machines_run; print(machines_run())';
-  const result = spawnSync(python, ['-c', code], { cwd: repo, encoding: 'utf8' });
-  assert.equal(result.status, 0, `cannot tell whether machines run:\n${result.stderr}`);
-  return result.stdout.trim() === 'True';
-}
-
 /** Pairs of node boxes that overlap on screen. */
 function overlapping(boxes) {
   const out = [];
@@ -418,34 +410,29 @@ try {
   await runPage.screenshot({ path: join(results, '04-run.png') });
 
   // Waiting for a person: the run tab shows the wait's prompt and an answer box; the answer is
-  // injected to the region and the run resumes to its end. It needs the schema and the engine
-  // to run states: (issue 14, other branches); until both are there it is skipped, saying so.
-  if (machinesRun()) {
-    const waitFile = join(work, 'waiting.yaml');
-    cpSync(join(repo, 'tests', 'gui', 'waiting.yaml'), waitFile);
-    const waitGui = startGui(waitFile);
-    servers.push(waitGui.child);
-    const waitPage = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-    current = waitPage;
-    waitPage.on('pageerror', (error) => pageErrors.push(`wait: ${error.message}`));
-    await waitPage.goto(await waitGui.url);
-    await waitPage.locator('[data-testid="rf__node-Asker"]').waitFor();
-    await waitPage.locator('[data-testid="run"]').click();
-    const box = waitPage.locator('[data-testid="wait-answer"]');
-    await box.waitFor({ timeout: 60_000 });
-    assert.match(await waitPage.locator('[data-testid="run-result"]').innerText(), /^Run waiting/);
-    assert.match(await box.innerText(), /What should Asker be told\?/);
-    await waitPage.screenshot({ path: join(results, '08-wait.png') });
-    await waitPage.locator('[data-testid="wait-input"]').fill('Tell them 42.');
-    await waitPage.locator('[data-testid="wait-send"]').click();
-    await waitPage.locator('[data-testid="run-result"]', { hasText: /^Run ok/ }).waitFor({ timeout: 60_000 });
-    await box.waitFor({ state: 'detached' });
-    const told = await waitPage.locator('.event-message').allInnerTexts();
-    assert.ok(told.some((line) => line.startsWith('✉ user → Asker (request): Tell them 42.')), `the answer reached Asker: ${told}`);
-    await waitPage.close();
-  } else {
-    console.log('e2e: the wait scenario is skipped: this checkout does not run states: machines yet');
-  }
+  // injected to the region and the run resumes to its end.
+  const waitFile = join(work, 'waiting.yaml');
+  cpSync(join(repo, 'tests', 'gui', 'waiting.yaml'), waitFile);
+  const waitGui = startGui(waitFile);
+  servers.push(waitGui.child);
+  const waitPage = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  current = waitPage;
+  waitPage.on('pageerror', (error) => pageErrors.push(`wait: ${error.message}`));
+  await waitPage.goto(await waitGui.url);
+  await waitPage.locator('[data-testid="rf__node-Asker"]').waitFor();
+  await waitPage.locator('[data-testid="run"]').click();
+  const box = waitPage.locator('[data-testid="wait-answer"]');
+  await box.waitFor({ timeout: 60_000 });
+  assert.match(await waitPage.locator('[data-testid="run-result"]').innerText(), /^Run waiting/);
+  assert.match(await box.innerText(), /What should Asker be told\?/);
+  await waitPage.screenshot({ path: join(results, '08-wait.png') });
+  await waitPage.locator('[data-testid="wait-input"]').fill('Tell them 42.');
+  await waitPage.locator('[data-testid="wait-send"]').click();
+  await waitPage.locator('[data-testid="run-result"]', { hasText: /^Run ok/ }).waitFor({ timeout: 60_000 });
+  await box.waitFor({ state: 'detached' });
+  const told = await waitPage.locator('.event-message').allInnerTexts();
+  assert.ok(told.some((line) => line.startsWith('✉ user → Asker (request): Tell them 42.')), `the answer reached Asker: ${told}`);
+  await waitPage.close();
 
   // Import the original framework's JSON (a registry and a plan), as `regions import` does.
   const registry = [

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from clirun import regions
-from gui_workflow import WAITING, WORKFLOW, machines_run
+from gui_workflow import WAITING, WORKFLOW
 
 from regions_cli.gui_server import GuiServer, text_hash
 
@@ -358,9 +358,9 @@ def test_answer_needs_a_run_that_waits(client: httpx.Client) -> None:
 def test_an_answer_is_injected_and_the_same_run_resumes(
     client: httpx.Client, server: GuiServer, workflow_file: Path
 ) -> None:
-    """The answer's path on a plain plan: a run stopped after its first layer (``regions step``)
-    stands in for one that waits, since only the machine engine stops at a ``wait:``. The
-    hub is told that run waits; the rest (injection, resume, events) is the real thing."""
+    """The answer's path on its own: a plain plan stopped after its first layer (``regions
+    step``) stands in for a run that waits (the hub is told it waits); the injection, the resume
+    and the events are the real thing."""
     assert regions("step", workflow_file).code == 0
     (run_file,) = (workflow_file.parent / ".regions" / "runs").glob("*.db")
     server.hub.run_file, server.hub.status = run_file, "waiting"
@@ -382,7 +382,6 @@ def test_an_answer_is_injected_and_the_same_run_resumes(
     assert again.status_code == 409 and "not waiting" in again.json()["error"]
 
 
-@pytest.mark.skipif(not machines_run(), reason="the schema or the engine runs no states: yet")
 def test_a_wait_is_answered_and_the_run_resumes(
     make_server: Callable[[Path | None], GuiServer], tmp_path: Path
 ) -> None:
