@@ -11,6 +11,8 @@ needs from the machine goes through these endpoints:
 ``POST /api/import``   ``{files: {name: json text}}`` -> ``{text, warnings}`` (``regions import``)
 ``POST /api/export``   ``{text}`` -> ``{files: {name: json text}, dropped}`` (``regions export``)
 ``POST /api/run``      run the saved file as ``regions run --json`` does; 409 while one runs
+``POST /api/answer``   ``{region, text}``: the last run waits at a ``wait:``; inject the text
+                       to the region and resume it (as ``regions inject`` + ``run --resume``)
 ``GET  /api/events``   server-sent events: every ``--json`` line of the current or last run
 =====================  ====================================================================
 
@@ -107,6 +109,9 @@ class RunHub:
     history: list[str] = field(default_factory=list)
     thread: threading.Thread | None = None
     runs: int = 0
+    #: the run file of the last run and how it ended (None while it runs or before any)
+    run_file: Path | None = None
+    status: str | None = None
 
     @property
     def running(self) -> bool:
@@ -137,36 +142,82 @@ class RunHub:
             for listener in self.listeners:
                 listener.put(None)
 
-    def start(self, workflow: Path) -> int:
-        """Run `workflow` as ``regions run --json`` in a thread; returns the run's number."""
+    def start(self, workflow: Path, *, resume: Path | None = None) -> int:
+        """Run `workflow` as ``regions run --json`` in a thread (with `resume`: continue that
+        run file, as ``regions run --resume``); returns the run's number.
+
+        A resumed run's events follow the earlier ones in the history, so the page shows the
+        whole run."""
         with self.lock:
             if self.running:
                 raise ApiError(HTTPStatus.CONFLICT, "a run is already in progress")
             self.runs += 1
-            self.history.clear()
+            if resume is None:
+                self.history.clear()
+            self.run_file, self.status = None, None
             number = self.runs
             self.thread = threading.Thread(
-                target=self._run, args=(workflow,), name=f"regions-gui-run-{number}", daemon=True
+                target=self._run,
+                args=(workflow, resume),
+                name=f"regions-gui-run-{number}",
+                daemon=True,
             )
             self.thread.start()
         return number
 
-    def _run(self, workflow: Path) -> None:
+    def _run(self, workflow: Path, resume: Path | None) -> None:
+        ended = _Ended()
         try:
-            code = asyncio.run(_run_workflow(workflow, self.publish))
+            code = asyncio.run(_run_workflow(workflow, self.publish, ended, resume=resume))
         except Exception as exc:  # a bug in the engine must not kill the server silently
             self.publish(_line("error", text=f"the run crashed: {type(exc).__name__}: {exc}"))
             code = ExitCode.FAILED
+        with self.lock:
+            self.run_file, self.status = ended.run_file, ended.status
         self.publish(_line("run_exit", exit_code=code))
+
+    def answer(self, workflow: Path, region: str, text: str) -> int:
+        """The last run waits for a person: queue `text` for `region` in its run file and resume
+        it; returns the resumed run's number."""
+        from regions_cli.runs.store import RunFile, RunFileError
+
+        with self.lock:
+            if self.running:
+                raise ApiError(HTTPStatus.CONFLICT, "a run is in progress; answer when it waits")
+            run_file, status = self.run_file, self.status
+        if run_file is None or status != "waiting":
+            raise ApiError(HTTPStatus.CONFLICT, "the last run is not waiting for an answer")
+        if not text.strip():
+            raise ApiError(HTTPStatus.BAD_REQUEST, "the answer is empty")
+        try:
+            with RunFile.open(run_file) as opened:
+                problem = opened.workflow.injection_problem(region, "request")
+                if problem is not None:
+                    raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, problem)
+                opened.add_injection("user", region, "request", text)
+        except RunFileError as exc:
+            raise ApiError(HTTPStatus.CONFLICT, str(exc)) from exc
+        return self.start(workflow, resume=run_file)
 
 
 def _line(kind: str, **fields: Any) -> str:
     return json.dumps({"kind": kind, "t": time.time(), **fields})
 
 
-async def _run_workflow(path: Path, publish: Callable[[str], None]) -> int:
-    """Verify and run `path` as ``regions run --json`` would, publishing the same lines (the
-    findings if any, then every event); returns the exit code."""
+@dataclass
+class _Ended:
+    """What a finished run leaves for the next request: its run file and status."""
+
+    run_file: Path | None = None
+    status: str | None = None
+
+
+async def _run_workflow(
+    path: Path, publish: Callable[[str], None], ended: _Ended, *, resume: Path | None = None
+) -> int:
+    """Verify and run `path` as ``regions run --json`` would (``--resume`` with `resume`),
+    publishing the same lines (the findings if any, then every event); returns the exit code
+    and fills `ended`."""
     from regions_cli.runs.run import Run, RunError
     from regions_cli.view.jsonl import encode, event_line
     from regions_cli.workflow.api import load
@@ -182,9 +233,11 @@ async def _run_workflow(path: Path, publish: Callable[[str], None]) -> int:
         publish(_line("error", text=refusal))
         return ExitCode.USAGE
     try:
-        with Run.open(loaded.workflow, loaded.document) as run:
+        with Run.open(loaded.workflow, loaded.document, resume=resume) as run:
             run.subscribe(lambda event: publish(event_line(event)))
-            return (await run.execute()).exit_code
+            finished = await run.execute()
+            ended.run_file, ended.status = run.path, finished.status
+            return finished.exit_code
     except RunError as exc:
         publish(_line("error", text=str(exc)))
         return exc.exit_code
@@ -345,10 +398,17 @@ class GuiServer(ThreadingHTTPServer):
         }
 
     def run(self) -> dict[str, Any]:
+        return {"run": self.hub.start(self._saved_workflow())}
+
+    def answer(self, region: str, text: str) -> dict[str, Any]:
+        """Answer the wait the last run stopped at and resume it."""
+        return {"run": self.hub.answer(self._saved_workflow(), region, text)}
+
+    def _saved_workflow(self) -> Path:
         path = self.workflow
         if path is None or not path.exists():
             raise ApiError(HTTPStatus.CONFLICT, "save the workflow to a file before running it")
-        return {"run": self.hub.start(path)}
+        return path
 
     def schema(self) -> Any:
         schema = Path(__file__).resolve().parent / "workflow" / "workflow.schema.json"
@@ -493,6 +553,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif route == ("POST", "/api/run"):
             self._body()
             self._json(server.run(), HTTPStatus.ACCEPTED)
+        elif route == ("POST", "/api/answer"):
+            body = self._body()
+            self._json(
+                server.answer(_string(body, "region"), _string(body, "text")),
+                HTTPStatus.ACCEPTED,
+            )
         elif route == ("GET", "/api/events"):
             self._events()
         else:

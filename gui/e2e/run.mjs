@@ -306,6 +306,74 @@ try {
   assert.ok((await page.locator('[data-testid="rf__node-Biography"] .region-node-badge').innerText()) !== '');
   await page.screenshot({ path: join(results, '03-problems.png') });
 
+  // A states: machine: the States view draws the states with their layers and the transitions
+  // labelled with their conditions; a state and a transition are edited in the side panel, a
+  // state is added and renamed; the saved file changes only where the edits were.
+  const machineFile = join(work, 'machine.yaml');
+  cpSync(join(repo, 'gui', 'e2e', 'machine.yaml'), machineFile);
+  const machineText = readFileSync(machineFile, 'utf8');
+  const machineGui = startGui(machineFile);
+  servers.push(machineGui.child);
+  const machinePage = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  current = machinePage;
+  machinePage.on('pageerror', (error) => pageErrors.push(`machine: ${error.message}`));
+  await machinePage.goto(await machineGui.url);
+  await machinePage.locator('[data-testid="rf__node-Writer"]').waitFor(); // the regions first, as before
+  await machinePage.locator('[data-testid="view-states"]').click();
+  await machinePage.locator('[data-testid="state-review"]').waitFor();
+  assert.match(await machinePage.locator('[data-testid="state-review"]').innerText(), /review[\s\S]*≤4[\s\S]*critique: c: Critic\.make_replies → Writer\.make_replies/);
+  const labels = await machinePage.locator('.react-flow__edge-text').evaluateAll((texts) => texts.map((t) => t.textContent));
+  assert.deepEqual(labels.sort(), ['1. Critic says /APPROVED/', '1. always', '2. always'].sort(), 'each transition is labelled with its order and condition');
+  // The bottom panel shows the plan of the state in view.
+  await machinePage.locator('[data-testid="plan-state-review"]').click();
+  await machinePage.locator('[data-testid="chain-0-c"]').waitFor();
+  // Edit the first transition of review: the critic's verdict field instead of its words.
+  await machinePage.locator('[data-testid="state-review"]').click();
+  const first = machinePage.locator('[data-testid="transition-0"]');
+  await first.locator('[data-testid="condition-kind"]').selectOption('field');
+  await first.locator('[data-testid="condition-region"]').selectOption('Critic');
+  await first.locator('[data-testid="condition-path"]').fill('verdict');
+  await first.locator('[data-testid="condition-value"]').fill('[yes, ok]');
+  await first.locator('[data-testid="condition-test"]').selectOption('in');
+  await first.locator('[data-testid="condition-apply"]').click();
+  await machinePage.locator('.react-flow__edge-text', { hasText: '1. Critic.verdict in [yes, ok]' }).waitFor();
+  // A bad regex is refused in one line, and nothing changes.
+  const second = machinePage.locator('[data-testid="transition-1"]');
+  await second.locator('[data-testid="condition-kind"]').selectOption('says');
+  await second.locator('[data-testid="condition-region"]').selectOption('Critic');
+  await second.locator('[data-testid="condition-pattern"]').fill('(');
+  await second.locator('[data-testid="condition-apply"]').click();
+  assert.match(await second.locator('[data-testid="condition-error"]').innerText(), /^says: not a regular expression/);
+  await machinePage.locator('[data-testid="state-max-visits"]').fill('3');
+  await machinePage.locator('[data-testid="state-max-visits"]').press('Enter');
+  await machinePage.locator('[data-testid="state-on-exhausted"]').selectOption('end');
+  // A new state, renamed, reached from review when the critic asks for a polish.
+  await machinePage.locator('[data-testid="add-state"]').click();
+  await machinePage.locator('[data-testid="state-state_1"]').waitFor();
+  await machinePage.locator('[data-testid="state-name"]').fill('polish');
+  await machinePage.locator('[data-testid="state-name"]').press('Enter');
+  await machinePage.locator('[data-testid="state-polish"]').waitFor();
+  await machinePage.locator('[data-testid="transition-new-to"]').selectOption('end');
+  await machinePage.locator('[data-testid="transition-add"]').click();
+  await machinePage.locator('[data-testid="plan-state-polish"]').click();
+  await machinePage.locator('[data-testid="add-step-0-main"] select[aria-label="step region"]').selectOption('Writer');
+  await machinePage.locator('[data-testid="add-step-0-main"] select[aria-label="step method"]').selectOption('make_replies');
+  await machinePage.locator('[data-testid="add-wait"]').click();
+  await machinePage.locator('[data-testid="wait-prompt-1"]').fill('Is it polished?');
+  await machinePage.locator('[data-testid="wait-prompt-1"]').press('Enter');
+  await machinePage.locator('[data-testid="state-polish"]', { hasText: 'wait for Writer' }).waitFor();
+  await machinePage.screenshot({ path: join(results, '07-states.png') });
+  await machinePage.locator('[data-testid="save"]').click();
+  await machinePage.locator('[data-testid="status"]', { hasText: 'Saved' }).waitFor();
+  const machineSaved = readFileSync(machineFile, 'utf8');
+  for (const comment of comments(machineText)) assert.ok(comments(machineSaved).includes(comment), `comment kept: # ${comment}`);
+  assert.equal(machineSaved.slice(0, machineSaved.indexOf('\nstates:')), machineText.slice(0, machineText.indexOf('\nstates:')), 'untouched parts are byte for byte the same');
+  assert.match(machineSaved, /^ {4}max_visits: 3 {3}# bounded\n {4}on_exhausted: end\n/m);
+  assert.match(machineSaved, /^ {6}- when: \{region: Critic, field: verdict, in: \[yes, ok\]\} {3}# the critic's word\n {8}to: end\n {6}- to: draft {3}# otherwise write again\n/m);
+  const polish = parse(machineSaved).states.polish;
+  assert.deepEqual(polish, { plan: [{ chains: { main: ['Writer.make_replies'] } }, { wait: { for: 'Writer', prompt: 'Is it polished?' } }], next: [{ to: 'end' }] });
+  await machinePage.close();
+
   // Live run: a scripted workflow, its traffic in the feed and on the edges.
   const runFile = join(work, 'run.yaml');
   writeFileSync(runFile, SCRIPTED);
@@ -340,6 +408,31 @@ try {
   const lit = await runPage.evaluate(() => [...window.litEdges].sort());
   assert.deepEqual(lit, expectedLit, 'the edges the messages travelled lit up');
   await runPage.screenshot({ path: join(results, '04-run.png') });
+
+  // Waiting for a person: the run tab shows the wait's prompt and an answer box; the answer is
+  // injected to the region and the run resumes to its end.
+  const waitFile = join(work, 'waiting.yaml');
+  cpSync(join(repo, 'tests', 'gui', 'waiting.yaml'), waitFile);
+  const waitGui = startGui(waitFile);
+  servers.push(waitGui.child);
+  const waitPage = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  current = waitPage;
+  waitPage.on('pageerror', (error) => pageErrors.push(`wait: ${error.message}`));
+  await waitPage.goto(await waitGui.url);
+  await waitPage.locator('[data-testid="rf__node-Asker"]').waitFor();
+  await waitPage.locator('[data-testid="run"]').click();
+  const answerBox = waitPage.locator('[data-testid="wait-answer"]');
+  await answerBox.waitFor({ timeout: 60_000 });
+  assert.match(await waitPage.locator('[data-testid="run-result"]').innerText(), /^Run waiting/);
+  assert.match(await answerBox.innerText(), /What should Asker be told\?/);
+  await waitPage.screenshot({ path: join(results, '08-wait.png') });
+  await waitPage.locator('[data-testid="wait-input"]').fill('Tell them 42.');
+  await waitPage.locator('[data-testid="wait-send"]').click();
+  await waitPage.locator('[data-testid="run-result"]', { hasText: /^Run ok/ }).waitFor({ timeout: 60_000 });
+  await answerBox.waitFor({ state: 'detached' });
+  const told = await waitPage.locator('.event-message').allInnerTexts();
+  assert.ok(told.some((line) => line.startsWith('✉ user → Asker (request): Tell them 42.')), `the answer reached Asker: ${told}`);
+  await waitPage.close();
 
   // Import the original framework's JSON (a registry and a plan), as `regions import` does.
   const registry = [

@@ -15,11 +15,13 @@ import * as api from './api';
 import { PlanEditor } from './components/PlanEditor';
 import { RegionNode, type RegionFlowNode } from './components/RegionNode';
 import { RegionPanel } from './components/RegionPanel';
+import { StateCanvas, type StateSelection } from './components/StateCanvas';
+import { StatePanel } from './components/StatePanel';
 import { TypeIcon } from './components/TypeIcon';
 import { autoPositions } from './model/layout';
 import { REGION_TYPES, typeStyle } from './model/methods';
 import { isRecord, NEW_WORKFLOW, newWorkflow, WorkflowDoc } from './model/workflowDoc';
-import { describeEvent, QUIET_EVENTS } from './model/runEvents';
+import { describeEvent, pathTaken, pendingWait, QUIET_EVENTS } from './model/runEvents';
 import { formatPath } from './validate/problem';
 import { help, validate } from './validate';
 
@@ -27,8 +29,10 @@ const nodeTypes = { region: RegionNode };
 /** Fit the whole diagram, but never zoom in past 1:1 (a small workflow stays its real size). */
 const FIT_VIEW = { maxZoom: 1, padding: 0.1 };
 
-type Selection = { kind: 'region'; name: string } | { kind: 'edge'; source: string; target: string } | null;
+type Selection = { kind: 'region'; name: string } | { kind: 'edge'; source: string; target: string } | StateSelection | null;
 type Tab = 'inspect' | 'problems' | 'run' | 'source';
+/** What the canvas shows: the regions and their connections, or a machine's states. */
+type View = 'regions' | 'states';
 
 export function App() {
   const [wdoc, setWdoc] = useState(() => WorkflowDoc.parse(NEW_WORKFLOW));
@@ -46,6 +50,10 @@ export function App() {
   const [regionStatus, setRegionStatus] = useState<Record<string, string>>({});
   const [running, setRunning] = useState<Set<string>>(new Set());
   const [serverFindings, setServerFindings] = useState<api.VerifyResult | null>(null);
+  const [view, setView] = useState<View>('regions');
+  /** The state whose plan the bottom panel shows (a machine only). */
+  const [planState, setPlanState] = useState<string | undefined>(undefined);
+  const [liveState, setLiveState] = useState<{ state: string; visit: number; layer: number } | undefined>(undefined);
   const fileInput = useRef<HTMLInputElement>(null);
   // Bumped by every open: the view then fits the new diagram (once its nodes exist).
   const [fitRequest, setFitRequest] = useState(0);
@@ -63,6 +71,8 @@ export function App() {
     if (saved !== null) setSavedText(next.toString());
     setSelection(null);
     setServerFindings(null);
+    setPlanState(undefined);
+    if (!next.isMachine()) setView('regions');
     setFitRequest((r) => r + 1);
     setStatus(next.errors.length ? { text: `YAML: ${next.errors[0]}`, error: true } : null);
   }, []);
@@ -275,6 +285,10 @@ export function App() {
       if (event.kind === 'run_started') {
         setRegionStatus({});
         setRunning(new Set());
+      } else if (event.kind === 'state_entered') {
+        setLiveState({ state: String(event.state), visit: Number(event.visit), layer: Number(event.layer) });
+      } else if (event.kind === 'run_finished' && event.status !== 'waiting') {
+        setLiveState(undefined);
       } else if (event.kind === 'message' && isRecord(event.message)) {
         const id = `${String(event.message.source)}->${String(event.message.destination)}`;
         const stamp = Date.now();
@@ -298,6 +312,7 @@ export function App() {
     if (dirty && !(await save())) return;
     try {
       setEvents([]);
+      setLiveState(undefined);
       await api.startRun();
       setTab('run');
     } catch (error) {
@@ -306,6 +321,15 @@ export function App() {
   };
 
   const selectedRegion = selection?.kind === 'region' && wdoc.regionNames().includes(selection.name) ? selection.name : null;
+  const machine = wdoc.isMachine();
+  const stateNames = machine ? wdoc.stateNames() : [];
+  const selectedState =
+    (selection?.kind === 'state' || selection?.kind === 'transition') && stateNames.includes(selection.kind === 'state' ? selection.name : selection.state)
+      ? selection
+      : null;
+  const shownPlanState = machine
+    ? [selectedState?.kind === 'state' ? selectedState.name : selectedState?.state, planState, wdoc.startState()].find((s) => s !== undefined && stateNames.includes(s))
+    : undefined;
   const errorCount = problems.filter((p) => p.severity === 'error').length;
 
   return (
@@ -369,32 +393,69 @@ export function App() {
       </header>
       <main className="main">
         <section className="canvas" ref={canvas}>
-          <ReactFlow<RegionFlowNode, Edge>
-            nodes={nodes}
-            edges={edges}
-            nodeTypes={nodeTypes}
-            onNodesChange={onNodesChange}
-            onConnect={(c: Connection) => c.source && c.target && c.source !== c.target && edit((d) => d.addConnection(c.source, c.target))}
-            onNodeDragStop={(_e, node) => edit((d) => d.setPosition(node.id, node.position))}
-            onNodesDelete={(deleted) => edit((d) => deleted.forEach((n) => d.deleteRegion(n.id)))}
-            onEdgesDelete={(deleted) => edit((d) => deleted.forEach((e) => d.deleteConnection(e.source, e.target)))}
-            onNodeClick={(_e, node) => {
-              setSelection({ kind: 'region', name: node.id });
-              setTab('inspect');
-            }}
-            onEdgeClick={(_e, e) => {
-              setSelection({ kind: 'edge', source: e.source, target: e.target });
-              setTab('inspect');
-            }}
-            onPaneClick={() => setSelection(null)}
-            fitView
-            fitViewOptions={FIT_VIEW}
-            deleteKeyCode={['Delete', 'Backspace']}
-          >
-            <Background gap={20} />
-            <MiniMap pannable zoomable style={{ width: 150, height: 100 }} nodeColor={(n) => typeStyle((n as RegionFlowNode).data.type).color} />
-            <Controls />
-          </ReactFlow>
+          {machine && (
+            <div className="view-switch" role="tablist">
+              {(['regions', 'states'] as View[]).map((v) => (
+                <button key={v} className={v === view ? 'active' : ''} data-testid={`view-${v}`} onClick={() => setView(v)}>
+                  {v === 'regions' ? `Regions (${wdoc.regionNames().length})` : `States (${stateNames.length})`}
+                </button>
+              ))}
+              {view === 'states' && (
+                <button
+                  data-testid="add-state"
+                  onClick={() => {
+                    let name = '';
+                    if (edit((d) => (name = d.addState()))) {
+                      setSelection({ kind: 'state', name });
+                      setTab('inspect');
+                    }
+                  }}
+                >
+                  + State
+                </button>
+              )}
+            </div>
+          )}
+          {machine && view === 'states' ? (
+            <StateCanvas
+              doc={wdoc}
+              rev={rev}
+              selection={selectedState}
+              edit={edit}
+              live={liveState}
+              onSelect={(s) => {
+                setSelection(s);
+                if (s) setTab('inspect');
+              }}
+            />
+          ) : (
+            <ReactFlow<RegionFlowNode, Edge>
+              nodes={nodes}
+              edges={edges}
+              nodeTypes={nodeTypes}
+              onNodesChange={onNodesChange}
+              onConnect={(c: Connection) => c.source && c.target && c.source !== c.target && edit((d) => d.addConnection(c.source, c.target))}
+              onNodeDragStop={(_e, node) => edit((d) => d.setPosition(node.id, node.position))}
+              onNodesDelete={(deleted) => edit((d) => deleted.forEach((n) => d.deleteRegion(n.id)))}
+              onEdgesDelete={(deleted) => edit((d) => deleted.forEach((e) => d.deleteConnection(e.source, e.target)))}
+              onNodeClick={(_e, node) => {
+                setSelection({ kind: 'region', name: node.id });
+                setTab('inspect');
+              }}
+              onEdgeClick={(_e, e) => {
+                setSelection({ kind: 'edge', source: e.source, target: e.target });
+                setTab('inspect');
+              }}
+              onPaneClick={() => setSelection(null)}
+              fitView
+              fitViewOptions={FIT_VIEW}
+              deleteKeyCode={['Delete', 'Backspace']}
+            >
+              <Background gap={20} />
+              <MiniMap pannable zoomable style={{ width: 150, height: 100 }} nodeColor={(n) => typeStyle((n as RegionFlowNode).data.type).color} />
+              <Controls />
+            </ReactFlow>
+          )}
         </section>
         <aside className="side">
           <nav className="tabs">
@@ -418,6 +479,18 @@ export function App() {
                 onRenamed={(name) => setSelection({ kind: 'region', name })}
                 onDeleted={() => setSelection(null)}
               />
+            ) : selectedState ? (
+              <StatePanel
+                key={`${selectedState.kind}:${selectedState.kind === 'state' ? selectedState.name : `${selectedState.state}:${selectedState.index}`}`}
+                doc={wdoc}
+                data={data}
+                name={selectedState.kind === 'state' ? selectedState.name : selectedState.state}
+                transition={selectedState.kind === 'transition' ? selectedState.index : undefined}
+                problems={problems.filter((p) => p.path[0] === 'states' && p.path[1] === (selectedState.kind === 'state' ? selectedState.name : selectedState.state))}
+                edit={edit}
+                onRenamed={(name) => setSelection({ kind: 'state', name })}
+                onDeleted={() => setSelection(null)}
+              />
             ) : selection?.kind === 'edge' ? (
               <div className="panel">
                 <h2>
@@ -435,14 +508,30 @@ export function App() {
                 </button>
               </div>
             ) : (
-              <WorkflowSummary data={data} />
+              <WorkflowSummary
+                data={data}
+                machine={machine}
+                onUseStates={() => {
+                  if (edit((d) => d.useStates())) setView('states');
+                }}
+              />
             ))}
           {tab === 'problems' && (
             <div className="panel" data-testid="problems">
               {problems.length === 0 && <p>No problems: the schema and every cross-reference rule pass.</p>}
               <ul className="problems">
                 {problems.map((p, i) => (
-                  <li key={i} className={p.severity} onClick={() => p.region && setSelection({ kind: 'region', name: p.region })}>
+                  <li
+                    key={i}
+                    className={p.severity}
+                    onClick={() => {
+                      if (p.region) setSelection({ kind: 'region', name: p.region });
+                      else if (p.path[0] === 'states' && typeof p.path[1] === 'string') {
+                        setSelection({ kind: 'state', name: p.path[1] });
+                        setView('states');
+                      }
+                    }}
+                  >
                     <code>{p.rule}</code> <span className="where">{formatPath(p.path)}{lineSuffix(wdoc, p.path, dirty)}</span>
                     <div>{p.message}</div>
                   </li>
@@ -464,11 +553,55 @@ export function App() {
               )}
             </div>
           )}
-          {tab === 'run' && <RunFeed events={events} server={server} />}
+          {tab === 'run' && (
+            <RunFeed
+              events={events}
+              server={server}
+              onAnswer={async (region, answer) => {
+                try {
+                  await api.answerWait(region, answer);
+                  return true;
+                } catch (error) {
+                  setStatus({ text: `Answer: ${(error as Error).message}`, error: true });
+                  return false;
+                }
+              }}
+            />
+          )}
           {tab === 'source' && <SourceView text={text} onApply={(t) => open(t, null)} />}
         </aside>
         <section className="bottom">
-          <PlanEditor doc={wdoc} data={data} problems={problems} edit={edit} running={running} />
+          {machine && (
+            <div className="state-tabs" data-testid="state-tabs">
+              <span className="field-label">Plan of state</span>
+              {stateNames.map((name) => (
+                <button
+                  key={name}
+                  className={name === shownPlanState ? 'active' : ''}
+                  data-testid={`plan-state-${name}`}
+                  onClick={() => {
+                    setPlanState(name);
+                    if (selectedState) setSelection({ kind: 'state', name });
+                  }}
+                >
+                  {name}
+                  {liveState?.state === name ? ' ●' : ''}
+                </button>
+              ))}
+            </div>
+          )}
+          {(!machine || shownPlanState !== undefined) && (
+            <PlanEditor
+              key={shownPlanState ?? ''}
+              doc={wdoc}
+              data={data}
+              problems={problems}
+              edit={edit}
+              running={running}
+              state={shownPlanState}
+              liveAt={machine ? (liveState?.state === shownPlanState ? liveState?.layer : undefined) : 0}
+            />
+          )}
         </section>
       </main>
     </div>
@@ -486,11 +619,24 @@ function lineSuffix(doc: WorkflowDoc, path: (string | number)[], dirty: boolean)
   return line ? ` (line ${line})` : '';
 }
 
-function WorkflowSummary({ data }: { data: Record<string, unknown> }) {
+function WorkflowSummary({ data, machine, onUseStates }: { data: Record<string, unknown>; machine: boolean; onUseStates: () => void }) {
   return (
     <div className="panel">
       <h2>{String(data.name ?? '(unnamed)')}</h2>
       {typeof data.description === 'string' && <p>{data.description}</p>}
+      {machine ? (
+        <p className="field-help">
+          A machine of states: switch the canvas to States to see them and their transitions; select a state or a
+          transition to edit it.
+        </p>
+      ) : (
+        <p className="field-help">
+          To loop or branch, turn the plan into a state (then add states and transitions):{' '}
+          <button className="small" data-testid="use-states" onClick={onUseStates}>
+            Use states
+          </button>
+        </p>
+      )}
       <p className="field-help">
         Select a region to edit it. Drag from a node's right handle to another node to connect them; select a node or
         an edge and press Delete to remove it.
@@ -506,9 +652,19 @@ function WorkflowSummary({ data }: { data: Record<string, unknown> }) {
   );
 }
 
-function RunFeed({ events, server }: { events: api.RunEvent[]; server: boolean }) {
+function RunFeed({
+  events,
+  server,
+  onAnswer,
+}: {
+  events: api.RunEvent[];
+  server: boolean;
+  onAnswer: (region: string, text: string) => Promise<boolean>;
+}) {
   if (!server) return <div className="panel">A live run needs `regions gui FILE`.</div>;
   const last = [...events].reverse().find((e) => e.kind === 'run_finished');
+  const wait = pendingWait(events);
+  const path = pathTaken(events);
   return (
     <div className="panel run-feed" data-testid="run-feed">
       {events.length === 0 && <p>Press ▶ Run: the saved file runs in the server and its traffic shows here.</p>}
@@ -517,6 +673,12 @@ function RunFeed({ events, server }: { events: api.RunEvent[]; server: boolean }
           Run {String(last.status)}: {String(last.messages)} messages, {String(last.steps_ok)} steps ok, {String(last.steps_failed)} failed
         </p>
       )}
+      {path.length > 0 && (
+        <p className="run-path" data-testid="run-path">
+          {path.join(' → ')}
+        </p>
+      )}
+      {wait && <WaitAnswer key={wait.at} wait={wait} onAnswer={onAnswer} />}
       <ol>
         {events.filter((e) => !QUIET_EVENTS.has(e.kind)).map((e, i) => (
           <li key={i} className={`event event-${e.kind}`}>
@@ -525,6 +687,45 @@ function RunFeed({ events, server }: { events: api.RunEvent[]; server: boolean }
         ))}
       </ol>
     </div>
+  );
+}
+
+/** The run waits for a person: the wait's prompt and a box whose text resumes the run. */
+function WaitAnswer({ wait, onAnswer }: { wait: { region: string; prompt: string }; onAnswer: (region: string, text: string) => Promise<boolean> }) {
+  const [text, setText] = useState('');
+  const [sending, setSending] = useState(false);
+  const send = async () => {
+    if (!text.trim() || sending) return;
+    setSending(true);
+    if (!(await onAnswer(wait.region, text))) setSending(false);
+  };
+  return (
+    <form
+      className="wait-answer"
+      data-testid="wait-answer"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void send();
+      }}
+    >
+      <label className="field">
+        <span className="field-label">{wait.prompt || `The run waits for a message to ${wait.region}`}</span>
+        <textarea
+          value={text}
+          rows={3}
+          autoFocus
+          data-testid="wait-input"
+          placeholder={`Your answer (sent to ${wait.region}; Ctrl+Enter sends)`}
+          onChange={(e) => setText(e.target.value)}
+          onKeyDown={(e) => {
+            if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) void send();
+          }}
+        />
+      </label>
+      <button type="submit" data-testid="wait-send" disabled={!text.trim() || sending}>
+        {sending ? 'Resuming…' : `Send to ${wait.region} and resume`}
+      </button>
+    </form>
   );
 }
 

@@ -69,6 +69,11 @@ export function startRun(): Promise<{ run: number }> {
   return request('POST', 'api/run', {});
 }
 
+/** The last run waits at a `wait:`: inject `text` to `region` and resume it. */
+export function answerWait(region: string, text: string): Promise<{ run: number }> {
+  return request('POST', 'api/answer', { region, text });
+}
+
 export interface RunEvent {
   kind: string;
   t: number;

@@ -35,6 +35,14 @@ const BOMB = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...['b', 'c', 'd', 'e'].ma
   .map((line) => `x-${line}\n`)
   .join('');
 
+/** BASE as a machine: its plan in state `one`, then `next` (and more states) after it. */
+const machine = (t: string, next: string, bounds = '') =>
+  t.replace(
+    /plan:\n[\s\S]*$/,
+    `states:\n  one:\n${bounds}    plan:\n      - layer: ask\n        chains:\n          main: [Trace.start, Historian.make_questions, Facts.make_replies, Historian.make_replies]\n    next:\n${next}`,
+  );
+const SCHEMA = '    connections: [Facts]\n    output_schema: {type: object, properties: {verdict: {type: string}}, additionalProperties: false}\n';
+
 export const CASES: Array<[string, (t: string) => string]> = [
   ['yaml-syntax', (t) => t + 'plan: [oops\n'],
   ['non-string-key', (t) => t.replace('connections: [Facts]', 'connections: {Facts: ask, 2: who}')],
@@ -69,5 +77,14 @@ export const CASES: Array<[string, (t: string) => string]> = [
   ['bad-interpolation', (t) => t.replace('task: Provide facts.', 'task: "Provide ${facts."')],
   ['unused-region', (t) => t.replace('  Trace:\n', '  Idle: {type: Region, task: Nothing.}\n  Trace:\n')],
   ['self-connection', (t) => t.replace('connections: [Facts]', 'connections: [Facts, Historian]')],
+  ['unknown-state', (t) => machine(t, '      - to: nowhere\n')],
+  ['unbounded-cycle', (t) => machine(t, '      - when: {output: again}\n        to: one\n')],
+  ['exhausted-to-itself', (t) => machine(t, '      - to: one\n', '    max_visits: 2\n    on_exhausted: one\n')],
+  ['unreachable-state', (t) => machine(t, '      - to: end\n  two:\n    plan:\n      - chains: {x: [Facts.clear_replies]}\n')],
+  ['field-without-schema', (t) => machine(t, '      - when: {region: Historian, field: verdict, equals: yes}\n        to: end\n')],
+  ['unknown-field', (t) => machine(t.replace('    connections: [Facts]\n', SCHEMA), '      - when: {region: Historian, field: score, in: [1, 2]}\n        to: end\n')],
+  ['invalid-schema', (t) => t.replace('    connections: [Facts]\n', '    connections: [Facts]\n    output_schema: {type: 5}\n')],
+  ['bad-regex', (t) => machine(t, '      - when: {not: {region: Historian, says: "(unclosed"}}\n        to: end\n')],
+  ['route-not-connected', (t) => t.replace('  Trace:\n', '  Desk:\n    type: RouterRegion\n    connections: [Historian]\n    routes: [{when: {says: facts}, to: Facts}]\n    default: Historian\n  Trace:\n')],
   ['unreachable-replies', (t) => t.replace('connections: [Historian]', 'connections: []').replace('to: Historian', 'to: Facts')],
 ];

@@ -18,8 +18,8 @@ import { BASE, CASES } from './cases';
 const python = process.env.REGIONS_PYTHON ?? 'python3';
 const available = process.env.REGIONS_PYTHON !== undefined || spawnSync(python, ['-c', 'import regions_cli'], { stdio: 'ignore' }).status === 0;
 
-/** Rules only the Python side can check (files on disk, the environment, the loader's limits). */
-const PYTHON_ONLY = new Set(['missing-file', 'unset-variable', 'variable-outside-secrets', 'path-outside-workflow', 'io-error', 'file-too-large', 'bad-encoding', 'internal-error']);
+/** Rules only the Python side can check (files on disk, sub-workflows among them, the environment, the loader's limits). */
+const PYTHON_ONLY = new Set(['missing-file', 'unset-variable', 'variable-outside-secrets', 'path-outside-workflow', 'io-error', 'file-too-large', 'bad-encoding', 'internal-error', 'invalid-sub-workflow', 'recursive-workflow', 'unknown-entry']);
 
 /** Rule ids the editor reports before the cross-reference rules (src/validate/index.ts, schema.ts). */
 const LOADER_AND_SCHEMA = ['yaml-syntax', 'duplicate-key', 'not-a-mapping', 'non-string-key', 'recursive-alias', 'alias-bomb', 'unknown-key', 'key-not-for-type', 'missing-key', 'wrong-type', 'invalid-value'];

@@ -41,7 +41,7 @@ describe('formatting of untouched parts', () => {
 
   it("keeps list items written at their key's indentation", () => {
     const doc = WorkflowDoc.parse(FOLDED);
-    doc.addStep(1, 'main', 'A.make_replies');
+    doc.planOf().addStep(1, 'main', 'A.make_replies');
     const text = doc.toString();
     expect(text).toContain('plan:\n- layer: one\n  chains:\n    main: [A.make_questions]\n');
     expect(text).toContain('main: [B.make_replies, A.make_replies]');
@@ -73,7 +73,9 @@ describe('formatting of untouched parts', () => {
       const first = doc.regionNames()[0];
       doc.addRegion('Region', { x: 1, y: 2 }, 'Added');
       doc.addConnection(first, 'Added');
-      doc.addStep(0, doc.plan()[0].chains[0].name, 'Added.make_replies');
+      // The first plan with a layer of chains: the workflow's, or a machine's first state's.
+      const plan = doc.allPlans().find((p) => p.layers()[0]?.chains.length)!;
+      plan.addStep(0, plan.layers()[0].chains[0].name, 'Added.make_replies');
       const text = doc.toString();
       expect(parse(text)).toEqual(doc.toData());
       // Everything above `regions:` is untouched by these edits: the same bytes.

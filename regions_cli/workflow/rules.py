@@ -868,6 +868,9 @@ def missing_reroute_target(ctx: Context) -> Iterator[Finding]:
 @check("unused-region")
 def unused_region(ctx: Context) -> Iterator[Finding]:
     used = {step.region for step in ctx.steps}
+    tools = ctx.data.get("tools")
+    if isinstance(tools, dict):  # a region asked as a tool (`{region: NAME}`) is used too
+        used |= {str(t["region"]) for t in tools.values() if isinstance(t, dict) and "region" in t}
     for name, spec in ctx.regions.items():
         # A listener taps traffic passively; it needs no step.
         if name not in used and spec.get("type") != "ListenerRegion":

@@ -48,5 +48,6 @@ def test_edit_save_verify_and_run_in_chromium() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "e2e: ok" in result.stdout
     examples = [f"example-{path.stem}.png" for path in sorted((ROOT / "workflows").glob("*.yaml"))]
-    for shot in ["01-opened.png", "02-edited.png", "03-problems.png", "04-run.png", *examples]:
+    shots = ["01-opened.png", "02-edited.png", "03-problems.png", "04-run.png", "07-states.png"]
+    for shot in [*shots, "08-wait.png", *examples]:
         assert (ROOT / "gui" / "test-results" / shot).stat().st_size > 10_000, shot

@@ -24,6 +24,7 @@ ENDPOINTS = [
     ("POST", "/api/import", {"files": {}}),
     ("POST", "/api/export", {"text": "x"}),
     ("POST", "/api/run", {}),
+    ("POST", "/api/answer", {"region": "Asker", "text": "yes"}),
     ("GET", "/api/events", None),
 ]
 

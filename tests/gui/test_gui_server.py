@@ -6,13 +6,14 @@ import http.client
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from clirun import regions
-from gui_workflow import WORKFLOW
+from gui_workflow import WAITING, WORKFLOW
 
 from regions_cli.gui_server import GuiServer, text_hash
 
@@ -327,3 +328,96 @@ def test_one_run_at_a_time(client: httpx.Client, server: GuiServer, workflow_fil
     assert client.post("/api/run", json={}).status_code == 202
     with client.stream("GET", "/api/events") as events:  # replays this run from its start
         assert any('"run_exit"' in line for line in events.iter_lines())
+
+
+def _events_until_exit(lines: Iterator[str]) -> list[dict[str, Any]]:
+    """The events of one invocation from an event stream, up to its ``run_exit``."""
+    seen: list[dict[str, Any]] = []
+    for line in lines:
+        if line.startswith("data: "):
+            seen.append(json.loads(line.removeprefix("data: ")))
+            if seen[-1]["kind"] == "run_exit":
+                break
+    return seen
+
+
+def test_answer_needs_a_run_that_waits(client: httpx.Client) -> None:
+    nothing = client.post("/api/answer", json={"region": "Asker", "text": "yes"})
+    assert nothing.status_code == 409 and "not waiting" in nothing.json()["error"]
+    for body in ({"text": "yes"}, {"region": 3, "text": "yes"}, {"region": "Asker"}):
+        bad = client.post("/api/answer", json=body)
+        assert bad.status_code == 400 and "must be a string" in bad.json()["error"]
+    # A run that finished (not waiting) cannot be answered either.
+    with client.stream("GET", "/api/events") as events:
+        assert client.post("/api/run", json={}).status_code == 202
+        assert _events_until_exit(events.iter_lines())[-1]["exit_code"] == 0
+    after = client.post("/api/answer", json={"region": "Asker", "text": "yes"})
+    assert after.status_code == 409 and "not waiting" in after.json()["error"]
+
+
+def test_an_answer_is_injected_and_the_same_run_resumes(
+    client: httpx.Client, server: GuiServer, workflow_file: Path
+) -> None:
+    """The answer's path on its own: a plain plan stopped after its first layer (``regions
+    step``) stands in for a run that waits (the hub is told it waits); the injection, the resume
+    and the events are the real thing."""
+    assert regions("step", workflow_file).code == 0
+    (run_file,) = (workflow_file.parent / ".regions" / "runs").glob("*.db")
+    server.hub.run_file, server.hub.status = run_file, "waiting"
+    with client.stream("GET", "/api/events") as events:
+        answered = client.post("/api/answer", json={"region": "Expert", "text": "Tell them 42."})
+        assert answered.status_code == 202
+        resumed = _events_until_exit(events.iter_lines())
+    assert resumed[0]["kind"] == "run_started"
+    assert resumed[0]["run_file"] == str(run_file)
+    assert resumed[0]["resumed_from_layer"] == 1
+    told = [e for e in resumed if e["kind"] == "message" and e["delivery"] == "injected"]
+    assert [(e["message"]["destination"], e["message"]["content"]) for e in told] == [
+        ("Expert", "Tell them 42.")
+    ]
+    finished = next(e for e in resumed if e["kind"] == "run_finished")
+    assert (finished["status"], resumed[-1]["exit_code"]) == ("ok", 0)
+    # Finished now: nothing waits any more.
+    again = client.post("/api/answer", json={"region": "Expert", "text": "more"})
+    assert again.status_code == 409 and "not waiting" in again.json()["error"]
+
+
+def test_a_wait_is_answered_and_the_run_resumes(
+    make_server: Callable[[Path | None], GuiServer], tmp_path: Path
+) -> None:
+    path = tmp_path / "wait.yaml"
+    path.write_text(WAITING, "utf-8")
+    server = make_server(path)
+    headers = {"X-Regions-Token": server.token}
+    with (
+        httpx.Client(base_url=server.base_url, timeout=60, headers=headers) as http,
+        http.stream("GET", "/api/events") as events,
+    ):
+        lines = events.iter_lines()
+        assert http.post("/api/run", json={}).status_code == 202
+        first = _events_until_exit(lines)
+        wait = next(e for e in first if e["kind"] == "wait")
+        assert (wait["region"], wait["prompt"]) == ("Asker", "What should Asker be told?")
+        finished = next(e for e in first if e["kind"] == "run_finished")
+        assert (finished["status"], finished["exit_code"]) == ("waiting", 5)
+        assert first[-1]["exit_code"] == 5
+        # Bad answers are refused in one line; the run still waits.
+        empty = http.post("/api/answer", json={"region": "Asker", "text": "  "})
+        assert empty.status_code == 400 and "empty" in empty.json()["error"]
+        nobody = http.post("/api/answer", json={"region": "Nobody", "text": "42"})
+        assert nobody.status_code == 422 and "Nobody" in nobody.json()["error"]
+        # The answer is injected to the region and the same run goes on to its end.
+        answered = http.post("/api/answer", json={"region": "Asker", "text": "Tell them 42."})
+        assert answered.status_code == 202
+        second = _events_until_exit(lines)
+        told = [
+            e["message"]
+            for e in second
+            if e["kind"] == "message" and e["message"]["content"] == "Tell them 42."
+        ]
+        assert told and told[0]["destination"] == "Asker"
+        finished = next(e for e in second if e["kind"] == "run_finished")
+        assert (finished["status"], second[-1]["exit_code"]) == ("ok", 0)
+        assert second[0]["kind"] == "run_started" and second[0]["run_file"] == first[0]["run_file"]
+        again = http.post("/api/answer", json={"region": "Asker", "text": "more"})
+        assert again.status_code == 409

@@ -18,9 +18,14 @@ from regions_cli.model import Workflow
 from regions_cli.workflow.convert import build_workflow
 
 ALL_EXAMPLES = sorted((ROOT / "workflows").glob("*.yaml"))
-#: The examples that need what the original lacks (conditions, waits, routers, sub-workflows),
+#: The examples that need what the original lacks (conditions, waits, routers, sub-workflows,
+#: tools),
 #: and why export refuses each.
 NOT_EXPORTABLE = {
+    "calculator": "the original has no tools",
+    "clock": "the original has no tools",
+    "code_fix": "a transition with a condition has no counterpart in the original",
+    "fact_check": "the original has no tools",
     "debate": "a transition with a condition has no counterpart in the original",
     "interview": "the original cannot wait for a person",
     "review_loop": "a transition with a condition has no counterpart in the original",

@@ -44,14 +44,15 @@ def _items(node: dict[str, Any]) -> dict[str, Any]:
 def unknown_keys(value: Any, schema: dict[str, Any], where: str = "") -> list[str]:
     """Dotted paths of every key in `value` that `schema` has no place for. ``params`` is not
     entered: it is passed through to the model as is; nor are the JSON Schemas of
-    ``output_schema``, ``input_schema`` and a tool's ``parameters``."""
+    ``output_schema``, ``input_schema`` and a tool's ``parameters``, nor a scripted tool call's
+    free-form ``arguments``."""
     unknown: list[str] = []
     if isinstance(value, dict):
         for key, child in value.items():
             sub = _subschema(schema, str(key))
             if sub is None:
                 unknown.append(f"{where}.{key}")
-            elif key not in ("params", "output_schema", "input_schema", "parameters"):
+            elif key not in ("params", "output_schema", "input_schema", "parameters", "arguments"):
                 unknown.extend(unknown_keys(child, sub, f"{where}.{key}"))
     elif isinstance(value, list):
         for item in value:

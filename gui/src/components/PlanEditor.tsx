@@ -1,6 +1,7 @@
 import { useState } from 'react';
 import { methodsOf, typeStyle } from '../model/methods';
-import { isRecord, type WorkflowDoc } from '../model/workflowDoc';
+import { isRecord, type PlanEdit, type WorkflowDoc } from '../model/workflowDoc';
+import { CommitInput } from './fields';
 import type { Problem } from '../validate/problem';
 
 interface Props {
@@ -10,55 +11,84 @@ interface Props {
   edit: (change: (doc: WorkflowDoc) => void) => boolean;
   /** Steps running now in a live run, as `layer/chain/step`. */
   running: ReadonlySet<string>;
+  /** The state whose plan this is (undefined: the workflow's `plan:`). */
+  state?: string;
+  /**
+   * Where this plan's first layer runs in the live run (layers run so far when its state was
+   * entered); undefined when the run is not in this state. A plain plan starts at 0.
+   */
+  liveAt?: number;
 }
 
-/** The plan: layers as rows, chains as lanes, steps as chips to add, reorder and remove. */
-export function PlanEditor({ doc, data, problems, edit, running }: Props) {
-  const plan = doc.plan();
+/**
+ * A plan (the workflow's, or one state's): layers as rows, chains as lanes, steps as chips to
+ * add, reorder and remove, and `wait:` items (a region and a prompt for the person).
+ */
+export function PlanEditor({ doc, data, problems, edit, running, state, liveAt = state === undefined ? 0 : undefined }: Props) {
+  const scope = doc.planOf(state);
+  const plan = scope.layers();
+  const on = (change: (p: PlanEdit) => void) => edit((d) => change(d.planOf(state)));
   const regions = isRecord(data.regions) ? data.regions : {};
   const typeOf = (region: string) => (isRecord(regions[region]) ? regions[region].type : undefined);
+  const at = scope.path.length;
+  const inPlan = (p: Problem) => scope.path.every((key, i) => p.path[i] === key);
   const problemAt = (layer: number, chain: string, step: number) =>
-    problems.filter((p) => p.path[0] === 'plan' && p.path[1] === layer && p.path[3] === chain && p.path[4] === step);
+    problems.filter((p) => inPlan(p) && p.path[at] === layer && p.path[at + 2] === chain && p.path[at + 3] === step);
+  // Live runs report steps by position (layers run so far), which `liveAt` maps to rows.
+  const live = (li: number, chain: string, si: number) => liveAt !== undefined && running.has(`${liveAt + li}/${chain}/${si}`);
 
   return (
     <div className="plan" data-testid="plan-editor">
       {plan.map((layer, li) => (
-        <div className="plan-layer" key={li} data-testid={`layer-${li}`}>
+        <div className={`plan-layer${layer.wait ? ' plan-wait' : ''}`} key={li} data-testid={`layer-${li}`}>
           <div className="plan-layer-head">
             <span className="plan-layer-index">{li + 1}</span>
-            <LabelInput value={layer.label ?? ''} placeholder={`layer-${li}`} onCommit={(v) => edit((d) => d.setLayerLabel(li, v))} />
-            <button className="small" title="Move layer up" disabled={li === 0} onClick={() => edit((d) => d.moveLayer(li, -1))}>
+            <LabelInput value={layer.label ?? ''} placeholder={layer.wait ? `wait-${layer.wait.region}` : `layer-${li}`} onCommit={(v) => on((d) => d.setLayerLabel(li, v))} />
+            <button className="small" title="Move layer up" disabled={li === 0} onClick={() => on((d) => d.moveLayer(li, -1))}>
               ↑
             </button>
-            <button className="small" title="Move layer down" disabled={li === plan.length - 1} onClick={() => edit((d) => d.moveLayer(li, 1))}>
+            <button className="small" title="Move layer down" disabled={li === plan.length - 1} onClick={() => on((d) => d.moveLayer(li, 1))}>
               ↓
             </button>
-            <NewChain onAdd={(name) => edit((d) => d.addChain(li, name))} />
-            <button className="small danger" title="Delete layer" onClick={() => edit((d) => d.deleteLayer(li))}>
+            {!layer.wait && <NewChain onAdd={(name) => on((d) => d.addChain(li, name))} />}
+            <button className="small danger" title="Delete layer" onClick={() => on((d) => d.deleteLayer(li))}>
               ×
             </button>
           </div>
+          {layer.wait && (
+            <div className="plan-lanes" data-testid={`wait-${li}`}>
+              <span className="plan-chain-name">wait for</span>
+              <select value={layer.wait.region} aria-label="wait for region" onChange={(e) => on((d) => d.setWait(li, { region: e.target.value }))}>
+                {[...new Set([layer.wait.region, ...Object.keys(regions)])].map((r) => (
+                  <option key={r} value={r}>
+                    {r || '(choose)'}
+                  </option>
+                ))}
+              </select>
+              <CommitInput value={layer.wait.prompt} placeholder="what to ask the person" testId={`wait-prompt-${li}`} onCommit={(v) => on((d) => d.setWait(li, { prompt: v }))} />
+            </div>
+          )}
           <div className="plan-lanes">
             {layer.chains.map((chain) => (
               <div className="plan-lane" key={chain.name} data-testid={`chain-${li}-${chain.name}`}>
                 <span className="plan-chain-name" title="chain">
                   {chain.name}
-                  <button className="small" title="Delete chain" onClick={() => edit((d) => d.deleteChain(li, chain.name))}>
+                  <button className="small" title="Delete chain" onClick={() => on((d) => d.deleteChain(li, chain.name))}>
                     ×
                   </button>
                 </span>
                 {chain.steps.map((step, si) => {
                   const stepProblems = problemAt(li, chain.name, si);
-                  const live = running.has(`${li}/${chain.name}/${si}`);
+                  const isLive = live(li, chain.name, si);
                   return (
                     <span
                       key={si}
-                      className={`chip${stepProblems.length ? ' chip-bad' : ''}${live ? ' chip-live' : ''}`}
+                      className={`chip${stepProblems.length ? ' chip-bad' : ''}${isLive ? ' chip-live' : ''}`}
                       style={{ borderColor: typeStyle(typeOf(step.region)).color }}
                       title={stepProblems.map((p) => `${p.rule}: ${p.message}`).join('\n') || (step.hasPolicy ? 'has its own timeout/retries policy' : '')}
                       data-testid="step-chip"
                     >
-                      <button className="chip-btn" title="Move left" disabled={si === 0} onClick={() => edit((d) => d.moveStep(li, chain.name, si, -1))}>
+                      <button className="chip-btn" title="Move left" disabled={si === 0} onClick={() => on((d) => d.moveStep(li, chain.name, si, -1))}>
                         ‹
                       </button>
                       {step.region}.{step.method}
@@ -67,11 +97,11 @@ export function PlanEditor({ doc, data, problems, edit, running }: Props) {
                         className="chip-btn"
                         title="Move right"
                         disabled={si === chain.steps.length - 1}
-                        onClick={() => edit((d) => d.moveStep(li, chain.name, si, 1))}
+                        onClick={() => on((d) => d.moveStep(li, chain.name, si, 1))}
                       >
                         ›
                       </button>
-                      <button className="chip-btn" title="Remove step" onClick={() => edit((d) => d.removeStep(li, chain.name, si))}>
+                      <button className="chip-btn" title="Remove step" onClick={() => on((d) => d.removeStep(li, chain.name, si))}>
                         ×
                       </button>
                     </span>
@@ -81,16 +111,25 @@ export function PlanEditor({ doc, data, problems, edit, running }: Props) {
                   regions={Object.keys(regions)}
                   typeOf={typeOf}
                   testId={`add-step-${li}-${chain.name}`}
-                  onAdd={(step) => edit((d) => d.addStep(li, chain.name, step))}
+                  onAdd={(step) => on((d) => d.addStep(li, chain.name, step))}
                 />
               </div>
             ))}
           </div>
         </div>
       ))}
-      <button data-testid="add-layer" onClick={() => edit((d) => void d.addLayer())}>
-        + Layer
-      </button>
+      <div className="row">
+        <button data-testid="add-layer" onClick={() => on((d) => void d.addLayer())}>
+          + Layer
+        </button>
+        <button
+          data-testid="add-wait"
+          title="Pause the run here until a message to a region is injected (a person's answer)"
+          onClick={() => on((d) => void d.addWait(Object.keys(regions)[0] ?? '', 'Your answer?'))}
+        >
+          + Wait
+        </button>
+      </div>
     </div>
   );
 }

@@ -1,8 +1,9 @@
 import { useState } from 'react';
-import { LLM_REGION_TYPES, REGION_TYPES, typeStyle } from '../model/methods';
+import { INPUT_SCHEMA_TYPES, LLM_CHOOSING_TYPES, LLM_REGION_TYPES, OUTPUT_SCHEMA_TYPES, REGION_TYPES, typeStyle } from '../model/methods';
+import { jsonSchemaProblem } from '../validate/schema';
 import { isRecord, type WorkflowDoc } from '../model/workflowDoc';
 import type { Problem } from '../validate/problem';
-import { CommitInput, Field } from './fields';
+import { CommitInput, Field, InlineProblems, JsonInput, NameField } from './fields';
 import { TypeIcon } from './TypeIcon';
 
 interface Props {
@@ -38,32 +39,25 @@ export function RegionPanel({ doc, data, name, help, prompts: promptHelp, proble
   const style = typeStyle(type);
   const taps = Array.isArray(region.taps) ? region.taps.map(String) : [];
   const prompts = isRecord(region.prompts) ? region.prompts : {};
+  const routes = (Array.isArray(region.routes) ? region.routes : []).map((r) => ({
+    says: isRecord(r) && isRecord(r.when) && typeof r.when.says === 'string' ? r.when.says : '',
+    to: isRecord(r) && typeof r.to === 'string' ? r.to : '',
+  }));
 
   return (
     <div className="panel region-panel" data-testid="region-panel">
       <h2 style={{ borderColor: style.color }}>
         <TypeIcon type={type} /> {name}
       </h2>
-      {problems.length > 0 && (
-        <ul className="inline-problems">
-          {problems.map((p, i) => (
-            <li key={i}>
-              <code>{p.rule}</code> {p.message}
-            </li>
-          ))}
-        </ul>
-      )}
-      <Field label="Name" help="Renaming updates every reference: connections, plan steps, inject, layout.">
-        <CommitInput
-          value={name}
-          testId="field-name"
-          onCommit={(value) => {
-            const renamed = edit((d) => d.renameRegion(name, value.trim()));
-            if (renamed) onRenamed(value.trim());
-            return renamed;
-          }}
-        />
-      </Field>
+      <InlineProblems problems={problems} />
+      <NameField
+        name={name}
+        help="Renaming updates every reference: connections, plan steps, inject, layout."
+        testId="field-name"
+        edit={edit}
+        rename={(d, value) => d.renameRegion(name, value)}
+        onRenamed={onRenamed}
+      />
       <Field label="Type" help={help.type}>
         <select value={type} data-testid="field-type" onChange={(e) => set('type', e.target.value)}>
           {!REGION_TYPES.includes(type as never) && <option value={type}>{type || '(none)'}</option>}
@@ -79,10 +73,10 @@ export function RegionPanel({ doc, data, name, help, prompts: promptHelp, proble
           <CommitInput multiline value={text('task')} testId="field-task" onCommit={(v) => set('task', v)} />
         </Field>
       )}
-      {LLM_REGION_TYPES.has(type) && (
+      {LLM_CHOOSING_TYPES.has(type) && (
         <Field label="LLM" help={help.llm}>
           <select value={text('llm')} data-testid="field-llm" onChange={(e) => set('llm', e.target.value)}>
-            <option value="">(default)</option>
+            <option value="">{type === 'RouterRegion' ? '(none: rules only)' : '(default)'}</option>
             {[...new Set([...llms, ...(text('llm') ? [text('llm')] : [])])].map((l) => (
               <option key={l} value={l}>
                 {l}
@@ -143,6 +137,53 @@ export function RegionPanel({ doc, data, name, help, prompts: promptHelp, proble
           </Field>
         </>
       )}
+      {type === 'RouterRegion' && (
+        <Field label="Routes" help={help.routes}>
+          <ol className="route-list" data-testid="route-list">
+            {routes.map((route, i) => (
+              <li key={i} className="row">
+                <CommitInput value={route.says} placeholder="regex" testId={`route-says-${i}`} onCommit={(v) => edit((d) => d.setRoute(name, i, { says: v }))} />
+                <span>→</span>
+                <select value={route.to} aria-label="route target" data-testid={`route-to-${i}`} onChange={(e) => edit((d) => d.setRoute(name, i, { to: e.target.value }))}>
+                  {[...new Set([route.to, ...regionNames.filter((r) => r !== name)])].map((r) => (
+                    <option key={r} value={r}>
+                      {r || '(choose)'}
+                    </option>
+                  ))}
+                </select>
+                <button className="small" title="Delete route" onClick={() => edit((d) => d.deleteRoute(name, i))}>
+                  ×
+                </button>
+              </li>
+            ))}
+          </ol>
+          <button data-testid="route-add" onClick={() => edit((d) => d.addRoute(name, '.*', targets[0] ?? ''))}>
+            + Route
+          </button>
+        </Field>
+      )}
+      {type === 'RouterRegion' && (
+        <Field label="Default" help={help.default}>
+          <select value={text('default')} data-testid="field-default" onChange={(e) => set('default', e.target.value)}>
+            <option value="">(none)</option>
+            {[...new Set([...regionNames.filter((r) => r !== name), ...(text('default') ? [text('default')] : [])])].map((r) => (
+              <option key={r} value={r}>
+                {r}
+              </option>
+            ))}
+          </select>
+        </Field>
+      )}
+      {type === 'WorkflowRegion' && (
+        <>
+          <Field label="Workflow" help={help.workflow}>
+            <CommitInput value={text('workflow')} placeholder="other.yaml" testId="field-workflow" onCommit={(v) => set('workflow', v.trim())} />
+          </Field>
+          <Field label="Entry" help={help.entry}>
+            <CommitInput value={text('entry')} placeholder="(default)" testId="field-entry" onCommit={(v) => set('entry', v.trim())} />
+          </Field>
+        </>
+      )}
       {type !== 'ListenerRegion' && (
         <Field label="Connections" help={help.connections}>
           <ul className="connection-list" data-testid="connection-list">
@@ -184,6 +225,16 @@ export function RegionPanel({ doc, data, name, help, prompts: promptHelp, proble
               Connect
             </button>
           </div>
+        </Field>
+      )}
+      {OUTPUT_SCHEMA_TYPES.has(type) && (
+        <Field label="Output schema (JSON)" help={help.output_schema}>
+          <JsonInput value={region.output_schema} testId="field-output-schema" placeholder='{"type": "object", "properties": {...}}' check={jsonSchemaProblem} onCommit={(v) => set('output_schema', v)} />
+        </Field>
+      )}
+      {INPUT_SCHEMA_TYPES.has(type) && (
+        <Field label="Input schema (JSON)" help={help.input_schema}>
+          <JsonInput value={region.input_schema} testId="field-input-schema" placeholder='{"type": "string"}' check={jsonSchemaProblem} onCommit={(v) => set('input_schema', v)} />
         </Field>
       )}
       {LLM_REGION_TYPES.has(type) && (

@@ -10,6 +10,10 @@ const PATHS: Record<string, string> = {
   BroadcastRegion: 'M3 8v4h3l7 4V4L6 8zM15 7c1.5 1 1.5 5 0 6',
   // ear / antenna: concentric arcs
   ListenerRegion: 'M10 11a1 1 0 1 0 0-.01M6.5 13.5a5 5 0 0 1 0-7M13.5 6.5a5 5 0 0 1 0 7M4 16a8.5 8.5 0 0 1 0-12M16 4a8.5 8.5 0 0 1 0 12',
+  // a fork: one way in, two ways out
+  RouterRegion: 'M2 10h6M8 10l8-6M8 10l8 6M13 4h3v3M13 16h3v-3',
+  // a box holding a smaller flow
+  WorkflowRegion: 'M3 3h14v14H3zM6 8h3v4H6zM11 8h3v4h-3zM9 10h2',
 };
 
 export function TypeIcon({ type, size = 14 }: { type: unknown; size?: number }) {

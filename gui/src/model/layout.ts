@@ -21,9 +21,13 @@ const MARGIN = 40;
 export function autoPositions(doc: WorkflowDoc): Record<string, Position> {
   const names = doc.regionNames();
   const column = new Map<string, number>();
-  doc.plan().forEach((layer, li) => {
-    for (const chain of layer.chains) for (const step of chain.steps) if (!column.has(step.region)) column.set(step.region, li);
-  });
+  // A machine's states in order read as one long plan (a region's column: the first layer it acts in).
+  doc
+    .allPlans()
+    .flatMap((plan) => plan.layers())
+    .forEach((layer, li) => {
+      for (const chain of layer.chains) for (const step of chain.steps) if (!column.has(step.region)) column.set(step.region, li);
+    });
   const used = [...new Set(column.values())].sort((a, b) => a - b);
   // Empty layers (or layers that only repeat earlier regions) leave no gap.
   const dense = new Map(used.map((li, i) => [li, i]));

@@ -6,6 +6,8 @@ export const REGION_TYPES = [
   'RAGRegion',
   'BroadcastRegion',
   'ListenerRegion',
+  'RouterRegion',
+  'WorkflowRegion',
 ] as const;
 
 export type RegionType = (typeof REGION_TYPES)[number];
@@ -19,17 +21,34 @@ export const METHODS: Record<RegionType, readonly string[]> = {
   RAGRegion: ['make_replies', 'make_updates', 'request_summaries', ...COMMON],
   BroadcastRegion: ['broadcast', ...COMMON],
   ListenerRegion: ['start', 'stop', ...COMMON],
+  RouterRegion: ['make_replies', ...COMMON],
+  WorkflowRegion: ['make_replies', ...COMMON],
 };
 
 export const LLM_REGION_TYPES: ReadonlySet<string> = new Set(['Region', 'FeedForwardRegion']);
+
+/** Types that take an `llm:` (a router's is optional: it chooses when no rule matches). */
+export const LLM_CHOOSING_TYPES: ReadonlySet<string> = new Set([...LLM_REGION_TYPES, 'RouterRegion']);
+
+/** Types whose replies may be typed by an `output_schema:`. */
+export const OUTPUT_SCHEMA_TYPES: ReadonlySet<string> = LLM_REGION_TYPES;
+
+/** Types that receive requests, so may check them with an `input_schema:`. */
+export const INPUT_SCHEMA_TYPES: ReadonlySet<string> = new Set(['Region', 'FeedForwardRegion', 'RAGRegion', 'BroadcastRegion', 'RouterRegion', 'WorkflowRegion']);
 
 /** Region types that must have a `task`. */
 export const TASK_REQUIRED: ReadonlySet<string> = new Set(['Region', 'FeedForwardRegion', 'RAGRegion']);
 
 /** Keys that only apply to some types; dropped when a region changes to a type without them. */
 export const TYPE_ONLY_KEYS: Record<string, ReadonlySet<string>> = {
-  llm: LLM_REGION_TYPES,
+  llm: LLM_CHOOSING_TYPES,
   prompts: LLM_REGION_TYPES,
+  output_schema: OUTPUT_SCHEMA_TYPES,
+  input_schema: INPUT_SCHEMA_TYPES,
+  routes: new Set(['RouterRegion']),
+  default: new Set(['RouterRegion']),
+  workflow: new Set(['WorkflowRegion']),
+  entry: new Set(['WorkflowRegion']),
   rag: new Set(['RAGRegion']),
   threshold: new Set(['RAGRegion']),
   reply_with_actors: new Set(['RAGRegion']),
@@ -53,6 +72,8 @@ export const TYPE_STYLE: Record<RegionType, { color: string; label: string }> = 
   RAGRegion: { color: '#c2410c', label: 'RAG' },
   BroadcastRegion: { color: '#9333ea', label: 'Broadcast' },
   ListenerRegion: { color: '#6b7280', label: 'Listener' },
+  RouterRegion: { color: '#ca8a04', label: 'Router' },
+  WorkflowRegion: { color: '#be185d', label: 'Sub-workflow' },
 };
 
 export function typeStyle(type: unknown): { color: string; label: string } {

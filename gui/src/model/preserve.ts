@@ -91,6 +91,27 @@ function hasChildBlocks(entry: Entry): boolean {
   return ITEM_LINE.test(own) || opensBlock(entry);
 }
 
+/**
+ * Re-rendered lines with the original's spacing before each trailing comment (`yaml` writes one
+ * space before every `#`; the user may have lined their comments up). A rendered line takes the
+ * spacing of the one original line of the block that ends with the same comment.
+ */
+function keepCommentSpacing(rendered: string[], original: string[] | undefined): string[] {
+  if (!original) return rendered;
+  return rendered.map((line) => {
+    // From the last ` #` back: the trailing comment is the longest suffix an original line has.
+    for (let at = line.lastIndexOf(' #'); at > 0; at = line.lastIndexOf(' #', at - 1)) {
+      const comment = line.slice(at + 1);
+      if (line.slice(0, at).trim() === '') return line; // a comment line of its own
+      const owners = original.filter((o) => o.endsWith(comment) && /\S\s+$/.test(o.slice(0, -comment.length)));
+      if (owners.length !== 1) continue;
+      const spacing = /\s+$/.exec(owners[0].slice(0, -comment.length))![0];
+      return `${line.slice(0, at)}${spacing}${comment}`;
+    }
+    return line;
+  });
+}
+
 function mergeLines(original: string[], before: string[], after: string[]): string[] | null {
   if (same(before, after)) return original;
   const o = split(original);
@@ -110,9 +131,9 @@ function mergeLines(original: string[], before: string[], after: string[]): stri
       out.push(...source.lines);
     } else if (same(old.lines.slice(0, old.own + 1), entry.lines.slice(0, entry.own + 1)) && hasChildBlocks(old) && hasChildBlocks(source)) {
       const nested = mergeLines(source.lines.slice(source.own + 1), old.lines.slice(old.own + 1), entry.lines.slice(entry.own + 1));
-      out.push(...(nested ? [...source.lines.slice(0, source.own + 1), ...nested] : entry.lines));
+      out.push(...(nested ? [...source.lines.slice(0, source.own + 1), ...nested] : keepCommentSpacing(entry.lines, source.lines)));
     } else {
-      out.push(...entry.lines);
+      out.push(...keepCommentSpacing(entry.lines, source.lines));
     }
   }
   out.push(...(same(a.tail, b.tail) ? o.tail : b.tail));

@@ -228,8 +228,9 @@ export class WorkflowDoc {
   }
 
   /**
-   * Rename a region; every reference follows: connections, listener taps, plan steps,
-   * inject `to`/`from`, `delivery.reroute_to`, RAG document actors and the layout entry.
+   * Rename a region; every reference follows: connections, listener taps, plan steps (of
+   * every state), waits, conditions, routes, inject `to`/`from`, `delivery.reroute_to`, RAG
+   * document actors and the layout entry.
    */
   renameRegion(oldName: string, newName: string): void {
     if (oldName === newName) return;
@@ -266,12 +267,20 @@ export class WorkflowDoc {
       }
     }
     renameKey(this.doc.get('layout'), oldName, newName);
+    this.forEachConditionMap((condition) => renameScalarAt(condition, 'region', oldName, newName));
+    for (const plan of this.allPlans()) plan.forEachWait((wait) => renameScalarAt(wait, 'for', oldName, newName));
+    for (const region of mapValues(this.doc.get('regions'))) {
+      if (!isMap(region)) continue;
+      renameScalarAt(region, 'default', oldName, newName);
+      const routes = region.get('routes');
+      if (isSeq(routes)) for (const route of routes.items) if (isMap(route)) renameScalarAt(route, 'to', oldName, newName);
+    }
   }
 
   /**
    * Delete a region with its connections, taps, plan steps (emptied chains go too) and layout
-   * entry. Injections and `delivery.reroute_to` that name it are kept so the problems list
-   * shows them rather than silently dropping what the user wrote.
+   * entry. Injections, `delivery.reroute_to`, waits, conditions and routes that name it are
+   * kept so the problems list shows them rather than silently dropping what the user wrote.
    */
   deleteRegion(name: string): void {
     const regions = this.doc.get('regions');
@@ -348,16 +357,336 @@ export class WorkflowDoc {
     if (isMap(region)) removeFromNameList(region, 'connections', target);
   }
 
-  // ---- plan ------------------------------------------------------------------------------
+  // ---- plans -----------------------------------------------------------------------------
 
-  /** The plan as layers of chains of steps, as the plan editor shows it. */
-  plan(): Array<{ label: string | undefined; chains: Array<{ name: string; steps: StepRef[] }> }> {
-    const plan = this.doc.get('plan');
+  /** The plan of `state` (a state's name), or the top-level `plan:` when `state` is undefined. */
+  planOf(state?: string): PlanEdit {
+    return new PlanEdit(this.doc, state === undefined ? ['plan'] : ['states', state, 'plan']);
+  }
+
+  /** Every plan of the document: the top-level one and each state's. */
+  allPlans(): PlanEdit[] {
+    return [this.planOf(), ...this.stateNames().map((name) => this.planOf(name))];
+  }
+
+  // ---- states (a `states:` machine) -------------------------------------------------------
+
+  /** True when the workflow is a machine of `states:` rather than one `plan:`. */
+  isMachine(): boolean {
+    return this.doc.has('states');
+  }
+
+  stateNames(): string[] {
+    const states = this.doc.get('states');
+    return isMap(states) ? states.items.map((p) => keyOf(p)) : [];
+  }
+
+  /** The states as the views show them, in declaration order. */
+  states(): StateInfo[] {
+    const states = this.toData().states;
+    if (!isRecord(states)) return [];
+    return Object.entries(states).map(([name, raw]) => {
+      const spec = isRecord(raw) ? raw : {};
+      const next = Array.isArray(spec.next) ? spec.next : [];
+      return {
+        name,
+        maxVisits: typeof spec.max_visits === 'number' ? spec.max_visits : undefined,
+        onExhausted: typeof spec.on_exhausted === 'string' ? spec.on_exhausted : undefined,
+        next: next.map((t) => (isRecord(t) ? { to: String(t.to ?? ''), when: t.when ?? undefined } : { to: '' })),
+      };
+    });
+  }
+
+  /** The state the machine starts in: `start:`, else the first state. */
+  startState(): string | undefined {
+    const start = this.doc.get('start');
+    return typeof start === 'string' && start ? start : this.stateNames()[0];
+  }
+
+  /** Turn a plain `plan:` into a machine of one state `name` holding that plan. */
+  useStates(name = 'main'): void {
+    if (this.isMachine()) throw new Error('the workflow already has states');
+    checkStateName(name);
+    const plan = this.doc.get('plan', true) ?? this.doc.createNode([]);
+    const state = new YAMLMap();
+    state.set('plan', plan);
+    const states = new YAMLMap();
+    states.set(name, state);
+    this.doc.set('states', states);
+    this.doc.delete('plan');
+  }
+
+  /** Add a state with one empty layer; returns its name. */
+  addState(name?: string): string {
+    const taken = new Set(this.stateNames());
+    let stateName = name;
+    for (let i = 1; stateName === undefined; i++) if (!taken.has(`state_${i}`)) stateName = `state_${i}`;
+    checkStateName(stateName);
+    if (taken.has(stateName)) throw new Error(`state ${stateName} already exists`);
+    if (!isMap(this.doc.get('states'))) this.doc.set('states', new YAMLMap());
+    (this.doc.get('states') as YAMLMap).set(stateName, new YAMLMap());
+    this.planOf(stateName).addLayer();
+    return stateName;
+  }
+
+  /** Rename a state; `start:`, every transition's `to` and every `on_exhausted` follow. */
+  renameState(oldName: string, newName: string): void {
+    if (oldName === newName) return;
+    checkStateName(newName);
+    const names = this.stateNames();
+    if (!names.includes(oldName)) throw new Error(`no state ${oldName}`);
+    if (names.includes(newName)) throw new Error(`state ${newName} already exists`);
+    renameKey(this.doc.get('states'), oldName, newName);
+    renameScalarAt(this.doc.contents as YAMLMap, 'start', oldName, newName);
+    for (const state of mapValues(this.doc.get('states'))) {
+      if (!isMap(state)) continue;
+      renameScalarAt(state, 'on_exhausted', oldName, newName);
+      const next = state.get('next');
+      if (isSeq(next)) for (const t of next.items) if (isMap(t)) renameScalarAt(t, 'to', oldName, newName);
+    }
+  }
+
+  /**
+   * Delete a state. Transitions to it go too, an `on_exhausted` naming it falls back to the
+   * default (fail) and a `start:` naming it is removed (the first state starts then).
+   */
+  deleteState(name: string): void {
+    const states = this.doc.get('states');
+    if (!isMap(states) || !states.has(name)) throw new Error(`no state ${name}`);
+    states.delete(name);
+    const start = this.doc.get('start');
+    if (start === name) this.doc.delete('start');
+    for (const state of mapValues(states)) {
+      if (!isMap(state)) continue;
+      if (state.get('on_exhausted') === name) state.delete('on_exhausted');
+      const next = state.get('next');
+      if (!isSeq(next)) continue;
+      next.items = next.items.filter((t) => !(isMap(t) && t.get('to') === name));
+      if (next.items.length === 0) state.delete('next');
+    }
+  }
+
+  /** Set (or with `undefined` / '' remove) `max_visits` or `on_exhausted` of a state. */
+  setStateField(name: string, key: 'max_visits' | 'on_exhausted', value: string | number | undefined): void {
+    const state = this.stateMap(name);
+    if (value === undefined || value === '' || (typeof value === 'number' && Number.isNaN(value))) {
+      state.delete(key);
+    } else if (state.has(key)) {
+      setKeepingStyle(this.doc, state, key, value);
+    } else {
+      // A new key goes where the format writes it: max_visits, on_exhausted, plan, next.
+      const later = STATE_KEYS.slice(STATE_KEYS.indexOf(key) + 1);
+      const at = state.items.findIndex((pair) => later.includes(keyOf(pair)));
+      const pair = this.doc.createPair(key, value);
+      if (at < 0) state.items.push(pair);
+      else state.items.splice(at, 0, pair);
+    }
+  }
+
+  /** Make `name` the start state (`start:` is left out when it is the first state anyway). */
+  setStart(name: string): void {
+    if (!this.stateNames().includes(name)) throw new Error(`no state ${name}`);
+    if (this.doc.has('start') || this.stateNames()[0] !== name) setKeepingStyle(this.doc, this.doc.contents as YAMLMap, 'start', name);
+  }
+
+  /** Append a transition (no `when`: always) to a state's `next:`; returns its index. */
+  addTransition(state: string, to: string, when?: unknown): number {
+    const map = this.stateMap(state);
+    if (!isSeq(map.get('next'))) map.set('next', new YAMLSeq());
+    const next = map.get('next') as YAMLSeq;
+    const item = new YAMLMap();
+    if (when !== undefined) item.set('when', flowNode(this.doc, when));
+    item.set('to', to);
+    next.add(item);
+    return next.items.length - 1;
+  }
+
+  setTransitionTarget(state: string, index: number, to: string): void {
+    setKeepingStyle(this.doc, this.transitionMap(state, index), 'to', to);
+  }
+
+  /** Set a transition's condition (`undefined`: always), leaving the rest of the file as it is. */
+  setCondition(state: string, index: number, when: unknown): void {
+    const transition = this.transitionMap(state, index);
+    if (when === undefined) {
+      transition.delete('when');
+      return;
+    }
+    const node = flowNode(this.doc, when);
+    const current = transition.get('when', true);
+    if (isMap(current)) {
+      // Keep the comments written on the condition.
+      node.commentBefore = current.commentBefore;
+      node.comment = current.comment;
+      transition.set('when', node);
+    } else if (transition.has('when')) {
+      transition.set('when', node); // `when:` written empty or as a scalar
+    } else {
+      // `when` reads best before `to`.
+      transition.items.unshift(this.doc.createPair('when', node));
+    }
+  }
+
+  deleteTransition(state: string, index: number): void {
+    const map = this.stateMap(state);
+    const next = map.get('next');
+    if (!isSeq(next)) return;
+    next.items.splice(index, 1);
+    if (next.items.length === 0) map.delete('next');
+  }
+
+  moveTransition(state: string, index: number, delta: number): void {
+    const next = this.stateMap(state).get('next');
+    if (isSeq(next)) moveItem(next.items, index, delta);
+  }
+
+  // ---- a RouterRegion's routes ------------------------------------------------------------
+
+  /** Append a route `{when: {says: REGEX}, to: REGION}` to a router. */
+  addRoute(region: string, says: string, to: string): void {
+    const map = this.doc.getIn(['regions', region]);
+    if (!isMap(map)) throw new Error(`no region ${region}`);
+    if (!isSeq(map.get('routes'))) map.set('routes', new YAMLSeq());
+    const route = this.doc.createNode({ when: { says }, to }) as YAMLMap;
+    route.flow = true;
+    (map.get('routes') as YAMLSeq).add(route);
+  }
+
+  /** Change one route's pattern or target, keeping the rest of the list as written. */
+  setRoute(region: string, index: number, change: { says?: string; to?: string }): void {
+    const route = this.doc.getIn(['regions', region, 'routes', index]);
+    if (!isMap(route)) throw new Error(`${region} has no route ${index + 1}`);
+    if (change.to !== undefined) setKeepingStyle(this.doc, route, 'to', change.to);
+    if (change.says !== undefined) {
+      if (!isMap(route.get('when'))) route.set('when', flowNode(this.doc, {}));
+      setKeepingStyle(this.doc, route.get('when') as YAMLMap, 'says', change.says);
+    }
+  }
+
+  deleteRoute(region: string, index: number): void {
+    const map = this.doc.getIn(['regions', region]);
+    if (!isMap(map)) return;
+    const routes = map.get('routes');
+    if (!isSeq(routes)) return;
+    routes.items.splice(index, 1);
+    if (routes.items.length === 0) map.delete('routes');
+  }
+
+  // ---- layout ----------------------------------------------------------------------------
+
+  positions(): Record<string, Position> {
+    const layout = this.toData().layout;
+    const out: Record<string, Position> = {};
+    if (!isRecord(layout)) return out;
+    for (const [name, pos] of Object.entries(layout)) {
+      if (isRecord(pos) && typeof pos.x === 'number' && typeof pos.y === 'number') {
+        out[name] = { x: pos.x, y: pos.y };
+      }
+    }
+    return out;
+  }
+
+  /** Store a node position in `layout:` (created at the end of the file when absent). */
+  setPosition(name: string, position: Position): void {
+    if (!isMap(this.doc.get('layout'))) this.doc.set('layout', new YAMLMap());
+    const layout = this.doc.get('layout') as YAMLMap;
+    const entry = this.doc.createNode({ x: Math.round(position.x), y: Math.round(position.y) }) as YAMLMap;
+    entry.flow = true;
+    layout.set(name, entry);
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private stateMap(name: string): YAMLMap {
+    const state = this.doc.getIn(['states', name]);
+    if (!isMap(state)) throw new Error(`no state ${name}`);
+    return state;
+  }
+
+  private transitionMap(state: string, index: number): YAMLMap {
+    const transition = this.doc.getIn(['states', state, 'next', index]);
+    if (!isMap(transition)) throw new Error(`state ${state} has no transition ${index + 1}`);
+    return transition;
+  }
+
+  /** Every condition node (`when:` of transitions, nested ones included) and wait item. */
+  private forEachConditionMap(visit: (condition: YAMLMap) => void): void {
+    const walk = (node: unknown): void => {
+      if (!isMap(node)) return;
+      visit(node);
+      for (const key of ['all', 'any']) {
+        const list = node.get(key);
+        if (isSeq(list)) list.items.forEach(walk);
+      }
+      walk(node.get('not'));
+    };
+    for (const state of mapValues(this.doc.get('states'))) {
+      if (!isMap(state)) continue;
+      const next = state.get('next');
+      if (isSeq(next)) for (const t of next.items) if (isMap(t)) walk(t.get('when'));
+    }
+  }
+
+  private forEachChain(visit: (chains: YAMLMap, chainKey: unknown, steps: YAMLSeq) => void): void {
+    for (const plan of this.allPlans()) plan.forEachChain(visit);
+  }
+
+  /** Visit the scalar holding `Region.method` of every step, in either written form. */
+  private forEachStepScalar(visit: (scalar: Scalar) => void): void {
+    this.forEachChain((_chains, _key, steps) => {
+      for (const item of steps.items) {
+        if (isScalar(item)) visit(item);
+        else if (isMap(item)) {
+          const step = item.get('step', true);
+          if (isScalar(step)) visit(step);
+        }
+      }
+    });
+  }
+}
+
+/** A plan layer as the plan editor shows it: chains of steps, or a wait for a person. */
+export interface PlanLayer {
+  label: string | undefined;
+  chains: Array<{ name: string; steps: StepRef[] }>;
+  /** Set for a `- wait: {for: REGION, prompt: TEXT}` item (which has no chains). */
+  wait?: { region: string; prompt: string };
+}
+
+/** A state of a machine, as the views show it (its plan: `WorkflowDoc.planOf(name)`). */
+export interface StateInfo {
+  name: string;
+  maxVisits: number | undefined;
+  onExhausted: string | undefined;
+  /** The `next:` entries in order; `when` undefined: always. */
+  next: Array<{ to: string; when?: unknown }>;
+}
+
+/** The transition target that finishes the run (not a state name). */
+export const END = 'end';
+
+/** The keys of a state, in the order the format writes them. */
+const STATE_KEYS = ['max_visits', 'on_exhausted', 'plan', 'next'];
+
+/**
+ * One plan of the document (the top-level `plan:` or a state's), edited in place: layers as
+ * rows, chains as lanes, steps as `Region.method` items, and `wait:` items.
+ */
+export class PlanEdit {
+  constructor(
+    private readonly doc: Document,
+    /** Where the plan's list is: `['plan']` or `['states', NAME, 'plan']`. */
+    readonly path: readonly PathKey[],
+  ) {}
+
+  layers(): PlanLayer[] {
+    const plan = this.doc.getIn(this.path);
     if (!isSeq(plan)) return [];
     return plan.items.map((layer) => {
       if (!isMap(layer)) return { label: undefined, chains: [] };
       const label = layer.get('layer');
       const chains = layer.get('chains');
+      const wait = layer.get('wait');
       return {
         label: label === undefined || label === null ? undefined : String(label),
         chains: isMap(chains)
@@ -368,29 +697,45 @@ export class WorkflowDoc {
                 : [],
             }))
           : [],
+        ...(isMap(wait) ? { wait: { region: String(wait.get('for') ?? ''), prompt: String(wait.get('prompt') ?? '') } } : {}),
       };
     });
   }
 
   addLayer(label?: string): number {
-    if (!isSeq(this.doc.get('plan'))) this.doc.set('plan', this.doc.createNode([]));
-    const plan = this.doc.get('plan') as YAMLSeq;
     const chains = this.doc.createNode({ main: [] }) as YAMLMap;
     (chains.get('main') as YAMLSeq).flow = true;
     const layer = new YAMLMap();
     if (label) layer.set('layer', label);
     layer.set('chains', chains);
-    plan.add(layer);
-    return plan.items.length - 1;
+    return this.append(layer);
+  }
+
+  /** Append `- wait: {for: REGION, prompt: TEXT}`; returns its index. */
+  addWait(region: string, prompt: string): number {
+    const layer = new YAMLMap();
+    layer.set('wait', flowNode(this.doc, { for: region, prompt }));
+    return this.append(layer);
+  }
+
+  /** Change what a wait item waits for, or its prompt. */
+  setWait(index: number, change: { region?: string; prompt?: string }): void {
+    const wait = this.layerMap(index).get('wait');
+    if (!isMap(wait)) throw new Error(`layer ${index + 1} is not a wait`);
+    if (change.region !== undefined) setKeepingStyle(this.doc, wait, 'for', change.region);
+    if (change.prompt !== undefined) {
+      if (change.prompt) setKeepingStyle(this.doc, wait, 'prompt', change.prompt);
+      else wait.delete('prompt');
+    }
   }
 
   deleteLayer(index: number): void {
-    const plan = this.doc.get('plan');
+    const plan = this.doc.getIn(this.path);
     if (isSeq(plan)) plan.items.splice(index, 1);
   }
 
   moveLayer(index: number, delta: number): void {
-    const plan = this.doc.get('plan');
+    const plan = this.doc.getIn(this.path);
     if (isSeq(plan)) moveItem(plan.items, index, delta);
   }
 
@@ -431,45 +776,8 @@ export class WorkflowDoc {
     moveItem(this.chainSeq(layerIndex, chain).items, index, delta);
   }
 
-  // ---- layout ----------------------------------------------------------------------------
-
-  positions(): Record<string, Position> {
-    const layout = this.toData().layout;
-    const out: Record<string, Position> = {};
-    if (!isRecord(layout)) return out;
-    for (const [name, pos] of Object.entries(layout)) {
-      if (isRecord(pos) && typeof pos.x === 'number' && typeof pos.y === 'number') {
-        out[name] = { x: pos.x, y: pos.y };
-      }
-    }
-    return out;
-  }
-
-  /** Store a node position in `layout:` (created at the end of the file when absent). */
-  setPosition(name: string, position: Position): void {
-    if (!isMap(this.doc.get('layout'))) this.doc.set('layout', new YAMLMap());
-    const layout = this.doc.get('layout') as YAMLMap;
-    const entry = this.doc.createNode({ x: Math.round(position.x), y: Math.round(position.y) }) as YAMLMap;
-    entry.flow = true;
-    layout.set(name, entry);
-  }
-
-  // ---- internals -------------------------------------------------------------------------
-
-  private layerMap(index: number): YAMLMap {
-    const layer = this.doc.getIn(['plan', index]);
-    if (!isMap(layer)) throw new Error(`no plan layer ${index + 1}`);
-    return layer;
-  }
-
-  private chainSeq(layerIndex: number, chain: string): YAMLSeq {
-    const steps = this.doc.getIn(['plan', layerIndex, 'chains', chain]);
-    if (!isSeq(steps)) throw new Error(`no chain ${chain} in layer ${layerIndex + 1}`);
-    return steps;
-  }
-
-  private forEachChain(visit: (chains: YAMLMap, chainKey: unknown, steps: YAMLSeq) => void): void {
-    const plan = this.doc.get('plan');
+  forEachChain(visit: (chains: YAMLMap, chainKey: unknown, steps: YAMLSeq) => void): void {
+    const plan = this.doc.getIn(this.path);
     if (!isSeq(plan)) return;
     for (const layer of plan.items) {
       if (!isMap(layer)) continue;
@@ -481,17 +789,33 @@ export class WorkflowDoc {
     }
   }
 
-  /** Visit the scalar holding `Region.method` of every step, in either written form. */
-  private forEachStepScalar(visit: (scalar: Scalar) => void): void {
-    this.forEachChain((_chains, _key, steps) => {
-      for (const item of steps.items) {
-        if (isScalar(item)) visit(item);
-        else if (isMap(item)) {
-          const step = item.get('step', true);
-          if (isScalar(step)) visit(step);
-        }
-      }
-    });
+  /** Visit the `{for, prompt}` mapping of every wait item. */
+  forEachWait(visit: (wait: YAMLMap) => void): void {
+    const plan = this.doc.getIn(this.path);
+    if (!isSeq(plan)) return;
+    for (const layer of plan.items) {
+      const wait = isMap(layer) ? layer.get('wait') : undefined;
+      if (isMap(wait)) visit(wait);
+    }
+  }
+
+  private append(layer: YAMLMap): number {
+    if (!isSeq(this.doc.getIn(this.path))) this.doc.setIn(this.path, new YAMLSeq());
+    const plan = this.doc.getIn(this.path) as YAMLSeq;
+    plan.add(layer);
+    return plan.items.length - 1;
+  }
+
+  private layerMap(index: number): YAMLMap {
+    const layer = this.doc.getIn([...this.path, index]);
+    if (!isMap(layer)) throw new Error(`no plan layer ${index + 1}`);
+    return layer;
+  }
+
+  private chainSeq(layerIndex: number, chain: string): YAMLSeq {
+    const steps = this.doc.getIn([...this.path, layerIndex, 'chains', chain]);
+    if (!isSeq(steps)) throw new Error(`no chain ${chain} in layer ${layerIndex + 1}`);
+    return steps;
   }
 }
 
@@ -576,9 +900,22 @@ function setKeepingStyle(doc: Document, map: YAMLMap, key: string, value: unknow
   }
   const node = doc.createNode(value);
   if (isScalar(node) && typeof value === 'string' && value.includes('\n')) node.type = Scalar.BLOCK_LITERAL;
-  if ((isSeq(node) || isMap(node)) && isSeq(current)) node.flow = current.flow;
+  if ((isSeq(node) || isMap(node)) && (isSeq(current) || isMap(current))) node.flow = current.flow;
   else if (isSeq(node)) node.flow = true;
   map.set(key, node);
+}
+
+/** A state name must be a plain name and not `end` (the transition target that ends the run). */
+function checkStateName(name: string): void {
+  if (!REGION_NAME.test(name)) throw new Error(`"${name}" is not a valid state name`);
+  if (name === END) throw new Error('`end` finishes the run; it cannot name a state');
+}
+
+/** A mapping or list written in flow style (`{region: Critic, says: APPROVED}`). */
+function flowNode(doc: Document, value: unknown): YAMLMap {
+  const node = doc.createNode(value);
+  if (isMap(node) || isSeq(node)) node.flow = true;
+  return node as YAMLMap;
 }
 
 function moveItem<T>(items: T[], index: number, delta: number): void {

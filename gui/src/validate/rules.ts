@@ -5,6 +5,7 @@
  */
 import { LLM_REGION_TYPES, methodsOf } from '../model/methods';
 import { isRecord, parseStep, type PathKey } from '../model/workflowDoc';
+import { conditions, MACHINE_RULE_SEVERITY, machineRuleProblems } from './machineRules';
 import { regionOfPath, type Problem } from './problem';
 
 export const SUPPORTED_VERSIONS = [1];
@@ -34,6 +35,7 @@ export const RULE_SEVERITY = {
   'credentials-over-http': 'warning',
   'self-connection': 'warning',
   'unreachable-replies': 'warning',
+  ...MACHINE_RULE_SEVERITY,
 } as const;
 
 export type RuleId = keyof typeof RULE_SEVERITY;
@@ -86,25 +88,51 @@ interface StepAt {
   region: string;
   method: string;
   path: PathKey[];
-  layer: number;
+  /** The layer, unique across the workflow's plans (`plan/0`, `states/review/plan/1`). */
+  layer: string;
+  /** The layer in words: `layer 1`, `layer 2 of state review`. */
+  layerName: string;
   chain: string;
+}
+
+interface PlanAt {
+  path: PathKey[];
+  items: unknown[];
+  /** The state owning the plan (undefined: the workflow's `plan:`). */
+  state?: string;
+}
+
+/** The workflow's plans: the plan of each state of a `states:` machine, else `plan:`. */
+function plans(data: Record<string, unknown>): PlanAt[] {
+  if ('states' in data) {
+    return entries(data.states)
+      .filter(([, spec]) => Array.isArray(spec.plan))
+      .map(([state, spec]) => ({ path: ['states', state, 'plan'], items: spec.plan as unknown[], state }));
+  }
+  return Array.isArray(data.plan) ? [{ path: ['plan'], items: data.plan }] : [];
+}
+
+function layerName(plan: PlanAt, li: number): string {
+  return plan.state === undefined ? `layer ${li + 1}` : `layer ${li + 1} of state ${plan.state}`;
 }
 
 function steps(data: Record<string, unknown>): StepAt[] {
   const out: StepAt[] = [];
-  if (!Array.isArray(data.plan)) return out;
-  data.plan.forEach((layer, li) => {
-    if (!isRecord(layer)) return;
-    for (const [chain, list] of Object.entries(isRecord(layer.chains) ? layer.chains : {})) {
-      if (!Array.isArray(list)) continue;
-      list.forEach((item, si) => {
-        const text = typeof item === 'string' ? item : isRecord(item) && typeof item.step === 'string' ? item.step : undefined;
-        const ref = text === undefined ? undefined : parseStep(text);
-        const path: PathKey[] = typeof item === 'string' ? ['plan', li, 'chains', chain, si] : ['plan', li, 'chains', chain, si, 'step'];
-        if (ref) out.push({ ...ref, path, layer: li, chain });
-      });
-    }
-  });
+  for (const plan of plans(data)) {
+    plan.items.forEach((layer, li) => {
+      if (!isRecord(layer)) return;
+      for (const [chain, list] of Object.entries(isRecord(layer.chains) ? layer.chains : {})) {
+        if (!Array.isArray(list)) continue;
+        list.forEach((item, si) => {
+          const text = typeof item === 'string' ? item : isRecord(item) && typeof item.step === 'string' ? item.step : undefined;
+          const ref = text === undefined ? undefined : parseStep(text);
+          const at: PathKey[] = [...plan.path, li, 'chains', chain, si];
+          const path = typeof item === 'string' ? at : [...at, 'step'];
+          if (ref) out.push({ ...ref, path, layer: [...plan.path, li].join('/'), layerName: layerName(plan, li), chain });
+        });
+      }
+    });
+  }
   return out;
 }
 
@@ -168,13 +196,13 @@ function crossChainMessages(
   report: (rule: RuleId, path: PathKey[], message: string, region?: string) => void,
 ): void {
   const connected = new Map(regions.map(([name, r]) => [name, new Set(namesOf(r.connections))]));
-  const layers = new Map<number, Map<string, StepAt[]>>();
+  const layers = new Map<string, Map<string, StepAt[]>>();
   for (const step of all) {
     const byRegion = layers.get(step.layer) ?? new Map<string, StepAt[]>();
     layers.set(step.layer, byRegion);
     byRegion.set(step.region, [...(byRegion.get(step.region) ?? []), step]);
   }
-  for (const [layer, byRegion] of layers) {
+  for (const byRegion of layers.values()) {
     const chainOf = new Map<string, string>();
     for (const [region, list] of byRegion) {
       if (new Set(list.map((s) => s.chain)).size === 1) chainOf.set(region, list[0].chain);
@@ -190,7 +218,7 @@ function crossChainMessages(
         const reader = byRegion.get(target)!.find((s) => (READS[s.method] ?? []).some((r) => posted.has(r)));
         if (reader === undefined) continue;
         reported.add(pair);
-        report('cross-chain-message', reader.path, `${reader.region}.${reader.method} reads what ${sender} (chain ${chain}) may send it, but runs in chain ${other} of layer ${layer + 1}: it sees those messages only from the next layer`, reader.region);
+        report('cross-chain-message', reader.path, `${reader.region}.${reader.method} reads what ${sender} (chain ${chain}) may send it, but runs in chain ${other} of ${reader.layerName}: it sees those messages only from the next layer`, reader.region);
       }
     }
   }
@@ -274,20 +302,29 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
     if (overlap >= chunk) report('overlap-too-large', ['rags', name, 'overlap'], `store ${name}: overlap ${overlap} must be smaller than chunk_size ${chunk}`);
   }
 
-  // Plan: structure, labels, steps.
-  if (Array.isArray(data.plan)) {
-    if (data.plan.length === 0) report('empty-plan', ['plan'], 'the plan has no layers');
-    const labels = new Map<string, number>();
-    data.plan.forEach((layer, li) => {
+  // Plans (the workflow's, or each state's): structure, labels, steps. Labels name layers
+  // across the whole workflow (a machine's states' layers run as one list): a layer without a
+  // label is layer-<index in the workflow>, a wait wait-<region>.
+  const labels = new Map<string, { explicit: boolean; where: PathKey[]; name: string }>();
+  let position = 0;
+  for (const plan of plans(data)) {
+    if (plan.items.length === 0) report('empty-plan', plan.path, plan.state === undefined ? 'the plan has no layers' : `state ${plan.state} has no layers`);
+    plan.items.forEach((layer, li) => {
+      const index = position++;
       if (!isRecord(layer)) return;
-      if (typeof layer.layer === 'string') {
-        if (labels.has(layer.layer)) report('duplicate-layer-label', ['plan', li, 'layer'], `layer label ${layer.layer} is also used by layer ${labels.get(layer.layer)! + 1}`);
-        else labels.set(layer.layer, li);
+      const explicit = typeof layer.layer === 'string';
+      const isWait = 'wait' in layer;
+      const label = explicit ? (layer.layer as string) : isWait ? `wait-${String(isRecord(layer.wait) ? layer.wait.for : undefined)}` : `layer-${index}`;
+      const first = labels.get(label);
+      if (first === undefined) labels.set(label, { explicit, where: [...plan.path, li], name: layerName(plan, li) });
+      else if (explicit || first.explicit || isWait) {
+        const at = explicit ? [...plan.path, li, 'layer'] : first.explicit ? [...first.where, 'layer'] : [...plan.path, li, 'wait'];
+        report('duplicate-layer-label', at, `layer label ${label} is used by ${first.name} and ${layerName(plan, li)}`);
       }
       const chains = isRecord(layer.chains) ? layer.chains : undefined;
-      if (chains && Object.keys(chains).length === 0) report('empty-layer', ['plan', li, 'chains'], `layer ${li + 1} has no chains`);
+      if (chains && Object.keys(chains).length === 0) report('empty-layer', [...plan.path, li, 'chains'], `${layerName(plan, li)} has no chains`);
       for (const [chain, list] of Object.entries(chains ?? {})) {
-        if (Array.isArray(list) && list.length === 0) report('empty-chain', ['plan', li, 'chains', chain], `chain ${chain} of layer ${li + 1} has no steps`);
+        if (Array.isArray(list) && list.length === 0) report('empty-chain', [...plan.path, li, 'chains', chain], `chain ${chain} of ${layerName(plan, li)} has no steps`);
       }
     });
   }
@@ -310,7 +347,7 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
     if (first === undefined) chainOf.set(key, step.chain);
     else if (first !== step.chain && !twoChains.has(key)) {
       twoChains.add(key);
-      report('region-in-two-chains', step.path, `${step.region} is in chains ${first} and ${step.chain} of layer ${step.layer + 1}; chains run concurrently`, step.region);
+      report('region-in-two-chains', step.path, `${step.region} is in chains ${first} and ${step.chain} of ${step.layerName}; chains run concurrently`, step.region);
     }
   }
 
@@ -334,6 +371,29 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
     }
   }
 
+  // A machine: waits (a person's message goes to the region), conditions and routes name regions.
+  for (const plan of plans(data)) {
+    plan.items.forEach((layer, li) => {
+      const wait = isRecord(layer) && isRecord(layer.wait) ? layer.wait : undefined;
+      if (wait === undefined || wait.for === undefined) return;
+      injected.add(String(wait.for));
+      if (!isRegion(wait.for)) report('unknown-region', [...plan.path, li, 'wait', 'for'], `${layerName(plan, li)} waits for a message to ${String(wait.for)}, which is not a region`);
+    });
+  }
+  for (const [condition, path] of conditions(data)) {
+    if (typeof condition.region === 'string' && !isRegion(condition.region)) {
+      report('unknown-region', [...path, 'region'], `a condition tests ${condition.region}, which is not a region`);
+    }
+  }
+  for (const [name, region] of regions) {
+    if (region.type !== 'RouterRegion') continue;
+    (Array.isArray(region.routes) ? region.routes : []).forEach((route, ri) => {
+      if (isRecord(route) && route.to !== undefined && !isRegion(route.to)) report('unknown-region', ['regions', name, 'routes', ri, 'to'], `${name} routes to ${String(route.to)}, which is not a region`);
+    });
+    if (region.default !== undefined && !isRegion(region.default)) report('unknown-region', ['regions', name, 'default'], `${name}'s default route ${String(region.default)} is not a region`);
+  }
+
+  machineRuleProblems(data, report);
   crossChainMessages(steps(data), regions, report);
   endpointSafety(data, report);
 

@@ -106,3 +106,9 @@ export function schemaProblems(data: unknown): Problem[] {
   const unknown = new Set(out.filter((p) => p.rule === 'unknown-key').map((p) => p.path.join('\0')));
   return out.filter((p) => p.rule !== 'key-not-for-type' || !unknown.has(p.path.join('\0')));
 }
+
+/** Why `value` is not a JSON Schema (checked against the 2020-12 meta-schema), or null. */
+export function jsonSchemaProblem(value: unknown): string | null {
+  if (ajv.validateSchema(value as object) === true) return null;
+  return `not a JSON Schema: ${ajv.errorsText(ajv.errors, { dataVar: 'schema' })}`;
+}

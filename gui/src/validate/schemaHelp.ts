@@ -14,7 +14,9 @@ function resolve(root: Schema, node: Schema | undefined): Schema | undefined {
   if (typeof ref !== 'string' || !ref.startsWith('#/')) return node;
   let target: unknown = root;
   for (const part of ref.slice(2).split('/')) target = asSchema(target)?.[part.replace(/~1/g, '/').replace(/~0/g, '~')];
-  return asSchema(target);
+  const resolved = asSchema(target);
+  // A description beside the `$ref` says what this use of the definition is for.
+  return resolved && typeof node?.description === 'string' ? { ...resolved, description: node.description } : resolved;
 }
 
 /** Every `properties` entry reachable from `node` through refs and combinators. */
