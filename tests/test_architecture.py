@@ -26,13 +26,14 @@ ALLOWED: dict[str, frozenset[str]] = {
         "__main__": {"cli"},
         "cli": {
             "runs", "view", "workflow", "model", "engine", "llm", "rag", "http", "exit_codes",
-            "private_files", "gui_server", "interop", "text", "tools",
+            "private_files", "gui_server", "interop", "text", "tools", "distributed",
         },
         "gui_server": {
             "runs", "view", "workflow", "model", "engine", "exit_codes", "interop", "text",
         },
         "runs": {
             "build", "engine", "model", "workflow", "llm", "exit_codes", "private_files", "text",
+            "distributed", "http",
         },
         "build": {"engine", "llm", "rag", "model", "workflow", "tools"},  # workflow: sub-workflows
         "http": {"text"},  # serves the LLM and embedder backends, knows neither
@@ -45,7 +46,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "tools": {"model", "rag"},  # tool kinds; a RAG store only through rag.base
         # steps as jobs: the worker verifies and builds workflows, the runner plugs into the
         # executor (the NATS transport comes on top)
-        "distributed": {"engine", "llm", "build", "workflow", "model"},
+        "distributed": {"engine", "llm", "build", "workflow", "model", "http"},
         "model": {"text"},
         "text": set(),  # words for people (plurals, did-you-mean): a leaf every layer may use
         "exit_codes": set(),

@@ -27,6 +27,7 @@ from regions_cli.distributed.jetstream import (
 )
 from regions_cli.distributed.remote import EventDecoder, RemoteSteps
 from regions_cli.engine.executor import Engine
+from regions_cli.http.settings import strip_userinfo
 
 #: Seconds to wait for workers to answer before a run is refused.
 WORKER_WAIT = 10.0
@@ -85,9 +86,10 @@ async def coordinate(
         except TransportError as exc:
             labels = str(exc).removeprefix("no worker with labels ").removeprefix("no worker")
             flags = "".join(f" --label {label}" for label in labels.split("+") if label)
+            shown = strip_userinfo(url)
             raise TransportError(
-                f"{exc} on {url} within {wait:g} s: start one with "
-                f"`regions worker --nats {url}{flags}`"
+                f"{exc} on {shown} within {wait:g} s: start one with "
+                f"`regions worker --nats {shown}{flags}`"
             ) from None
         engine.steps = RemoteSteps(
             dispatcher.dispatch,

@@ -41,6 +41,7 @@ from nats.js.errors import NotFoundError
 from regions_cli.distributed.jobs import Job, JobResult
 from regions_cli.distributed.worker import Worker
 from regions_cli.engine.events import Event
+from regions_cli.http.settings import strip_userinfo
 
 STREAM = "REGIONS_JOBS"
 PING = "regions.workers.ping"
@@ -138,7 +139,8 @@ async def connect(settings: NatsSettings, *, name: str) -> Client:
         )
     except Exception as exc:
         reason = failure[-1] if failure else (str(exc) or type(exc).__name__)
-        raise TransportError(f"cannot connect to NATS at {settings.url}: {reason}") from None
+        where = strip_userinfo(settings.url)
+        raise TransportError(f"cannot connect to NATS at {where}: {reason}") from None
     # From now on, wait out a server restart (the options the client reads when it drops).
     client.options["allow_reconnect"] = True
     client.options["max_reconnect_attempts"] = -1
@@ -238,8 +240,8 @@ class Dispatcher:
         finally:
             for subscription in subscriptions:
                 await subscription.unsubscribe()
-        missing = sorted(set(needed) - covered)
-        if missing:
+        missing = sorted(set(needed) - covered, key=lambda key: (key == "any", key))
+        if missing:  # the labelled ones first: a worker with them serves "any" too
             what = "no worker" if missing == ["any"] else f"no worker with labels {missing[0]}"
             raise TransportError(what)
 

@@ -942,10 +942,13 @@ _SECRET_KEYS = frozenset({"api_key", "base_url", "headers"})
 def variable_outside_secrets(ctx: Context) -> Iterator[Finding]:
     """A workflow is code: ``${VAR}`` can pull any environment variable into a prompt, and from
     there to the model's server, the run file and ``--json``. Where secrets belong (an entry's
-    api_key, base_url, headers) that is the point; elsewhere the variable must be declared."""
+    api_key, base_url, headers; the NATS transport's url) that is the point; elsewhere the
+    variable must be declared."""
     declared = {name for name in _list(ctx.data.get("env")) if isinstance(name, str)}
     for path, name, offset in ctx.doc.variables:
         if len(path) >= 3 and path[0] in ("llms", "embedders") and path[2] in _SECRET_KEYS:
+            continue
+        if tuple(path[:2]) == ("transport", "url"):  # the server's address: from the environment
             continue
         if name in declared:
             continue
