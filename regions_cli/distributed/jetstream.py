@@ -246,9 +246,13 @@ class Dispatcher:
             raise TransportError(what)
 
     async def aclose(self) -> None:
+        """Stop listening, and take this coordinator's jobs no worker has taken yet out of the
+        queue (a job still running ends with its worker; its result goes nowhere)."""
         if self._subscription is not None:
             with contextlib.suppress(Exception):
                 await self._subscription.unsubscribe()
+        with contextlib.suppress(Exception):
+            await self.client.jetstream().purge_stream(STREAM, subject=f"regions.jobs.*.{self.run}")
         for future, _ in self._waiting.values():
             future.cancel()
 
