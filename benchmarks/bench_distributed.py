@@ -33,9 +33,7 @@ from regions_cli.distributed.coordinator import coordinate  # noqa: E402
 from regions_cli.distributed.jetstream import NatsSettings, connect  # noqa: E402
 from regions_cli.engine.events import EventBus  # noqa: E402
 from regions_cli.runs.codec import event_from_json  # noqa: E402
-from regions_cli.runs.resume import canonical_text  # noqa: E402
 from regions_cli.workflow.api import load  # noqa: E402
-from regions_cli.workflow.load import load_file  # noqa: E402
 
 BURN = "import time\nend = time.process_time() + 0.25\nwhile time.process_time() < end:\n    pass\nprint('burnt')\n"  # noqa: E501
 
@@ -80,7 +78,7 @@ async def _timed_run(path: Path, url: str | None, workers: int) -> float:
     coordinator = None
     if url is not None:
         coordinator = await coordinate(
-            engine, url, workflow_text=canonical_text(load_file(path).raw or {}),
+            engine, url, workflow_text=path.read_text(encoding="utf-8"),
             base_dir=path.parent, decode=event_from_json, workers=workers, wait=60,
         )  # fmt: skip
     try:

@@ -28,7 +28,7 @@ import json
 import os
 import re
 import ssl
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -305,19 +305,26 @@ async def serve(
         ready.set()
 
     async def take(subscription: Any) -> None:
+        # Each consumer is asked without holding a slot (a worker with labels long-polls
+        # several at once); a job taken waits for a free slot while its lease is renewed.
         while True:
-            async with slots:
-                try:  # a long poll: the server answers as soon as a job is there
-                    messages = await subscription.fetch(1, timeout=30)
-                except TimeoutError:
-                    continue
-                except nats.errors.ConnectionClosedError:
-                    return
-                except nats.errors.Error:  # the server went away: the client reconnects
-                    await asyncio.sleep(RETRY_SECONDS)  # a back-off, not a wait for work
-                    continue
-                for message in messages:
-                    await _run_one(client, worker, message, ack_wait, ran)
+            try:  # a long poll: the server answers as soon as a job is there
+                messages = await subscription.fetch(1, timeout=30)
+            except TimeoutError:
+                continue
+            except nats.errors.ConnectionClosedError:
+                return
+            except nats.errors.Error:  # the server went away: the client reconnects
+                await asyncio.sleep(RETRY_SECONDS)  # a back-off, not a wait for work
+                continue
+            for message in messages:
+                async with _leased(message, ack_wait):
+                    await slots.acquire()
+                try:
+                    async with _leased(message, ack_wait):
+                        await _run_one(client, worker, message, ran)
+                finally:
+                    slots.release()
 
     async with asyncio.TaskGroup() as group:
         for subscription in subscriptions:
@@ -325,11 +332,28 @@ async def serve(
                 group.create_task(take(subscription))
 
 
+@contextlib.asynccontextmanager
+async def _leased(message: Msg, ack_wait: float) -> AsyncIterator[None]:
+    """While inside, tell the server every third of the ack wait that the job is alive (a lease
+    renewal, not a poll): a job waiting for a slot or running is not given to another worker."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(ack_wait / 3)
+            with contextlib.suppress(Exception):
+                await message.in_progress()
+
+    renewing = asyncio.ensure_future(renew())
+    try:
+        yield
+    finally:
+        renewing.cancel()
+
+
 async def _run_one(
     client: Client,
     worker: Worker,
     message: Msg,
-    ack_wait: float,
     ran: Callable[[Job, JobResult], None] | None,
 ) -> None:
     reply = (message.headers or {}).get("Regions-Reply")
@@ -350,17 +374,7 @@ async def _run_one(
             sending.add(sent)
             sent.add_done_callback(sending.discard)
 
-    async def still_working() -> None:
-        while True:  # tells the server a long step is alive (not a poll: a lease renewal)
-            await asyncio.sleep(ack_wait / 3)
-            with contextlib.suppress(Exception):
-                await message.in_progress()
-
-    keeper = asyncio.ensure_future(still_working())
-    try:
-        result = await worker.execute(job, live)
-    finally:
-        keeper.cancel()
+    result = await worker.execute(job, live)
     if reply:  # buffered by the client while it reconnects
         payload = {"id": job.id, "kind": "result", "result": json.loads(result.to_bytes())}
         await client.publish(reply, json.dumps(payload).encode())

@@ -18,7 +18,7 @@ class Job:
 
     id: str
     workflow_hash: str
-    workflow: str  # the canonical JSON text of the workflow document, ``${VAR}`` unresolved
+    workflow: str  # the workflow file as written (``${VAR}`` unresolved; key order kept)
     base_dir: str  # where the workflow's relative paths point (a path the worker can read)
     region: str
     method: str

@@ -30,7 +30,7 @@ EventDecoder = Callable[[dict[str, object]], Event | None]
 
 
 class RemoteSteps:
-    """Runs every step through `dispatch` (run `run_id` of the workflow whose canonical text
+    """Runs every step through `dispatch` (run `run_id` of the workflow whose text as written
     is `workflow`, relative paths against `base_dir`)."""
 
     def __init__(

@@ -1,11 +1,12 @@
 """The worker side: run one `Job` and say what it did.
 
-A worker builds each workflow once (per hash), from the job's canonical text, after verifying
-it as `regions verify` would: a job whose workflow does not verify, whose text does not match
-its hash, or that names a region the workflow lacks is refused with the reason, and its step
-fails. Models, embedders and stores are built from the worker's own environment (``${VAR}``
-and secrets resolve here; none travel in the job). Each job gets a fresh region object with
-the job's state: the worker keeps nothing of a run between jobs.
+A worker builds each workflow once (per hash), from the job's text (the file as written: the
+order of a mapping means something), after verifying it as `regions verify` would: a job whose
+workflow does not verify, whose text does not match its hash, or that names a region the
+workflow lacks is refused with the reason, and its step fails. Models, embedders and stores
+are built from the worker's own environment (``${VAR}`` and secrets resolve here; none travel
+in the job). Each job gets a fresh region object with the job's state: the worker keeps
+nothing of a run between jobs.
 """
 
 from __future__ import annotations

@@ -279,7 +279,7 @@ class Run:
             self._coordinator = await coordinate(
                 engine,
                 self.transport,
-                workflow_text=self.record.canonical,
+                workflow_text=self.record.text,  # as written: a mapping's order is meaningful
                 base_dir=self.workflow.base_dir,
                 decode=event_from_json,
                 placement={n: r.placement for n, r in self.workflow.regions.items() if r.placement},

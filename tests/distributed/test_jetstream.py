@@ -26,9 +26,7 @@ from regions_cli.distributed.remote import RemoteSteps
 from regions_cli.distributed.worker import Worker
 from regions_cli.engine.events import Event, EventBus
 from regions_cli.runs.codec import event_from_json
-from regions_cli.runs.resume import canonical_text
 from regions_cli.workflow.api import load
-from regions_cli.workflow.load import load_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "journal" / "fixtures"
 
@@ -93,7 +91,7 @@ async def run(
         engine.steps = RemoteSteps(
             dispatcher.dispatch,
             run_id=run_id,
-            workflow=canonical_text(load_file(path).raw or {}),
+            workflow=path.read_text(encoding="utf-8"),
             base_dir=path.parent,
             decode=event_from_json,
             placement=placement,

@@ -1,5 +1,5 @@
 """Steps as jobs: a run whose every step goes through the job codec to a `Worker` (which
-builds the workflow from its canonical text, keeps nothing between jobs and returns the
+builds the workflow from its text, keeps nothing between jobs and returns the
 region's new state) gives the same transcript as the run in one process."""
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from regions_cli.distributed.remote import RemoteSteps
 from regions_cli.distributed.worker import Worker
 from regions_cli.engine.events import Event, EventBus
 from regions_cli.runs.codec import event_from_json
-from regions_cli.runs.resume import canonical_text
 from regions_cli.workflow.api import load
-from regions_cli.workflow.load import load_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "journal" / "fixtures"
 NAMES = ["ask_answer", "fanout", "loop"]
@@ -42,7 +40,7 @@ async def run(path: Path, workers: list[Worker] | None) -> tuple[Any, list[Event
     engine = await build_engine_async(loaded.workflow, bus)
     jobs: list[Job] = []
     if workers is not None:
-        text = canonical_text(load_file(path).raw or {})
+        text = path.read_text(encoding="utf-8")
         turn = iter(range(10**6))
 
         async def dispatch(job: Job, labels: Any, live: Any) -> JobResult:
