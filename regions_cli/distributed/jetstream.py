@@ -199,19 +199,24 @@ class Dispatcher:
     ) -> JobResult:
         future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
         self._waiting[job.id] = (future, live)
-        try:
+        subject = f"regions.jobs.{labels_key(labels)}.{self.run}"
+        headers = {"Nats-Msg-Id": job.id, "Regions-Reply": self.results}
+
+        async def publish() -> None:
             while True:  # the server may be restarting: JetStream stores a retried job once
                 try:
-                    await self.client.jetstream().publish(
-                        f"regions.jobs.{labels_key(labels)}.{self.run}",
-                        job.to_bytes(),
-                        headers={"Nats-Msg-Id": job.id, "Regions-Reply": self.results},
-                    )
-                    break
+                    await self.client.jetstream().publish(subject, job.to_bytes(), headers=headers)
+                    return
                 except (nats.errors.Error, TimeoutError):
                     await asyncio.sleep(RETRY_SECONDS)  # a back-off while it reconnects
-            return await future
+
+        # The server's acknowledgement of the job and the worker's result travel at once:
+        # waiting for the first before listening for the second would cost a round trip.
+        publishing = asyncio.ensure_future(publish())
+        try:
+            return await future  # a result means the job was stored: no retry is left to do
         finally:
+            publishing.cancel()
             self._waiting.pop(job.id, None)
 
     async def require(self, label_sets: Iterable[tuple[str, ...]], wait: float) -> None:
@@ -378,10 +383,10 @@ async def _run_one(
     if reply:  # buffered by the client while it reconnects
         payload = {"id": job.id, "kind": "result", "result": json.loads(result.to_bytes())}
         await client.publish(reply, json.dumps(payload).encode())
-    # Not acknowledged (the server away): the job goes to a worker again after the ack wait,
-    # and the coordinator uses the first result it gets.
+    # The result goes out before the acknowledgement (one connection keeps its order). Not
+    # acknowledged (the server away): the job goes to a worker again after the ack wait, and
+    # the coordinator uses the first result it gets.
     with contextlib.suppress(nats.errors.Error, TimeoutError):
-        await client.flush()
         await message.ack()
     if ran is not None:
         ran(job, result)
