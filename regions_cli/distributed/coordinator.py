@@ -91,7 +91,7 @@ async def coordinate(
                 f"{exc} on {shown} within {wait:g} s: start one with "
                 f"`regions worker --nats {shown}{flags}`"
             ) from None
-        engine.steps = RemoteSteps(
+        steps = RemoteSteps(
             dispatcher.dispatch,
             run_id=token,
             workflow=workflow_text,
@@ -100,7 +100,10 @@ async def coordinate(
             placement=placement,
             llm_overrides=llm_overrides,
             replay=replay,
+            inline=False,
         )
+        await dispatcher.put_workflow(steps.workflow_hash, workflow_text)
+        engine.steps = steps
         return coordinator
     except BaseException:
         await coordinator.aclose()

@@ -44,6 +44,8 @@ from regions_cli.engine.events import Event
 from regions_cli.http.settings import strip_userinfo
 
 STREAM = "REGIONS_JOBS"
+#: The key-value bucket of workflow texts by hash: put once per run, read once per worker.
+WORKFLOWS = "regions-workflows"
 PING = "regions.workers.ping"
 HELLO = "regions.workers.hello"  # a worker that starts says so (a run may be waiting for it)
 #: Seconds between a worker's tries to take a job while the server is away.
@@ -181,6 +183,11 @@ class Dispatcher:
         await ensure_stream(self.client)
         self._subscription = await self.client.subscribe(self.results, cb=self._on_result)
 
+    async def put_workflow(self, workflow_hash: str, text: str) -> None:
+        """Put a workflow's text in the bucket once, so jobs carry only its hash."""
+        bucket = await _workflows(self.client)
+        await bucket.put(workflow_hash, text.encode("utf-8"))
+
     async def _on_result(self, msg: Msg) -> None:
         data = json.loads(msg.data)
         waiting = self._waiting.get(str(data.get("id")))
@@ -277,6 +284,17 @@ async def serve(
     check_labels(labels)
     await ensure_stream(client)
     js = client.jetstream()
+    if worker.workflows is None:
+        bucket = await _workflows(client)
+
+        async def workflow_text(workflow_hash: str) -> str | None:
+            try:
+                entry = await bucket.get(workflow_hash)
+            except nats.js.errors.KeyNotFoundError:
+                return None
+            return entry.value.decode("utf-8") if entry.value is not None else None
+
+        worker.workflows = workflow_text
     keys = ["any"] + [
         labels_key(combo)
         for size in range(1, len(labels) + 1)
@@ -390,6 +408,17 @@ async def _run_one(
         await message.ack()
     if ran is not None:
         ran(job, result)
+
+
+async def _workflows(client: Client) -> Any:
+    """The workflows bucket (file storage), created by whoever needs it first."""
+    js = client.jetstream()
+    try:
+        return await js.key_value(WORKFLOWS)
+    except nats.js.errors.BucketNotFoundError:
+        with contextlib.suppress(nats.js.errors.Error):  # another process created it meanwhile
+            return await js.create_key_value(bucket=WORKFLOWS, storage=StorageType.FILE)
+        return await js.key_value(WORKFLOWS)
 
 
 def _token(text: str) -> str:

@@ -18,7 +18,9 @@ class Job:
 
     id: str
     workflow_hash: str
-    workflow: str  # the workflow file as written (``${VAR}`` unresolved; key order kept)
+    # The workflow file as written (``${VAR}`` unresolved; key order kept), or "" when it was
+    # put once in the workflows bucket under `workflow_hash` (then no job carries it).
+    workflow: str
     base_dir: str  # where the workflow's relative paths point (a path the worker can read)
     region: str
     method: str

@@ -45,10 +45,12 @@ class RemoteSteps:
         placement: Mapping[str, tuple[str, ...]] | None = None,
         llm_overrides: tuple[str, ...] = (),
         replay: Path | None = None,
+        inline: bool = True,
     ) -> None:
         self.dispatch = dispatch
         self.run_id = run_id
         self.workflow = workflow
+        self.inline = inline  # False: the text is in the workflows bucket, jobs carry its hash
         self.workflow_hash = hashlib.sha256(workflow.encode("utf-8")).hexdigest()
         self.base_dir = str(base_dir)
         self.decode = decode
@@ -71,7 +73,7 @@ class RemoteSteps:
         job = Job(
             id=f"{self.run_id}/{self.nonce}/{origin.layer}/{origin.chain}/{origin.step}/{attempt}",
             workflow_hash=self.workflow_hash,
-            workflow=self.workflow,
+            workflow=self.workflow if self.inline else "",
             base_dir=self.base_dir,
             region=region.name,
             method=method,

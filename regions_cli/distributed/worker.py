@@ -26,7 +26,7 @@ from regions_cli.engine.regions.base import StepFailed
 from regions_cli.engine.steps import LocalSteps
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
     from regions_cli.engine.executor import Engine
     from regions_cli.llm.factory import LLMOptions
@@ -45,8 +45,11 @@ class Worker:
         *,
         llm_options: LLMOptions | None = None,
         env: Mapping[str, str] | None = None,
+        workflows: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self.name = name
+        #: Where a job that carries only its workflow's hash finds the text (None: nowhere).
+        self.workflows = workflows
         self.llm_options = llm_options
         self.env = env
         self._engines: dict[str, asyncio.Task[Engine]] = {}
@@ -113,11 +116,16 @@ class Worker:
         from regions_cli.workflow.convert import build_workflow
         from regions_cli.workflow.load import load_text
 
-        if hashlib.sha256(job.workflow.encode("utf-8")).hexdigest() != job.workflow_hash:
+        text = job.workflow
+        if not text and self.workflows is not None:
+            text = await self.workflows(job.workflow_hash) or ""
+        if not text:
+            raise JobRefused(f"the workflow {job.workflow_hash[:12]} is not in the bucket")
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != job.workflow_hash:
             raise JobRefused("the workflow text does not match its hash")
         base_dir = Path(job.base_dir)
         where = f"<workflow {job.workflow_hash[:12]}>"
-        document = load_text(job.workflow, file=where, base_dir=base_dir, env=self.env)
+        document = load_text(text, file=where, base_dir=base_dir, env=self.env)
         errors = [f for f in check_document(document) if f.is_error]
         if errors or document.data is None:
             first = errors[0] if errors else None
