@@ -41,6 +41,11 @@ const machine = (t: string, next: string, bounds = '') =>
     /plan:\n[\s\S]*$/,
     `states:\n  one:\n${bounds}    plan:\n      - layer: ask\n        chains:\n          main: [Trace.start, Historian.make_questions, Facts.make_replies, Historian.make_replies]\n    next:\n${next}`,
   );
+/** BASE with a command tool `look` offered to Historian (extra keys for the tool, and for Historian after its connections). */
+const TOOLS = (t: string, tool = '', historian = '') =>
+  t
+    .replace('regions:\n', `tools:\n  look:\n    command: [python3, look.py]\n${tool}regions:\n`)
+    .replace('    connections: [Facts]\n', `    connections: [Facts]\n    tools: [look]\n${historian}`);
 const SCHEMA = '    connections: [Facts]\n    output_schema: {type: object, properties: {verdict: {type: string}}, additionalProperties: false}\n';
 
 export const CASES: Array<[string, (t: string) => string]> = [
@@ -87,4 +92,10 @@ export const CASES: Array<[string, (t: string) => string]> = [
   ['bad-regex', (t) => machine(t, '      - when: {not: {region: Historian, says: "(unclosed"}}\n        to: end\n')],
   ['route-not-connected', (t) => t.replace('  Trace:\n', '  Desk:\n    type: RouterRegion\n    connections: [Historian]\n    routes: [{when: {says: facts}, to: Facts}]\n    default: Historian\n  Trace:\n')],
   ['unreachable-replies', (t) => t.replace('connections: [Historian]', 'connections: []').replace('to: Historian', 'to: Facts')],
+  ['unknown-tool', (t) => TOOLS(t).replace('tools: [look]', 'tools: [look, lok]')],
+  ['terminal-tool-not-offered', (t) => TOOLS(t, '', '    tool_loop: {terminal_tools: [done]}\n')],
+  ['self-tool', (t) => TOOLS(t, '  ask_me: {region: Historian}\n').replace('tools: [look]', 'tools: [look, ask_me]')],
+  ['region-tool-cannot-answer', (t) => TOOLS(t, '  watch: {region: Trace}\n').replace('tools: [look]', 'tools: [look, watch]')],
+  ['tool-loop-without-tools', (t) => t.replace('    connections: [Facts]\n', '    connections: [Facts]\n    tool_loop: {max_iterations: 2}\n')],
+  ['unused-tool', (t) => TOOLS(t, '  spare:\n    command: [python3, spare.py]\n')],
 ];

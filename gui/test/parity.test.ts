@@ -18,8 +18,12 @@ import { BASE, CASES } from './cases';
 const python = process.env.REGIONS_PYTHON ?? 'python3';
 const available = process.env.REGIONS_PYTHON !== undefined || spawnSync(python, ['-c', 'import regions_cli'], { stdio: 'ignore' }).status === 0;
 
-/** Rules only the Python side can check (files on disk, sub-workflows among them, the environment, the loader's limits). */
-const PYTHON_ONLY = new Set(['missing-file', 'unset-variable', 'variable-outside-secrets', 'path-outside-workflow', 'io-error', 'file-too-large', 'bad-encoding', 'internal-error', 'invalid-sub-workflow', 'recursive-workflow', 'unknown-entry']);
+/**
+ * Rules only the Python side can check (files on disk, sub-workflows among them, the environment, the loader's limits).
+ * `command-not-found` looks a command tool's program up on the machine's PATH and beside the workflow file: the
+ * browser sees neither.
+ */
+const PYTHON_ONLY = new Set(['missing-file', 'unset-variable', 'variable-outside-secrets', 'path-outside-workflow', 'io-error', 'file-too-large', 'bad-encoding', 'internal-error', 'invalid-sub-workflow', 'recursive-workflow', 'unknown-entry', 'command-not-found']);
 
 /** Rule ids the editor reports before the cross-reference rules (src/validate/index.ts, schema.ts). */
 const LOADER_AND_SCHEMA = ['yaml-syntax', 'duplicate-key', 'not-a-mapping', 'non-string-key', 'recursive-alias', 'alias-bomb', 'unknown-key', 'key-not-for-type', 'missing-key', 'wrong-type', 'invalid-value'];
@@ -48,6 +52,11 @@ describe.skipIf(!available)('parity with regions verify', () => {
         ['unused-listener', BASE.replace('Trace.start, ', '')],
         ['escaped-interpolation', BASE.replace('task: Provide facts.', 'task: "costs $${price}"')],
         ['three-chains', `${BASE}      side: [Historian.summarize_replies, Historian.clear_replies]\n      more: [Facts.clear_replies, Historian.clear_replies]\n`],
+        ['tool-unknown-rag', BASE.replace('regions:\n', 'tools:\n  search: {rag: stories}\nregions:\n').replace('    connections: [Facts]\n', '    connections: [Facts]\n    tools: [search]\n')],
+        ['tool-unknown-region', BASE.replace('regions:\n', 'tools:\n  ask: {region: Nobody}\nregions:\n').replace('    connections: [Facts]\n', '    connections: [Facts]\n    tools: [ask]\n')],
+        ['tool-invalid-parameters', BASE.replace('regions:\n', 'tools:\n  look: {command: [python3, look.py], parameters: {type: 5}}\n  list: {command: [python3, list.py], parameters: {type: array}}\nregions:\n').replace('    connections: [Facts]\n', '    connections: [Facts]\n    tools: [look, list]\n')],
+        ['region-used-as-tool', BASE.replace('regions:\n', 'tools:\n  ask: {region: Idle}\nregions:\n').replace('    connections: [Facts]\n', '    connections: [Facts]\n    tools: [ask]\n').replace('  Trace:\n', '  Idle: {type: Region, task: Nothing.}\n  Trace:\n')],
+        ['mcp-terminal-tools', BASE.replace('regions:\n', 'tools:\n  clock: {mcp: {command: [mcp-server-time]}}\nregions:\n').replace('    connections: [Facts]\n', '    connections: [Facts]\n    tools: [clock]\n    tool_loop: {terminal_tools: [get_time]}\n')],
         ['mapping-steps', BASE.replace('main: [', 'other:\n        - {step: Nobody.make_replies, timeout: 5}\n        - {step: Facts.fly}\n      main: [')],
         ...readdirSync(examples)
           .filter((f) => f.endsWith('.yaml'))

@@ -1,12 +1,14 @@
 /**
  * The cross-reference rules of `regions verify` (regions_cli/workflow/rules.py), ported so the
- * editor can show them live. Rule ids are the same; rules that need the disk (`missing-file`)
- * or the environment (`unset-variable`) are left to the server's verifier.
+ * editor can show them live. Rule ids are the same; rules that need the disk or PATH
+ * (`missing-file`, `command-not-found`) or the environment (`unset-variable`) are left to the
+ * server's verifier.
  */
 import { LLM_REGION_TYPES, methodsOf } from '../model/methods';
 import { isRecord, parseStep, type PathKey } from '../model/workflowDoc';
 import { conditions, MACHINE_RULE_SEVERITY, machineRuleProblems } from './machineRules';
 import { regionOfPath, type Problem } from './problem';
+import { jsonSchemaProblem } from './schema';
 
 export const SUPPORTED_VERSIONS = [1];
 
@@ -35,6 +37,12 @@ export const RULE_SEVERITY = {
   'credentials-over-http': 'warning',
   'self-connection': 'warning',
   'unreachable-replies': 'warning',
+  'unknown-tool': 'error',
+  'terminal-tool-not-offered': 'error',
+  'self-tool': 'error',
+  'region-tool-cannot-answer': 'error',
+  'tool-loop-without-tools': 'warning',
+  'unused-tool': 'warning',
   ...MACHINE_RULE_SEVERITY,
 } as const;
 
@@ -238,6 +246,66 @@ function walkStrings(value: unknown, path: PathKey[], visit: (text: string, path
   else if (isRecord(value)) for (const [k, v] of Object.entries(value)) walkStrings(v, [...path, k], visit);
 }
 
+/** A region's tool names: its `tools` list and a ToolRegion's `tool`, with their paths (as `_tool_refs`). */
+function toolRefs(regions: Array<[string, Record<string, unknown>]>): Array<{ region: string; tool: string; path: PathKey[] }> {
+  const out: Array<{ region: string; tool: string; path: PathKey[] }> = [];
+  for (const [region, spec] of regions) {
+    (Array.isArray(spec.tools) ? spec.tools : []).forEach((tool, i) => {
+      if (typeof tool === 'string') out.push({ region, tool, path: ['regions', region, 'tools', i] });
+    });
+    if (spec.type === 'ToolRegion' && typeof spec.tool === 'string') out.push({ region, tool: spec.tool, path: ['regions', region, 'tool'] });
+  }
+  return out;
+}
+
+/** The `tools:` rules of `regions verify` (unknown, unused and self tools, terminal tools, region tools). */
+function toolRules(
+  data: Record<string, unknown>,
+  regions: Array<[string, Record<string, unknown>]>,
+  report: (rule: RuleId, path: PathKey[], message: string, region?: string) => void,
+): void {
+  const tools = new Map(entries(data.tools));
+  const refs = toolRefs(regions);
+  for (const { region, tool, path } of refs) {
+    if (!tools.has(tool) && !interpolated(tool)) report('unknown-tool', path, `${region} uses tool ${tool}, which tools: does not define`);
+    const target = tools.get(tool)?.region;
+    if (target === region) report('self-tool', path, `${region} can call itself: its tool ${tool} asks ${region}, which is busy with the step that calls it`);
+  }
+  for (const [name, spec] of regions) {
+    const offered = Array.isArray(spec.tools) ? namesOf(spec.tools) : [];
+    if ('tool_loop' in spec && !(Array.isArray(spec.tools) && spec.tools.length > 0)) {
+      report('tool-loop-without-tools', ['regions', name, 'tool_loop'], `${name} has a tool_loop but no tools: the loop never runs`);
+    }
+    // An MCP server's tool names are known only once it runs.
+    if (offered.some((t) => 'mcp' in (tools.get(t) ?? {}))) continue;
+    const terminal = isRecord(spec.tool_loop) && Array.isArray(spec.tool_loop.terminal_tools) ? spec.tool_loop.terminal_tools : [];
+    terminal.forEach((tool, i) => {
+      if (typeof tool === 'string' && !offered.includes(tool)) {
+        report('terminal-tool-not-offered', ['regions', name, 'tool_loop', 'terminal_tools', i], `${name}: terminal tool ${tool} is not one of its tools (${offered.join(', ') || 'none'})`);
+      }
+    });
+  }
+  const types = new Map(regions.map(([name, r]) => [name, r.type]));
+  const used = new Set(refs.map((r) => r.tool));
+  for (const [name, spec] of tools) {
+    const type = typeof spec.region === 'string' ? types.get(spec.region) : undefined;
+    const methods = typeof type === 'string' ? methodsOf(type) : [];
+    if (methods.length && !methods.includes('make_replies')) {
+      report('region-tool-cannot-answer', ['tools', name, 'region'], `tool ${name} asks ${String(spec.region)}, but a ${String(type)} does not answer requests (it has no make_replies)`);
+    }
+    if (!used.has(name)) report('unused-tool', ['tools', name], `tool ${name} is not used by any region`);
+    // Parameters are checked as the run checks them: JSON Schema 2020-12 (whatever `$schema`
+    // says), and of an object, since a call's arguments are a JSON object.
+    if (!isRecord(spec.parameters)) continue;
+    const { $schema: _, ...parameters } = spec.parameters;
+    const problem = jsonSchemaProblem(parameters);
+    if (problem) report('invalid-schema', ['tools', name, 'parameters'], `the parameters of tool ${name} are ${problem}`);
+    else if ((spec.parameters.type ?? 'object') !== 'object') {
+      report('invalid-schema', ['tools', name, 'parameters', 'type'], `the parameters of tool ${name} must be the schema of an object (type: object), not type: ${JSON.stringify(spec.parameters.type)}`);
+    }
+  }
+}
+
 /** Every cross-reference problem of a (possibly schema-invalid) workflow mapping. */
 export function ruleProblems(data: Record<string, unknown>): Problem[] {
   const problems: Problem[] = [];
@@ -287,6 +355,15 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
     }
     if (type === 'RAGRegion' && typeof region.rag === 'string' && !interpolated(region.rag) && !ragNames.has(region.rag)) {
       report('unknown-rag', ['regions', name, 'rag'], `${name} uses store ${region.rag}, which rags: does not define`);
+    }
+  }
+  const tools = entries(data.tools);
+  for (const [name, tool] of tools) {
+    if (typeof tool.rag === 'string' && !interpolated(tool.rag) && !ragNames.has(tool.rag)) {
+      report('unknown-rag', ['tools', name, 'rag'], `tool ${name} uses store ${tool.rag}, which rags: does not define`);
+    }
+    if (typeof tool.region === 'string' && !isRegion(tool.region)) {
+      report('unknown-region', ['tools', name, 'region'], `tool ${name} asks ${tool.region}, which is not a region`);
     }
   }
 
@@ -396,8 +473,10 @@ export function ruleProblems(data: Record<string, unknown>): Problem[] {
   machineRuleProblems(data, report);
   crossChainMessages(steps(data), regions, report);
   endpointSafety(data, report);
+  toolRules(data, regions, report);
 
-  // Warnings: regions the plan never uses; replies nobody can ask for.
+  // Warnings: regions the plan never uses (a region asked as a tool is used); replies nobody can ask for.
+  for (const [, tool] of tools) if ('region' in tool) used.add(String(tool.region));
   for (const [name, region] of regions) {
     // A listener taps traffic passively; it needs no step.
     if (!used.has(name) && region.type !== 'ListenerRegion') report('unused-region', ['regions', name], `${name} is in no plan step`);
