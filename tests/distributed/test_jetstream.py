@@ -185,3 +185,26 @@ async def test_bad_credentials_are_one_line(tmp_path: Path) -> None:
         await client.close()
     finally:
         server.stop()
+
+
+async def test_tokens_stream_back_live_while_a_worker_runs_the_step(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "stream.yaml"
+    path.write_text(
+        "version: 1\nname: stream\nllms: {default: {backend: scripted, stream: true}}\n"
+        "regions: {A: {type: Region, task: Answer.}}\n"
+        "inject: [{from: user, to: A, content: 'Tell me three things about rain.'}]\n"
+        "plan: [{chains: {a: [A.make_replies]}}]\n",
+        encoding="utf-8",
+    )
+    async with workers(nats_server, 1):
+        result, events = await run(path, nats_server)
+    assert result.status == "ok"
+    kinds = [e.kind for e in events]
+    assert kinds.count("token") >= 3  # piece by piece, from the worker
+    last_token = len(kinds) - 1 - kinds[::-1].index("token")
+    assert last_token < kinds.index("step_finished")  # live: before the step's result
+    streamed = "".join(e.text for e in events if e.kind == "token")  # type: ignore[attr-defined]
+    (output,) = [e for e in events if e.kind == "message" and e.delivery == "output"]  # type: ignore[attr-defined]
+    assert output.message.content.strip() == streamed.strip()
