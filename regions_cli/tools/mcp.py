@@ -16,7 +16,6 @@ terminal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -102,6 +101,8 @@ class McpServer:
     async def start(self) -> None:
         """Start the server and list its tools; `ToolError` if it does not answer."""
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A failure that comes after `start` gave up waiting is said by `stop`, not by asyncio.
+        ready.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._task = asyncio.create_task(self._serve(ready), name=f"mcp server {self.spec.name}")
         try:
             async with asyncio.timeout(START_TIMEOUT):
@@ -173,9 +174,12 @@ class McpServer:
     async def stop(self) -> None:
         """Stop the server (the SDK closes stdin, then SIGTERM/SIGKILL the process group)."""
         self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
+        task = self._task
+        if task is not None:
+            if self.client is None and not task.done():
+                # Still starting (a server that never answers): nothing to close gracefully.
+                task.cancel()
+            await asyncio.wait({task})  # its own end, whatever it was; our cancel propagates
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None

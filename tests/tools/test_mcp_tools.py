@@ -205,3 +205,38 @@ async def test_a_server_over_streamable_http(tmp_path: Path) -> None:
     finally:
         process.kill()
         await process.wait()
+
+
+async def test_cancelling_while_a_server_is_still_starting_stops_it_at_once(
+    tmp_path: Path,
+) -> None:
+    """A server that never answers, its start cancelled from the library (a run's task
+    cancelled): the start ends promptly and the server's process goes with it. (Ctrl-C in
+    `regions tools` at that moment still waits: see the issue's closing note.)"""
+    pid_file = tmp_path / "pid"
+    silent = McpServerSpec(
+        name="silent",
+        command=(
+            sys.executable,
+            "-c",
+            f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+            "time.sleep(600)",
+        ),
+    )
+
+    async def open_servers() -> None:
+        async with McpServers([silent], folder=tmp_path):
+            raise AssertionError("the silent server cannot have started")
+
+    opening = asyncio.create_task(open_servers())
+    async with asyncio.timeout(30):  # the child writes its pid once it runs
+        while not pid_file.exists() or not pid_file.read_text():
+            await asyncio.sleep(0.05)
+    opening.cancel()
+    async with asyncio.timeout(10):
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+    pid = int(pid_file.read_text())
+    async with asyncio.timeout(10):
+        while alive(pid):
+            await asyncio.sleep(0.05)
