@@ -143,3 +143,43 @@ def test_a_wait_inject_resume_round_trip_across_processes(tmp_path: Path) -> Non
         assert ended == [("run", "waiting", 5), ("resume", "ok", 0)]
         labels = [e["label"] for e in opened.events() if e["kind"] == "layer_started"]
         assert labels == ["wait-Desk", "layer-1"]  # the wait passed once the answer was there
+
+
+def _asking(tmp_path: Path) -> Path:
+    workflow = tmp_path / "ask.yaml"
+    workflow.write_text(
+        "version: 1\nname: ask\nllms: {default: {backend: scripted}}\n"
+        "regions:\n  Desk: {type: Region, task: Answer.}\n"
+        "plan:\n"
+        "  - wait: {for: Desk, prompt: What do you need?}\n"
+        "  - chains: {d: [Desk.make_replies]}\n",
+        encoding="utf-8",
+    )
+    return workflow
+
+
+def test_interactive_asks_at_a_wait_and_goes_on_with_the_answer(tmp_path: Path) -> None:
+    run = tmp_path / "ask.db"
+    # continue at the first barrier, then the wait's answer, then continue to the end
+    stdin = "c\nA new lamp.\nc\nc\n"
+    result = regions(
+        "run", _asking(tmp_path), "--run", run, "--interactive", "--no-live", "-q", stdin=stdin
+    )
+    assert result.code == 0, result.output
+    assert "What do you need? (for Desk; empty line: pause) > " in result.err
+    assert result.out.strip() == "Echo: A new lamp."
+    with RunFile.open(run) as opened:
+        assert opened.finished
+        (queued,) = opened.injections()
+        assert (queued.message.destination, queued.message.content) == ("Desk", "A new lamp.")
+
+
+def test_interactive_with_an_empty_answer_pauses_at_the_wait(tmp_path: Path) -> None:
+    run = tmp_path / "ask.db"
+    result = regions(
+        "run", _asking(tmp_path), "--run", run, "--interactive", "--no-live", stdin="c\n\n"
+    )
+    assert result.code == 5, result.output
+    assert "paused; continue with: " in result.err
+    with RunFile.open(run) as opened:
+        assert not opened.finished and opened.injections() == []
