@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -208,3 +209,39 @@ async def test_tokens_stream_back_live_while_a_worker_runs_the_step(
     streamed = "".join(e.text for e in events if e.kind == "token")  # type: ignore[attr-defined]
     (output,) = [e for e in events if e.kind == "message" and e.delivery == "output"]  # type: ignore[attr-defined]
     assert output.message.content.strip() == streamed.strip()
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (openssl, as an operator would make one)."""
+    cert, key = folder / "server.pem", folder / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_and_a_token_from_the_environment(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server = NatsServer(
+        tmp_path / "js",
+        args=("--tls", "--tlscert", str(cert), "--tlskey", str(key), "--auth", "s3cret-token"),
+    ).start()
+    try:
+        good = NatsSettings.from_env(
+            server.url, {"NATS_TOKEN": "s3cret-token", "NATS_CA": str(cert)}
+        )
+        client = await connect(good, name="coordinator")
+        assert client.is_connected
+        await client.close()
+        for env in ({"NATS_TOKEN": "wrong", "NATS_CA": str(cert)}, {"NATS_TOKEN": "s3cret-token"}):
+            with pytest.raises(TransportError) as caught:
+                await connect(NatsSettings.from_env(server.url, env), name="coordinator")
+            message = str(caught.value)
+            assert message.startswith(f"cannot connect to NATS at {server.url}: ")
+            assert "\n" not in message and "s3cret" not in message and "wrong" not in message
+        assert "s3cret" not in repr(good)
+    finally:
+        server.stop()
