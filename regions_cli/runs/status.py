@@ -75,6 +75,43 @@ def machine_info(run: RunFile) -> dict[str, Any] | None:
     }
 
 
+#: How many tool calls `tool_calls` returns at most (the latest).
+TOOL_CALLS_SHOWN = 20
+
+
+def tool_calls(run: RunFile) -> tuple[int, list[dict[str, Any]]]:
+    """How many tool calls the run made, and the latest `TOOL_CALLS_SHOWN` of them, each with
+    its result: ``{region, tool, arguments, content, is_error, truncated}`` (``content`` None
+    while a call has no result yet)."""
+    calls: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    for data in run.events():
+        if data["kind"] == "tool_call":
+            key = f"{data['region']}/{data['call_id']}/{len(order)}"
+            calls[key] = {
+                "region": data["region"],
+                "tool": data["tool"],
+                "arguments": data["arguments"],
+                "content": None,
+                "is_error": False,
+                "truncated": False,
+                "call_id": data["call_id"],
+            }
+            order.append(key)
+        elif data["kind"] == "tool_result":
+            for key in reversed(order):  # the latest call of that id without a result
+                call = calls[key]
+                if call["call_id"] == data["call_id"] and call["content"] is None:
+                    call.update(
+                        content=data["content"],
+                        is_error=bool(data["is_error"]),
+                        truncated=bool(data.get("truncated")),
+                    )
+                    break
+    latest = [calls[key] for key in order[-TOOL_CALLS_SHOWN:]]
+    return len(order), latest
+
+
 def run_info(run: RunFile) -> dict[str, Any]:
     """Status, plan position and last activity of a run file (for ``show`` and ``runs``).
 

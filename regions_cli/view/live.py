@@ -407,6 +407,13 @@ def _pick_regions(rows: list[RegionRow], limit: int) -> tuple[list[RegionRow], l
 
 
 def _feed_cells(entry: FeedEntry) -> tuple[Text, Text, Text]:
+    if entry.kind in ("tool_call", "tool_result"):
+        route = Text(f"{entry.source} -> {entry.destination}")
+        if entry.kind == "tool_call":
+            return route, Text("tool call", style="cyan"), Text(entry.text)
+        failed = entry.level == "error"
+        what = Text("tool error" if failed else "tool result", style="red" if failed else "cyan")
+        return route, what, Text(entry.text)
     if entry.kind == "notice":
         style = "red" if entry.level == "error" else "yellow"
         return Text(entry.source, style=style), Text(entry.level, style=style), Text(entry.text)

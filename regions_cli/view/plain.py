@@ -30,6 +30,8 @@ from regions_cli.engine.events import (
     StepFinished,
     StepStarted,
     TokenStreamed,
+    ToolCalled,
+    ToolResulted,
     TransitionTaken,
     WaitStarted,
 )
@@ -127,6 +129,8 @@ class PlainView:
             f"step {self._where(event.layer, event.chain, event.step)}"
             f" {event.region}.{event.method} {event.outcome} {seconds(event.duration)}"
         )
+        if event.stopped_reason is not None:  # it ran a tool loop: why the loop stopped
+            text += f" (tool loop: {event.stopped_reason})"
         extra = event.error or event.detail
         return text + f": {first_line(extra, 200)}" if extra else text
 
@@ -154,6 +158,17 @@ class PlainView:
             f" {event.prompt_tokens}+{event.completion_tokens} tokens {seconds(event.duration)}"
         )
         return text + f", error: {first_line(event.error, 200)}" if event.error else text
+
+    def _tool_called(self, event: ToolCalled) -> str:
+        return f"tool {event.region} -> {event.tool}: {first_line(event.arguments, 200)}"
+
+    def _tool_resulted(self, event: ToolResulted) -> str:
+        label = "tool error" if event.is_error else "tool result"
+        cut = " (cut)" if event.truncated else ""
+        return (
+            f"{label} {event.tool} -> {event.region} {seconds(event.duration)}:"
+            f" {first_line(event.content, 200)}{cut}"
+        )
 
     def _notice(self, event: Notice) -> str:
         where = f" [{event.region}]" if event.region else ""
@@ -192,6 +207,8 @@ _FORMATTERS: dict[type, Formatter | None] = {
     MessageRejected: PlainView._rejected,
     LLMCalled: PlainView._llm_called,
     Notice: PlainView._notice,
+    ToolCalled: PlainView._tool_called,
+    ToolResulted: PlainView._tool_resulted,
     RunFinished: PlainView._run_finished,
     StateEntered: PlainView._state_entered,
     TransitionTaken: PlainView._transition,

@@ -18,6 +18,7 @@ from regions_cli.runs.status import (
     machine_info,
     message_count,
     run_info,
+    tool_calls,
     waiting_for,
 )
 from regions_cli.runs.store import RunFile
@@ -97,6 +98,22 @@ def summary_table(run: RunFile, next_commands: Sequence[str] = ()) -> Any:
                 t(f"{m['source']} -> {m['destination']}"),
                 t(f"rejected ({m['rule']}): {m['reason']}"),
             )
+        parts += [Text(""), table]
+    count, latest = tool_calls(run)
+    if count:
+        shown = f" (the latest {len(latest)})" if count > len(latest) else ""
+        table = Table(title=f"Tool calls: {count}{shown}", title_justify="left", show_edge=False)
+        for column in ("region", "tool", "arguments", "result"):
+            table.add_column(column, overflow="fold")
+        for call in latest:
+            result = "(no result)" if call["content"] is None else call["content"]
+            if call["is_error"]:
+                result = f"error: {result}"
+            cut = " (cut)" if call["truncated"] else ""
+            table.add_row(
+                t(call["region"]), t(call["tool"]), t(first_line(call["arguments"], 120)),
+                t(first_line(result, 200) + cut),
+            )  # fmt: skip
         parts += [Text(""), table]
     return Group(*parts)
 

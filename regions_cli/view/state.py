@@ -29,6 +29,8 @@ from regions_cli.engine.events import (
     StepFinished,
     StepStarted,
     TokenStreamed,
+    ToolCalled,
+    ToolResulted,
     TransitionTaken,
     WaitStarted,
 )
@@ -148,10 +150,11 @@ class LayerProgress:
 
 @dataclass(frozen=True)
 class FeedEntry:
-    """A line of the scrolling feed: a message, a rejected message, or a notice."""
+    """A line of the scrolling feed: a message, a rejected message, a notice, or a tool call or
+    its result."""
 
     t: float
-    kind: str  # message | rejected | notice
+    kind: str  # message | rejected | notice | tool_call | tool_result
     text: str
     source: str = ""
     destination: str = ""
@@ -232,6 +235,8 @@ class RunState:
         self.completion_tokens = 0
         self.warnings = 0
         self.errors = 0
+        self.tool_calls = 0  # tool calls the models asked for (and ToolRegions ran)
+        self.tool_errors = 0
         self._ordinal = 0
         self.last_t = 0.0  # time of the latest event
 
@@ -364,6 +369,22 @@ class RunState:
                 )
             )
 
+    def _tool_called(self, event: ToolCalled) -> None:
+        self.tool_calls += 1
+        self.feed.append(
+            FeedEntry(event.t, "tool_call", clean(event.arguments), source=event.region,
+                      destination=event.tool)
+        )  # fmt: skip
+
+    def _tool_resulted(self, event: ToolResulted) -> None:
+        if event.is_error:
+            self.tool_errors += 1
+        text = clean(event.content) + (" (cut)" if event.truncated else "")
+        self.feed.append(
+            FeedEntry(event.t, "tool_result", text, source=event.tool, destination=event.region,
+                      level="error" if event.is_error else "")
+        )  # fmt: skip
+
     def _run_finished(self, event: RunFinished) -> None:
         self.finished = event
         self.current_layer = None
@@ -471,6 +492,8 @@ Handler = Callable[[RunState, Any], None]
 #: Which method folds in which event type (a dict lookup, not a chain of isinstance: views
 #: see every event of a run, hundreds of thousands in a big one).
 _HANDLERS: dict[type, Handler | None] = {
+    ToolCalled: RunState._tool_called,
+    ToolResulted: RunState._tool_resulted,
     RunStarted: RunState._run_started,
     LayerStarted: RunState._layer_started,
     StepStarted: RunState._step_started,
