@@ -211,8 +211,7 @@ async def test_cancelling_while_a_server_is_still_starting_stops_it_at_once(
     tmp_path: Path,
 ) -> None:
     """A server that never answers, its start cancelled from the library (a run's task
-    cancelled): the start ends promptly and the server's process goes with it. (Ctrl-C in
-    `regions tools` at that moment still waits: see the issue's closing note.)"""
+    cancelled): the start ends promptly and the server's process goes with it."""
     pid_file = tmp_path / "pid"
     silent = McpServerSpec(
         name="silent",
@@ -240,3 +239,44 @@ async def test_cancelling_while_a_server_is_still_starting_stops_it_at_once(
     async with asyncio.timeout(10):
         while alive(pid):
             await asyncio.sleep(0.05)
+
+
+def test_ctrl_c_while_a_server_is_still_starting_ends_regions_tools(tmp_path: Path) -> None:
+    """Ctrl-C in `regions tools` while an MCP server never answers: exit 130 within the SDK's
+    shutdown grace (it waited forever: stopping waited for a start that never ended)."""
+    import signal
+    import subprocess
+    import time
+
+    from clirun import regions_argv, regions_env
+
+    pid_file = tmp_path / "pid"
+    (tmp_path / "w.yaml").write_text(
+        "version: 1\nname: w\nllms: {default: {backend: scripted}}\n"
+        "tools:\n  silent:\n    mcp:\n      command: ["
+        + repr(sys.executable)
+        + ", -c, "
+        + repr(
+            f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+            "time.sleep(600)"
+        )
+        + "]\n"
+        "regions: {A: {type: Region, task: Answer., tools: [silent]}}\n"
+        "inject: [{from: user, to: A, content: hi}]\nplan: [{chains: {a: [A.make_replies]}}]\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        regions_argv("tools", "w.yaml"), cwd=tmp_path, env=regions_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server is up (and will never answer)
+    process.send_signal(signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("regions tools did not stop on Ctrl-C") from None
+    assert process.returncode == 130, err
+    assert not alive(int(pid_file.read_text()))
