@@ -199,7 +199,7 @@ class Dispatcher:
             if event is not None:
                 live(event)
         elif not future.done():
-            future.set_result(JobResult.from_bytes(json.dumps(data["result"]).encode()))
+            future.set_result(JobResult.from_dict(data["result"]))
 
     async def dispatch(
         self, job: Job, labels: tuple[str, ...], live: Callable[[Event], None]
@@ -399,7 +399,7 @@ async def _run_one(
 
     result = await worker.execute(job, live)
     if reply:  # buffered by the client while it reconnects
-        payload = {"id": job.id, "kind": "result", "result": json.loads(result.to_bytes())}
+        payload = {"id": job.id, "kind": "result", "result": result.to_dict()}
         await client.publish(reply, json.dumps(payload).encode())
     # The result goes out before the acknowledgement (one connection keeps its order). Not
     # acknowledged (the server away): the job goes to a worker again after the ack wait, and

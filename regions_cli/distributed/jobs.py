@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 #: Bumped when a field changes meaning: a worker refuses jobs of another version.
@@ -60,11 +60,19 @@ class JobResult:
     worker: str = ""  # which worker ran it (for logs)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data (its fields are JSON already: no deep copy)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_bytes(cls, data: bytes) -> JobResult:
-        raw = json.loads(data)
-        raw["outbox"] = tuple(raw.get("outbox") or ())
-        raw["events"] = tuple(raw.get("events") or ())
-        return cls(**raw)
+        return cls.from_dict(json.loads(data))
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> JobResult:
+        data = dict(raw)
+        data["outbox"] = tuple(data.get("outbox") or ())
+        data["events"] = tuple(data.get("events") or ())
+        return cls(**data)
