@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 #: Bumped when a field changes meaning: a worker refuses jobs of another version.
@@ -33,7 +33,10 @@ class Job:
     version: int = JOB_VERSION
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+        # The fields are JSON-ready (a snapshot, an origin's fields): no `asdict` deep copy,
+        # which cost a tenth of a millisecond per step.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Job:
