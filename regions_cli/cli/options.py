@@ -88,11 +88,11 @@ def repeated_flags(options: RunOptions) -> list[str]:
     ``--keep-credentials``) and an accepted edit (``--force``). Credentials in an ``--llm`` URL
     are left out: they belong in the environment or the entry's api_key."""
     from regions_cli.http.settings import strip_userinfo
+    from regions_cli.llm.factory import override_without_credentials
 
     flags: list[str] = []
     for override in options.llm_overrides:
-        name, _, value = override.partition("=")
-        flags += ["--llm", f"{name}={strip_userinfo(value)}" if "://" in value else override]
+        flags += ["--llm", override_without_credentials(override)]
     if options.replay is not None:
         flags += ["--replay", str(options.replay)]
     if options.transport is not None:

@@ -126,6 +126,15 @@ class LLMOverrideError(ValueError):
     """A bad ``--llm NAME=...`` value; the message is one line, fit for a usage error."""
 
 
+def override_without_credentials(override: str) -> str:
+    """An ``--llm NAME=VALUE`` override fit to repeat or to send on: a URL's userinfo left out
+    (credentials belong in the environment or the entry's api_key)."""
+    from regions_cli.http.settings import strip_userinfo
+
+    name, _, value = override.partition("=")
+    return f"{name}={strip_userinfo(value)}" if "://" in value else override
+
+
 def apply_llm_overrides(
     workflow: Workflow, overrides: Iterable[str], *, keep_credentials: bool = False
 ) -> Workflow:

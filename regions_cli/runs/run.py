@@ -266,15 +266,12 @@ class Run:
         """Send the steps to workers over NATS (`regions_cli.distributed`)."""
         from regions_cli.distributed.coordinator import coordinate
         from regions_cli.distributed.jetstream import TransportError
-        from regions_cli.http.settings import strip_userinfo
+        from regions_cli.llm.factory import override_without_credentials
         from regions_cli.runs.codec import event_from_json
 
         assert self.transport is not None
         options = self.llm_options
-        overrides = tuple(
-            f"{name}={strip_userinfo(value)}" if "://" in value else f"{name}={value}"
-            for name, _, value in (o.partition("=") for o in self.llm_overrides)
-        )
+        overrides = tuple(override_without_credentials(o) for o in self.llm_overrides)
         try:
             self._coordinator = await coordinate(
                 engine,
