@@ -13,20 +13,11 @@ from pathlib import Path
 import pytest
 from clirun import regions, regions_env
 from natsserver import NatsServer
-
-from regions_cli.runs.store import RunFile
+from transcripts import of_run_file
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p.stem for p in (ROOT / "workflows").glob("*.yaml"))
 COUNTS = (1, 2, 4)
-
-
-def transcript(path: Path) -> list[tuple[object, ...]]:
-    with RunFile.open(path) as run:
-        return [
-            (m["id"], m["source"], m["destination"], m["content"], m["delivery"])
-            for m in run.messages()
-        ]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +62,7 @@ def test_an_example_through_1_2_and_4_workers(
     alone = regions("run", example, "--llm", "default=scripted", "--run", local, "-q",
                     cwd=copies, timeout=300)  # fmt: skip
     assert alone.code in (0, 5), alone.err  # 5: an example that waits for a person
-    expected = transcript(local)
+    expected = of_run_file(local)
     assert expected
     for count, url in pools.items():
         remote = tmp_path / f"remote{count}.db"
@@ -80,4 +71,4 @@ def test_an_example_through_1_2_and_4_workers(
             "--transport", url, cwd=copies, timeout=300,
         )  # fmt: skip
         assert result.code == alone.code, f"{count} workers: {result.err}"
-        assert transcript(remote) == expected, f"{count} workers"
+        assert of_run_file(remote) == expected, f"{count} workers"

@@ -16,18 +16,9 @@ from pathlib import Path
 import pytest
 from clirun import regions, regions_argv, regions_env
 from natsserver import NatsServer
-
-from regions_cli.runs.store import RunFile
+from transcripts import of_run_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "journal" / "fixtures"
-
-
-def traffic(path: Path) -> list[tuple[object, ...]]:
-    with RunFile.open(path) as run:
-        return [
-            (m["id"], m["source"], m["destination"], m["content"], m["delivery"])
-            for m in run.messages()
-        ]
 
 
 @pytest.fixture
@@ -115,7 +106,7 @@ def test_a_worker_killed_mid_step_hands_its_job_to_another(
     os.kill(doomed.process.pid, signal.SIGKILL)
     rescuer = start_worker("rescuer", "--ack-wait", "2")  # type: ignore[operator]
     assert process.wait(timeout=120) == 0
-    assert traffic(run) == traffic(local)
+    assert of_run_file(run) == of_run_file(local)
     assert any(": ran " in line for line in rescuer.lines)
 
 
@@ -131,7 +122,7 @@ def test_a_nats_server_restart_mid_run_loses_nothing(
     nats_server.stop()  # mid-step: the job is in the stream (file storage)
     nats_server.start()  # same port, same store
     assert process.wait(timeout=120) == 0
-    assert traffic(run) == traffic(local)
+    assert of_run_file(run) == of_run_file(local)
 
 
 def test_the_coordinator_killed_mid_run_resumes(
@@ -149,7 +140,7 @@ def test_the_coordinator_killed_mid_run_resumes(
         "run", slow_loop, "--resume", run, "--transport", nats_server.url, "-q", timeout=180
     )
     assert resumed.code == 0, resumed.output
-    assert traffic(run) == traffic(local)
+    assert of_run_file(run) == of_run_file(local)
 
 
 def test_no_worker_is_exit_2_with_the_command_to_start_one(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from natsserver import NatsServer
+from transcripts import of_events
 
 from regions_cli.build import build_engine_async
 from regions_cli.distributed.jetstream import (
@@ -30,14 +31,6 @@ from regions_cli.runs.codec import event_from_json
 from regions_cli.workflow.api import load
 
 FIXTURES = Path(__file__).resolve().parents[1] / "journal" / "fixtures"
-
-
-def transcript(events: list[Event]) -> list[tuple[Any, ...]]:
-    return [
-        (e.message.id, e.message.source, e.message.destination, e.message.content, e.delivery)
-        for e in events
-        if e.kind == "message"
-    ]
 
 
 @asynccontextmanager
@@ -122,7 +115,7 @@ async def test_a_machine_through_workers_gives_the_in_process_transcript(
     async with workers(nats_server, count) as ran:
         remote, remote_events = await run(loop, nats_server)
     assert remote.status == local.status == "ok"
-    assert transcript(remote_events) == transcript(local_events)
+    assert of_events(remote_events) == of_events(local_events)
     assert remote.tokens == local.tokens
     assert len(ran) == local.counts["steps_ok"]  # every step ran on a worker, once
     assert len({job.id for job, _, _ in ran}) == len(ran)
@@ -166,8 +159,8 @@ async def test_two_runs_share_the_workers_without_crosstalk(
             run(loop, nats_server, "run-a"), run(other, nats_server, "run-b")
         )
     assert a.status == b.status == "ok"
-    assert transcript(events_a) == transcript(alone_a)
-    assert transcript(events_b) == transcript(alone_b)
+    assert of_events(events_a) == of_events(alone_a)
+    assert of_events(events_b) == of_events(alone_b)
 
 
 async def test_bad_credentials_are_one_line(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from transcripts import of_events
 
 from regions_cli.build import build_engine_async
 from regions_cli.distributed.jobs import Job, JobResult
@@ -21,14 +22,6 @@ from regions_cli.workflow.api import load
 
 FIXTURES = Path(__file__).resolve().parents[1] / "journal" / "fixtures"
 NAMES = ["ask_answer", "fanout", "loop"]
-
-
-def transcript(events: list[Event]) -> list[tuple[Any, ...]]:
-    return [
-        (e.message.id, e.message.source, e.message.destination, e.message.content, e.delivery)
-        for e in events
-        if e.kind == "message"
-    ]
 
 
 async def run(path: Path, workers: list[Worker] | None) -> tuple[Any, list[Event]]:
@@ -64,7 +57,7 @@ async def run(path: Path, workers: list[Worker] | None) -> tuple[Any, list[Event
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("count", [1, 2])
-async def test_steps_through_workers_give_the_same_transcript(
+async def test_steps_through_workers_give_the_same_of_events(
     tmp_path: Path, name: str, count: int
 ) -> None:
     path = tmp_path / f"{name}.yaml"
@@ -77,7 +70,7 @@ async def test_steps_through_workers_give_the_same_transcript(
         for worker in workers:
             await worker.aclose()
     assert remote.status == local.status == "ok"
-    assert transcript(remote_events) == transcript(local_events)
+    assert of_events(remote_events) == of_events(local_events)
     assert remote.tokens == local.tokens  # model calls on workers count in the budget
     llm_calls = [e for e in remote_events if e.kind == "llm_call"]
     assert len(llm_calls) == len([e for e in local_events if e.kind == "llm_call"])

@@ -120,15 +120,7 @@ def test_sigkill_in_a_loops_third_visit_then_resume(loop: Path, tmp_path: Path) 
 
 
 def test_a_wait_inject_resume_round_trip_across_processes(tmp_path: Path) -> None:
-    workflow = tmp_path / "ask.yaml"
-    workflow.write_text(
-        "version: 1\nname: ask\nllms: {default: {backend: scripted}}\n"
-        "regions:\n  Desk: {type: Region, task: Answer.}\n"
-        "plan:\n"
-        "  - wait: {for: Desk, prompt: What do you need?}\n"
-        "  - chains: {d: [Desk.make_replies]}\n",
-        encoding="utf-8",
-    )
+    workflow = _asking(tmp_path)
     run = tmp_path / "ask.db"
     first = regions("run", workflow, "--run", run, "--no-live", cwd=tmp_path)
     assert first.code == 5, first.output
