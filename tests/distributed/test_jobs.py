@@ -57,7 +57,7 @@ async def run(path: Path, workers: list[Worker] | None) -> tuple[Any, list[Event
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("count", [1, 2])
-async def test_steps_through_workers_give_the_same_of_events(
+async def test_steps_through_workers_give_the_same_transcript(
     tmp_path: Path, name: str, count: int
 ) -> None:
     path = tmp_path / f"{name}.yaml"
