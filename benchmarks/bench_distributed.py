@@ -13,9 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,8 +22,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+sys.path.insert(0, str(HERE.parent / "tests" / "distributed"))
+
 from bench_llm import _ServerProcess  # noqa: E402
 from common import Row  # noqa: E402
+from natsserver import NatsServer  # noqa: E402  (the tests' real nats-server on a free port)
 
 from regions_cli.build import build_engine_async  # noqa: E402
 from regions_cli.distributed.coordinator import coordinate  # noqa: E402
@@ -36,31 +36,6 @@ from regions_cli.runs.codec import event_from_json  # noqa: E402
 from regions_cli.workflow.api import load  # noqa: E402
 
 BURN = "import time\nend = time.process_time() + 0.25\nwhile time.process_time() < end:\n    pass\nprint('burnt')\n"  # noqa: E501
-
-
-class _Nats:
-    """nats-server -js on a free port with a temporary store."""
-
-    def __init__(self, store: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-        self.process = subprocess.Popen(
-            [binary, "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        self.url = f"nats://127.0.0.1:{self.port}"
-        for _ in range(500):  # its own start-up: wait for the port
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.01)
-        raise RuntimeError("nats-server did not start")
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 def _write(folder: Path, name: str, text: str) -> Path:
@@ -98,7 +73,7 @@ def main(quick: bool = False) -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        nats = _Nats(root / "js")
+        nats = NatsServer(root / "js").start()
         try:
             rows += asyncio.run(_dispatch(root, nats.url, 50 if quick else 300))
             llm = _ServerProcess(0.1)
@@ -108,7 +83,7 @@ def main(quick: bool = False) -> list[Row]:
                 llm.close()
             rows += _cpu(root, nats.url, quick)
         finally:
-            nats.close()
+            nats.stop()
     return rows
 
 
