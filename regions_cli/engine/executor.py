@@ -223,7 +223,9 @@ class Engine:
         self.machine = Machine(workflow)
         self._cursor: Cursor | None = None  # where the running run is
         self._arrived: set[str] = set()  # regions given an injected message since the last layer
-        bus.subscribe(self._note_delivery)
+        if workflow.is_machine or any(layer.wait for layer in workflow.plan):
+            # only conditions and waits read deliveries: a plain plan's events skip this
+            bus.subscribe(self._note_delivery)
 
     # -- state --------------------------------------------------------------------------
 
