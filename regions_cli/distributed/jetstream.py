@@ -341,13 +341,8 @@ async def serve(
                 await asyncio.sleep(RETRY_SECONDS)  # a back-off, not a wait for work
                 continue
             for message in messages:
-                async with _leased(message, ack_wait):
-                    await slots.acquire()
-                try:
-                    async with _leased(message, ack_wait):
-                        await _run_one(client, worker, message, ran)
-                finally:
-                    slots.release()
+                async with _leased(message, ack_wait), slots:
+                    await _run_one(client, worker, message, ran)
 
     async with asyncio.TaskGroup() as group:
         for subscription in subscriptions:
