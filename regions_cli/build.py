@@ -308,13 +308,10 @@ def _build(
             templates=templates,
             record_usage=budget.record,
         )
-        if config.type in LLM_REGION_TYPES:
-            context.llm_name = config.llm or "default"
-            context.llm = model(context.llm_name, name)
-        elif config.type == "RouterRegion" and config.llm:  # the model picks a route
-            context.llm_name = config.llm
-            context.llm = model(config.llm, name)
-        elif config.type == "WorkflowRegion":
+        if config.calls_llm is not None:
+            context.llm_name = config.calls_llm
+            context.llm = model(config.calls_llm, name)
+        if config.type == "WorkflowRegion":
             context.subworkflows = subworkflows
         elif config.type == "RAGRegion":
             if not config.rag:

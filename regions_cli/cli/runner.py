@@ -20,7 +20,7 @@ from regions_cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from regions_cli.engine.events import Event, RunFinished
-    from regions_cli.model import Workflow
+    from regions_cli.model import LLMConfig, Workflow
     from regions_cli.runs.run import Run
     from regions_cli.workflow.load import Document
 
@@ -76,18 +76,24 @@ def run_workflow(
 ) -> int:
     """Run `options.workflow` as ``regions run`` does; returns the exit code (never raises
     for bad input, never prints a traceback; Ctrl-C gives 130)."""
-    from regions_cli.runs.run import RunError as RunFailed
-
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
         return _run(options, out, err)
-    except (RunError, RunFailed) as exc:
+    except RunError as exc:
         _error(err, str(exc))
         return exc.exit_code
     except KeyboardInterrupt:  # Ctrl-C before the engine started, or a second Ctrl-C
         _error(err, "interrupted")
         return ExitCode.INTERRUPTED
+    except Exception as exc:
+        # Imported here, not above: the run file's machinery loads while the model does.
+        from regions_cli.runs.run import RunError as RunFailed
+
+        if not isinstance(exc, RunFailed):
+            raise
+        _error(err, str(exc))
+        return exc.exit_code
 
 
 def _error(stream: TextIO, message: str) -> None:
@@ -99,16 +105,43 @@ def _error(stream: TextIO, message: str) -> None:
 
 
 def _run(options: RunOptions, out: TextIO, err: TextIO) -> int:
-    from regions_cli.llm.cache import DEFAULT_CACHE_PATH
-    from regions_cli.llm.factory import LLMOptions
-    from regions_cli.runs.run import Run
-
     options = _check_files(options)
     loaded = _load_and_verify(options, out, err)
     if loaded is None:
         return ExitCode.INVALID
     workflow, document = loaded
     workflow = _apply_overrides(workflow, options.llm_overrides, options.keep_credentials)
+    # The embedded model starts loading now, while the rest gets ready: unless the run's
+    # answers come from a cassette or (often) a cache, or its steps run on workers.
+    runs_models_here = (
+        options.replay is None
+        and options.cache is None
+        and (options.transport or workflow.transport) is None
+    )
+    if runs_models_here:
+        from regions_cli.llm.local import start_early, stop_early
+
+        start_early(_used_llms(workflow), workflow.base_dir)
+    try:
+        return _run_loaded(options, out, err, workflow, document)
+    finally:
+        if runs_models_here:
+            stop_early()  # a model started early that the run never took (it did not start)
+
+
+def _used_llms(workflow: Workflow) -> list[LLMConfig]:
+    """The ``llms:`` entries the workflow's regions name."""
+    names = {region.calls_llm for region in workflow.regions.values()}
+    return [config for name, config in workflow.llms.items() if name in names]
+
+
+def _run_loaded(
+    options: RunOptions, out: TextIO, err: TextIO, workflow: Workflow, document: Document
+) -> int:
+    from regions_cli.llm.cache import DEFAULT_CACHE_PATH
+    from regions_cli.llm.factory import LLMOptions
+    from regions_cli.runs.run import Run
+
     cache: Path | None = None
     if options.cache is not None:  # ``--cache FILE``, or the default file beside the workflow
         cache = Path(options.cache) if options.cache else workflow.base_dir / DEFAULT_CACHE_PATH

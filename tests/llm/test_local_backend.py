@@ -260,10 +260,24 @@ def _model_processes() -> list[str]:
     children: list[str] = []
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
         for pid in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cmdline = _cmdline(int(pid))
             if "regions_cli.llm.local_worker" in cmdline:
                 children.append(cmdline)
     return children
+
+
+def _cmdline(pid: int) -> str:
+    """A process's command line. Read just after its exec, /proc can show it empty for a
+    moment: it is read again then, for up to 2 s."""
+    deadline = time.monotonic() + 2
+    while True:
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:  # it has ended meanwhile
+            return ""
+        if raw or time.monotonic() > deadline:
+            return raw.replace(b"\0", b" ").decode()
+        time.sleep(0.001)
 
 
 @pytest.mark.local_model
@@ -365,3 +379,73 @@ def test_a_run_whose_model_process_dies_fails_its_step_and_resumes(tmp_path: Pat
     resumed = regions("run", str(workflow), "--resume", str(run_file), "--no-live")
     assert resumed.code == 0, resumed.output
     assert "status     ok" in resumed.out
+
+
+@pytest.mark.local_model
+@needs_model
+async def test_a_model_started_early_is_taken_over_by_the_model_built_later(
+    tmp_path: Path,
+) -> None:
+    """`start_early` spawns the process before any `LocalModel` exists; the model built later
+    with the same settings answers on that process (no second one is started), and
+    `stop_early` stops one nobody took."""
+    from regions_cli.llm.local import start_early, stop_early
+
+    config = LLMConfig("default", "local", {"params": {"temperature": 0}})
+    other = LLMConfig("other", "local", {"n_parallel": 1})
+    start_early([config, LLMConfig("s", "scripted", {}), LLMConfig("x", "local", {"n_ctx": 1})])
+    assert len(_model_processes()) == 1  # scripted is not a model process; n_ctx 1 is refused
+    early = _model_processes()[0]
+    model = LocalModel.from_config(config)
+    try:
+        await model.preload()
+        answer = await model.complete(ask("Say hi.", max_tokens=4))
+        assert answer.usage.completion_tokens > 0
+        assert _model_processes() == [early]  # the same process, taken over
+    finally:
+        await model.aclose()
+    assert _model_processes() == []
+    start_early([other])
+    assert len(_model_processes()) == 1
+    stop_early()
+    assert _model_processes() == []
+
+
+@pytest.mark.local_model
+@needs_model
+def test_a_run_that_stops_before_its_engine_is_built_leaves_no_model_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`regions run` starts the embedded model before it opens the run file; when the run
+    file refuses (it exists, no --force), the early process is stopped with the refusal."""
+    import io
+
+    from regions_cli.cli.runner import RunOptions, run_workflow
+    from regions_cli.llm import local
+
+    spawned: list[dict[str, Any]] = []
+    real_spawn = local._spawn
+
+    def spawn(config: dict[str, Any]) -> Any:
+        spawned.append(config)
+        return real_spawn(config)
+
+    monkeypatch.setattr(local, "_spawn", spawn)
+
+    workflow = tmp_path / "w.yaml"
+    workflow.write_text(
+        "version: 1\nname: w\nllms: {default: {backend: local}}\n"
+        "regions: {A: {type: Region, task: Answer.}}\n"
+        "plan: [{chains: {main: [A.make_replies]}}]\n",
+        encoding="utf-8",
+    )
+    taken = tmp_path / "taken.db"
+    taken.write_bytes(b"")
+    err = io.StringIO()
+    code = run_workflow(
+        RunOptions(workflow, run_file=taken, live=False), stdout=io.StringIO(), stderr=err
+    )
+    assert code == 2, err.getvalue()
+    assert "exists" in err.getvalue()
+    assert len(spawned) == 1  # started early, before the run file refused
+    assert _model_processes() == []
