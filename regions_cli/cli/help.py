@@ -33,9 +33,13 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
-#: How a usage error's validator wording reads in plain words (pattern -> replacement).
+#: How a usage error's validator wording reads in plain words (pattern -> replacement): click's
+#: own, and pydantic's (typer from 0.29 validates with it).
 _PLAIN_ERRORS: Sequence[tuple[str, str]] = (
-    (r"Value error, '([^']*)' is not one of (.*)\.$", r"'\1' is not one of \2"),
+    (r"(?:Value error, )?'([^']*)' is not one of (.*)\.$", r"'\1' is not one of \2"),
+    (r"^'.*' is not a valid int(?:eger)?\.?$", "must be a whole number"),
+    (r"^'.*' is not a valid float\.?$", "must be a number"),
+    (r"^'.*' is not a valid boolean\.?$", "must be true or false"),
     (r"Input should be greater than or equal to (\S+)$", r"must be at least \1"),
     (r"Input should be less than or equal to (\S+)$", r"must be at most \1"),
     (r"Input should be greater than (\S+)$", r"must be more than \1"),
@@ -58,6 +62,9 @@ def plain_usage_error(message: str) -> str:
     names = [name.strip("'") for name in match.group(1).split(" / ")]
     name = next((n for n in names if n.startswith("--")), names[0])
     problem = " ".join(match.group(2).split())
+    bound = _range_problem(problem)
+    if bound is not None:
+        return f"{name} {bound}"
     for pattern, replacement in _PLAIN_ERRORS:
         problem, found = re.subn(pattern, replacement, problem)
         if found:
@@ -65,11 +72,37 @@ def plain_usage_error(message: str) -> str:
     return f"{name}: {problem}"
 
 
+def _range_problem(problem: str) -> str | None:
+    """click's ``70000 is not in the range 0<=x<=65535.`` as ``must be at most 65535`` (the
+    bound the value is beyond), or None for another problem."""
+    match = re.match(r"(\S+) is not in the range (.+?)\.?$", problem)
+    if match is None:
+        return None
+    value, bounds = match.groups()
+    low = re.match(r"(-?[\d.]+)(<=?)x|x(>=?)(-?[\d.]+)$", bounds)
+    high = re.search(r"x(<=?)(-?[\d.]+)$", bounds)
+    try:
+        number = float(value)
+    except ValueError:
+        return f"must be in the range {bounds}"
+    if low is not None:
+        sign, least = (low.group(2), low.group(1)) if low.group(1) else low.group(3, 4)
+        closed = "=" in sign
+        if number < float(least) or (not closed and number == float(least)):
+            return f"must be {'at least' if closed else 'more than'} {least}"
+    if high is not None:
+        closed = "=" in high.group(1)
+        return f"must be {'at most' if closed else 'less than'} {high.group(2)}"
+    return f"must be in the range {bounds}"
+
+
 def _metavar(param: Any) -> str:
     """What stands for the value of an option or argument on a help page."""
     if param.metavar:
         return str(param.metavar)
-    choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
+    choices = getattr(getattr(param, "type_descriptor", None), "choices", None) or getattr(
+        param.type, "choices", None
+    )
     if choices:
         return "|".join(str(getattr(c, "value", c)) for c in choices)
     return str(param.name).upper()

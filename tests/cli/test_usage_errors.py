@@ -8,6 +8,8 @@ from collections.abc import Callable
 import pytest
 from clirun import Result
 
+from regions_cli.cli.help import plain_usage_error
+
 #: The ``regions`` fixture of tests/conftest.py: ``clirun.regions``.
 Regions = Callable[..., Result]
 
@@ -65,3 +67,30 @@ def _version() -> str:
     from regions_cli import __version__
 
     return __version__
+
+
+@pytest.mark.parametrize(
+    ("message", "plain"),
+    [
+        # click's own wording (typer < 0.29)
+        ("Invalid value for '--port': 70000 is not in the range 0<=x<=65535.",
+         "--port must be at most 65535"),
+        ("Invalid value for '--port': -1 is not in the range 0<=x<=65535.",
+         "--port must be at least 0"),
+        ("Invalid value for '-k' / '--top': 0 is not in the range x>=1.",
+         "--top must be at least 1"),
+        ("Invalid value for '--t': 0 is not in the range x>0.", "--t must be more than 0"),
+        ("Invalid value for '--t': 3 is not in the range 1<x<3.", "--t must be less than 3"),
+        ("Invalid value for '--n': 'abc' is not a valid integer.", "--n must be a whole number"),
+        ("Invalid value for '--n': 'abc' is not a valid int.", "--n must be a whole number"),
+        ("Invalid value for '--f': 'x' is not one of 'a', 'b'.", "--f: 'x' is not one of 'a', 'b'"),
+        # pydantic's wording (typer 0.29)
+        ("Invalid value for '--n': Input should be greater than or equal to 1",
+         "--n must be at least 1"),
+        ("Invalid value for '--f': Value error, 'x' is not one of 'a', 'b'.",
+         "--f: 'x' is not one of 'a', 'b'"),
+        ("No such option: --nope", "No such option: --nope"),
+    ],
+)  # fmt: skip
+def test_validator_wording_reads_plainly(message: str, plain: str) -> None:
+    assert plain_usage_error(message) == plain
