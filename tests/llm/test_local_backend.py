@@ -280,6 +280,18 @@ def _cmdline(pid: int) -> str:
         time.sleep(0.001)
 
 
+def _one_local_region(folder: Path) -> Path:
+    """A workflow file of one region on the embedded model."""
+    workflow = folder / "w.yaml"
+    workflow.write_text(
+        "version: 1\nname: w\nllms: {default: {backend: local}}\n"
+        "regions: {A: {type: Region, task: Answer.}}\n"
+        "plan: [{chains: {main: [A.make_replies]}}]\n",
+        encoding="utf-8",
+    )
+    return workflow
+
+
 @pytest.mark.local_model
 @needs_model
 async def test_building_an_engine_starts_loading_the_model_before_its_first_call(
@@ -291,13 +303,7 @@ async def test_building_an_engine_starts_loading_the_model_before_its_first_call
     from regions_cli.engine.events import EventBus
     from regions_cli.workflow.api import load_workflow
 
-    workflow = tmp_path / "w.yaml"
-    workflow.write_text(
-        "version: 1\nname: w\nllms: {default: {backend: local}}\n"
-        "regions: {A: {type: Region, task: Answer.}}\n"
-        "plan: [{chains: {main: [A.make_replies]}}]\n",
-        encoding="utf-8",
-    )
+    workflow = _one_local_region(tmp_path)
     assert _model_processes() == []
     engine = await build_engine_async(load_workflow(workflow), EventBus())
     try:
@@ -432,13 +438,7 @@ def test_a_run_that_stops_before_its_engine_is_built_leaves_no_model_process(
 
     monkeypatch.setattr(local, "_spawn", spawn)
 
-    workflow = tmp_path / "w.yaml"
-    workflow.write_text(
-        "version: 1\nname: w\nllms: {default: {backend: local}}\n"
-        "regions: {A: {type: Region, task: Answer.}}\n"
-        "plan: [{chains: {main: [A.make_replies]}}]\n",
-        encoding="utf-8",
-    )
+    workflow = _one_local_region(tmp_path)
     taken = tmp_path / "taken.db"
     taken.write_bytes(b"")
     err = io.StringIO()
