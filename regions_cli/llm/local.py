@@ -223,9 +223,15 @@ def start_early(configs: Iterable[LLMConfig], base_dir: Path | None = None) -> N
             model = LocalModel.from_config(config, base_dir)
         except (LLMError, LLMConfigError):
             continue
-        key = json.dumps(model.process_config(), sort_keys=True)
+        settings = model.process_config()
+        key = _early_key(settings)
         if key not in _EARLY:
-            _EARLY[key] = _spawn(model.process_config())
+            _EARLY[key] = _spawn(settings)
+
+
+def _early_key(config: Mapping[str, Any]) -> str:
+    """Which `_EARLY` process serves a model started with `config`."""
+    return json.dumps(config, sort_keys=True)
 
 
 def stop_early() -> None:
@@ -350,7 +356,7 @@ class LocalModel:
         """Take the process `start_early` started for these settings, or start one, and wait
         for its model to load in the background."""
         config = self.process_config()
-        self._popen = _EARLY.pop(json.dumps(config, sort_keys=True), None) or _spawn(config)
+        self._popen = _EARLY.pop(_early_key(config), None) or _spawn(config)
         self._starting = asyncio.ensure_future(self._start(self._popen))
 
     async def _start(self, popen: subprocess.Popen[bytes]) -> _Child:
