@@ -10,27 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transcripts import of_events
+from transcripts import engine_with_events, of_events
 
-from regions_cli.build import build_engine_async
 from regions_cli.distributed.jobs import Job, JobResult
 from regions_cli.distributed.remote import RemoteSteps
 from regions_cli.distributed.worker import Worker
-from regions_cli.engine.events import Event, EventBus
+from regions_cli.engine.events import Event
 from regions_cli.runs.codec import event_from_json
-from regions_cli.workflow.api import load
 
 FIXTURES = Path(__file__).resolve().parents[1] / "journal" / "fixtures"
 NAMES = ["ask_answer", "fanout", "loop"]
 
 
 async def run(path: Path, workers: list[Worker] | None) -> tuple[Any, list[Event]]:
-    loaded = load(path)
-    assert loaded.workflow is not None, loaded.errors
-    bus = EventBus()
-    events: list[Event] = []
-    bus.subscribe(events.append)
-    engine = await build_engine_async(loaded.workflow, bus)
+    engine, events = await engine_with_events(path)
     jobs: list[Job] = []
     if workers is not None:
         text = path.read_text(encoding="utf-8")

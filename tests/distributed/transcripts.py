@@ -6,8 +6,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from regions_cli.engine.events import Event
+from regions_cli.build import build_engine_async
+from regions_cli.engine.events import Event, EventBus
+from regions_cli.engine.executor import Engine
 from regions_cli.runs.store import RunFile
+from regions_cli.workflow.api import load
+
+
+async def engine_with_events(path: Path) -> tuple[Engine, list[Event]]:
+    """The engine of the workflow at `path`, and the list its events go to as they happen."""
+    loaded = load(path)
+    assert loaded.workflow is not None, loaded.errors
+    bus = EventBus()
+    events: list[Event] = []
+    bus.subscribe(events.append)
+    return await build_engine_async(loaded.workflow, bus), events
 
 
 def of_events(events: list[Event]) -> list[tuple[Any, ...]]:
